@@ -1,0 +1,154 @@
+"""Publishing events to the log, reading an aggregate back, and request/reply commands."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+import orjson
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import APIError, NotFoundError
+
+from shared.errors import Conflict, InvalidInput, Unavailable, VigilError, error_from_dict
+from shared.events import Event, decode_event
+from shared.streams import stream_for_subject
+
+log = logging.getLogger(__name__)
+
+WRONG_LAST_SEQUENCE = 10071
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An event as stored: with its stream sequence."""
+
+    event: Event
+    seq: int
+    subject: str
+
+
+async def connect(url: str, name: str) -> Client:
+    return await nats.connect(
+        url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5
+    )
+
+
+class EventBus:
+    def __init__(self, nc: Client):
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream(timeout=10)
+
+    async def publish(
+        self, subject: str, event: Event, expected_last_subject_seq: int | None = None
+    ) -> int:
+        """Append ``event``; returns its stream sequence. Same event id twice stores it once.
+
+        With ``expected_last_subject_seq`` the append fails with Conflict unless the
+        subject's last event is still the one the writer decided on.
+        """
+        headers = {"Nats-Msg-Id": event.id}
+        if expected_last_subject_seq is not None:
+            headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_subject_seq)
+        try:
+            ack = await self.js.publish(subject, event.encode(), headers=headers)
+        except APIError as exc:
+            if exc.err_code == WRONG_LAST_SEQUENCE:
+                raise Conflict(f"{subject} changed concurrently; reload and retry") from exc
+            raise
+        return int(ack.seq)
+
+    async def read_subject(self, subject: str) -> list[Recorded]:
+        """Every event stored under one subject (one aggregate), oldest first."""
+        stream = stream_for_subject(subject).name
+        recorded: list[Recorded] = []
+        seq = 1
+        while True:
+            try:
+                raw = await self.js.get_msg(stream, seq=seq, subject=subject, next=True, direct=True)
+            except NotFoundError:
+                return recorded
+            if raw.seq is None or raw.data is None:
+                return recorded
+            recorded.append(Recorded(decode_event(raw.data), raw.seq, subject))
+            seq = raw.seq + 1
+
+    async def replay(
+        self, stream: str, filter_subject: str = ">", batch: int = 512
+    ) -> AsyncIterator[Recorded]:
+        """Everything in ``stream`` (optionally filtered) up to the end at the time of the call."""
+        info = await self.js.stream_info(stream)
+        last = info.state.last_seq
+        if info.state.messages == 0 or last == 0:
+            return
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.NONE,
+            filter_subject=None if filter_subject == ">" else filter_subject,
+            inactive_threshold=30.0,
+            mem_storage=True,
+        )
+        sub = await self.js.pull_subscribe(
+            filter_subject if filter_subject != ">" else "", stream=stream, config=config
+        )
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(batch, timeout=1.0)
+                except NatsTimeout:
+                    return
+                for msg in msgs:
+                    meta = msg.metadata
+                    yield Recorded(decode_event(msg.data), meta.sequence.stream, msg.subject)
+                    if meta.sequence.stream >= last or meta.num_pending == 0:
+                        return
+        finally:
+            await sub.unsubscribe()
+
+    # --- request/reply -----------------------------------------------------
+
+    async def request(self, subject: str, body: dict[str, Any], timeout: float = 5.0) -> Any:
+        """Send a command or query; raises the domain error the owner replied with."""
+        try:
+            msg = await self.nc.request(subject, orjson.dumps(body), timeout=timeout)
+        except (NoRespondersError, NatsTimeout, asyncio.TimeoutError) as exc:
+            raise Unavailable(f"no service answered {subject}") from exc
+        reply = orjson.loads(msg.data)
+        if "error" in reply:
+            raise error_from_dict(reply["error"])
+        return reply.get("result")
+
+    async def serve(
+        self,
+        subject: str,
+        handler: Callable[[dict[str, Any]], Awaitable[Any]],
+        queue: str = "",
+    ) -> Subscription:
+        """Answer requests on ``subject``; domain errors travel back as ``{"error": ...}``."""
+
+        async def respond(msg: Msg) -> None:
+            try:
+                body = orjson.loads(msg.data) if msg.data else {}
+                if not isinstance(body, dict):
+                    raise InvalidInput("request body must be a JSON object")
+                reply: dict[str, Any] = {"result": await handler(body)}
+            except VigilError as exc:
+                reply = {"error": exc.to_dict()}
+            except orjson.JSONDecodeError as exc:
+                reply = {"error": InvalidInput(f"request is not JSON: {exc}").to_dict()}
+            except Exception as exc:
+                log.exception("request handler failed", extra={"subject": subject})
+                reply = {"error": VigilError(f"internal error: {exc}").to_dict()}
+            if msg.reply:
+                await msg.respond(orjson.dumps(reply, default=str))
+
+        return await self.nc.subscribe(subject, queue=queue, cb=respond)

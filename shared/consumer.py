@@ -1,0 +1,159 @@
+"""Durable JetStream consumers with an explicit acknowledgement policy.
+
+FastStream's default policy would terminate a message whose handler raised. Here
+every subscriber acks by hand: success acks; an error naks with a growing delay;
+after ``max_attempts`` deliveries, or at once for a permanent error or an
+undecodable message, the message is copied to the dead-letter stream and only
+then acked. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from faststream.middlewares import AckPolicy
+from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats.annotations import NatsMessage
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy as JsAckPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from shared import subjects
+from shared.bus import EventBus
+from shared.errors import PermanentDeliveryError
+from shared.events import Event, MessageDeadLettered, UndecodableEvent, decode_event, derived_id
+from shared.streams import StreamSpec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BACKOFF_S = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where a message came from, for idempotency and logs."""
+
+    stream: str
+    subject: str
+    stream_seq: int
+    deliveries: int
+    consumer: str
+
+
+Handler = Callable[[Event, Delivery], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    durable: str
+    stream: StreamSpec
+    filter_subject: str
+    ordered: bool = True  # one message in flight: required by projections that checkpoint
+    max_attempts: int = 8
+    backoff_s: tuple[float, ...] = field(default=DEFAULT_BACKOFF_S)
+    ack_wait_s: float = 30.0
+    max_ack_pending: int = 256  # when not ordered
+
+    def consumer_config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.durable,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=JsAckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait_s,
+            max_deliver=-1,  # bounded by max_attempts here, then dead-lettered
+            max_ack_pending=1 if self.ordered else self.max_ack_pending,
+            filter_subject=self.filter_subject,
+        )
+
+    def delay_for(self, deliveries: int) -> float:
+        return self.backoff_s[min(deliveries, len(self.backoff_s)) - 1]
+
+
+async def dead_letter(
+    bus: EventBus, spec: ConsumerSpec, msg: Msg, deliveries: int, stream_seq: int, error: str
+) -> None:
+    record = MessageDeadLettered(
+        id=derived_id("dead-letter", spec.durable, spec.stream.name, stream_seq),
+        aggregate_id=spec.durable,
+        consumer=spec.durable,
+        stream=spec.stream.name,
+        stream_seq=stream_seq,
+        subject=msg.subject,
+        deliveries=deliveries,
+        error=error[:2000],
+        payload=_printable(msg.data),
+    )
+    await bus.publish(subjects.dead_letter(spec.durable), record)
+    log.error(
+        "dead-lettered message",
+        extra={"consumer": spec.durable, "stream_seq": stream_seq, "error": error[:200]},
+    )
+
+
+def _printable(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(data).decode()
+
+
+async def process(bus: EventBus, spec: ConsumerSpec, msg: Msg, handler: Handler) -> None:
+    """Apply the ack policy around one handler call."""
+    meta = msg.metadata
+    delivery = Delivery(
+        stream=meta.stream,
+        subject=msg.subject,
+        stream_seq=meta.sequence.stream,
+        deliveries=meta.num_delivered,
+        consumer=spec.durable,
+    )
+    try:
+        event = decode_event(msg.data)
+        await handler(event, delivery)
+    except (UndecodableEvent, PermanentDeliveryError) as exc:
+        await dead_letter(bus, spec, msg, delivery.deliveries, delivery.stream_seq, str(exc))
+        await msg.ack()
+    except Exception as exc:
+        if delivery.deliveries >= spec.max_attempts:
+            await dead_letter(
+                bus, spec, msg, delivery.deliveries, delivery.stream_seq, f"{type(exc).__name__}: {exc}"
+            )
+            await msg.ack()
+            return
+        delay = spec.delay_for(delivery.deliveries)
+        log.warning(
+            "handler failed; redelivering",
+            extra={
+                "consumer": spec.durable,
+                "stream_seq": delivery.stream_seq,
+                "deliveries": delivery.deliveries,
+                "delay_s": delay,
+                "error": repr(exc)[:300],
+            },
+            exc_info=delivery.deliveries == 1,
+        )
+        await msg.nak(delay=delay)
+    else:
+        await msg.ack()
+
+
+def subscribe(
+    broker: NatsBroker, bus: Callable[[], EventBus], spec: ConsumerSpec, handler: Handler
+) -> None:
+    """Register ``handler`` as a durable pull subscriber on ``broker``."""
+
+    @broker.subscriber(
+        spec.filter_subject,
+        stream=JStream(spec.stream.name, declare=False),
+        durable=spec.durable,
+        config=spec.consumer_config(),
+        pull_sub=PullSub(batch_size=1, timeout=5.0),
+        ack_policy=AckPolicy.MANUAL,
+        title=spec.durable,
+        description=handler.__doc__ or "",
+    )
+    async def consume(message: NatsMessage) -> None:
+        await process(bus(), spec, message.raw_message, handler)

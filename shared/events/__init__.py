@@ -1,0 +1,58 @@
+"""Every event contract in Vigil. Importing this package registers all types for decoding."""
+
+from shared.events.alerts import (
+    AlertAcknowledged,
+    AlertEscalated,
+    AlertEvent,
+    AlertFired,
+    AlertResolved,
+    Severity,
+)
+from shared.events.base import Event, UndecodableEvent, decode_event, derived_id, new_id, utcnow
+from shared.events.deadletters import MessageDeadLettered
+from shared.events.incidents import (
+    IncidentAssigned,
+    IncidentNoteAdded,
+    IncidentOpened,
+    IncidentResolved,
+    IncidentSeverity,
+    IncidentSeverityChanged,
+    IncidentStatus,
+    IncidentStatusChanged,
+)
+from shared.events.metrics import MAX_BATCH_BYTES, MAX_BATCH_SAMPLES, Sample, SamplesIngested
+from shared.events.notifications import NotificationDelivered, NotificationFailed
+from shared.events.synthetic import CheckConfigured, CheckRemoved, CheckRunRecorded
+
+__all__ = [
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_SAMPLES",
+    "AlertAcknowledged",
+    "AlertEscalated",
+    "AlertEvent",
+    "AlertFired",
+    "AlertResolved",
+    "CheckConfigured",
+    "CheckRemoved",
+    "CheckRunRecorded",
+    "Event",
+    "IncidentAssigned",
+    "IncidentNoteAdded",
+    "IncidentOpened",
+    "IncidentResolved",
+    "IncidentSeverity",
+    "IncidentSeverityChanged",
+    "IncidentStatus",
+    "IncidentStatusChanged",
+    "MessageDeadLettered",
+    "NotificationDelivered",
+    "NotificationFailed",
+    "Sample",
+    "SamplesIngested",
+    "Severity",
+    "UndecodableEvent",
+    "decode_event",
+    "derived_id",
+    "new_id",
+    "utcnow",
+]

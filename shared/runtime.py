@@ -1,0 +1,111 @@
+"""What every service process shares: connect, declare streams, consume, beat, stop cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faststream.nats import NatsBroker
+
+from shared.bus import EventBus
+from shared.consumer import ConsumerSpec, Handler, subscribe
+from shared.heartbeat import beat_forever
+from shared.settings import Settings
+from shared.streams import ensure_streams
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+RequestHandler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+
+class ServiceRuntime:
+    """Wiring for one service: its broker, event bus, consumers, request handlers and tasks."""
+
+    def __init__(self, name: str, settings: Settings):
+        if not settings.nats_url:
+            raise ValueError("NATS_URL is required to run a service")
+        self.name = name
+        self.settings = settings
+        self.broker = NatsBroker(
+            settings.nats_url,
+            name=f"vigil-{name}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            log_level=logging.DEBUG,
+            graceful_timeout=5.0,
+        )
+        self._bus: EventBus | None = None
+        self._start_hooks: list[Hook] = []
+        self._stop_hooks: list[Hook] = []
+        self._responders: list[tuple[str, RequestHandler]] = []
+        self._background: list[Hook] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ready = asyncio.Event()
+
+    @property
+    def bus(self) -> EventBus:
+        if self._bus is None:
+            raise RuntimeError(f"{self.name} is not connected yet")
+        return self._bus
+
+    def consume(self, spec: ConsumerSpec, handler: Handler) -> None:
+        subscribe(self.broker, lambda: self.bus, spec, handler)
+
+    def respond(self, subject: str, handler: RequestHandler) -> None:
+        self._responders.append((subject, handler))
+
+    def on_start(self, hook: Hook) -> None:
+        """Runs after connecting, before consumers start (load state, create tables)."""
+        self._start_hooks.append(hook)
+
+    def on_stop(self, hook: Hook) -> None:
+        self._stop_hooks.append(hook)
+
+    def background(self, task: Hook) -> None:
+        """A long-running coroutine started once the service is ready."""
+        self._background.append(task)
+
+    async def start(self) -> None:
+        nc = await self.broker.connect()
+        self._bus = EventBus(nc)
+        await ensure_streams(self._bus.js, self.settings.stream_replicas)
+        for hook in self._start_hooks:
+            await hook()
+        for subject, handler in self._responders:
+            await self._bus.serve(subject, handler, queue=f"vigil-{self.name}")
+        await self.broker.start()
+        self._tasks.append(
+            asyncio.create_task(beat_forever(nc, self.name, self.settings.heartbeat_interval_s))
+        )
+        self._tasks.extend(asyncio.create_task(task()) for task in self._background)
+        self.ready.set()
+        log.info("service ready", extra={"service": self.name})
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        for hook in self._stop_hooks:
+            with contextlib.suppress(Exception):
+                await hook()
+        self._bus = None
+
+    async def run_until_signalled(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        print(f"vigil {self.name} ready", flush=True)
+        await stop.wait()
+        await self.stop()

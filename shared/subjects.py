@@ -1,0 +1,68 @@
+"""Every NATS subject Vigil uses, in one place.
+
+Events live on JetStream under per-aggregate subjects so a writer can demand the
+aggregate's last sequence (optimistic concurrency). Commands and queries are core
+NATS request/reply; heartbeats are fire-and-forget.
+"""
+
+from __future__ import annotations
+
+# --- events (JetStream) ---------------------------------------------------
+SAMPLES = "metrics.samples"  # metrics.samples.<source>
+ALERT_EVENTS = "alerts.events"  # alerts.events.<alert id>
+INCIDENT_EVENTS = "incidents.events"  # incidents.events.<incident id>
+CHECK_DEFINITIONS = "synthetic.checks"  # synthetic.checks.<check id>
+CHECK_RESULTS = "synthetic.results"  # synthetic.results.<check id>
+NOTIFICATION_EVENTS = "notifications.events"  # notifications.events.<delivery id>
+DEAD_LETTERS = "deadletter"  # deadletter.<consumer>
+
+# --- commands and queries (request/reply) ---------------------------------
+ALERT_COMMANDS = "vigil.cmd.alerts"  # .acknowledge | .resolve
+INCIDENT_COMMANDS = "vigil.cmd.incidents"  # .open | .status | .note | .assign | .severity
+CHECK_COMMANDS = "vigil.cmd.synthetic"  # .configure | .remove | .run
+METRICS_QUERY = "vigil.query.metrics"  # .samples | .stats
+
+# --- liveness ---------------------------------------------------------------
+HEARTBEATS = "vigil.heartbeat"  # vigil.heartbeat.<service>
+
+
+def token(value: str) -> str:
+    """Make a value safe as one subject token (no dots, spaces or wildcards)."""
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in value)
+    return cleaned or "_"
+
+
+def samples(source: str) -> str:
+    return f"{SAMPLES}.{token(source)}"
+
+
+def alert(alert_id: str) -> str:
+    return f"{ALERT_EVENTS}.{alert_id}"
+
+
+def incident(incident_id: str) -> str:
+    return f"{INCIDENT_EVENTS}.{incident_id}"
+
+
+def check_definition(check_id: str) -> str:
+    return f"{CHECK_DEFINITIONS}.{check_id}"
+
+
+def check_result(check_id: str) -> str:
+    return f"{CHECK_RESULTS}.{check_id}"
+
+
+def notification(delivery_id: str) -> str:
+    return f"{NOTIFICATION_EVENTS}.{delivery_id}"
+
+
+def dead_letter(consumer: str) -> str:
+    return f"{DEAD_LETTERS}.{token(consumer)}"
+
+
+def command(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}"
+
+
+def heartbeat(service: str) -> str:
+    return f"{HEARTBEATS}.{service}"

@@ -1,0 +1,100 @@
+"""The ack policy against a real server: retry with delay, dead-letter, never drop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from shared import subjects
+from shared.bus import EventBus
+from shared.consumer import ConsumerSpec, Delivery
+from shared.events import Event, IncidentOpened, MessageDeadLettered
+from shared.natsserver import EmbeddedNats
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings
+from shared.streams import INCIDENTS
+
+
+def spec(max_attempts: int = 3) -> ConsumerSpec:
+    return ConsumerSpec(
+        durable="probe",
+        stream=INCIDENTS,
+        filter_subject=f"{subjects.INCIDENT_EVENTS}.>",
+        max_attempts=max_attempts,
+        backoff_s=(0.01, 0.02, 0.05),
+    )
+
+
+@pytest.fixture
+async def runtime(nats_server: EmbeddedNats) -> AsyncIterator[ServiceRuntime]:
+    rt = ServiceRuntime("probe", Settings(nats_url=nats_server.url, heartbeat_interval_s=0.2))
+    yield rt
+    await rt.stop()
+
+
+async def dead_letters(bus: EventBus) -> list[MessageDeadLettered]:
+    found = [r.event async for r in bus.replay("DEADLETTERS")]
+    return [e for e in found if isinstance(e, MessageDeadLettered)]
+
+
+async def test_failing_handler_is_retried_then_succeeds(
+    runtime: ServiceRuntime, bus: EventBus
+) -> None:
+    attempts: list[int] = []
+    done = asyncio.Event()
+
+    async def flaky(event: Event, delivery: Delivery) -> None:
+        attempts.append(delivery.deliveries)
+        if delivery.deliveries < 3:
+            raise RuntimeError("database briefly away")
+        done.set()
+
+    runtime.consume(spec(max_attempts=5), flaky)
+    await runtime.start()
+    await bus.publish(subjects.incident("a"), IncidentOpened(aggregate_id="a", title="t", severity="critical"))
+    await asyncio.wait_for(done.wait(), 10)
+    assert attempts == [1, 2, 3]
+    assert await dead_letters(bus) == []
+
+
+async def test_poison_message_is_dead_lettered_and_the_stream_moves_on(
+    runtime: ServiceRuntime, bus: EventBus
+) -> None:
+    handled: list[str] = []
+    second = asyncio.Event()
+
+    async def picky(event: Event, delivery: Delivery) -> None:
+        if event.aggregate_id == "poison":
+            raise ValueError("cannot handle this one")
+        handled.append(event.aggregate_id)
+        second.set()
+
+    runtime.consume(spec(max_attempts=3), picky)
+    await runtime.start()
+    await bus.publish(subjects.incident("poison"), IncidentOpened(aggregate_id="poison", title="t", severity="critical"))
+    await bus.publish(subjects.incident("fine"), IncidentOpened(aggregate_id="fine", title="t", severity="critical"))
+    await asyncio.wait_for(second.wait(), 10)
+    letters = await dead_letters(bus)
+    assert len(letters) == 1
+    assert letters[0].deliveries == 3
+    assert "cannot handle this one" in letters[0].error
+    assert handled == ["fine"]
+
+
+async def test_undecodable_message_is_dead_lettered_at_once(
+    runtime: ServiceRuntime, bus: EventBus
+) -> None:
+    seen = asyncio.Event()
+
+    async def handler(event: Event, delivery: Delivery) -> None:
+        seen.set()
+
+    runtime.consume(spec(), handler)
+    await runtime.start()
+    await bus.js.publish(subjects.incident("junk"), b"{not json")
+    await bus.publish(subjects.incident("ok"), IncidentOpened(aggregate_id="ok", title="t", severity="info"))
+    await asyncio.wait_for(seen.wait(), 10)
+    letters = await dead_letters(bus)
+    assert [(d.deliveries, d.payload) for d in letters] == [(1, "{not json")]
