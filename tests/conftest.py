@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -12,6 +12,8 @@ import pytest
 
 from shared.bus import EventBus, connect
 from shared.natsserver import EmbeddedNats
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings
 from shared.streams import ensure_streams
 
 PG_ADMIN_URL = os.environ.get("VIGIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -69,3 +71,31 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def settings(nats_server: EmbeddedNats, tmp_path: Path) -> Settings:
+    """Settings for services under test: the test's own NATS, SQLite files in tmp_path."""
+    return Settings(
+        nats_url=nats_server.url,
+        data_dir=tmp_path / "data",
+        heartbeat_interval_s=0.2,
+    )
+
+
+RuntimeFactory = Callable[[ServiceRuntime], Awaitable[ServiceRuntime]]
+
+
+@pytest.fixture
+async def start_service() -> AsyncIterator[RuntimeFactory]:
+    """Start built runtimes; every one is stopped at teardown."""
+    started: list[ServiceRuntime] = []
+
+    async def start(runtime: ServiceRuntime) -> ServiceRuntime:
+        await runtime.start()
+        started.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in reversed(started):
+        await runtime.stop()

@@ -1,0 +1,231 @@
+"""Configuration as code: one YAML file of rules, channels and checks.
+
+Errors name the file, the line and the field, e.g.
+``vigil.yaml:7: rules[0].warning: Input should be a valid number``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """``250ms``, ``30s``, ``5m``, ``1h``, ``2d`` or a plain number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("duration must be like 30s, 5m or 1h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
+    else:
+        raise ValueError(f"duration must be like 30s, 5m or 1h, not {value!r}")
+    if seconds < 0:
+        raise ValueError("duration must not be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\- ]+$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RuleConfig(_Strict):
+    name: Name
+    metric: str = Field(min_length=1, description="Sample name to watch")
+    labels: dict[str, str] = Field(default_factory=dict, description="Exact-match label filters")
+    direction: Literal["above", "below"] = Field(
+        default="above", description="'below' fires when the value drops to the threshold"
+    )
+    warning: float | None = Field(default=None, description="Fires warning at or beyond")
+    critical: float | None = Field(default=None, description="Escalates to critical at or beyond")
+    for_s: Duration = Field(default=0.0, alias="for", description="How long the level must hold")
+    hysteresis: float | None = Field(
+        default=None,
+        ge=0,
+        description="How far back past the warning threshold the value must go to resolve; "
+        "default 5% of the threshold",
+    )
+    summary: str = ""
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> RuleConfig:
+        if self.warning is None and self.critical is None:
+            raise ValueError("a rule needs a warning or a critical threshold")
+        if self.warning is not None and self.critical is not None:
+            wrong = (
+                self.critical < self.warning
+                if self.direction == "above"
+                else self.critical > self.warning
+            )
+            if wrong:
+                raise ValueError(
+                    f"critical must be {'at or above' if self.direction == 'above' else 'at or below'}"
+                    " warning"
+                )
+        return self
+
+
+ALL_NOTIFIED_EVENTS = (
+    "AlertFired",
+    "AlertEscalated",
+    "AlertResolved",
+    "IncidentOpened",
+    "IncidentResolved",
+)
+
+
+class ChannelConfig(_Strict):
+    name: Name
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://", description="Where to POST")
+    secret: str = Field(default="", description="HMAC-SHA256 key for X-Vigil-Signature")
+    events: list[str] = Field(default_factory=lambda: list(ALL_NOTIFIED_EVENTS))
+    timeout_s: Duration = Field(default=10.0, alias="timeout")
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, events: list[str]) -> list[str]:
+        unknown = sorted(set(events) - set(ALL_NOTIFIED_EVENTS))
+        if unknown:
+            raise ValueError(f"unknown events {unknown}; choose from {list(ALL_NOTIFIED_EVENTS)}")
+        return events
+
+
+class CheckConfig(_Strict):
+    name: Name
+    type: Literal["http"] = "http"
+    url: str = Field(pattern=r"^https?://")
+    method: Literal["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"] = "GET"
+    expected_status: int = Field(default=200, ge=100, le=599)
+    timeout_s: Duration = Field(default=10.0, alias="timeout", gt=0)
+    interval_s: Duration = Field(default=30.0, alias="interval", ge=0.5)
+    failures_before_alert: int = Field(default=3, ge=1, le=100)
+
+
+class IncidentPolicy(_Strict):
+    auto_resolve: bool = Field(
+        default=True, description="Resolve an alert-opened incident when its alert resolves"
+    )
+
+
+def _defaults() -> list[RuleConfig]:
+    table: list[tuple[str, str, float, float]] = [
+        ("HighCPU", "system_cpu_percent", 70, 90),
+        ("HighMemory", "system_memory_percent", 80, 95),
+        ("HighDisk", "system_disk_percent", 80, 90),
+        ("HighProcessCount", "system_process_count", 1000, 2000),
+        ("HighLoad", "system_load1", 2.0, 5.0),
+        ("HighErrorRate", "app_error_rate_percent", 5, 10),
+        ("SlowResponses", "app_response_time_ms", 500, 1000),
+    ]
+    rules = [RuleConfig(name=n, metric=m, warning=w, critical=c) for n, m, w, c in table]
+    rules.append(
+        RuleConfig(
+            name="SyntheticCheckDown",
+            metric="synthetic_check_down",
+            critical=1,
+            hysteresis=0.5,
+            summary="synthetic check failing repeatedly",
+        )
+    )
+    return rules
+
+
+DEFAULT_RULES: tuple[RuleConfig, ...] = tuple(_defaults())
+
+
+class VigilConfig(_Strict):
+    rules: list[RuleConfig] = Field(default_factory=lambda: list(DEFAULT_RULES))
+    channels: list[ChannelConfig] = Field(default_factory=list)
+    checks: list[CheckConfig] = Field(default_factory=list)
+    incidents: IncidentPolicy = Field(default_factory=IncidentPolicy)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> VigilConfig:
+        for section in ("rules", "channels", "checks"):
+            seen: set[str] = set()
+            for index, item in enumerate(getattr(self, section)):
+                if item.name in seen:
+                    raise ValueError(f"{section}[{index}].name: duplicate name {item.name!r}")
+                seen.add(item.name)
+        return self
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            out[(*path, key.value)] = key.start_mark.line + 1
+            _line_index(value, (*path, key.value), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _line_index(item, (*path, index), out)
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def parse_config(text: str, source: str = "vigil.yaml") -> VigilConfig:
+    try:
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{source}{where}: not valid YAML: {exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}:1: the file must be a mapping with rules, channels, checks")
+    lines: dict[tuple[Any, ...], int] = {}
+    if node is not None:
+        _line_index(node, (), lines)
+    try:
+        return VigilConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
+            line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), 1)
+            field = _dotted(loc) or "(top level)"
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"{source}:{line}: {field}: {message}")
+        raise ConfigError("\n".join(problems)) from exc
+
+
+def load_config(path: Path | None) -> VigilConfig:
+    """The config at ``path``, or the built-in defaults when there is no file."""
+    if path is None:
+        return VigilConfig()
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    return parse_config(text, str(path))
