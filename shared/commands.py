@@ -1,0 +1,134 @@
+"""Request/reply contracts: commands (imperative) and queries, with their subjects.
+
+The gateway validates HTTP bodies into these models and sends them; the owning
+service validates again on receipt (``parse_command``) so a bad request from any
+client gets a named-field error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared import subjects
+from shared.errors import InvalidInput
+from shared.events.incidents import IncidentSeverity, IncidentStatus
+
+Actor = str
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- alerts ------------------------------------------------------------------
+class AcknowledgeAlert(Command):
+    alert_id: str
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+    comment: str = Field(default="", max_length=2000)
+
+
+class ResolveAlert(Command):
+    alert_id: str
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+# --- incidents ---------------------------------------------------------------
+class OpenIncident(Command):
+    title: str = Field(min_length=1, max_length=300)
+    severity: IncidentSeverity = "warning"
+    description: str = Field(default="", max_length=10_000)
+    assignee: str = Field(default="", max_length=100)
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class ChangeIncidentStatus(Command):
+    incident_id: str
+    status: IncidentStatus
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+    message: str = Field(default="", max_length=10_000)
+
+
+class AddIncidentNote(Command):
+    incident_id: str
+    text: str = Field(min_length=1, max_length=10_000)
+    author: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class AssignIncident(Command):
+    incident_id: str
+    assignee: str = Field(min_length=1, max_length=100)
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class ChangeIncidentSeverity(Command):
+    incident_id: str
+    severity: IncidentSeverity
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+# --- synthetic ---------------------------------------------------------------
+class ConfigureCheck(Command):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\- ]+$")
+    kind: Literal["http"] = "http"
+    url: str = Field(pattern=r"^https?://", max_length=2000)
+    method: Literal["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"] = "GET"
+    expected_status: int = Field(default=200, ge=100, le=599)
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    interval_s: float = Field(default=30.0, ge=0.5, le=86_400)
+    failures_before_alert: int = Field(default=3, ge=1, le=100)
+    enabled: bool = True
+
+
+class RemoveCheck(Command):
+    check_id: str
+
+
+class RunCheck(Command):
+    check_id: str
+
+
+# --- metrics queries ---------------------------------------------------------
+class QuerySamples(Command):
+    name: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    start: float | None = Field(default=None, description="Unix seconds, inclusive")
+    end: float | None = Field(default=None, description="Unix seconds, inclusive")
+    limit: int = Field(default=1000, ge=1, le=100_000)
+
+
+class CommandResult(BaseModel):
+    """What a command answers: the aggregate it touched and where its last event landed."""
+
+    aggregate_id: str
+    version: int
+    seq: int = Field(description="Stream sequence of the last appended event; 0 if none")
+    stream: str
+
+
+# --- subjects ----------------------------------------------------------------
+ACKNOWLEDGE_ALERT = subjects.command(subjects.ALERT_COMMANDS, "acknowledge")
+RESOLVE_ALERT = subjects.command(subjects.ALERT_COMMANDS, "resolve")
+OPEN_INCIDENT = subjects.command(subjects.INCIDENT_COMMANDS, "open")
+CHANGE_INCIDENT_STATUS = subjects.command(subjects.INCIDENT_COMMANDS, "status")
+ADD_INCIDENT_NOTE = subjects.command(subjects.INCIDENT_COMMANDS, "note")
+ASSIGN_INCIDENT = subjects.command(subjects.INCIDENT_COMMANDS, "assign")
+CHANGE_INCIDENT_SEVERITY = subjects.command(subjects.INCIDENT_COMMANDS, "severity")
+CONFIGURE_CHECK = subjects.command(subjects.CHECK_COMMANDS, "configure")
+REMOVE_CHECK = subjects.command(subjects.CHECK_COMMANDS, "remove")
+RUN_CHECK = subjects.command(subjects.CHECK_COMMANDS, "run")
+QUERY_SAMPLES = subjects.command(subjects.METRICS_QUERY, "samples")
+QUERY_METRICS_STATS = subjects.command(subjects.METRICS_QUERY, "stats")
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def parse_command(model: type[C], body: dict[str, Any]) -> C:
+    """Validate a request body; the error names the first bad field."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(body)"
+        raise InvalidInput(f"{field}: {first['msg']}", field=field) from exc
