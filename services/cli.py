@@ -1,0 +1,156 @@
+"""The ``vigil`` command: up, run, agent, rebuild, check-config, asyncapi."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from shared.config import ConfigError, load_config
+from shared.logs import configure_logging
+from shared.settings import Settings
+from services.supervisor import SERVICES, Supervisor, UpOptions
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is a dependency, but the loop works without it
+    uvloop = None
+
+
+def _run(coro: Any) -> Any:
+    if uvloop is not None:
+        return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
+def _check_config(path: Path | None) -> bool:
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        print(f"invalid configuration:\n{exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    if not _check_config(args.config):
+        return 2
+    options = UpOptions(
+        port=args.port,
+        host=args.host,
+        data_dir=args.data_dir,
+        config=args.config,
+        sync_always=args.sync_always,
+        agent=not args.no_agent,
+        agent_interval_s=args.agent_interval,
+    )
+    configure_logging("WARNING")
+    return int(_run(Supervisor(options).run()))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = Settings()
+    configure_logging(settings.log_level)
+    if not settings.nats_url:
+        print("vigil run needs NATS_URL (vigil up starts an embedded server)", file=sys.stderr)
+        return 2
+    if not _check_config(settings.config):
+        return 2
+    app = importlib.import_module(f"services.{args.service}.app")
+    runtime = app.build(settings)
+    _run(runtime.run_until_signalled())
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    settings = Settings()
+    configure_logging(settings.log_level)
+    if not settings.nats_url:
+        print("vigil rebuild needs NATS_URL of the running system's NATS server", file=sys.stderr)
+        return 2
+    app = importlib.import_module(f"services.{args.service}.app")
+    rebuild = getattr(app, "rebuild", None)
+    if rebuild is None:
+        print(f"{args.service} keeps no read model; its state is replayed from the log at start")
+        return 0
+    _run(rebuild(settings))
+    print(f"vigil {args.service} read model rebuilt from the log")
+    return 0
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    settings = Settings()
+    configure_logging(settings.log_level)
+    from services.metrics.agent import run_agent
+
+    nats_url = args.nats_url or (None if args.gateway else settings.nats_url)
+    gateway = args.gateway or (None if nats_url else f"http://127.0.0.1:{settings.port}")
+    print(f"vigil agent ready (every {args.interval}s to {nats_url or gateway})", flush=True)
+    _run(run_agent(args.interval, nats_url=nats_url, gateway_url=gateway, once=args.once))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    if not _check_config(args.file):
+        return 2
+    print(f"{args.file}: ok")
+    return 0
+
+
+def cmd_asyncapi(args: argparse.Namespace) -> int:
+    from shared.asyncapi import write_asyncapi
+
+    write_asyncapi(args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="vigil", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start NATS (embedded unless NATS_URL) and every service")
+    up.add_argument("--port", type=int, default=8080)
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--data-dir", type=Path, default=Path(".vigil"))
+    up.add_argument("--config", type=Path, default=None)
+    up.add_argument("--sync-always", action="store_true", help="fsync every JetStream write")
+    up.add_argument("--no-agent", action="store_true", help="do not collect this host's metrics")
+    up.add_argument("--agent-interval", type=float, default=10.0)
+    up.set_defaults(func=cmd_up)
+
+    run = sub.add_parser("run", help="run one service (needs NATS_URL)")
+    run.add_argument("service", choices=SERVICES)
+    run.set_defaults(func=cmd_run)
+
+    rebuild = sub.add_parser("rebuild", help="rebuild a service's read model from the log")
+    rebuild.add_argument("service", choices=SERVICES)
+    rebuild.set_defaults(func=cmd_rebuild)
+
+    agent = sub.add_parser("agent", help="collect this host's metrics and publish them")
+    agent.add_argument("--interval", type=float, default=10.0)
+    agent.add_argument("--gateway", default=None, help="gateway URL to POST samples to")
+    agent.add_argument("--nats-url", default=None, help="publish straight to NATS instead")
+    agent.add_argument("--once", action="store_true")
+    agent.set_defaults(func=cmd_agent)
+
+    check = sub.add_parser("check-config", help="validate a vigil.yaml")
+    check.add_argument("file", type=Path)
+    check.set_defaults(func=cmd_check_config)
+
+    spec = sub.add_parser("asyncapi", help="write the AsyncAPI document of every event")
+    spec.add_argument("--output", type=Path, default=Path("docs/asyncapi.json"))
+    spec.set_defaults(func=cmd_asyncapi)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

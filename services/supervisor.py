@@ -1,0 +1,172 @@
+"""``vigil up``: one command that runs the whole system as a supervised process tree.
+
+Each service is its own process (``vigil run <service>``), so a crash of one is
+contained and restarted, and the two cores are shared by the OS, not one GIL.
+Children die with the supervisor (PR_SET_PDEATHSIG) even if it is killed hard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.natsserver import EmbeddedNats
+
+log = logging.getLogger(__name__)
+
+SERVICES: tuple[str, ...] = ("metrics", "alerts", "incidents", "synthetic", "notifier", "gateway")
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Run in the child before exec: SIGTERM it when the supervisor goes away."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    log_path: Path
+    process: asyncio.subprocess.Process | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    restarts: int = 0
+
+
+@dataclass
+class UpOptions:
+    port: int = 8080
+    host: str = "127.0.0.1"
+    data_dir: Path = Path(".vigil")
+    config: Path | None = None
+    sync_always: bool = False
+    agent: bool = True
+    agent_interval_s: float = 10.0
+    services: tuple[str, ...] = SERVICES
+
+
+class Supervisor:
+    def __init__(self, options: UpOptions):
+        self.options = options
+        self.nats: EmbeddedNats | None = None
+        self.children: list[Child] = []
+        self.stopping = asyncio.Event()
+        self.env: dict[str, str] = {}
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        opts = self.options
+        env["VIGIL_DATA_DIR"] = str(opts.data_dir.resolve())
+        env["VIGIL_PORT"] = str(opts.port)
+        env["VIGIL_HOST"] = opts.host
+        if opts.config is not None:
+            env["VIGIL_CONFIG"] = str(opts.config.resolve())
+        if self.nats is not None:
+            env["NATS_URL"] = self.nats.url
+        return env
+
+    async def _spawn(self, child: Child) -> None:
+        child.ready.clear()
+        logfile = open(child.log_path, "ab")  # noqa: SIM115
+        child.process = await asyncio.create_subprocess_exec(
+            *child.argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=logfile,
+            stdin=asyncio.subprocess.DEVNULL,
+            env=self.env,
+            preexec_fn=die_with_parent,
+        )
+        logfile.close()
+
+    async def _watch(self, child: Child) -> None:
+        """Forward readiness, and restart the child if it dies while we are running."""
+        while not self.stopping.is_set():
+            await self._spawn(child)
+            assert child.process is not None and child.process.stdout is not None
+            async for raw in child.process.stdout:
+                line = raw.decode(errors="replace").rstrip()
+                if line.endswith("ready"):
+                    child.ready.set()
+                if line:
+                    print(line, flush=True)
+            code = await child.process.wait()
+            if self.stopping.is_set():
+                return
+            child.restarts += 1
+            delay = min(0.5 * 2 ** min(child.restarts, 5), 15.0)
+            print(
+                f"vigil {child.name} exited with {code}; restarting in {delay:.1f}s "
+                f"(log: {child.log_path})",
+                flush=True,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay)
+
+    def _children(self) -> list[Child]:
+        logs = self.options.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        vigil = [sys.executable, "-m", "services.cli"]
+        children = [
+            Child(name, [*vigil, "run", name], logs / f"{name}.log") for name in self.options.services
+        ]
+        if self.options.agent:
+            gateway = f"http://127.0.0.1:{self.options.port}"
+            argv = [*vigil, "agent", "--gateway", gateway, "--interval", str(self.options.agent_interval_s)]
+            children.append(Child("agent", argv, logs / "agent.log"))
+        return children
+
+    async def run(self) -> int:
+        opts = self.options
+        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        if not os.environ.get("NATS_URL"):
+            self.nats = EmbeddedNats(opts.data_dir / "nats", sync_always=opts.sync_always)
+            await asyncio.to_thread(self.nats.start)
+            print(f"vigil nats ready ({self.nats.url})", flush=True)
+        self.env = self._environment()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+        self.children = self._children()
+        watchers = [asyncio.create_task(self._watch(child)) for child in self.children]
+        try:
+            ready = asyncio.gather(*(c.ready.wait() for c in self.children if c.name != "agent"))
+            stop = asyncio.create_task(self.stopping.wait())
+            await asyncio.wait([asyncio.ensure_future(ready), stop], return_when=asyncio.FIRST_COMPLETED)
+            if not self.stopping.is_set():
+                print(f"vigil is up: http://{opts.host}:{opts.port}/", flush=True)
+            await self.stopping.wait()
+        finally:
+            self.stopping.set()
+            await self._stop_children()
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+            if self.nats is not None:
+                await asyncio.to_thread(self.nats.stop)
+            print("vigil stopped", flush=True)
+        return 0
+
+    async def _stop_children(self, timeout: float = 5.0) -> None:
+        running = [c.process for c in self.children if c.process and c.process.returncode is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+        deadline = time.monotonic() + timeout
+        for process in running:
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                await asyncio.wait_for(process.wait(), remaining)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()

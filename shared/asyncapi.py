@@ -1,0 +1,161 @@
+"""The AsyncAPI 3 document of every event, command and query, generated from the contracts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+from shared import commands, events, subjects
+from shared.streams import ALL_STREAMS
+
+EventChannel = tuple[str, str, str, list[type[BaseModel]]]
+
+EVENT_CHANNELS: list[EventChannel] = [
+    (
+        "samples",
+        f"{subjects.SAMPLES}.{{source}}",
+        "Sample batches, accepted whole",
+        [events.SamplesIngested],
+    ),
+    (
+        "alertEvents",
+        f"{subjects.ALERT_EVENTS}.{{aggregateId}}",
+        "Alert aggregate events",
+        [events.AlertFired, events.AlertEscalated, events.AlertAcknowledged, events.AlertResolved],
+    ),
+    (
+        "incidentEvents",
+        f"{subjects.INCIDENT_EVENTS}.{{aggregateId}}",
+        "Incident aggregate events",
+        [
+            events.IncidentOpened,
+            events.IncidentStatusChanged,
+            events.IncidentResolved,
+            events.IncidentNoteAdded,
+            events.IncidentAssigned,
+            events.IncidentSeverityChanged,
+        ],
+    ),
+    (
+        "checkDefinitions",
+        f"{subjects.CHECK_DEFINITIONS}.{{aggregateId}}",
+        "Synthetic check definitions",
+        [events.CheckConfigured, events.CheckRemoved],
+    ),
+    (
+        "checkResults",
+        f"{subjects.CHECK_RESULTS}.{{aggregateId}}",
+        "Synthetic check runs",
+        [events.CheckRunRecorded],
+    ),
+    (
+        "notificationEvents",
+        f"{subjects.NOTIFICATION_EVENTS}.{{aggregateId}}",
+        "Delivery ledger",
+        [events.NotificationDelivered, events.NotificationFailed],
+    ),
+    (
+        "deadLetters",
+        f"{subjects.DEAD_LETTERS}.{{consumer}}",
+        "Messages a consumer gave up on",
+        [events.MessageDeadLettered],
+    ),
+]
+
+REQUEST_CHANNELS: list[tuple[str, type[BaseModel]]] = [
+    (commands.ACKNOWLEDGE_ALERT, commands.AcknowledgeAlert),
+    (commands.RESOLVE_ALERT, commands.ResolveAlert),
+    (commands.OPEN_INCIDENT, commands.OpenIncident),
+    (commands.CHANGE_INCIDENT_STATUS, commands.ChangeIncidentStatus),
+    (commands.ADD_INCIDENT_NOTE, commands.AddIncidentNote),
+    (commands.ASSIGN_INCIDENT, commands.AssignIncident),
+    (commands.CHANGE_INCIDENT_SEVERITY, commands.ChangeIncidentSeverity),
+    (commands.CONFIGURE_CHECK, commands.ConfigureCheck),
+    (commands.REMOVE_CHECK, commands.RemoveCheck),
+    (commands.RUN_CHECK, commands.RunCheck),
+    (commands.QUERY_SAMPLES, commands.QuerySamples),
+]
+
+
+def _schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, str]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name, definition in schema.pop("$defs", {}).items():
+        schemas[name] = definition
+    schemas[model.__name__] = schema
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def _params(address: str) -> dict[str, Any]:
+    names = [part[1:-1] for part in address.split(".") if part.startswith("{")]
+    return {name: {"description": f"{name} token"} for name in names}
+
+
+def build_asyncapi() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    streams = {spec.name: spec for spec in ALL_STREAMS}
+    for key, address, description, models in EVENT_CHANNELS:
+        stream = next(
+            name for name, spec in streams.items()
+            if any(address.startswith(s[:-1]) for s in spec.subjects)
+        )
+        refs = {}
+        for model in models:
+            messages[model.__name__] = {
+                "name": model.__name__,
+                "title": model.__name__,
+                "summary": (model.__doc__ or model.__name__).strip().splitlines()[0],
+                "contentType": "application/json",
+                "headers": {
+                    "type": "object",
+                    "properties": {"Nats-Msg-Id": {"type": "string", "description": "event id"}},
+                },
+                "payload": _schema(model, schemas),
+            }
+            refs[model.__name__] = {"$ref": f"#/components/messages/{model.__name__}"}
+        channels[key] = {
+            "address": address,
+            "description": f"{description} (JetStream stream {stream})",
+            "parameters": _params(address),
+            "messages": refs,
+        }
+        operations[f"publish_{key}"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{key}"},
+        }
+    for address, model in REQUEST_CHANNELS:
+        key = address.replace(".", "_")
+        messages[model.__name__] = {
+            "name": model.__name__,
+            "contentType": "application/json",
+            "payload": _schema(model, schemas),
+        }
+        channels[key] = {
+            "address": address,
+            "description": "request/reply; the reply is {result} or {error: {kind, message, field}}",
+            "messages": {model.__name__: {"$ref": f"#/components/messages/{model.__name__}"}},
+        }
+        operations[key] = {"action": "receive", "channel": {"$ref": f"#/channels/{key}"}}
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Vigil events",
+            "version": "1.0.0",
+            "description": "Every event on Vigil's JetStream log and every command on the bus.",
+        },
+        "defaultContentType": "application/json",
+        "servers": {"nats": {"host": "127.0.0.1:4222", "protocol": "nats"}},
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": schemas},
+    }
+
+
+def write_asyncapi(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(orjson.dumps(build_asyncapi(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")

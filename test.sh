@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Install (first run only) and run the whole test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/bootstrap.sh test
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    # the dashboard tests drive a real browser
+    (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) \
+        || echo "could not install chromium; browser tests will be skipped" >&2
+fi
+exec .venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,177 @@
+"""The whole system started the way a user starts it: ``vigil up`` in its own process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psutil
+import pytest
+from aiohttp import web
+
+from shared.natsserver import free_port
+
+WEBHOOK_SECRET = "e2e-secret"
+
+
+@dataclass
+class WebhookReceiver:
+    """A real HTTP endpoint that checks every delivery's signature and keeps the payloads."""
+
+    secret: str
+    received: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    bad_signatures: int = 0
+    port: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        expected = hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, request.headers.get("X-Vigil-Signature", "")):
+            self.bad_signatures += 1
+            return web.Response(status=401, text="bad signature")
+        self.received.append(orjson.loads(body))
+        self.headers.append(dict(request.headers))
+        self.arrived.set()
+        return web.Response(status=204)
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [p for p in self.received if p.get("event") == kind]
+
+    async def wait_for(self, predicate: Any, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"webhook never satisfied the condition; got {self.received}")
+            self.arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.arrived.wait(), 0.5)
+
+
+@pytest.fixture
+async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
+    receiver = WebhookReceiver(WEBHOOK_SECRET, port=free_port())
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", receiver.port).start()
+    yield receiver
+    await runner.cleanup()
+
+
+@dataclass
+class VigilProcess:
+    process: subprocess.Popen[str]
+    port: int
+    data_dir: Path
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=10.0)
+
+    def tree(self) -> list[psutil.Process]:
+        try:
+            return [psutil.Process(self.process.pid), *psutil.Process(self.process.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def service_pid(self, service: str) -> int:
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if child.cmdline()[-2:] == ["run", service]:
+                    return child.pid
+        raise LookupError(service)
+
+    def wait_for_line(self, text: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.lines):
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"never printed {text!r}; output so far: {self.lines}")
+
+    def stop(self, timeout: float = 10.0) -> float:
+        started = time.monotonic()
+        tree = self.tree()
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout)
+        psutil.wait_procs(tree, timeout=timeout)
+        return time.monotonic() - started
+
+
+def write_config(path: Path, receiver_port: int, extra_rules: str = "") -> Path:
+    path.write_text(
+        f"""
+rules:
+  - name: CheckoutLatency
+    metric: checkout_latency_ms
+    warning: 500
+    critical: 1000
+{extra_rules}
+channels:
+  - name: ops-webhook
+    type: webhook
+    url: http://127.0.0.1:{receiver_port}/hook
+    secret: {WEBHOOK_SECRET}
+"""
+    )
+    return path
+
+
+@pytest.fixture
+def vigil_up(tmp_path: Path, webhook_receiver: WebhookReceiver) -> Iterator[VigilProcess]:
+    """``vigil up`` with a config that pages the test's webhook receiver."""
+    config = write_config(tmp_path / "vigil.yaml", webhook_receiver.port)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "up", "--port", str(port), "--no-agent",
+         "--data-dir", str(tmp_path / "data"), "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    vigil = VigilProcess(process, port, tmp_path / "data")
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            vigil.lines.append(line.rstrip())
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        vigil.wait_for_line("vigil is up", timeout=90)
+        yield vigil
+    finally:
+        if process.poll() is None:
+            tree = vigil.tree()
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                for proc in tree:
+                    with contextlib.suppress(psutil.Error):
+                        proc.kill()

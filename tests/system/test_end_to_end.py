@@ -1,0 +1,122 @@
+"""A sample crosses a threshold and an on-call engineer is paged: the whole path on real parts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from tests.system.conftest import VigilProcess, WebhookReceiver
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+
+async def eventually(fetch: Any, predicate: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await fetch()
+        if predicate(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition never held; last value: {value}")
+        await asyncio.sleep(0.1)
+
+
+async def test_critical_sample_pages_opens_incident_and_resolves(
+    vigil_up: VigilProcess, webhook_receiver: WebhookReceiver
+) -> None:
+    async with vigil_up.client() as client:
+        health = await eventually(
+            lambda: client.get("/api/monitoring/health/system"),
+            lambda r: r.status_code == 200
+            and all(s["status"] == "up" for s in r.json()["services"].values()),
+        )
+        assert set(health.json()["services"]) == {
+            "metrics", "alerts", "incidents", "synthetic", "notifier", "gateway"
+        }
+
+        labels = {"region": "eu", "host": "web-1"}
+        response = await client.post(
+            "/api/monitoring/metrics",
+            json=[{"name": "checkout_latency_ms", "value": 1500.0, "labels": labels}],
+        )
+        assert response.status_code == 202, response.text
+
+        await webhook_receiver.wait_for(
+            lambda: webhook_receiver.of_type("AlertFired") and webhook_receiver.of_type("IncidentOpened")
+        )
+        fired = webhook_receiver.of_type("AlertFired")[0]
+        assert fired["alert"]["severity"] == "critical"
+        assert fired["alert"]["labels"] == labels
+        assert webhook_receiver.bad_signatures == 0
+
+        alerts = (await client.get("/api/monitoring/alerts", params={"status": "firing"})).json()
+        alerts = alerts["alerts"] if isinstance(alerts, dict) else alerts
+        assert [a["rule"] for a in alerts] == ["CheckoutLatency"]
+        alert_id = alerts[0]["id"]
+
+        incidents = await eventually(
+            lambda: client.get("/api/monitoring/incidents"),
+            lambda r: len(_items(r.json(), "incidents")) == 1,
+        )
+        incident = _items(incidents.json(), "incidents")[0]
+        assert incident["severity"] == "critical"
+        assert incident["status"] == "investigating"
+
+        stored = await eventually(
+            lambda: client.get("/api/monitoring/metrics", params={"name": "checkout_latency_ms"}),
+            lambda r: r.status_code == 200 and len(_items(r.json(), "samples")) == 1,
+        )
+        assert _items(stored.json(), "samples")[0]["value"] == 1500.0
+
+        response = await client.post(
+            "/api/monitoring/metrics",
+            json=[{"name": "checkout_latency_ms", "value": 120.0, "labels": labels}],
+        )
+        assert response.status_code == 202
+        await webhook_receiver.wait_for(
+            lambda: webhook_receiver.of_type("AlertResolved")
+            and webhook_receiver.of_type("IncidentResolved")
+        )
+        alert = await eventually(
+            lambda: client.get(f"/api/monitoring/alerts/{alert_id}"),
+            lambda r: r.json()["status"] == "resolved",
+        )
+        assert alert.json()["severity"] == "critical"
+
+    kinds = sorted(p["event"] for p in webhook_receiver.received)
+    assert kinds == ["AlertFired", "AlertResolved", "IncidentOpened", "IncidentResolved"]
+    delivery_ids = [h.get("X-Vigil-Delivery") for h in webhook_receiver.headers]
+    assert len(set(delivery_ids)) == len(delivery_ids) == 4
+
+
+async def test_sigterm_stops_everything_within_seconds(vigil_up: VigilProcess) -> None:
+    tree = vigil_up.tree()
+    assert len(tree) >= 8  # supervisor, nats-server, six services
+    elapsed = vigil_up.stop()
+    assert elapsed < 10
+    assert not [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+async def test_bad_batch_is_rejected_whole(vigil_up: VigilProcess) -> None:
+    async with httpx.AsyncClient(base_url=vigil_up.url) as client:
+        response = await client.post(
+            "/api/monitoring/metrics",
+            json=[
+                {"name": "checkout_latency_ms", "value": 2000.0},
+                {"name": "checkout_latency_ms", "value": "high"},
+            ],
+        )
+        assert response.status_code == 422
+        assert "[1]" in response.text and "value" in response.text
+        await asyncio.sleep(1.0)  # give a wrongly accepted sample time to show up
+        stored = await client.get("/api/monitoring/metrics", params={"name": "checkout_latency_ms"})
+        assert _items(stored.json(), "samples") == []
+
+
+def _items(body: Any, key: str) -> list[Any]:
+    return list(body[key] if isinstance(body, dict) else body)
