@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shared.natsserver import EmbeddedNats
 
@@ -77,7 +78,7 @@ class Supervisor:
 
     async def _spawn(self, child: Child) -> None:
         child.ready.clear()
-        logfile = open(child.log_path, "ab")  # noqa: SIM115
+        logfile = open(child.log_path, "ab")  # noqa: SIM115, ASYNC230 - handed to the child
         child.process = await asyncio.create_subprocess_exec(
             *child.argv,
             stdout=asyncio.subprocess.PIPE,
@@ -117,11 +118,19 @@ class Supervisor:
         logs.mkdir(parents=True, exist_ok=True)
         vigil = [sys.executable, "-m", "services.cli"]
         children = [
-            Child(name, [*vigil, "run", name], logs / f"{name}.log") for name in self.options.services
+            Child(name, [*vigil, "run", name], logs / f"{name}.log")
+            for name in self.options.services
         ]
         if self.options.agent:
             gateway = f"http://127.0.0.1:{self.options.port}"
-            argv = [*vigil, "agent", "--gateway", gateway, "--interval", str(self.options.agent_interval_s)]
+            argv = [
+                *vigil,
+                "agent",
+                "--gateway",
+                gateway,
+                "--interval",
+                str(self.options.agent_interval_s),
+            ]
             children.append(Child("agent", argv, logs / "agent.log"))
         return children
 
@@ -139,9 +148,14 @@ class Supervisor:
         self.children = self._children()
         watchers = [asyncio.create_task(self._watch(child)) for child in self.children]
         try:
-            ready = asyncio.gather(*(c.ready.wait() for c in self.children if c.name != "agent"))
-            stop = asyncio.create_task(self.stopping.wait())
-            await asyncio.wait([asyncio.ensure_future(ready), stop], return_when=asyncio.FIRST_COMPLETED)
+            services = [c for c in self.children if c.name != "agent"]
+            waits: set[asyncio.Future[Any]] = {
+                asyncio.ensure_future(asyncio.gather(*(c.ready.wait() for c in services))),
+                asyncio.ensure_future(self.stopping.wait()),
+            }
+            _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for future in pending:
+                future.cancel()
             if not self.stopping.is_set():
                 print(f"vigil is up: http://{opts.host}:{opts.port}/", flush=True)
             await self.stopping.wait()

@@ -101,7 +101,8 @@ def build_asyncapi() -> dict[str, Any]:
     streams = {spec.name: spec for spec in ALL_STREAMS}
     for key, address, description, models in EVENT_CHANNELS:
         stream = next(
-            name for name, spec in streams.items()
+            name
+            for name, spec in streams.items()
             if any(address.startswith(s[:-1]) for s in spec.subjects)
         )
         refs = {}
@@ -137,7 +138,7 @@ def build_asyncapi() -> dict[str, Any]:
         }
         channels[key] = {
             "address": address,
-            "description": "request/reply; the reply is {result} or {error: {kind, message, field}}",
+            "description": "request/reply; replies {result} or {error: {kind, message, field}}",
             "messages": {model.__name__: {"$ref": f"#/components/messages/{model.__name__}"}},
         }
         operations[key] = {"action": "receive", "channel": {"$ref": f"#/channels/{key}"}}
@@ -158,4 +159,6 @@ def build_asyncapi() -> dict[str, Any]:
 
 def write_asyncapi(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(build_asyncapi(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+    path.write_bytes(
+        orjson.dumps(build_asyncapi(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    )

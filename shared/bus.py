@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -74,7 +73,9 @@ class EventBus:
         seq = 1
         while True:
             try:
-                raw = await self.js.get_msg(stream, seq=seq, subject=subject, next=True, direct=True)
+                raw = await self.js.get_msg(
+                    stream, seq=seq, subject=subject, next=True, direct=True
+                )
             except NotFoundError:
                 return recorded
             if raw.seq is None or raw.data is None:
@@ -120,7 +121,7 @@ class EventBus:
         """Send a command or query; raises the domain error the owner replied with."""
         try:
             msg = await self.nc.request(subject, orjson.dumps(body), timeout=timeout)
-        except (NoRespondersError, NatsTimeout, asyncio.TimeoutError) as exc:
+        except (TimeoutError, NoRespondersError, NatsTimeout) as exc:
             raise Unavailable(f"no service answered {subject}") from exc
         reply = orjson.loads(msg.data)
         if "error" in reply:

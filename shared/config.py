@@ -77,10 +77,8 @@ class RuleConfig(_Strict):
                 else self.critical > self.warning
             )
             if wrong:
-                raise ValueError(
-                    f"critical must be {'at or above' if self.direction == 'above' else 'at or below'}"
-                    " warning"
-                )
+                side = "at or above" if self.direction == "above" else "at or below"
+                raise ValueError(f"critical must be {side} warning")
         return self
 
 

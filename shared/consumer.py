@@ -119,7 +119,12 @@ async def process(bus: EventBus, spec: ConsumerSpec, msg: Msg, handler: Handler)
     except Exception as exc:
         if delivery.deliveries >= spec.max_attempts:
             await dead_letter(
-                bus, spec, msg, delivery.deliveries, delivery.stream_seq, f"{type(exc).__name__}: {exc}"
+                bus,
+                spec,
+                msg,
+                delivery.deliveries,
+                delivery.stream_seq,
+                f"{type(exc).__name__}: {exc}",
             )
             await msg.ack()
             return

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from faststream.nats import NatsBroker
@@ -19,7 +19,7 @@ from shared.streams import ensure_streams
 
 log = logging.getLogger(__name__)
 
-Hook = Callable[[], Awaitable[None]]
+Hook = Callable[[], Coroutine[Any, Any, None]]
 RequestHandler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
@@ -35,7 +35,7 @@ class ServiceRuntime:
             settings.nats_url,
             name=f"vigil-{name}",
             max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=1,
             log_level=logging.DEBUG,
             graceful_timeout=5.0,
         )

@@ -47,9 +47,7 @@ METRICS = StreamSpec(
     max_age_s=7 * DAY,
     description="Sample batches as accepted; the metrics store and alert evaluation consume it",
 )
-ALERTS = StreamSpec(
-    "ALERTS", (f"{subjects.ALERT_EVENTS}.>",), description="Alert aggregate events"
-)
+ALERTS = StreamSpec("ALERTS", (f"{subjects.ALERT_EVENTS}.>",), description="Alert aggregate events")
 INCIDENTS = StreamSpec(
     "INCIDENTS", (f"{subjects.INCIDENT_EVENTS}.>",), description="Incident aggregate events"
 )

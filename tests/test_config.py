@@ -32,7 +32,12 @@ checks:
 def test_documented_example_loads() -> None:
     config = parse_config(GOOD)
     rule = config.rules[0]
-    assert (rule.warning, rule.critical, rule.for_s, rule.labels) == (70, 90, 120, {"host": "web-1"})
+    assert (rule.warning, rule.critical, rule.for_s, rule.labels) == (
+        70,
+        90,
+        120,
+        {"host": "web-1"},
+    )
     assert config.channels[0].secret == "change-me"
     assert config.checks[0].interval_s == 30
 
@@ -53,7 +58,10 @@ def test_no_file_gives_the_default_rules() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("rules:\n  - name: A\n    metric: m\n    warning: lots\n", "vigil.yaml:4: rules[0].warning"),
+        (
+            "rules:\n  - name: A\n    metric: m\n    warning: lots\n",
+            "vigil.yaml:4: rules[0].warning",
+        ),
         ("rules:\n  - name: A\n    metric: m\n", "vigil.yaml:2: rules[0]: a rule needs a warning"),
         (
             "rules:\n  - name: A\n    metric: m\n    warning: 9\n    critical: 5\n",

@@ -53,7 +53,9 @@ async def test_failing_handler_is_retried_then_succeeds(
 
     runtime.consume(spec(max_attempts=5), flaky)
     await runtime.start()
-    await bus.publish(subjects.incident("a"), IncidentOpened(aggregate_id="a", title="t", severity="critical"))
+    await bus.publish(
+        subjects.incident("a"), IncidentOpened(aggregate_id="a", title="t", severity="critical")
+    )
     await asyncio.wait_for(done.wait(), 10)
     assert attempts == [1, 2, 3]
     assert await dead_letters(bus) == []
@@ -73,8 +75,14 @@ async def test_poison_message_is_dead_lettered_and_the_stream_moves_on(
 
     runtime.consume(spec(max_attempts=3), picky)
     await runtime.start()
-    await bus.publish(subjects.incident("poison"), IncidentOpened(aggregate_id="poison", title="t", severity="critical"))
-    await bus.publish(subjects.incident("fine"), IncidentOpened(aggregate_id="fine", title="t", severity="critical"))
+    await bus.publish(
+        subjects.incident("poison"),
+        IncidentOpened(aggregate_id="poison", title="t", severity="critical"),
+    )
+    await bus.publish(
+        subjects.incident("fine"),
+        IncidentOpened(aggregate_id="fine", title="t", severity="critical"),
+    )
     await asyncio.wait_for(second.wait(), 10)
     letters = await dead_letters(bus)
     assert len(letters) == 1
@@ -94,7 +102,9 @@ async def test_undecodable_message_is_dead_lettered_at_once(
     runtime.consume(spec(), handler)
     await runtime.start()
     await bus.js.publish(subjects.incident("junk"), b"{not json")
-    await bus.publish(subjects.incident("ok"), IncidentOpened(aggregate_id="ok", title="t", severity="info"))
+    await bus.publish(
+        subjects.incident("ok"), IncidentOpened(aggregate_id="ok", title="t", severity="info")
+    )
     await asyncio.wait_for(seen.wait(), 10)
     letters = await dead_letters(bus)
     assert [(d.deliveries, d.payload) for d in letters] == [(1, "{not json")]

@@ -17,6 +17,13 @@ class AlertEvent(Event):
     metric: str
     labels: dict[str, str] = Field(default_factory=dict)
     severity: Severity
+    source_seq: int = Field(
+        default=0,
+        ge=0,
+        description="METRICS stream sequence of the sample batch that caused this transition; "
+        "0 when a command did",
+    )
+    source_index: int = Field(default=0, ge=0, description="Position of that sample in its batch")
 
 
 class AlertFired(AlertEvent):

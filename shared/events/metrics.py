@@ -13,7 +13,9 @@ METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:.]*$"
 MAX_BATCH_SAMPLES = 10_000
 MAX_BATCH_BYTES = 5 * 1024 * 1024
 
-LabelMap = dict[Annotated[str, Field(min_length=1, max_length=128)], Annotated[str, Field(max_length=1024)]]
+LabelName = Annotated[str, Field(min_length=1, max_length=128)]
+LabelValue = Annotated[str, Field(max_length=1024)]
+LabelMap = dict[LabelName, LabelValue]
 
 
 class Sample(BaseModel):

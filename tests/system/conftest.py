@@ -91,7 +91,10 @@ class VigilProcess:
 
     def tree(self) -> list[psutil.Process]:
         try:
-            return [psutil.Process(self.process.pid), *psutil.Process(self.process.pid).children(recursive=True)]
+            return [
+                psutil.Process(self.process.pid),
+                *psutil.Process(self.process.pid).children(recursive=True),
+            ]
         except psutil.NoSuchProcess:
             return []
 
@@ -147,8 +150,19 @@ def vigil_up(tmp_path: Path, webhook_receiver: WebhookReceiver) -> Iterator[Vigi
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up", "--port", str(port), "--no-agent",
-         "--data-dir", str(tmp_path / "data"), "--config", str(config)],
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "up",
+            "--port",
+            str(port),
+            "--no-agent",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--config",
+            str(config),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

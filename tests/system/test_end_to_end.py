@@ -32,11 +32,18 @@ async def test_critical_sample_pages_opens_incident_and_resolves(
     async with vigil_up.client() as client:
         health = await eventually(
             lambda: client.get("/api/monitoring/health/system"),
-            lambda r: r.status_code == 200
-            and all(s["status"] == "up" for s in r.json()["services"].values()),
+            lambda r: (
+                r.status_code == 200
+                and all(s["status"] == "up" for s in r.json()["services"].values())
+            ),
         )
         assert set(health.json()["services"]) == {
-            "metrics", "alerts", "incidents", "synthetic", "notifier", "gateway"
+            "metrics",
+            "alerts",
+            "incidents",
+            "synthetic",
+            "notifier",
+            "gateway",
         }
 
         labels = {"region": "eu", "host": "web-1"}
@@ -47,7 +54,10 @@ async def test_critical_sample_pages_opens_incident_and_resolves(
         assert response.status_code == 202, response.text
 
         await webhook_receiver.wait_for(
-            lambda: webhook_receiver.of_type("AlertFired") and webhook_receiver.of_type("IncidentOpened")
+            lambda: (
+                webhook_receiver.of_type("AlertFired")
+                and webhook_receiver.of_type("IncidentOpened")
+            )
         )
         fired = webhook_receiver.of_type("AlertFired")[0]
         assert fired["alert"]["severity"] == "critical"
@@ -79,8 +89,10 @@ async def test_critical_sample_pages_opens_incident_and_resolves(
         )
         assert response.status_code == 202
         await webhook_receiver.wait_for(
-            lambda: webhook_receiver.of_type("AlertResolved")
-            and webhook_receiver.of_type("IncidentResolved")
+            lambda: (
+                webhook_receiver.of_type("AlertResolved")
+                and webhook_receiver.of_type("IncidentResolved")
+            )
         )
         alert = await eventually(
             lambda: client.get(f"/api/monitoring/alerts/{alert_id}"),

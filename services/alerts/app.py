@@ -1,0 +1,39 @@
+"""Wiring for the alerts service. Its state is the ALERTS stream itself: no SQL read model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.alerts.api import AlertCommands
+from services.alerts.handlers import EVALUATOR, SampleEvaluator
+from services.alerts.writer import AlertWriter
+from shared.commands import ACKNOWLEDGE_ALERT, RESOLVE_ALERT
+from shared.config import VigilConfig, load_config
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings
+
+SERVICE = "alerts"
+
+
+@dataclass(frozen=True)
+class AlertsService:
+    writer: AlertWriter
+    evaluator: SampleEvaluator
+    commands: AlertCommands
+
+
+def attach(runtime: ServiceRuntime, config: VigilConfig) -> AlertsService:
+    """Register the evaluator and the commands on ``runtime``; returns them for direct use."""
+    writer = AlertWriter(lambda: runtime.bus)
+    service = AlertsService(writer, SampleEvaluator(writer, config.rules), AlertCommands(writer))
+    runtime.on_start(writer.load)
+    runtime.consume(EVALUATOR, service.evaluator.handle)
+    runtime.respond(ACKNOWLEDGE_ALERT, service.commands.acknowledge)
+    runtime.respond(RESOLVE_ALERT, service.commands.resolve)
+    return service
+
+
+def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRuntime:
+    runtime = ServiceRuntime(SERVICE, settings)
+    attach(runtime, config if config is not None else load_config(settings.config))
+    return runtime

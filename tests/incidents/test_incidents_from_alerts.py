@@ -1,0 +1,151 @@
+"""Critical alerts open incidents and their recovery resolves them, with both services running."""
+
+from __future__ import annotations
+
+import time
+
+from services.alerts.app import build as build_alerts
+from services.incidents.app import IncidentsService, attach
+from services.incidents.handlers import incident_id_for
+from shared import subjects
+from shared.bus import EventBus
+from shared.config import IncidentPolicy, RuleConfig, VigilConfig
+from shared.consumer import Delivery
+from shared.events import (
+    AlertEvent,
+    Event,
+    IncidentOpened,
+    IncidentResolved,
+    Sample,
+    SamplesIngested,
+)
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings
+from tests.conftest import RuntimeFactory
+from tests.incidents.conftest import eventually
+
+RULES = [RuleConfig(name="HighCPU", metric="cpu", warning=70, critical=90)]
+CONFIG = VigilConfig(rules=RULES)
+
+
+async def send(bus: EventBus, *values: float) -> None:
+    samples = [Sample(name="cpu", value=v, labels={"host": "api-1"}) for v in values]
+    await bus.publish(
+        subjects.samples("test"),
+        SamplesIngested(aggregate_id="test", samples=samples, received_at=time.time()),
+    )
+
+
+async def stream_events(bus: EventBus, stream: str) -> list[Event]:
+    return [r.event async for r in bus.replay(stream)]
+
+
+async def wait_for(bus: EventBus, stream: str, count: int) -> list[Event]:
+    async def probe() -> list[Event]:
+        events = await stream_events(bus, stream)
+        return events if len(events) >= count else []
+
+    return await eventually(probe)
+
+
+async def caught_up(bus: EventBus, durable: str, stream: str) -> None:
+    """The consumer has acknowledged everything now in ``stream``."""
+    last = (await bus.js.stream_info(stream)).state.last_seq
+
+    async def probe() -> bool:
+        info = await bus.js.consumer_info(stream, durable)
+        return info.ack_floor.stream_seq >= last and info.num_ack_pending == 0
+
+    await eventually(probe)
+
+
+def redelivery(event: AlertEvent, seq: int) -> Delivery:
+    return Delivery("ALERTS", subjects.alert(event.aggregate_id), seq, 2, "incidents-from-alerts")
+
+
+async def start_incidents(
+    settings: Settings, config: VigilConfig, start_service: RuntimeFactory
+) -> IncidentsService:
+    """The incidents service, with its handler at hand to replay deliveries into it."""
+    runtime = ServiceRuntime("incidents", settings)
+    service = attach(runtime, config)
+    await start_service(runtime)
+    return service
+
+
+async def test_a_critical_alert_opens_one_incident_and_its_recovery_resolves_it(
+    bus: EventBus, settings: Settings, start_service: RuntimeFactory
+) -> None:
+    await start_service(build_alerts(settings, CONFIG))
+    incidents = await start_incidents(settings, CONFIG, start_service)
+
+    await send(bus, 96)
+    (opened,) = await wait_for(bus, "INCIDENTS", 1)
+    (fired,) = await stream_events(bus, "ALERTS")
+    assert isinstance(fired, AlertEvent) and fired.severity == "critical"
+    assert isinstance(opened, IncidentOpened)
+    assert opened.aggregate_id == incident_id_for(fired.aggregate_id)
+    assert (opened.severity, opened.opened_by, opened.alert_id) == (
+        "critical",
+        "vigil",
+        fired.aggregate_id,
+    )
+    assert opened.fingerprint == fired.fingerprint
+    assert opened.title == "HighCPU: cpu{host=api-1} is critical"
+    assert (opened.causation_id, opened.correlation_id) == (fired.id, fired.correlation_id)
+
+    # the same alert event delivered again opens nothing more
+    await caught_up(bus, "incidents-from-alerts", "ALERTS")
+    await incidents.from_alerts.handle(fired, redelivery(fired, 1))
+    await incidents.from_alerts.handle(fired, redelivery(fired, 1))
+    assert len(await stream_events(bus, "INCIDENTS")) == 1
+
+    await send(bus, 12)
+    events = await wait_for(bus, "INCIDENTS", 2)
+    resolved = events[1]
+    assert isinstance(resolved, IncidentResolved)
+    assert (resolved.aggregate_id, resolved.by, resolved.previous_status) == (
+        opened.aggregate_id,
+        "vigil",
+        "investigating",
+    )
+    assert resolved.message == "Alert HighCPU recovered."
+    alert_resolved = (await stream_events(bus, "ALERTS"))[1]
+    assert isinstance(alert_resolved, AlertEvent)
+    await caught_up(bus, "incidents-from-alerts", "ALERTS")
+    await incidents.from_alerts.handle(alert_resolved, redelivery(alert_resolved, 2))
+    assert len(await stream_events(bus, "INCIDENTS")) == 2
+
+
+async def test_escalation_opens_the_incident_and_warnings_do_not(
+    bus: EventBus, settings: Settings, start_service: RuntimeFactory
+) -> None:
+    await start_service(build_alerts(settings, CONFIG))
+    await start_incidents(settings, CONFIG, start_service)
+
+    await send(bus, 75)
+    await wait_for(bus, "ALERTS", 1)
+    await caught_up(bus, "incidents-from-alerts", "ALERTS")
+    assert await stream_events(bus, "INCIDENTS") == []
+
+    await send(bus, 93, 97, 91)
+    (opened,) = await wait_for(bus, "INCIDENTS", 1)
+    alert_events = await stream_events(bus, "ALERTS")
+    assert [e.type for e in alert_events] == ["AlertFired", "AlertEscalated"]
+    assert isinstance(opened, IncidentOpened) and opened.alert_id == alert_events[0].aggregate_id
+    await caught_up(bus, "incidents-from-alerts", "ALERTS")
+    assert len(await stream_events(bus, "INCIDENTS")) == 1
+
+
+async def test_without_auto_resolve_the_incident_stays_open(
+    bus: EventBus, settings: Settings, start_service: RuntimeFactory
+) -> None:
+    config = VigilConfig(rules=RULES, incidents=IncidentPolicy(auto_resolve=False))
+    await start_service(build_alerts(settings, config))
+    await start_incidents(settings, config, start_service)
+
+    await send(bus, 95, 10)
+    assert [e.type for e in await wait_for(bus, "ALERTS", 2)] == ["AlertFired", "AlertResolved"]
+    await wait_for(bus, "INCIDENTS", 1)
+    await caught_up(bus, "incidents-from-alerts", "ALERTS")
+    assert [e.type for e in await stream_events(bus, "INCIDENTS")] == ["IncidentOpened"]
