@@ -56,6 +56,7 @@ class ConsumerSpec:
     backoff_s: tuple[float, ...] = field(default=DEFAULT_BACKOFF_S)
     ack_wait_s: float = 30.0
     max_ack_pending: int = 256  # when not ordered
+    workers: int = 16  # messages handled at once when not ordered
 
     def consumer_config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -128,7 +129,8 @@ async def process(bus: EventBus, spec: ConsumerSpec, msg: Msg, handler: Handler)
             )
             await msg.ack()
             return
-        delay = spec.delay_for(delivery.deliveries)
+        # a transport may say when to come back (HTTP Retry-After)
+        delay = max(spec.delay_for(delivery.deliveries), getattr(exc, "retry_after_s", 0.0) or 0.0)
         log.warning(
             "handler failed; redelivering",
             extra={
@@ -155,7 +157,8 @@ def subscribe(
         stream=JStream(spec.stream.name, declare=False),
         durable=spec.durable,
         config=spec.consumer_config(),
-        pull_sub=PullSub(batch_size=1, timeout=5.0),
+        pull_sub=PullSub(batch_size=1 if spec.ordered else spec.workers, timeout=5.0),
+        max_workers=1 if spec.ordered else spec.workers,
         ack_policy=AckPolicy.MANUAL,
         title=spec.durable,
         description=handler.__doc__ or "",

@@ -78,6 +78,7 @@ class ServiceRuntime:
             await hook()
         for subject, handler in self._responders:
             await self._bus.serve(subject, handler, queue=f"vigil-{self.name}")
+        await nc.flush()  # subscriptions are live on the server before anyone is told we are ready
         await self.broker.start()
         self._tasks.append(
             asyncio.create_task(beat_forever(nc, self.name, self.settings.heartbeat_interval_s))

@@ -1,0 +1,58 @@
+"""Wiring for the notifier: two durable consumers, one HTTP session, the delivery ledger."""
+
+from __future__ import annotations
+
+import logging
+
+from services.notifier.handlers import NotificationDispatcher, consumer_specs
+from services.notifier.projections import DeliveryLedger
+from shared.bus import EventBus, connect
+from shared.config import VigilConfig, load_config
+from shared.db import create_engine
+from shared.events import NotificationDelivered, NotificationFailed
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings
+from shared.streams import NOTIFICATIONS, ensure_streams
+
+SERVICE = "notifier"
+
+log = logging.getLogger(__name__)
+
+
+def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRuntime:
+    config = config if config is not None else load_config(settings.config)
+    runtime = ServiceRuntime(SERVICE, settings)
+    ledger = DeliveryLedger(create_engine(settings.database_url_for(SERVICE)))
+    dispatcher = NotificationDispatcher(config.channels, ledger, lambda: runtime.bus)
+    runtime.on_start(ledger.create)
+    runtime.on_start(dispatcher.open)
+    runtime.on_stop(dispatcher.close)
+    runtime.on_stop(ledger.dispose)
+    for spec in consumer_specs(config.channels):
+        runtime.consume(spec, dispatcher.handler(spec))
+    return runtime
+
+
+async def rebuild(settings: Settings) -> None:
+    """Drop the ledger and recreate it from the NOTIFICATIONS stream.
+
+    Rows that were only ``retrying`` (never on the stream) are gone afterwards; a
+    redelivered trigger simply tries those channels again.
+    """
+    if not settings.nats_url:
+        raise ValueError("NATS_URL is required to rebuild the notifier ledger")
+    ledger = DeliveryLedger(create_engine(settings.database_url_for(SERVICE)))
+    nc = await connect(settings.nats_url, f"vigil-{SERVICE}-rebuild")
+    try:
+        bus = EventBus(nc)
+        await ensure_streams(bus.js, settings.stream_replicas)
+        await ledger.store.reset()
+        applied = 0
+        async for recorded in bus.replay(NOTIFICATIONS.name):
+            if isinstance(recorded.event, NotificationDelivered | NotificationFailed):
+                await ledger.apply_recorded(recorded.event, recorded.seq)
+                applied += 1
+        log.info("rebuilt delivery ledger", extra={"service": SERVICE, "events": applied})
+    finally:
+        await nc.close()
+        await ledger.dispose()

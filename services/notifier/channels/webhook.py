@@ -1,0 +1,63 @@
+"""Webhook channel: POST the notification as signed JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import time
+
+import aiohttp
+import orjson
+
+from services.notifier.channels.http import raise_for_status
+from services.notifier.channels.transport import Receipt
+from services.notifier.domain import Notification
+from shared.config import ChannelConfig
+from shared.errors import PermanentDeliveryError, TransientDeliveryError
+
+MAX_RESPONSE_BYTES = 64 * 1024
+
+
+def signature(secret: str, body: bytes) -> str:
+    """Hex HMAC-SHA256 of the exact body bytes: what X-Vigil-Signature carries."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def request_for(channel: ChannelConfig, notification: Notification) -> tuple[bytes, dict[str, str]]:
+    body = orjson.dumps(notification.payload)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "vigil-notifier",
+        "X-Vigil-Event": notification.event_type,
+        "X-Vigil-Event-Id": notification.event_id,
+        "X-Vigil-Delivery": notification.delivery_id,
+    }
+    if channel.secret:
+        headers["X-Vigil-Signature"] = signature(channel.secret, body)
+    return body, headers
+
+
+async def deliver(
+    session: aiohttp.ClientSession, channel: ChannelConfig, notification: Notification
+) -> Receipt:
+    body, headers = request_for(channel, notification)
+    started = time.perf_counter()
+    try:
+        async with session.post(
+            channel.url,
+            data=body,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=channel.timeout_s),
+        ) as response:
+            await response.content.read(MAX_RESPONSE_BYTES)
+            status, reason = response.status, response.reason or ""
+            retry_after = response.headers.get("Retry-After")
+    except (aiohttp.InvalidURL, ValueError) as exc:
+        raise PermanentDeliveryError(f"invalid URL {channel.url!r}: {exc}") from exc
+    except TimeoutError as exc:
+        raise TransientDeliveryError(f"timed out after {channel.timeout_s:g}s") from exc
+    except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
+        raise TransientDeliveryError(f"{type(exc).__name__}: {exc}") from exc
+    raise_for_status(status, retry_after, reason)
+    return Receipt(status_code=status, latency_ms=(time.perf_counter() - started) * 1000)

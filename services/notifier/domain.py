@@ -1,0 +1,265 @@
+"""What gets notified, what a notification says, and when a channel is tried again.
+
+Pure: no I/O. The handler asks these rules what to do with each (event, channel)
+pair given what the delivery ledger already knows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from shared.config import ALL_NOTIFIED_EVENTS, ChannelConfig
+from shared.events import (
+    AlertEscalated,
+    AlertEvent,
+    AlertFired,
+    AlertResolved,
+    Event,
+    IncidentOpened,
+    IncidentResolved,
+    NotificationDelivered,
+    NotificationFailed,
+    derived_id,
+)
+
+NOTIFIABLE_EVENTS = frozenset(ALL_NOTIFIED_EVENTS)
+
+# A Retry-After this short is waited out inside one delivery attempt instead of
+# spending a redelivery on a request the receiver asked us not to send yet.
+INLINE_WAIT_LIMIT_S = 5.0
+
+LedgerStatus = Literal["retrying", "delivered", "failed"]
+
+
+def delivery_id(event_id: str, channel: str) -> str:
+    """One id per (event, channel): the ledger key and the receiver's dedupe key."""
+    return derived_id("delivery", event_id, channel)
+
+
+def is_notifiable(event: Event) -> bool:
+    return event.type in NOTIFIABLE_EVENTS
+
+
+def subscribed_channels(event: Event, channels: list[ChannelConfig]) -> list[ChannelConfig]:
+    if not is_notifiable(event):
+        return []
+    return [channel for channel in channels if event.type in channel.events]
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One event addressed to one channel; channels render ``payload`` their own way."""
+
+    delivery_id: str
+    event_id: str
+    event_type: str
+    payload: dict[str, Any]
+
+
+def notification_for(event: Event, channel: str) -> Notification:
+    return Notification(
+        delivery_id=delivery_id(event.id, channel),
+        event_id=event.id,
+        event_type=event.type,
+        payload=payload_for(event),
+    )
+
+
+# --- payload -------------------------------------------------------------------
+
+
+def _labels_text(labels: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def _number(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
+def summary_for(event: Event) -> str:
+    """One human line, the same in every channel."""
+    if isinstance(event, AlertEvent):
+        where = f" [{_labels_text(event.labels)}]" if event.labels else ""
+        if isinstance(event, AlertFired):
+            extra = f": {event.summary}" if event.summary else ""
+            return (
+                f"{event.severity.upper()} {event.rule} firing: {event.metric}="
+                f"{_number(event.value)} (threshold {_number(event.threshold)}){where}{extra}"
+            )
+        if isinstance(event, AlertEscalated):
+            return (
+                f"{event.severity.upper()} {event.rule} escalated from {event.previous_severity}:"
+                f" {event.metric}={_number(event.value)} (threshold {_number(event.threshold)})"
+                f"{where}"
+            )
+        if isinstance(event, AlertResolved):
+            how = f"resolved by {event.by}" if event.reason == "manual" else "recovered"
+            value = f": {event.metric}={_number(event.value)}" if event.value is not None else ""
+            return f"RESOLVED {event.rule} {how}{value}{where}"
+    if isinstance(event, IncidentOpened):
+        return f"{event.severity.upper()} incident opened: {event.title}"
+    if isinstance(event, IncidentResolved):
+        return f"RESOLVED incident: {event.title} (by {event.by})"
+    return event.type
+
+
+def _alert_body(event: AlertEvent) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": event.aggregate_id,
+        "rule": event.rule,
+        "severity": event.severity,
+        "metric": event.metric,
+        "labels": dict(event.labels),
+        "fingerprint": event.fingerprint,
+        "value": None,
+        "threshold": None,
+        "status": "firing",
+    }
+    if isinstance(event, AlertFired | AlertEscalated):
+        body["value"] = event.value
+        body["threshold"] = event.threshold
+    if isinstance(event, AlertEscalated):
+        body["previous_severity"] = event.previous_severity
+    if isinstance(event, AlertResolved):
+        body["value"] = event.value
+        body["status"] = "resolved"
+        body["resolved_by"] = event.by
+        body["reason"] = event.reason
+    return body
+
+
+def _incident_body(event: IncidentOpened | IncidentResolved) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": event.aggregate_id,
+        "title": event.title,
+        "severity": event.severity,
+    }
+    if isinstance(event, IncidentOpened):
+        body["status"] = "investigating"
+        body["alert_id"] = event.alert_id
+        body["opened_by"] = event.opened_by
+    else:
+        body["status"] = "resolved"
+        body["resolved_by"] = event.by
+        body["message"] = event.message
+    return body
+
+
+def payload_for(event: Event) -> dict[str, Any]:
+    """The channel-neutral notification document (docs/notifications.md)."""
+    payload: dict[str, Any] = {
+        "event": event.type,
+        "event_id": event.id,
+        "time": event.time.isoformat(),
+        "summary": summary_for(event),
+    }
+    if isinstance(event, AlertEvent):
+        payload["alert"] = _alert_body(event)
+    elif isinstance(event, IncidentOpened | IncidentResolved):
+        payload["incident"] = _incident_body(event)
+    return payload
+
+
+# --- retry rules -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """What the ledger knows about one delivery id."""
+
+    delivery_id: str
+    status: LedgerStatus
+    permanent: bool = False
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    outbox: bytes | None = None  # an outcome event recorded but not yet on the stream
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Already settled: delivered, or failed for good."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Send now, after waiting ``wait_s`` for a receiver's Retry-After."""
+
+    wait_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Defer:
+    """The receiver asked us to come back later than we are willing to wait now."""
+
+    retry_in_s: float
+
+
+Plan = Skip | Attempt | Defer
+
+
+def plan(entry: LedgerEntry | None, now: datetime) -> Plan:
+    if entry is None:
+        return Attempt()
+    if entry.status == "delivered" or (entry.status == "failed" and entry.permanent):
+        return Skip()
+    if entry.next_attempt_at is None or entry.next_attempt_at <= now:
+        return Attempt()
+    wait = (entry.next_attempt_at - now).total_seconds()
+    return Attempt(wait) if wait <= INLINE_WAIT_LIMIT_S else Defer(wait)
+
+
+def next_attempt_at(now: datetime, retry_after_s: float | None) -> datetime | None:
+    return None if retry_after_s is None else now + timedelta(seconds=retry_after_s)
+
+
+def is_last_attempt(deliveries: int, max_attempts: int) -> bool:
+    return deliveries >= max_attempts
+
+
+# --- outcome events ------------------------------------------------------------
+
+
+def delivered(
+    trigger: Event,
+    notification: Notification,
+    channel: str,
+    attempts: int,
+    status_code: int | None,
+    latency_ms: float,
+) -> NotificationDelivered:
+    return NotificationDelivered(
+        id=derived_id(notification.delivery_id, "delivered"),
+        aggregate_id=notification.delivery_id,
+        event_id=notification.event_id,
+        event_type=notification.event_type,
+        channel=channel,
+        attempts=attempts,
+        status_code=status_code,
+        latency_ms=round(latency_ms, 3),
+        correlation_id=trigger.correlation_id,
+        causation_id=trigger.id,
+    )
+
+
+def failed(
+    trigger: Event,
+    notification: Notification,
+    channel: str,
+    attempts: int,
+    error: str,
+    permanent: bool,
+) -> NotificationFailed:
+    return NotificationFailed(
+        id=derived_id(notification.delivery_id, "failed", attempts),
+        aggregate_id=notification.delivery_id,
+        event_id=notification.event_id,
+        event_type=notification.event_type,
+        channel=channel,
+        attempts=attempts,
+        error=error[:2000],
+        permanent=permanent,
+        correlation_id=trigger.correlation_id,
+        causation_id=trigger.id,
+    )

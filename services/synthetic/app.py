@@ -1,0 +1,34 @@
+"""Wiring for the synthetic prober: definitions from log and config, a scheduler, commands."""
+
+from __future__ import annotations
+
+from services.synthetic.api import CheckCommands
+from services.synthetic.definitions import CheckDefinitionLog
+from services.synthetic.domain import CheckCatalog
+from services.synthetic.scheduler import CheckRunner, CheckScheduler
+from shared.config import VigilConfig, load_config
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings
+
+SERVICE = "synthetic"
+
+
+def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRuntime:
+    config = config if config is not None else load_config(settings.config)
+    runtime = ServiceRuntime(SERVICE, settings)
+    catalog = CheckCatalog()
+    definitions = CheckDefinitionLog(catalog, lambda: runtime.bus)
+    runner = CheckRunner(catalog, lambda: runtime.bus)
+    scheduler = CheckScheduler(catalog, runner)
+
+    async def load_and_reconcile() -> None:
+        catalog.clear()  # a restarted runtime starts from the log again
+        await definitions.load()
+        await definitions.reconcile(config.checks)
+
+    runtime.on_start(runner.open)
+    runtime.on_start(load_and_reconcile)
+    runtime.on_stop(runner.close)
+    CheckCommands(definitions, scheduler, runner).register(runtime)
+    runtime.background(scheduler.run_forever)
+    return runtime

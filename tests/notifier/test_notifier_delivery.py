@@ -1,0 +1,355 @@
+"""The notifier against a real nats-server and real webhook receivers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from services.notifier.app import build, rebuild
+from services.notifier.domain import delivery_id
+from services.notifier.handlers import NotificationDispatcher
+from services.notifier.projections import DeliveryLedger
+from shared import subjects
+from shared.bus import EventBus
+from shared.config import ChannelConfig, VigilConfig
+from shared.consumer import Delivery
+from shared.db import create_engine
+from shared.errors import TransientDeliveryError
+from shared.events import (
+    AlertAcknowledged,
+    AlertFired,
+    Event,
+    IncidentOpened,
+    NotificationDelivered,
+    NotificationFailed,
+)
+from shared.settings import Settings
+from tests.conftest import RuntimeFactory
+from tests.notifier.conftest import ReceiverFactory, Reply, eventually
+
+SECRET = "s3cret"
+
+
+def fired(alert_id: str = "alert-1") -> AlertFired:
+    return AlertFired(
+        aggregate_id=alert_id,
+        rule="HighCPU",
+        fingerprint="fp-1",
+        metric="system_cpu_percent",
+        labels={"host": "web-1"},
+        severity="critical",
+        value=97.0,
+        threshold=90.0,
+    )
+
+
+def webhook(name: str, url: str, secret: str = "", timeout: float = 5.0) -> ChannelConfig:
+    return ChannelConfig(name=name, type="webhook", url=url, secret=secret, timeout=timeout)
+
+
+async def outcomes(bus: EventBus) -> list[Event]:
+    return [r.event async for r in bus.replay("NOTIFICATIONS")]
+
+
+@pytest.fixture
+async def ledger(settings: Settings) -> AsyncIterator[DeliveryLedger]:
+    """The service's own ledger database, read from the test."""
+    store = DeliveryLedger(create_engine(settings.database_url_for("notifier")))
+    await store.create()
+    yield store
+    await store.dispose()
+
+
+async def test_signed_webhook_with_the_documented_payload(
+    settings: Settings,
+    bus: EventBus,
+    start_service: RuntimeFactory,
+    receiver_factory: ReceiverFactory,
+    ledger: DeliveryLedger,
+) -> None:
+    receiver = await receiver_factory()
+    config = VigilConfig(channels=[webhook("ops", receiver.url, SECRET)])
+    await start_service(build(settings, config))
+    event = fired()
+    await bus.publish(subjects.alert(event.aggregate_id), event)
+
+    await eventually(lambda: len(receiver.requests) == 1)
+    [request] = receiver.requests
+    expected_sig = hmac.new(SECRET.encode(), request.body, hashlib.sha256).hexdigest()
+    assert request.headers["X-Vigil-Signature"] == expected_sig
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["X-Vigil-Event"] == "AlertFired"
+    assert request.headers["X-Vigil-Event-Id"] == event.id
+    assert request.headers["X-Vigil-Delivery"] == delivery_id(event.id, "ops")
+    body = request.json()
+    assert body["event"] == "AlertFired"
+    assert body["event_id"] == event.id
+    assert body["summary"].startswith("CRITICAL HighCPU firing")
+    assert body["alert"] == {
+        "id": "alert-1",
+        "rule": "HighCPU",
+        "severity": "critical",
+        "metric": "system_cpu_percent",
+        "labels": {"host": "web-1"},
+        "fingerprint": "fp-1",
+        "value": 97.0,
+        "threshold": 90.0,
+        "status": "firing",
+    }
+
+    async def recorded() -> bool:
+        return len(await outcomes(bus)) == 1
+
+    await eventually(recorded)
+    [outcome] = await outcomes(bus)
+    assert isinstance(outcome, NotificationDelivered)
+    assert (outcome.event_id, outcome.channel, outcome.attempts, outcome.status_code) == (
+        event.id,
+        "ops",
+        1,
+        200,
+    )
+    assert outcome.causation_id == event.id
+    [row] = await ledger.rows()
+    assert (row["status"], row["attempts"], row["outbox"]) == ("delivered", 1, None)
+
+
+async def test_unsigned_channel_and_ignored_event_types(
+    settings: Settings,
+    bus: EventBus,
+    start_service: RuntimeFactory,
+    receiver_factory: ReceiverFactory,
+) -> None:
+    alerts_only = await receiver_factory()
+    incidents_only = await receiver_factory()
+    config = VigilConfig(
+        channels=[
+            webhook("alerts", alerts_only.url).model_copy(update={"events": ["AlertFired"]}),
+            webhook("incidents", incidents_only.url).model_copy(
+                update={"events": ["IncidentOpened"]}
+            ),
+        ]
+    )
+    await start_service(build(settings, config))
+    ack = AlertAcknowledged(
+        aggregate_id="alert-1", rule="r", fingerprint="f", metric="m", severity="warning", by="al"
+    )
+    await bus.publish(subjects.alert("alert-1"), ack)
+    opened = IncidentOpened(aggregate_id="inc-1", title="API down", severity="critical")
+    await bus.publish(subjects.incident("inc-1"), opened)
+
+    await eventually(lambda: len(incidents_only.requests) == 1)
+    assert "X-Vigil-Signature" not in incidents_only.requests[0].headers
+    assert incidents_only.requests[0].json()["incident"]["title"] == "API down"
+    assert alerts_only.requests == []
+
+
+async def test_one_delivery_per_event_and_channel_across_restarts_and_repeats(
+    settings: Settings,
+    bus: EventBus,
+    start_service: RuntimeFactory,
+    receiver_factory: ReceiverFactory,
+    ledger: DeliveryLedger,
+) -> None:
+    receiver = await receiver_factory()
+    config = VigilConfig(channels=[webhook("ops", receiver.url, SECRET)])
+    first = await start_service(build(settings, config))
+    event = fired()
+    await bus.publish(subjects.alert(event.aggregate_id), event)
+    await eventually(lambda: len(receiver.requests) == 1)
+    await first.stop()
+
+    # Same event handled again by a fresh runtime and twice by hand: nothing new is sent.
+    await start_service(build(settings, config))
+    dispatcher = NotificationDispatcher(config.channels, ledger, lambda: bus)
+    await dispatcher.open()
+    try:
+        delivery = Delivery("ALERTS", subjects.alert("alert-1"), 1, 2, "notifier-alerts")
+        await dispatcher.notify(event, delivery, max_attempts=8)
+        await dispatcher.notify(event, delivery, max_attempts=8)
+    finally:
+        await dispatcher.close()
+
+    second = fired("alert-2")
+    await bus.publish(subjects.alert("alert-2"), second)
+    await eventually(lambda: len(receiver.requests) == 2)
+
+    async def both_recorded() -> bool:
+        return len(await outcomes(bus)) == 2
+
+    await eventually(both_recorded)
+    assert [r.headers["X-Vigil-Event-Id"] for r in receiver.requests] == [event.id, second.id]
+    delivered = [e for e in await outcomes(bus) if isinstance(e, NotificationDelivered)]
+    assert sorted(e.event_id for e in delivered) == sorted([event.id, second.id])
+    assert len(receiver.requests) == 2
+
+
+async def test_server_errors_are_retried_with_delay_until_one_success(
+    settings: Settings,
+    bus: EventBus,
+    start_service: RuntimeFactory,
+    receiver_factory: ReceiverFactory,
+    ledger: DeliveryLedger,
+) -> None:
+    receiver = await receiver_factory(Reply(500), Reply(502))
+    await start_service(build(settings, VigilConfig(channels=[webhook("ops", receiver.url)])))
+    event = fired()
+    await bus.publish(subjects.alert(event.aggregate_id), event)
+
+    async def delivered() -> bool:
+        return any(isinstance(e, NotificationDelivered) for e in await outcomes(bus))
+
+    await eventually(delivered)
+    assert len(receiver.requests) == 3
+    gaps = [b.at - a.at for a, b in zip(receiver.requests, receiver.requests[1:], strict=False)]
+    assert gaps[0] >= 0.04 and gaps[1] >= 0.15  # the consumer's backoff: 50 ms, then 200 ms
+    [outcome] = await outcomes(bus)
+    assert isinstance(outcome, NotificationDelivered)
+    assert outcome.attempts == 3
+    [row] = await ledger.rows()
+    assert (row["status"], row["attempts"]) == ("delivered", 3)
+
+
+async def test_client_error_is_permanent_and_not_retried(
+    settings: Settings,
+    bus: EventBus,
+    start_service: RuntimeFactory,
+    receiver_factory: ReceiverFactory,
+    ledger: DeliveryLedger,
+) -> None:
+    broken = await receiver_factory(default=Reply(404))
+    healthy = await receiver_factory()
+    config = VigilConfig(channels=[webhook("broken", broken.url), webhook("ops", healthy.url)])
+    await start_service(build(settings, config))
+    event = fired()
+    await bus.publish(subjects.alert(event.aggregate_id), event)
+
+    async def both_settled() -> bool:
+        return len(await outcomes(bus)) == 2
+
+    await eventually(both_settled)
+    by_channel = {
+        e.channel: e
+        for e in await outcomes(bus)
+        if isinstance(e, NotificationDelivered | NotificationFailed)
+    }
+    failure = by_channel["broken"]
+    assert isinstance(failure, NotificationFailed)
+    assert (failure.permanent, failure.attempts, failure.error) == (True, 1, "HTTP 404 Not Found")
+    assert isinstance(by_channel["ops"], NotificationDelivered)
+    # The message was acked: a later event is processed and the 404 receiver is not asked again.
+    later = fired("alert-2")
+    await bus.publish(subjects.alert("alert-2"), later)
+    await eventually(lambda: len(healthy.requests) == 2)
+    await eventually(lambda: len(broken.requests) == 2)
+    assert [r.headers["X-Vigil-Event-Id"] for r in broken.requests] == [event.id, later.id]
+    rows = {row["channel"]: row for row in await ledger.rows() if row["event_id"] == event.id}
+    assert (rows["broken"]["status"], rows["broken"]["permanent"]) == ("failed", True)
+    dead = [r async for r in bus.replay("DEADLETTERS")]
+    assert dead == []
+
+
+async def test_too_many_requests_waits_for_retry_after(
+    settings: Settings,
+    bus: EventBus,
+    start_service: RuntimeFactory,
+    receiver_factory: ReceiverFactory,
+) -> None:
+    receiver = await receiver_factory(Reply(429, {"Retry-After": "1"}))
+    await start_service(build(settings, VigilConfig(channels=[webhook("ops", receiver.url)])))
+    event = fired()
+    await bus.publish(subjects.alert(event.aggregate_id), event)
+
+    async def delivered() -> bool:
+        return any(isinstance(e, NotificationDelivered) for e in await outcomes(bus))
+
+    await eventually(delivered)
+    assert len(receiver.requests) == 2
+    assert receiver.requests[1].at - receiver.requests[0].at >= 0.95
+    [outcome] = await outcomes(bus)
+    assert isinstance(outcome, NotificationDelivered)
+    assert outcome.attempts == 2
+
+
+async def test_a_dead_channel_does_not_delay_a_healthy_one(
+    settings: Settings,
+    bus: EventBus,
+    start_service: RuntimeFactory,
+    receiver_factory: ReceiverFactory,
+) -> None:
+    hanging = await receiver_factory(default=Reply(200, hang_s=5.0))
+    healthy = await receiver_factory()
+    config = VigilConfig(
+        channels=[webhook("hanging", hanging.url, timeout=3.0), webhook("ops", healthy.url)]
+    )
+    await start_service(build(settings, config))
+    event = fired()
+    published = time.monotonic()
+    await bus.publish(subjects.alert(event.aggregate_id), event)
+
+    async def healthy_recorded() -> bool:
+        return any(getattr(e, "channel", "") == "ops" for e in await outcomes(bus))
+
+    await eventually(healthy_recorded, timeout=2.0)
+    assert healthy.requests[0].at - published < 1.0
+    assert len(hanging.requests) == 1  # still waiting on the dead one
+
+
+async def test_last_attempt_records_the_failure_before_giving_up(
+    bus: EventBus,
+    receiver_factory: ReceiverFactory,
+    ledger: DeliveryLedger,
+) -> None:
+    receiver = await receiver_factory(default=Reply(503))
+    dispatcher = NotificationDispatcher([webhook("ops", receiver.url)], ledger, lambda: bus)
+    await dispatcher.open()
+    event = fired()
+    try:
+        early = Delivery("ALERTS", subjects.alert("alert-1"), 1, 2, "notifier-alerts")
+        with pytest.raises(TransientDeliveryError, match="ops: HTTP 503"):
+            await dispatcher.notify(event, early, max_attempts=3)
+        assert await outcomes(bus) == []
+        last = Delivery("ALERTS", subjects.alert("alert-1"), 1, 3, "notifier-alerts")
+        with pytest.raises(TransientDeliveryError):
+            await dispatcher.notify(event, last, max_attempts=3)
+    finally:
+        await dispatcher.close()
+    [failure] = await outcomes(bus)
+    assert isinstance(failure, NotificationFailed)
+    assert (failure.permanent, failure.attempts, failure.channel) == (False, 3, "ops")
+    [row] = await ledger.rows()
+    assert (row["status"], row["permanent"], row["attempts"]) == ("failed", False, 3)
+    assert len(receiver.requests) == 2
+
+
+async def test_rebuild_recreates_the_ledger_from_the_stream(
+    settings: Settings,
+    bus: EventBus,
+    start_service: RuntimeFactory,
+    receiver_factory: ReceiverFactory,
+    ledger: DeliveryLedger,
+) -> None:
+    ok = await receiver_factory()
+    gone = await receiver_factory(default=Reply(410))
+    config = VigilConfig(channels=[webhook("ops", ok.url), webhook("gone", gone.url)])
+    runtime = await start_service(build(settings, config))
+    for alert_id in ("a1", "a2"):
+        await bus.publish(subjects.alert(alert_id), fired(alert_id))
+
+    async def settled() -> bool:
+        return len(await outcomes(bus)) == 4
+
+    await eventually(settled)
+    await runtime.stop()
+    keys = ("delivery_id", "event_id", "channel", "status", "permanent", "attempts")
+    before = sorted(tuple(row[k] for k in keys) for row in await ledger.rows())
+
+    await rebuild(settings)
+    after = sorted(tuple(row[k] for k in keys) for row in await ledger.rows())
+    assert after == before
+    assert len(after) == 4
+    assert await ledger.store.last_seq("notifier-ledger") == 4

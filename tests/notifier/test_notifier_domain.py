@@ -1,0 +1,171 @@
+"""Pure rules: which channels get an event, what the payload says, when to try again."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from services.notifier.channels.http import parse_retry_after
+from services.notifier.domain import (
+    Attempt,
+    Defer,
+    LedgerEntry,
+    Skip,
+    delivery_id,
+    notification_for,
+    payload_for,
+    plan,
+    subscribed_channels,
+)
+from shared.config import ChannelConfig
+from shared.events import (
+    AlertAcknowledged,
+    AlertEscalated,
+    AlertFired,
+    AlertResolved,
+    IncidentOpened,
+    IncidentResolved,
+)
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+FIRED = AlertFired(
+    id="evt-1",
+    aggregate_id="alert-1",
+    time=NOW,
+    rule="HighCPU",
+    fingerprint="fp",
+    metric="system_cpu_percent",
+    labels={"host": "web-1"},
+    severity="critical",
+    value=93.5,
+    threshold=90,
+    summary="CPU is hot",
+)
+
+
+def channel(name: str, events: list[str] | None = None) -> ChannelConfig:
+    if events is None:
+        return ChannelConfig(name=name, type="webhook", url="http://x.invalid/")
+    return ChannelConfig(name=name, type="webhook", url="http://x.invalid/", events=events)
+
+
+def test_delivery_id_is_the_same_for_the_same_event_and_channel() -> None:
+    assert delivery_id("evt-1", "ops") == delivery_id("evt-1", "ops")
+    assert delivery_id("evt-1", "ops") != delivery_id("evt-1", "dev")
+    assert notification_for(FIRED, "ops").delivery_id == delivery_id("evt-1", "ops")
+
+
+def test_only_channels_subscribed_to_the_type_get_the_event() -> None:
+    ops, incidents_only = channel("ops"), channel("inc", ["IncidentOpened"])
+    assert subscribed_channels(FIRED, [ops, incidents_only]) == [ops]
+    acked = AlertAcknowledged(
+        aggregate_id="alert-1",
+        rule="HighCPU",
+        fingerprint="fp",
+        metric="m",
+        severity="critical",
+        by="alice",
+    )
+    assert subscribed_channels(acked, [ops, incidents_only]) == []
+
+
+def test_alert_fired_payload() -> None:
+    assert payload_for(FIRED) == {
+        "event": "AlertFired",
+        "event_id": "evt-1",
+        "time": "2025-03-01T12:00:00+00:00",
+        "summary": "CRITICAL HighCPU firing: system_cpu_percent=93.5 (threshold 90)"
+        " [host=web-1]: CPU is hot",
+        "alert": {
+            "id": "alert-1",
+            "rule": "HighCPU",
+            "severity": "critical",
+            "metric": "system_cpu_percent",
+            "labels": {"host": "web-1"},
+            "fingerprint": "fp",
+            "value": 93.5,
+            "threshold": 90.0,
+            "status": "firing",
+        },
+    }
+
+
+def test_escalated_and_resolved_alert_payloads() -> None:
+    escalated = AlertEscalated(
+        aggregate_id="a",
+        rule="HighCPU",
+        fingerprint="fp",
+        metric="cpu",
+        severity="critical",
+        previous_severity="warning",
+        value=95,
+        threshold=90,
+    )
+    body = payload_for(escalated)
+    assert body["summary"] == "CRITICAL HighCPU escalated from warning: cpu=95 (threshold 90)"
+    assert body["alert"]["previous_severity"] == "warning"
+    assert body["alert"]["status"] == "firing"
+
+    resolved = AlertResolved(
+        aggregate_id="a",
+        rule="HighCPU",
+        fingerprint="fp",
+        metric="cpu",
+        severity="critical",
+        value=12.0,
+    )
+    body = payload_for(resolved)
+    assert body["summary"] == "RESOLVED HighCPU recovered: cpu=12"
+    assert (body["alert"]["status"], body["alert"]["value"], body["alert"]["threshold"]) == (
+        "resolved",
+        12.0,
+        None,
+    )
+
+
+def test_incident_payloads() -> None:
+    opened = IncidentOpened(aggregate_id="inc-1", title="API down", severity="critical")
+    assert payload_for(opened)["incident"] == {
+        "id": "inc-1",
+        "title": "API down",
+        "severity": "critical",
+        "status": "investigating",
+        "alert_id": "",
+        "opened_by": "vigil",
+    }
+    assert payload_for(opened)["summary"] == "CRITICAL incident opened: API down"
+    resolved = IncidentResolved(
+        aggregate_id="inc-1",
+        title="API down",
+        severity="critical",
+        previous_status="monitoring",
+        by="bob",
+    )
+    assert payload_for(resolved)["incident"]["status"] == "resolved"
+    assert payload_for(resolved)["summary"] == "RESOLVED incident: API down (by bob)"
+
+
+def test_plan_skips_settled_deliveries_and_retries_the_rest() -> None:
+    assert plan(None, NOW) == Attempt()
+    assert plan(LedgerEntry("d", "delivered"), NOW) == Skip()
+    assert plan(LedgerEntry("d", "failed", permanent=True), NOW) == Skip()
+    assert plan(LedgerEntry("d", "failed", permanent=False), NOW) == Attempt()
+    assert plan(LedgerEntry("d", "retrying"), NOW) == Attempt()
+
+
+def test_plan_honours_retry_after() -> None:
+    soon = LedgerEntry("d", "retrying", next_attempt_at=NOW + timedelta(seconds=2))
+    later = LedgerEntry("d", "retrying", next_attempt_at=NOW + timedelta(seconds=60))
+    past = LedgerEntry("d", "retrying", next_attempt_at=NOW - timedelta(seconds=1))
+    assert plan(soon, NOW) == Attempt(2.0)
+    assert plan(later, NOW) == Defer(60.0)
+    assert plan(past, NOW) == Attempt()
+
+
+def test_retry_after_header_forms() -> None:
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after("Sat, 01 Mar 2025 12:00:30 GMT", NOW) == 30.0
+    assert parse_retry_after("Sat, 01 Mar 2025 11:00:00 GMT", NOW) == 0.0
+    assert parse_retry_after("999999") == 3600.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None

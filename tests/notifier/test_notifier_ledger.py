@@ -1,0 +1,65 @@
+"""The delivery ledger on both SQL backends: settled rows, outbox, rebuild projection."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+from services.notifier.domain import delivered, failed, notification_for
+from services.notifier.projections import DeliveryLedger
+from shared.db import create_engine
+from shared.events import IncidentOpened
+
+TRIGGER = IncidentOpened(id="evt-1", aggregate_id="inc-1", title="API down", severity="critical")
+NOTE = notification_for(TRIGGER, "ops")
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def ledger(database_url: str) -> AsyncIterator[DeliveryLedger]:
+    store = DeliveryLedger(create_engine(database_url))
+    await store.create()
+    yield store
+    await store.store.drop_all()
+    await store.dispose()
+
+
+async def test_retrying_then_delivered_then_published(ledger: DeliveryLedger) -> None:
+    await ledger.record_retrying(NOTE.delivery_id, TRIGGER, "ops", 1, "HTTP 500", NOW, NOW)
+    entry = (await ledger.entries([NOTE.delivery_id]))[NOTE.delivery_id]
+    assert (entry.status, entry.attempts, entry.next_attempt_at) == ("retrying", 1, NOW)
+
+    outcome = delivered(TRIGGER, NOTE, "ops", 2, 200, 12.5)
+    await ledger.record_outcome(outcome)
+    entry = (await ledger.entries([NOTE.delivery_id]))[NOTE.delivery_id]
+    assert (entry.status, entry.attempts, entry.outbox) == ("delivered", 2, outcome.encode())
+
+    await ledger.mark_published(NOTE.delivery_id, 7)
+    [row] = await ledger.rows()
+    assert (row["outbox"], row["published_seq"], row["status_code"], row["last_error"]) == (
+        None,
+        7,
+        200,
+        "",
+    )
+
+
+async def test_a_delivered_row_is_never_downgraded(ledger: DeliveryLedger) -> None:
+    await ledger.record_outcome(delivered(TRIGGER, NOTE, "ops", 1, 200, 3.0))
+    await ledger.record_outcome(failed(TRIGGER, NOTE, "ops", 2, "HTTP 500", permanent=False))
+    await ledger.record_retrying(NOTE.delivery_id, TRIGGER, "ops", 3, "HTTP 500", None, NOW)
+    [row] = await ledger.rows()
+    assert (row["status"], row["attempts"]) == ("delivered", 1)
+
+
+async def test_replaying_the_stream_is_checkpointed(ledger: DeliveryLedger) -> None:
+    fail = failed(TRIGGER, NOTE, "ops", 8, "timed out", permanent=False)
+    ok = delivered(TRIGGER, NOTE, "ops", 1, 204, 4.0)
+    assert await ledger.apply_recorded(fail, 1) is True
+    assert await ledger.apply_recorded(ok, 2) is True
+    assert await ledger.apply_recorded(fail, 1) is False
+    [row] = await ledger.rows()
+    assert (row["status"], row["status_code"], row["published_seq"]) == ("delivered", 204, 2)
+    assert await ledger.store.last_seq("notifier-ledger") == 2

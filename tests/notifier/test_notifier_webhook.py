@@ -1,0 +1,90 @@
+"""The webhook transport against real sockets: what counts as transient, what as permanent."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from services.notifier.channels.http import RetryAfter
+from services.notifier.channels.webhook import deliver, signature
+from services.notifier.domain import notification_for
+from shared.config import ChannelConfig
+from shared.errors import PermanentDeliveryError, TransientDeliveryError
+from shared.events import IncidentOpened
+from shared.natsserver import free_port
+from tests.notifier.conftest import ReceiverFactory, Reply
+
+NOTE = notification_for(
+    IncidentOpened(aggregate_id="inc-1", title="API down", severity="critical"), "ops"
+)
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+def channel(url: str, timeout: float = 2.0) -> ChannelConfig:
+    return ChannelConfig(name="ops", type="webhook", url=url, secret="k", timeout=timeout)
+
+
+async def test_accepted_request_returns_a_receipt(
+    session: aiohttp.ClientSession, receiver_factory: ReceiverFactory
+) -> None:
+    receiver = await receiver_factory(Reply(204))
+    receipt = await deliver(session, channel(receiver.url), NOTE)
+    assert receipt.status_code == 204
+    assert receipt.latency_ms > 0
+    [request] = receiver.requests
+    assert request.headers["X-Vigil-Signature"] == signature("k", request.body)
+    assert request.json()["incident"]["id"] == "inc-1"
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "message"),
+    [
+        (Reply(500), TransientDeliveryError, "HTTP 500 Internal Server Error"),
+        (Reply(408), TransientDeliveryError, "HTTP 408 Request Timeout"),
+        (Reply(400), PermanentDeliveryError, "HTTP 400 Bad Request"),
+        (Reply(401), PermanentDeliveryError, "HTTP 401 Unauthorized"),
+    ],
+)
+async def test_status_codes(
+    session: aiohttp.ClientSession,
+    receiver_factory: ReceiverFactory,
+    reply: Reply,
+    error: type[Exception],
+    message: str,
+) -> None:
+    receiver = await receiver_factory(reply)
+    with pytest.raises(error) as raised:
+        await deliver(session, channel(receiver.url), NOTE)
+    assert str(raised.value) == message
+    assert not isinstance(raised.value, RetryAfter)
+
+
+async def test_rate_limited_says_when_to_come_back(
+    session: aiohttp.ClientSession, receiver_factory: ReceiverFactory
+) -> None:
+    receiver = await receiver_factory(Reply(429, {"Retry-After": "7"}))
+    with pytest.raises(RetryAfter) as raised:
+        await deliver(session, channel(receiver.url), NOTE)
+    assert raised.value.retry_after_s == 7.0
+
+
+async def test_connection_refused_and_timeout_are_transient(
+    session: aiohttp.ClientSession, receiver_factory: ReceiverFactory
+) -> None:
+    with pytest.raises(TransientDeliveryError, match="ClientConnectorError"):
+        await deliver(session, channel(f"http://127.0.0.1:{free_port()}/hook"), NOTE)
+    slow = await receiver_factory(Reply(200, hang_s=2.0))
+    with pytest.raises(TransientDeliveryError, match=r"timed out after 0\.2s"):
+        await deliver(session, channel(slow.url, timeout=0.2), NOTE)
+
+
+async def test_an_unusable_url_is_permanent(session: aiohttp.ClientSession) -> None:
+    with pytest.raises(PermanentDeliveryError, match="invalid URL"):
+        await deliver(session, channel("http://exa mple.com:99999999/hook"), NOTE)

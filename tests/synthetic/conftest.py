@@ -1,0 +1,80 @@
+"""An HTTP target whose health the test switches, and waiting with a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest
+from aiohttp import web
+
+from shared.bus import EventBus
+from shared.commands import RUN_CHECK
+from shared.errors import NotFound, Unavailable
+from shared.natsserver import free_port
+
+
+async def eventually(
+    predicate: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 10.0
+) -> None:
+    """Poll ``predicate`` until it holds; fail with a clear message at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        outcome = predicate()
+        if isinstance(outcome, Awaitable):
+            outcome = await outcome
+        if outcome:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(0.02)
+
+
+async def answering_commands(bus: EventBus, timeout: float = 5.0) -> None:
+    """Wait until the service's responders are registered on the server.
+
+    ServiceRuntime.start() returns before its subscriptions are flushed, so a
+    request sent at once can find no responders.
+    """
+
+    async def answers() -> bool:
+        try:
+            await bus.request(RUN_CHECK, {"check_id": "-"}, timeout=1.0)
+        except NotFound:
+            return True
+        except Unavailable:
+            return False
+        return True
+
+    await eventually(answers, timeout)
+
+
+@dataclass
+class HttpTarget:
+    """Answers ``status`` after ``delay_s``; counts the requests it saw."""
+
+    url: str
+    status: int = 200
+    delay_s: float = 0.0
+    hits: int = 0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.hits += 1
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        return web.Response(status=self.status, text="hello")
+
+
+@pytest.fixture
+async def target() -> AsyncIterator[HttpTarget]:
+    port = free_port()
+    http_target = HttpTarget(url=f"http://127.0.0.1:{port}/health")
+    app = web.Application()
+    app.router.add_route("*", "/health", http_target.handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield http_target
+    await runner.cleanup()
