@@ -19,7 +19,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError, NotFoundError
 
 from shared.errors import Conflict, InvalidInput, Unavailable, VigilError, error_from_dict
-from shared.events import Event, decode_event
+from shared.events import Event, UndecodableEvent, decode_event
 from shared.streams import stream_for_subject
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,20 @@ class EventBus:
                     return
                 for msg in msgs:
                     meta = msg.metadata
-                    yield Recorded(decode_event(msg.data), meta.sequence.stream, msg.subject)
+                    try:
+                        event = decode_event(msg.data)
+                    except UndecodableEvent as exc:
+                        # live consumers dead-letter it; a replay skips it the same way
+                        log.warning(
+                            "skipping undecodable message in replay",
+                            extra={
+                                "stream": stream,
+                                "stream_seq": meta.sequence.stream,
+                                "error": str(exc),
+                            },
+                        )
+                    else:
+                        yield Recorded(event, meta.sequence.stream, msg.subject)
                     if meta.sequence.stream >= last or meta.num_pending == 0:
                         return
         finally:

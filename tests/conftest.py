@@ -87,8 +87,8 @@ RuntimeFactory = Callable[[ServiceRuntime], Awaitable[ServiceRuntime]]
 
 
 @pytest.fixture
-async def start_service() -> AsyncIterator[RuntimeFactory]:
-    """Start built runtimes; every one is stopped at teardown."""
+async def start_service(nats_server: EmbeddedNats) -> AsyncIterator[RuntimeFactory]:
+    """Start built runtimes; every one is stopped at teardown, before the server goes."""
     started: list[ServiceRuntime] = []
 
     async def start(runtime: ServiceRuntime) -> ServiceRuntime:

@@ -31,7 +31,11 @@ class Sample(BaseModel):
     @field_validator("value", "timestamp")
     @classmethod
     def _finite(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
+        try:
+            finite = value is None or math.isfinite(value)
+        except OverflowError:  # an integer too large for a float
+            finite = False
+        if not finite:
             raise ValueError("must be a finite number (no NaN or infinity)")
         return value
 

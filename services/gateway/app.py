@@ -1,0 +1,190 @@
+"""Wiring of the gateway: read-model consumers, heartbeat listener, and the HTTP server
+running inside the service runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+from nats.aio.subscription import Subscription
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.gateway.api import create_app
+from services.gateway.handlers import heartbeat_listener, projection_handler
+from services.gateway.livestream import LiveStream
+from services.gateway.projections import PROJECTIONS, SERVICE, Projection, metadata
+from services.gateway.state import GatewayState
+from shared import subjects
+from shared.bus import EventBus, Recorded, connect
+from shared.config import VigilConfig, load_config
+from shared.consumer import ConsumerSpec
+from shared.db import ProjectionStore, create_engine
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings
+from shared.streams import ensure_streams
+
+log = logging.getLogger(__name__)
+
+HTTP_SHUTDOWN_S = 5
+REBUILD_BATCH = 500
+
+
+class EmbeddedHttpServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the service runtime owns SIGINT/SIGTERM
+    and stops this server together with the consumers."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class HttpServer:
+    """The REST API, live stream and dashboard, served by uvicorn as a runtime task."""
+
+    def __init__(self, app: FastAPI, settings: Settings, live: LiveStream):
+        self.live = live
+        self.server = EmbeddedHttpServer(
+            uvicorn.Config(
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                timeout_graceful_shutdown=HTTP_SHUTDOWN_S,
+            )
+        )
+
+    @property
+    def started(self) -> bool:
+        return self.server.started
+
+    async def _serve(self) -> None:
+        try:
+            await self.server.serve()
+        except SystemExit:  # uvicorn exits the process when it cannot bind
+            log.error(
+                "HTTP server could not start",
+                extra={"host": self.server.config.host, "port": self.server.config.port},
+            )
+
+    async def run(self) -> None:
+        serving = asyncio.create_task(self._serve())
+        try:
+            await asyncio.shield(serving)
+        except asyncio.CancelledError:
+            # end live streams first, or open SSE responses would hold the server up
+            self.live.close()
+            self.server.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(serving, HTTP_SHUTDOWN_S + 1)
+            raise
+
+
+@dataclass
+class Gateway:
+    runtime: ServiceRuntime
+    state: GatewayState
+    app: FastAPI
+    http: HttpServer
+
+
+def consumer_spec(projection: Projection) -> ConsumerSpec:
+    return ConsumerSpec(
+        durable=projection.name,
+        stream=projection.stream,
+        filter_subject=projection.filter_subject,
+    )
+
+
+def projection_store(settings: Settings) -> ProjectionStore:
+    return ProjectionStore(create_engine(settings.database_url_for(SERVICE)), metadata, SERVICE)
+
+
+def build_gateway(settings: Settings, config: VigilConfig | None = None) -> Gateway:
+    """The gateway with its parts exposed, so tests can drive the HTTP app directly."""
+    if config is None:
+        load_config(settings.config)  # the gateway needs no rules, but a bad file should stop it
+    runtime = ServiceRuntime(SERVICE, settings)
+    store = projection_store(settings)
+    state = GatewayState(settings=settings, store=store, bus_of=lambda: runtime.bus)
+    app = create_app(state)
+    http = HttpServer(app, settings, state.live)
+    subscriptions: list[Subscription] = []
+
+    async def prepare() -> None:
+        await store.create_all()
+        for projection in PROJECTIONS:
+            state.progress.advance(projection.name, await store.last_seq(projection.name))
+        subscriptions.append(
+            await runtime.bus.nc.subscribe(f"{subjects.HEARTBEATS}.*", cb=heartbeat_listener(state))
+        )
+
+    async def close() -> None:
+        state.live.close()
+        for subscription in subscriptions:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+        await store.dispose()
+
+    runtime.on_start(prepare)
+    for projection in PROJECTIONS:
+        runtime.consume(consumer_spec(projection), projection_handler(state, projection))
+    runtime.background(http.run)
+    runtime.on_stop(close)
+    return Gateway(runtime=runtime, state=state, app=app, http=http)
+
+
+def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRuntime:
+    return build_gateway(settings, config).runtime
+
+
+async def rebuild(settings: Settings) -> None:
+    """Drop the read model and replay all five streams into it; run with the gateway stopped.
+
+    Events are applied in batches, each batch in one transaction with its checkpoint, so
+    the checkpoints end at the replayed position and the live consumers resume from there.
+    """
+    if not settings.nats_url:
+        raise ValueError("NATS_URL is required to rebuild from the log")
+    store = projection_store(settings)
+    nc = await connect(settings.nats_url, f"vigil-{SERVICE}-rebuild")
+    try:
+        bus = EventBus(nc)
+        await ensure_streams(bus.js, settings.stream_replicas)
+        await store.reset()
+        for projection in PROJECTIONS:
+            replayed = await _replay(bus, store, projection)
+            log.info(
+                "rebuilt projection", extra={"projection": projection.name, "events": replayed}
+            )
+    finally:
+        await nc.close()
+        await store.dispose()
+
+
+async def _replay(bus: EventBus, store: ProjectionStore, projection: Projection) -> int:
+    batch: list[Recorded] = []
+    replayed = 0
+    async for recorded in bus.replay(projection.stream.name, projection.filter_subject):
+        batch.append(recorded)
+        if len(batch) >= REBUILD_BATCH:
+            replayed += await _apply_batch(store, projection, batch)
+            batch = []
+    if batch:
+        replayed += await _apply_batch(store, projection, batch)
+    return replayed
+
+
+async def _apply_batch(
+    store: ProjectionStore, projection: Projection, batch: list[Recorded]
+) -> int:
+    async def change(conn: AsyncConnection) -> None:
+        for recorded in batch:
+            await projection.project(conn, recorded.event, recorded.seq)
+
+    await store.apply(projection.name, batch[-1].seq, change)
+    return len(batch)

@@ -1,0 +1,193 @@
+"""The gateway's rules, free of I/O: what a sample batch must look like, how a label
+filter is written, and when a service counts as up."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from shared.errors import InvalidInput, VigilError
+from shared.events import MAX_BATCH_BYTES, MAX_BATCH_SAMPLES, Sample
+
+SERVICES: tuple[str, ...] = ("gateway", "metrics", "alerts", "incidents", "synthetic", "notifier")
+MISSED_BEATS_BEFORE_DOWN = 3
+
+SAMPLE_BATCH = TypeAdapter(list[Sample])
+
+
+class MalformedBody(VigilError):
+    """The body is not JSON at all: the client sent something other than what it meant."""
+
+    kind = "malformed"
+    http_status = 400
+
+
+class PayloadTooLarge(VigilError):
+    kind = "too_large"
+    http_status = 413
+
+
+def check_batch_size(size: int) -> None:
+    if size > MAX_BATCH_BYTES:
+        raise PayloadTooLarge(
+            f"body: {size} bytes is over the {MAX_BATCH_BYTES} byte limit; split the batch",
+            field="body",
+        )
+
+
+def parse_sample_batch(body: bytes) -> list[Sample]:
+    """Validate a whole batch or none of it; the error names the sample index and field.
+
+    orjson rejects NaN and Infinity literals outright; such a body is re-read with the
+    lenient parser only to point at the offending sample instead of answering 400. What
+    orjson refused is never accepted.
+    """
+    check_batch_size(len(body))
+    strict_error: orjson.JSONDecodeError | None = None
+    try:
+        raw: Any = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        strict_error = exc
+        raw = _lenient_json(body, exc)
+    if not isinstance(raw, list):
+        raise InvalidInput("samples: body must be a JSON list of samples", field="samples")
+    if len(raw) > MAX_BATCH_SAMPLES:
+        raise InvalidInput(
+            f"samples: {len(raw)} samples is over the limit of {MAX_BATCH_SAMPLES} per batch",
+            field="samples",
+        )
+    if not raw:
+        raise InvalidInput("samples: the batch is empty", field="samples")
+    try:
+        samples = SAMPLE_BATCH.validate_python(raw)
+    except ValidationError as exc:
+        field, message = _describe_sample_error(exc.errors()[0])
+        raise InvalidInput(f"{field}: {message}", field=field) from exc
+    if strict_error is not None:
+        raise MalformedBody(f"body: not valid JSON: {strict_error}", field="body")
+    return samples
+
+
+def _int_or_infinite(text: str) -> int | float:
+    """Integers beyond float range become infinity, which validation then names."""
+    return float(text) if len(text.lstrip("-")) > 300 else int(text)
+
+
+def _lenient_json(body: bytes, strict_error: orjson.JSONDecodeError) -> Any:
+    try:
+        return json.loads(body, parse_int=_int_or_infinite)
+    except (ValueError, RecursionError):
+        raise MalformedBody(f"body: not valid JSON: {strict_error}", field="body") from None
+
+
+def _describe_sample_error(error: Any) -> tuple[str, str]:
+    loc: tuple[Any, ...] = tuple(error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not loc or not isinstance(loc[0], int):
+        return "samples", message
+    field = f"samples[{loc[0]}]"
+    if len(loc) == 1:
+        return field, "must be an object with name and value"
+    name = str(loc[1])
+    field = f"{field}.{name}"
+    if name in ("value", "timestamp"):
+        return field, "must be a finite number" + (" or null" if name == "timestamp" else "")
+    if name == "labels" and len(loc) > 2:
+        key = json.dumps(str(loc[2]))
+        if "[key]" in loc:
+            return f"{field}[{key}]", f"label name: {message}"
+        return f"{field}[{key}]", message
+    if error["type"] == "extra_forbidden":
+        return field, "unknown field; a sample has name, value, timestamp and labels"
+    return field, message
+
+
+def parse_label_filter(text: str | None) -> dict[str, str]:
+    """``k=v,k2=v2`` or a JSON object of strings, e.g. ``{"host": "web-1"}``."""
+    if not text:
+        return {}
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            parsed = orjson.loads(stripped)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidInput(f"labels: not a JSON object: {exc}", field="labels") from exc
+        if not isinstance(parsed, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()
+        ):
+            raise InvalidInput("labels: must map label names to strings", field="labels")
+        return parsed
+    labels: dict[str, str] = {}
+    for pair in stripped.split(","):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InvalidInput(
+                f"labels: {pair.strip()!r} is not name=value (write k=v,k2=v2)", field="labels"
+            )
+        labels[key.strip()] = value.strip()
+    return labels
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    service: str
+    host: str
+    pid: int
+    uptime_s: float
+    seen_at: float
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    up: bool
+    last_seen: float | None
+    host: str | None
+    pid: int | None
+    uptime_s: float | None
+
+
+class ServiceLiveness:
+    """The last heartbeat of each service; a service is down after three missed beats."""
+
+    def __init__(self, interval_s: float, expected: tuple[str, ...] = SERVICES):
+        self.interval_s = interval_s
+        self.expected = expected
+        self.last: dict[str, Heartbeat] = {}
+
+    def record(self, payload: dict[str, Any], seen_at: float) -> Heartbeat | None:
+        try:
+            sent_at = float(payload.get("time", seen_at))
+            beat = Heartbeat(
+                service=str(payload["service"]),
+                host=str(payload.get("host", "")),
+                pid=int(payload.get("pid", 0)),
+                uptime_s=max(0.0, sent_at - float(payload.get("started_at", sent_at))),
+                seen_at=seen_at,
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+        self.last[beat.service] = beat
+        return beat
+
+    def status(self, now: float) -> list[ServiceStatus]:
+        names = list(self.expected) + sorted(set(self.last) - set(self.expected))
+        return [self._status_of(name, now) for name in names]
+
+    def _status_of(self, name: str, now: float) -> ServiceStatus:
+        beat = self.last.get(name)
+        if beat is None:
+            return ServiceStatus(name, False, None, None, None, None)
+        up = now - beat.seen_at <= MISSED_BEATS_BEFORE_DOWN * self.interval_s
+        return ServiceStatus(
+            service=name,
+            up=up,
+            last_seen=beat.seen_at,
+            host=beat.host,
+            pid=beat.pid,
+            uptime_s=beat.uptime_s + (now - beat.seen_at) if up else None,
+        )

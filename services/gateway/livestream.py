@@ -1,0 +1,114 @@
+"""In-process fan-out of projected events to live clients (server-sent events).
+
+Publishing never waits: each client has a bounded queue, and a client whose queue is
+full is dropped (its stream ends; browsers reconnect and reload). A slow browser can
+therefore never hold back a projection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from shared.consumer import Delivery
+from shared.events import Event
+
+log = logging.getLogger(__name__)
+
+CLIENT_QUEUE_SIZE = 1024
+KEEPALIVE_S = 15.0
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    type: str
+    aggregate_id: str
+    stream: str
+    seq: int
+    event: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: Event, delivery: Delivery) -> LiveEvent:
+        return cls(
+            type=event.type,
+            aggregate_id=event.aggregate_id,
+            stream=delivery.stream,
+            seq=delivery.stream_seq,
+            event=event.model_dump(mode="json"),
+        )
+
+    def sse(self) -> bytes:
+        body = orjson.dumps(
+            {
+                "type": self.type,
+                "aggregate_id": self.aggregate_id,
+                "stream": self.stream,
+                "seq": self.seq,
+                "event": self.event,
+            }
+        )
+        return b"id: %s:%d\nevent: %s\ndata: %s\n\n" % (
+            self.stream.encode(),
+            self.seq,
+            self.type.encode(),
+            body,
+        )
+
+
+class LiveSubscriber:
+    """One client's queue; ``None`` in the queue means the stream is over."""
+
+    def __init__(self, size: int):
+        self.queue: asyncio.Queue[LiveEvent | None] = asyncio.Queue(size)
+        self.dropped = False
+
+    def end(self) -> None:
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
+
+    async def next(self, within_s: float) -> LiveEvent | None:
+        """The next event; raises TimeoutError when none came within ``within_s``."""
+        return await asyncio.wait_for(self.queue.get(), within_s)
+
+
+class LiveStream:
+    def __init__(self, client_queue_size: int = CLIENT_QUEUE_SIZE):
+        self.client_queue_size = client_queue_size
+        self.subscribers: set[LiveSubscriber] = set()
+        self.closed = False
+
+    def subscribe(self) -> LiveSubscriber:
+        subscriber = LiveSubscriber(self.client_queue_size)
+        if self.closed:
+            subscriber.end()
+        else:
+            self.subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: LiveSubscriber) -> None:
+        self.subscribers.discard(subscriber)
+
+    def publish(self, item: LiveEvent) -> None:
+        for subscriber in list(self.subscribers):
+            try:
+                subscriber.queue.put_nowait(item)
+            except asyncio.QueueFull:
+                subscriber.dropped = True
+                self.subscribers.discard(subscriber)
+                subscriber.end()
+                log.warning(
+                    "dropped a live client that could not keep up",
+                    extra={"queue_size": self.client_queue_size, "seq": item.seq},
+                )
+
+    def close(self) -> None:
+        """End every client's stream, so the HTTP server can shut down."""
+        self.closed = True
+        for subscriber in list(self.subscribers):
+            subscriber.end()
+        self.subscribers.clear()

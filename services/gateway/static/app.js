@@ -1,0 +1,316 @@
+// Vigil dashboard: loads from the REST API, refreshes from the live event stream.
+"use strict";
+
+const API = "/api/monitoring";
+const state = { tab: "overview", incident: null };
+
+// --- small DOM helpers (text only: nothing from the server becomes HTML) -----------
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) {
+    node.append(child instanceof Node ? child : document.createTextNode(child ?? ""));
+  }
+  return node;
+}
+const $ = (id) => document.getElementById(id);
+const badge = (text, kind) => el("span", { class: `badge ${kind || text}` }, text);
+
+function when(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  const seconds = Math.round((Date.now() - date.getTime()) / 1000);
+  if (seconds < 60) return `${Math.max(seconds, 0)}s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ago`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h ago`;
+  return date.toLocaleString();
+}
+function duration(seconds) {
+  if (seconds == null) return "";
+  if (seconds < 60) return `${Math.floor(seconds)}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  return `${Math.floor(seconds / 3600)}h ${Math.floor((seconds % 3600) / 60)}m`;
+}
+const labelText = (labels) => Object.entries(labels || {}).map(([k, v]) => `${k}=${v}`).join(", ");
+
+function showError(message) {
+  const box = $("error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+async function api(path, options = {}) {
+  const init = { headers: { "Content-Type": "application/json" }, ...options };
+  if (init.body && typeof init.body !== "string") init.body = JSON.stringify(init.body);
+  const response = await fetch(API + path, init);
+  if (response.status === 204) return null;
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const message = body.detail || `${response.status} ${response.statusText}`;
+    showError(message);
+    throw new Error(message);
+  }
+  showError("");
+  return body;
+}
+
+// --- overview ----------------------------------------------------------------------
+async function loadOverview() {
+  const summary = await api("/health/dashboard");
+  $("count-firing").textContent = summary.alerts_by_status.firing || 0;
+  $("count-acknowledged").textContent = summary.alerts_by_status.acknowledged || 0;
+  $("count-critical").textContent = summary.alerts_by_severity.critical || 0;
+  const open = Object.values(summary.open_incidents_by_status).reduce((a, b) => a + b, 0);
+  $("count-incidents").textContent = open;
+  $("count-checks-failing").textContent = summary.checks.filter((c) => c.last_ok === false).length;
+
+  $("services").replaceChildren(
+    ...Object.entries(summary.services).map(([name, s]) =>
+      el("tr", {},
+        el("td", {}, name),
+        el("td", {}, badge(s.status)),
+        el("td", {}, s.host || ""),
+        el("td", {}, s.pid == null ? "" : String(s.pid)),
+        el("td", {}, duration(s.uptime_s)),
+        el("td", {}, s.last_seen ? when(s.last_seen) : "never")))
+  );
+  const statuses = Object.entries(summary.open_incidents_by_status);
+  $("incident-status").replaceChildren(
+    ...(statuses.length
+      ? statuses.map(([status, count]) => el("li", {}, badge(status), ` ${count}`))
+      : [el("li", { class: "empty" }, "No open incidents.")])
+  );
+}
+
+function addToFeed(item) {
+  const feed = $("feed");
+  feed.prepend(
+    el("li", {},
+      el("time", {}, new Date().toLocaleTimeString()), " ",
+      el("strong", {}, item.type), " ",
+      el("code", {}, item.aggregate_id))
+  );
+  while (feed.children.length > 30) feed.lastChild.remove();
+}
+
+// --- alerts ------------------------------------------------------------------------
+async function loadAlerts() {
+  const params = new URLSearchParams({ limit: "200" });
+  if ($("alert-status").value) params.set("status", $("alert-status").value);
+  if ($("alert-severity").value) params.set("severity", $("alert-severity").value);
+  const alerts = await api(`/alerts?${params}`);
+  $("alerts-empty").hidden = alerts.length > 0;
+  $("alert-rows").replaceChildren(
+    ...alerts.map((a) => {
+      const actions = el("td", { class: "actions" });
+      if (a.status === "firing") {
+        actions.append(el("button", { onclick: () => alertAction(a.id, "ack") }, "Ack"));
+      }
+      if (a.status !== "resolved") {
+        actions.append(el("button", { onclick: () => alertAction(a.id, "resolve") }, "Resolve"));
+      }
+      return el("tr", { "data-alert": a.id },
+        el("td", {}, badge(a.severity)),
+        el("td", {}, a.rule),
+        el("td", {}, el("code", {}, a.metric)),
+        el("td", { class: "labels" }, labelText(a.labels)),
+        el("td", {}, a.value == null ? "" : `${a.value} / ${a.threshold}`),
+        el("td", {}, badge(a.status)),
+        el("td", {}, when(a.fired_at)),
+        actions);
+    })
+  );
+}
+
+async function alertAction(id, action) {
+  await api(`/alerts/${encodeURIComponent(id)}/${action}`, { method: "POST", body: { by: "dashboard" } });
+  await Promise.all([loadAlerts(), loadOverview()]);
+}
+
+// --- incidents ---------------------------------------------------------------------
+async function loadIncidents() {
+  const incidents = await api("/incidents?limit=200");
+  $("incidents-empty").hidden = incidents.length > 0;
+  $("incident-rows").replaceChildren(
+    ...incidents.map((i) =>
+      el("tr", { class: i.id === state.incident ? "selected clickable" : "clickable", onclick: () => selectIncident(i.id) },
+        el("td", {}, badge(i.severity)),
+        el("td", {}, i.title),
+        el("td", {}, badge(i.status)),
+        el("td", {}, i.assignee || "—"),
+        el("td", {}, when(i.opened_at))))
+  );
+  if (state.incident) await loadIncident(state.incident);
+}
+
+async function selectIncident(id) {
+  state.incident = id;
+  await loadIncidents();
+}
+
+async function loadIncident(id) {
+  const incident = await api(`/incidents/${encodeURIComponent(id)}`);
+  $("incident-detail").hidden = false;
+  $("incident-title").textContent = incident.title;
+  $("incident-meta").replaceChildren(
+    badge(incident.severity), " ", badge(incident.status),
+    ` opened ${when(incident.opened_at)} by ${incident.opened_by}`,
+    incident.assignee ? `, assigned to ${incident.assignee}` : ""
+  );
+  $("incident-status-form").elements.status.value = incident.status;
+  $("incident-notes").replaceChildren(
+    ...incident.notes.map((n) => el("li", {}, el("strong", {}, n.author), ` ${when(n.time)}: `, n.text))
+  );
+  $("incident-timeline").replaceChildren(
+    ...incident.timeline.map((t) =>
+      el("li", {}, el("time", {}, when(t.time)), " ", el("strong", {}, t.type), t.by ? ` by ${t.by}` : "", t.detail ? ` — ${t.detail}` : ""))
+  );
+}
+
+function wireIncidentForms() {
+  $("open-incident").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const incident = await api("/incidents", {
+      method: "POST",
+      body: { title: form.elements.title.value, severity: form.elements.severity.value, by: "dashboard" },
+    });
+    form.reset();
+    state.incident = incident.id || null;
+    await loadIncidents();
+  });
+  $("incident-status-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    await api(`/incidents/${encodeURIComponent(state.incident)}/status`, {
+      method: "PUT",
+      body: { status: form.elements.status.value, message: form.elements.message.value, by: "dashboard" },
+    });
+    form.elements.message.value = "";
+    await loadIncidents();
+  });
+  $("incident-note-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    await api(`/incidents/${encodeURIComponent(state.incident)}/notes`, {
+      method: "POST",
+      body: { text: form.elements.text.value, author: "dashboard" },
+    });
+    form.reset();
+    await loadIncident(state.incident);
+  });
+}
+
+// --- synthetic checks --------------------------------------------------------------
+async function loadSynthetic() {
+  const [checks, results] = await Promise.all([
+    api("/synthetic/checks"),
+    api("/synthetic/results?limit=50"),
+  ]);
+  $("checks-empty").hidden = checks.length > 0;
+  $("check-rows").replaceChildren(
+    ...checks.map((c) =>
+      el("tr", {},
+        el("td", {}, c.name),
+        el("td", { class: "url" }, c.url),
+        el("td", {}, c.last_ok == null ? badge("pending") : badge(c.last_ok ? "ok" : "failing")),
+        el("td", {}, c.last_status_code == null ? "" : String(c.last_status_code)),
+        el("td", {}, c.last_latency_ms == null ? "" : `${Math.round(c.last_latency_ms)} ms`),
+        el("td", {}, String(c.consecutive_failures)),
+        el("td", {}, when(c.last_run_at)),
+        el("td", { class: "actions" },
+          el("button", { onclick: () => runCheck(c.id) }, "Run now"))))
+  );
+  $("result-rows").replaceChildren(
+    ...results.map((r) =>
+      el("tr", {},
+        el("td", {}, r.name),
+        el("td", {}, badge(r.ok ? "ok" : "failing")),
+        el("td", {}, r.status_code == null ? "" : String(r.status_code)),
+        el("td", {}, `${Math.round(r.latency_ms)} ms`),
+        el("td", {}, r.trigger),
+        el("td", {}, when(r.time)),
+        el("td", { class: "error-text" }, r.error)))
+  );
+}
+
+async function runCheck(id) {
+  await api(`/synthetic/checks/${encodeURIComponent(id)}/run`, { method: "POST" });
+  await loadSynthetic();
+}
+
+// --- tabs, refresh and the live stream -----------------------------------------------
+const loaders = { overview: loadOverview, alerts: loadAlerts, incidents: loadIncidents, synthetic: loadSynthetic };
+const tabsForStream = {
+  ALERTS: ["overview", "alerts"],
+  INCIDENTS: ["overview", "incidents"],
+  SYNTHETIC: ["overview", "synthetic"],
+};
+const pending = new Set();
+let refreshTimer = null;
+
+function refresh(tabs) {
+  for (const tab of tabs) pending.add(tab);
+  if (refreshTimer) return;
+  refreshTimer = setTimeout(() => {
+    refreshTimer = null;
+    const due = [...pending].filter((tab) => tab === state.tab || tab === "overview");
+    pending.clear();
+    for (const tab of due) loaders[tab]().catch(() => {});
+  }, 250);
+}
+
+function showTab(tab) {
+  state.tab = tab;
+  for (const button of document.querySelectorAll("[data-tab]")) {
+    button.setAttribute("aria-selected", String(button.dataset.tab === tab));
+  }
+  for (const panel of document.querySelectorAll(".panel")) panel.hidden = panel.id !== tab;
+  loaders[tab]().catch(() => {});
+}
+
+function connectLive() {
+  const indicator = $("live");
+  const source = new EventSource(`${API}/events`);
+  source.onopen = () => {
+    indicator.textContent = "live";
+    indicator.className = "live online";
+    refresh(Object.keys(loaders)); // catch up on anything missed while disconnected
+  };
+  source.onerror = () => {
+    indicator.textContent = "reconnecting";
+    indicator.className = "live offline";
+  };
+  source.onmessage = (message) => handleLive(message.data);
+  for (const type of [
+    "AlertFired", "AlertEscalated", "AlertAcknowledged", "AlertResolved",
+    "IncidentOpened", "IncidentStatusChanged", "IncidentResolved", "IncidentNoteAdded",
+    "IncidentAssigned", "IncidentSeverityChanged",
+    "CheckConfigured", "CheckRemoved", "CheckRunRecorded",
+    "NotificationDelivered", "NotificationFailed", "MessageDeadLettered",
+  ]) {
+    source.addEventListener(type, (message) => handleLive(message.data));
+  }
+}
+
+function handleLive(data) {
+  const item = JSON.parse(data);
+  addToFeed(item);
+  refresh(tabsForStream[item.stream] || ["overview"]);
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  for (const button of document.querySelectorAll("[data-tab]")) {
+    button.addEventListener("click", () => showTab(button.dataset.tab));
+  }
+  $("alert-status").addEventListener("change", () => loadAlerts().catch(() => {}));
+  $("alert-severity").addEventListener("change", () => loadAlerts().catch(() => {}));
+  wireIncidentForms();
+  showTab("overview");
+  connectLive();
+  setInterval(() => loadOverview().catch(() => {}), 10000); // service liveness changes without events
+});

@@ -1,0 +1,57 @@
+"""Rules of the metrics store, free of I/O: how a batch becomes rows, what a query keeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from shared.events import SamplesIngested
+
+SampleRow = tuple[str, str, float, float]
+"""(name, canonical labels JSON, timestamp, value): the shape inserted on the hot path."""
+
+
+def canonical_labels(labels: dict[str, str]) -> str:
+    """Sorted-key compact JSON, so equal label sets are equal strings."""
+    return orjson.dumps(labels, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def sample_rows(batch: SamplesIngested) -> list[SampleRow]:
+    """One row per sample; a sample without a timestamp was taken when the batch arrived."""
+    received_at = batch.received_at
+    return [
+        (
+            sample.name,
+            canonical_labels(sample.labels),
+            float(received_at if sample.timestamp is None else sample.timestamp),
+            float(sample.value),
+        )
+        for sample in batch.samples
+    ]
+
+
+def retention_cutoff(now: float, retention_s: float) -> float:
+    """Samples stamped before this moment are past retention."""
+    return now - retention_s
+
+
+@dataclass(frozen=True)
+class SampleWindow:
+    """The newest ``limit`` matching samples, returned oldest first."""
+
+    rows: list[SampleRow]
+    truncated: bool
+
+
+def newest_window(newest_first: list[SampleRow], limit: int) -> SampleWindow:
+    """``newest_first`` holds up to ``limit + 1`` rows; one extra means more were left out."""
+    truncated = len(newest_first) > limit
+    kept = newest_first[:limit]
+    kept.reverse()
+    return SampleWindow(kept, truncated)
+
+
+def sample_public(row: SampleRow) -> dict[str, object]:
+    name, labels, ts, value = row
+    return {"name": name, "value": value, "timestamp": ts, "labels": orjson.loads(labels)}

@@ -1,0 +1,34 @@
+"""Helpers for metrics tests: waiting on a condition, and building sample batches."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from shared.events import Sample, SamplesIngested
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool]], within_s: float = 10.0, what: str = "condition"
+) -> None:
+    """Poll ``condition`` until it holds; fail with ``what`` after ``within_s`` seconds."""
+    deadline = time.monotonic() + within_s
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within_s}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def batch(
+    samples: list[Sample], received_at: float = 1_700_000_000.0, source: str = "api"
+) -> SamplesIngested:
+    return SamplesIngested(aggregate_id=source, samples=samples, received_at=received_at)
+
+
+def series(name: str, count: int, start_ts: float, labels: dict[str, str]) -> list[Sample]:
+    """``count`` samples one second apart with values 0, 1, 2, ..."""
+    return [
+        Sample(name=name, value=float(n), timestamp=start_ts + n, labels=labels)
+        for n in range(count)
+    ]
