@@ -98,6 +98,10 @@ class QuerySamples(Command):
     limit: int = Field(default=1000, ge=1, le=100_000)
 
 
+class MetricsStats(Command):
+    """No parameters: the metrics store's counters."""
+
+
 class CommandResult(BaseModel):
     """What a command answers: the aggregate it touched and where its last event landed."""
 

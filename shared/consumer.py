@@ -9,10 +9,12 @@ then acked. Nothing is dropped silently.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
@@ -44,6 +46,7 @@ class Delivery:
 
 
 Handler = Callable[[Event, Delivery], Awaitable[None]]
+BatchHandler = Callable[[list[tuple[Event, Delivery]]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class ConsumerSpec:
     ack_wait_s: float = 30.0
     max_ack_pending: int = 256  # when not ordered
     workers: int = 16  # messages handled at once when not ordered
+    batch: int = 1  # >1: hand up to this many messages over at once, in stream order
+    batch_wait_s: float = 0.02  # how long to gather a batch before handing over what came
 
     def consumer_config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -65,7 +70,9 @@ class ConsumerSpec:
             ack_policy=JsAckPolicy.EXPLICIT,
             ack_wait=self.ack_wait_s,
             max_deliver=-1,  # bounded by max_attempts here, then dead-lettered
-            max_ack_pending=1 if self.ordered else self.max_ack_pending,
+            max_ack_pending=self.batch
+            if self.batch > 1
+            else (1 if self.ordered else self.max_ack_pending),
             filter_subject=self.filter_subject,
         )
 
@@ -103,14 +110,7 @@ def _printable(data: bytes) -> str:
 
 async def process(bus: EventBus, spec: ConsumerSpec, msg: Msg, handler: Handler) -> None:
     """Apply the ack policy around one handler call."""
-    meta = msg.metadata
-    delivery = Delivery(
-        stream=meta.stream,
-        subject=msg.subject,
-        stream_seq=meta.sequence.stream,
-        deliveries=meta.num_delivered,
-        consumer=spec.durable,
-    )
+    delivery = _delivery(spec, msg)
     try:
         event = decode_event(msg.data)
         await handler(event, delivery)
@@ -147,6 +147,11 @@ async def process(bus: EventBus, spec: ConsumerSpec, msg: Msg, handler: Handler)
         await msg.ack()
 
 
+async def _no_body(message: Any) -> None:
+    """Bodies are decoded once, by decode_event; FastStream's own decoding would double it."""
+    return None
+
+
 def subscribe(
     broker: NatsBroker, bus: Callable[[], EventBus], spec: ConsumerSpec, handler: Handler
 ) -> None:
@@ -160,8 +165,101 @@ def subscribe(
         pull_sub=PullSub(batch_size=1 if spec.ordered else spec.workers, timeout=5.0),
         max_workers=1 if spec.ordered else spec.workers,
         ack_policy=AckPolicy.MANUAL,
+        decoder=_no_body,
         title=spec.durable,
         description=handler.__doc__ or "",
     )
     async def consume(message: NatsMessage) -> None:
         await process(bus(), spec, message.raw_message, handler)
+
+
+def _delivery(spec: ConsumerSpec, msg: Msg) -> Delivery:
+    meta = msg.metadata
+    return Delivery(
+        stream=meta.stream,
+        subject=msg.subject,
+        stream_seq=meta.sequence.stream,
+        deliveries=meta.num_delivered,
+        consumer=spec.durable,
+    )
+
+
+async def process_batch(
+    bus: EventBus, spec: ConsumerSpec, msgs: list[Msg], handler: BatchHandler
+) -> None:
+    """One handler call for many messages, e.g. one SQL transaction (one fsync) for all.
+
+    Failures are retried here, in place, with the messages marked in progress: naking
+    them would let later messages overtake. After ``max_attempts`` the batch is split
+    and handled message by message, so only a poison message is dead-lettered.
+    """
+    items: list[tuple[Event, Delivery, Msg]] = []
+    for msg in msgs:
+        delivery = _delivery(spec, msg)
+        try:
+            items.append((decode_event(msg.data), delivery, msg))
+        except UndecodableEvent as exc:
+            await dead_letter(bus, spec, msg, delivery.deliveries, delivery.stream_seq, str(exc))
+    attempt = 0
+    while items:
+        attempt += 1
+        try:
+            await handler([(event, delivery) for event, delivery, _ in items])
+            break
+        except Exception as exc:
+            if attempt >= spec.max_attempts:
+                await _one_by_one(bus, spec, items, handler)
+                break
+            delay = spec.delay_for(attempt)
+            log.warning(
+                "batch handler failed; retrying",
+                extra={
+                    "consumer": spec.durable,
+                    "first_seq": items[0][1].stream_seq,
+                    "messages": len(items),
+                    "attempt": attempt,
+                    "delay_s": delay,
+                    "error": repr(exc)[:300],
+                },
+                exc_info=attempt == 1,
+            )
+            for _, _, msg in items:
+                await msg.in_progress()
+            await asyncio.sleep(delay)
+    for msg in msgs:
+        await msg.ack()
+
+
+async def _one_by_one(
+    bus: EventBus,
+    spec: ConsumerSpec,
+    items: list[tuple[Event, Delivery, Msg]],
+    handler: BatchHandler,
+) -> None:
+    for event, delivery, msg in items:
+        try:
+            await handler([(event, delivery)])
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            await dead_letter(bus, spec, msg, delivery.deliveries, delivery.stream_seq, error)
+
+
+def subscribe_batch(
+    broker: NatsBroker, bus: Callable[[], EventBus], spec: ConsumerSpec, handler: BatchHandler
+) -> None:
+    """Register ``handler`` to receive up to ``spec.batch`` messages at once, in order."""
+
+    @broker.subscriber(
+        spec.filter_subject,
+        stream=JStream(spec.stream.name, declare=False),
+        durable=spec.durable,
+        config=spec.consumer_config(),
+        pull_sub=PullSub(batch_size=spec.batch, timeout=spec.batch_wait_s, batch=True),
+        ack_policy=AckPolicy.MANUAL,
+        decoder=_no_body,
+        title=spec.durable,
+        description=handler.__doc__ or "",
+    )
+    async def consume(message: NatsMessage) -> None:
+        raw = message.raw_message
+        await process_batch(bus(), spec, list(raw) if isinstance(raw, list) else [raw], handler)

@@ -50,6 +50,7 @@ def checkpoint_table(metadata: MetaData, service: str) -> Table:
 
 
 Change = Callable[[AsyncConnection], Awaitable[None]]
+BatchChange = Callable[[AsyncConnection, int], Awaitable[None]]
 
 
 class ProjectionStore:
@@ -85,6 +86,19 @@ class ProjectionStore:
 
     async def apply(self, projection: str, seq: int, change: Change) -> bool:
         """Run ``change`` and advance the checkpoint atomically; False if ``seq`` was applied."""
+
+        async def unless_applied(conn: AsyncConnection, last: int) -> None:
+            await change(conn)
+
+        return await self.apply_through(projection, seq, unless_applied)
+
+    async def apply_through(self, projection: str, seq: int, change: BatchChange) -> bool:
+        """Run ``change(conn, last)`` and move the checkpoint to ``seq``, atomically.
+
+        For a batch ending at ``seq``, ``change`` applies only the items after ``last``
+        (the checkpoint before it), so a partly redelivered batch is applied once.
+        False when ``seq`` was already applied and nothing ran.
+        """
         async with self.engine.begin() as conn:
             query = select(self.checkpoints.c.last_seq).where(
                 self.checkpoints.c.projection == projection
@@ -94,7 +108,7 @@ class ProjectionStore:
             last = await conn.scalar(query)
             if last is not None and seq <= last:
                 return False
-            await change(conn)
+            await change(conn, int(last or 0))
             if last is None:
                 await conn.execute(
                     self.checkpoints.insert().values(projection=projection, last_seq=seq)

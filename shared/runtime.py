@@ -12,7 +12,7 @@ from typing import Any
 from faststream.nats import NatsBroker
 
 from shared.bus import EventBus
-from shared.consumer import ConsumerSpec, Handler, subscribe
+from shared.consumer import BatchHandler, ConsumerSpec, Handler, subscribe, subscribe_batch
 from shared.heartbeat import beat_forever
 from shared.settings import Settings
 from shared.streams import ensure_streams
@@ -55,6 +55,9 @@ class ServiceRuntime:
 
     def consume(self, spec: ConsumerSpec, handler: Handler) -> None:
         subscribe(self.broker, lambda: self.bus, spec, handler)
+
+    def consume_batches(self, spec: ConsumerSpec, handler: BatchHandler) -> None:
+        subscribe_batch(self.broker, lambda: self.bus, spec, handler)
 
     def respond(self, subject: str, handler: RequestHandler) -> None:
         self._responders.append((subject, handler))

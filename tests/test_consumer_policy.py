@@ -108,3 +108,71 @@ async def test_undecodable_message_is_dead_lettered_at_once(
     await asyncio.wait_for(seen.wait(), 10)
     letters = await dead_letters(bus)
     assert [(d.deliveries, d.payload) for d in letters] == [(1, "{not json")]
+
+
+def batch_spec(max_attempts: int = 3) -> ConsumerSpec:
+    return ConsumerSpec(
+        durable="probe-batch",
+        stream=INCIDENTS,
+        filter_subject=f"{subjects.INCIDENT_EVENTS}.>",
+        max_attempts=max_attempts,
+        backoff_s=(0.01, 0.02, 0.05),
+        batch=16,
+        batch_wait_s=0.05,
+    )
+
+
+def opened(incident_id: str) -> IncidentOpened:
+    return IncidentOpened(aggregate_id=incident_id, title="t", severity="critical")
+
+
+async def test_batches_arrive_in_stream_order_and_failures_retry_in_place(
+    runtime: ServiceRuntime, bus: EventBus
+) -> None:
+    for n in range(40):
+        await bus.publish(subjects.incident(f"i{n}"), opened(f"i{n}"))
+    handled: list[int] = []
+    calls = 0
+    done = asyncio.Event()
+
+    async def flaky_batch(items: list[tuple[Event, Delivery]]) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("transaction failed")
+        handled.extend(d.stream_seq for _, d in items)
+        if len(handled) >= 40:
+            done.set()
+
+    runtime.consume_batches(batch_spec(), flaky_batch)
+    await runtime.start()
+    await asyncio.wait_for(done.wait(), 10)
+    assert handled == list(range(1, 41))
+    assert calls > 2  # more than one batch, and the failed one was retried
+    assert await dead_letters(bus) == []
+
+
+async def test_poison_message_in_a_batch_is_isolated_and_dead_lettered(
+    runtime: ServiceRuntime, bus: EventBus
+) -> None:
+    for name in ("a", "poison", "b"):
+        await bus.publish(subjects.incident(name), opened(name))
+    await bus.js.publish(subjects.incident("junk"), b"not an event")
+    handled: list[str] = []
+    done = asyncio.Event()
+
+    async def picky(items: list[tuple[Event, Delivery]]) -> None:
+        if any(event.aggregate_id == "poison" for event, _ in items):
+            raise ValueError("cannot store this one")
+        handled.extend(event.aggregate_id for event, _ in items)
+        if "b" in handled:
+            done.set()
+
+    runtime.consume_batches(batch_spec(max_attempts=2), picky)
+    await runtime.start()
+    await asyncio.wait_for(done.wait(), 10)
+    assert handled == ["a", "b"]
+    letters = await dead_letters(bus)
+    assert len(letters) == 2
+    assert sorted("poison" in d.payload for d in letters) == [False, True]
+    assert any(d.payload == "not an event" for d in letters)

@@ -51,14 +51,15 @@ class SampleEvaluator:
                 log.debug("batch already evaluated", extra={"stream_seq": seq})
                 return
             for index, sample in enumerate(event.samples):
-                checks = self.rules.get(sample.name)
+                checks = self.rules.get(sample["name"])
                 if checks is None:
                     continue
-                at = event.received_at if sample.timestamp is None else float(sample.timestamp)
+                stamp = sample["timestamp"]
+                at = event.received_at if stamp is None else stamp
                 for check in checks:
-                    if check.filters and not check.matches(sample.labels):
+                    if check.filters and not check.matches(sample["labels"]):
                         continue
-                    fp = fingerprint(check.rule.name, sample.labels)
+                    fp = fingerprint(check.rule.name, sample["labels"])
                     if book.already_applied(seq, index, fp):
                         continue
                     await self._evaluate(check, fp, sample, at, event, seq, index)
@@ -74,10 +75,10 @@ class SampleEvaluator:
         index: int,
     ) -> None:
         book = self.writer.book
-        value = float(sample.value)
+        value = sample["value"]
         origin = SampleOrigin(seq, index, batch.id, batch.correlation_id)
         for _ in range(CONFLICT_ATTEMPTS):
-            event, pending = evaluate_sample(book, check, fp, sample.labels, value, at, origin)
+            event, pending = evaluate_sample(book, check, fp, sample["labels"], value, at, origin)
             if event is None:
                 book.set_pending(fp, pending)
                 return

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request, R
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.gateway import queries
@@ -170,7 +170,7 @@ metrics_router = APIRouter(prefix=PREFIX, tags=["metrics"])
 
 BATCH_SCHEMA = {
     "type": "array",
-    "items": Sample.model_json_schema(),
+    "items": TypeAdapter(Sample).json_schema(),
     "minItems": 1,
     "maxItems": MAX_BATCH_SAMPLES,
     "description": f"Up to {MAX_BATCH_SAMPLES} samples and {MAX_BATCH_BYTES} bytes; "
@@ -226,6 +226,12 @@ async def ingest_samples(
     except (TimeoutError, nats.errors.Error) as exc:
         raise Unavailable(f"the event log did not store the batch: {exc}") from exc
     return SampleBatchPublic(accepted=len(samples), batch_id=event.id, seq=seq)
+
+
+@metrics_router.get("/metrics/stats")
+async def metrics_stats(state: StateDep) -> Any:
+    """Samples stored, the store's position in the METRICS stream and the backlog behind it."""
+    return await request_owner(state, commands.QUERY_METRICS_STATS, commands.MetricsStats())
 
 
 @metrics_router.get("/metrics")

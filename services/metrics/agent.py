@@ -332,7 +332,7 @@ class GatewaySink:
         self.timeout_s = timeout_s
 
     async def send(self, batch: SamplesIngested) -> None:
-        body = orjson.dumps([s.model_dump(exclude_none=True) for s in batch.samples])
+        body = orjson.dumps(batch.samples)
         headers = {"Content-Type": "application/json", "Idempotency-Key": batch.id}
         try:
             status, detail = await http_post(self.url, body, headers, self.timeout_s)

@@ -22,10 +22,10 @@ def sample_rows(batch: SamplesIngested) -> list[SampleRow]:
     received_at = batch.received_at
     return [
         (
-            sample.name,
-            canonical_labels(sample.labels),
-            float(received_at if sample.timestamp is None else sample.timestamp),
-            float(sample.value),
+            sample["name"],
+            canonical_labels(sample["labels"]),
+            received_at if sample["timestamp"] is None else sample["timestamp"],
+            sample["value"],
         )
         for sample in batch.samples
     ]

@@ -6,7 +6,7 @@ import logging
 
 from services.metrics.projections import STORE_PROJECTION, SampleStore
 from shared import subjects
-from shared.consumer import ConsumerSpec, Delivery, Handler
+from shared.consumer import BatchHandler, ConsumerSpec, Delivery
 from shared.events import Event, SamplesIngested
 from shared.streams import METRICS
 
@@ -17,27 +17,35 @@ STORE_CONSUMER = ConsumerSpec(
     stream=METRICS,
     filter_subject=f"{subjects.SAMPLES}.>",
     ordered=True,
+    batch=64,
+    batch_wait_s=0.05,
 )
 
 
-def sample_storer(store: SampleStore) -> Handler:
-    async def store_samples(event: Event, delivery: Delivery) -> None:
-        """Stores each sample of a batch; the checkpoint makes a redelivery a no-op."""
-        if not isinstance(event, SamplesIngested):
-            log.warning(
-                "ignored non-sample event on METRICS",
-                extra={"event_id": event.id, "type": event.type, "stream_seq": delivery.stream_seq},
-            )
-            return
-        applied = await store.store(delivery.stream_seq, [event])
+def sample_storer(store: SampleStore) -> BatchHandler:
+    async def store_samples(items: list[tuple[Event, Delivery]]) -> None:
+        """Stores the samples of many batches in one transaction; the checkpoint makes a
+        redelivery a no-op."""
+        batches: list[tuple[int, SamplesIngested]] = []
+        for event, delivery in items:
+            if isinstance(event, SamplesIngested):
+                batches.append((delivery.stream_seq, event))
+            else:
+                log.warning(
+                    "ignored non-sample event on METRICS",
+                    extra={
+                        "event_id": event.id,
+                        "type": event.type,
+                        "stream_seq": delivery.stream_seq,
+                    },
+                )
+        applied = await store.store_sequenced(batches)
         log.debug(
-            "stored samples" if applied else "skipped redelivered batch",
+            "stored samples" if applied else "skipped redelivered batches",
             extra={
-                "event_id": event.id,
-                "subject": delivery.subject,
-                "stream_seq": delivery.stream_seq,
-                "correlation_id": event.correlation_id,
-                "samples": len(event.samples),
+                "first_seq": items[0][1].stream_seq,
+                "last_seq": items[-1][1].stream_seq,
+                "messages": len(items),
             },
         )
 

@@ -118,12 +118,21 @@ class SampleStore:
 
         False when ``seq`` was already applied (a redelivery): nothing is written twice.
         """
-        rows = [row for batch in batches for row in sample_rows(batch)]
+        return await self.store_sequenced([(seq, batch) for batch in batches])
 
-        async def change(conn: AsyncConnection) -> None:
+    async def store_sequenced(self, batches: Sequence[tuple[int, SamplesIngested]]) -> bool:
+        """Store batches tagged with their stream sequences in one transaction (one fsync);
+        those at or below the checkpoint were stored before and are skipped."""
+        if not batches:
+            return False
+
+        async def change(conn: AsyncConnection, last: int) -> None:
+            rows = [row for seq, batch in batches if seq > last for row in sample_rows(batch)]
             await self._insert_rows(conn, rows)
 
-        return await self.projections.apply(STORE_PROJECTION, seq, change)
+        return await self.projections.apply_through(
+            STORE_PROJECTION, max(seq for seq, _ in batches), change
+        )
 
     async def _insert_rows(self, conn: AsyncConnection, rows: list[SampleRow]) -> None:
         if not rows:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
-from typing import Annotated
+from typing import Annotated, NotRequired
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator
+from pydantic import ConfigDict, Field, with_config
+from typing_extensions import TypedDict
 
 from shared.events.base import Event
 
@@ -18,26 +18,18 @@ LabelValue = Annotated[str, Field(max_length=1024)]
 LabelMap = dict[LabelName, LabelValue]
 
 
-class Sample(BaseModel):
-    """One measurement. ``timestamp`` is Unix seconds; absent means "when received"."""
+@with_config(ConfigDict(extra="forbid", strict=True))
+class Sample(TypedDict):
+    """One measurement. ``timestamp`` is Unix seconds; absent means "when received".
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    A TypedDict rather than a model: batches of thousands are validated on every hop,
+    and plain dicts validate several times faster. After validation every key is present.
+    """
 
-    name: str = Field(min_length=1, max_length=200, pattern=METRIC_NAME_PATTERN)
-    value: StrictFloat | StrictInt
-    timestamp: StrictFloat | StrictInt | None = None
-    labels: LabelMap = Field(default_factory=dict)
-
-    @field_validator("value", "timestamp")
-    @classmethod
-    def _finite(cls, value: float | None) -> float | None:
-        try:
-            finite = value is None or math.isfinite(value)
-        except OverflowError:  # an integer too large for a float
-            finite = False
-        if not finite:
-            raise ValueError("must be a finite number (no NaN or infinity)")
-        return value
+    name: Annotated[str, Field(min_length=1, max_length=200, pattern=METRIC_NAME_PATTERN)]
+    value: Annotated[float, Field(allow_inf_nan=False)]
+    timestamp: NotRequired[Annotated[float | None, Field(default=None, allow_inf_nan=False)]]
+    labels: NotRequired[Annotated[LabelMap, Field(default_factory=dict)]]
 
 
 class SamplesIngested(Event):

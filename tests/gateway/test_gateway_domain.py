@@ -18,8 +18,8 @@ from shared.events import MAX_BATCH_BYTES, Sample
 def test_a_valid_batch_becomes_samples() -> None:
     body = b'[{"name": "cpu", "value": 1.5, "labels": {"host": "web-1"}},{"name": "m", "value": 3}]'
     assert parse_sample_batch(body) == [
-        Sample(name="cpu", value=1.5, labels={"host": "web-1"}),
-        Sample(name="m", value=3),
+        Sample(name="cpu", value=1.5, timestamp=None, labels={"host": "web-1"}),
+        Sample(name="m", value=3.0, timestamp=None, labels={}),
     ]
 
 

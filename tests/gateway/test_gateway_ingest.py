@@ -35,8 +35,8 @@ async def test_a_batch_is_stored_as_one_event(client: httpx.AsyncClient, bus: Ev
     assert event.aggregate_id == "api"
     assert event.received_at > 1_700_000_000
     assert event.samples == [
-        Sample(name="system_cpu_percent", value=93.5, labels={"host": "web-1"}),
-        Sample(name="system_cpu_percent", value=12, timestamp=1_700_000_000.5),
+        Sample(name="system_cpu_percent", value=93.5, timestamp=None, labels={"host": "web-1"}),
+        Sample(name="system_cpu_percent", value=12.0, timestamp=1_700_000_000.5, labels={}),
     ]
 
 

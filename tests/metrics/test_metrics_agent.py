@@ -73,7 +73,7 @@ def test_collection_covers_the_host_with_host_labels() -> None:
     while time.monotonic() < burn_until:
         sum(range(1000))
     samples = collector.collect()
-    names = {s.name for s in samples}
+    names = {s["name"] for s in samples}
     expected = {
         "system_cpu_percent",
         "system_cpu_core_percent",
@@ -91,20 +91,20 @@ def test_collection_covers_the_host_with_host_labels() -> None:
         "system_net_sent_bytes_per_s",
     }
     assert expected <= names
-    assert all(s.labels["host"] == HOST for s in samples)
-    cores = [s for s in samples if s.name == "system_cpu_core_percent"]
-    assert sorted(s.labels["core"] for s in cores) == sorted(str(n) for n in range(len(cores)))
+    assert all(s["labels"]["host"] == HOST for s in samples)
+    cores = [s for s in samples if s["name"] == "system_cpu_core_percent"]
+    assert sorted(s["labels"]["core"] for s in cores) == sorted(str(n) for n in range(len(cores)))
     assert len(cores) == psutil.cpu_count()
-    by_memory = [s for s in samples if s.name == "system_process_memory_bytes"]
-    by_cpu = [s for s in samples if s.name == "system_process_cpu_percent"]
+    by_memory = [s for s in samples if s["name"] == "system_process_memory_bytes"]
+    by_cpu = [s for s in samples if s["name"] == "system_process_cpu_percent"]
     assert len(by_memory) == 5
     assert 1 <= len(by_cpu) <= 5
-    assert [s.value for s in by_memory] == sorted((s.value for s in by_memory), reverse=True)
-    assert [s.value for s in by_cpu] == sorted((s.value for s in by_cpu), reverse=True)
-    count = next(s for s in samples if s.name == "system_process_count")
-    assert count.value == pytest.approx(len(psutil.pids()), abs=50)
-    uptime = next(s for s in samples if s.name == "system_uptime_s")
-    assert uptime.value == pytest.approx(time.time() - psutil.boot_time(), abs=5)
+    assert [s["value"] for s in by_memory] == sorted((s["value"] for s in by_memory), reverse=True)
+    assert [s["value"] for s in by_cpu] == sorted((s["value"] for s in by_cpu), reverse=True)
+    count = next(s for s in samples if s["name"] == "system_process_count")
+    assert count["value"] == pytest.approx(len(psutil.pids()), abs=50)
+    uptime = next(s for s in samples if s["name"] == "system_uptime_s")
+    assert uptime["value"] == pytest.approx(time.time() - psutil.boot_time(), abs=5)
 
 
 def test_process_cpu_is_measured_since_the_previous_pass() -> None:
@@ -155,7 +155,7 @@ async def test_once_publishes_to_nats_on_the_agent_subject(bus: EventBus) -> Non
     event = recorded[0].event
     assert isinstance(event, SamplesIngested)
     assert event.aggregate_id == f"agent-{HOST}"
-    assert any(s.name == "system_memory_percent" for s in event.samples)
+    assert any(s["name"] == "system_memory_percent" for s in event.samples)
 
 
 async def test_failed_sends_are_retried_with_the_same_batch_id(gateway: GatewayStub) -> None:

@@ -101,3 +101,15 @@ async def test_several_batches_in_one_transaction_advance_the_checkpoint_once(
     assert await store.last_seq() == 7
     assert await store.stored_samples() == 5
     assert await store.store(6, [first]) is False
+
+
+async def test_partly_redelivered_batches_store_only_what_is_new(store: SampleStore) -> None:
+    first = batch(series("cpu", 2, 1_000.0, {"host": "a"}))
+    second = batch(series("cpu", 3, 2_000.0, {"host": "a"}))
+    assert await store.store_sequenced([(1, first)]) is True
+    # the same message again, now delivered together with the next one
+    assert await store.store_sequenced([(1, first), (2, second)]) is True
+    assert await store.stored_samples() == 5
+    assert await store.last_seq() == 2
+    assert await store.store_sequenced([(1, first), (2, second)]) is False
+    assert await store.stored_samples() == 5

@@ -99,12 +99,12 @@ def test_failures_count_up_and_reset_and_drive_the_down_sample() -> None:
         run = record_run(catalog, definition, outcome, "schedule")
         catalog.record_run(run)
         batch = samples_for(definition, run, at=1000.0)
-        values = {s.name: s.value for s in batch.samples}
+        values = {s["name"]: s["value"] for s in batch.samples}
         seen.append((run.consecutive_failures, run.version, values["synthetic_check_down"]))
-        assert all(s.labels == {"check": "api"} for s in batch.samples)
+        assert all(s["labels"] == {"check": "api"} for s in batch.samples)
         assert batch.causation_id == run.id
     assert seen == [(1, 1, 0), (2, 2, 1), (3, 3, 1), (0, 4, 0)]
-    assert {s.name: s.value for s in batch.samples} == {
+    assert {s["name"]: s["value"] for s in batch.samples} == {
         "synthetic_check_up": 1,
         "synthetic_check_latency_ms": 4.25,
         "synthetic_check_down": 0,

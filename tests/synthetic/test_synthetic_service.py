@@ -78,8 +78,8 @@ async def test_target_up_then_down_is_recorded_and_raises_the_down_sample(
     by_run = {b.causation_id: b for b in await sample_batches(bus)}
     observed = []
     for run in recorded:
-        values = {s.name: s.value for s in by_run[run.id].samples}
-        labels = {tuple(s.labels.items()) for s in by_run[run.id].samples}
+        values = {s["name"]: s["value"] for s in by_run[run.id].samples}
+        labels = {tuple(s["labels"].items()) for s in by_run[run.id].samples}
         assert labels == {(("check", "home"),)}
         assert values["synthetic_check_latency_ms"] == run.latency_ms
         observed.append((values["synthetic_check_up"], values["synthetic_check_down"]))

@@ -2,7 +2,7 @@
 "use strict";
 
 const API = "/api/monitoring";
-const state = { tab: "overview", incident: null };
+const state = { tab: "overview", incident: null, shownIncident: null, shownStatus: null };
 
 // --- small DOM helpers (text only: nothing from the server becomes HTML) -----------
 function el(tag, attrs = {}, ...children) {
@@ -37,26 +37,44 @@ function duration(seconds) {
 }
 const labelText = (labels) => Object.entries(labels || {}).map(([k, v]) => `${k}=${v}`).join(", ");
 
-function showError(message) {
+// A refused action stays on screen until the next action; a failed load is cleared by
+// the next successful load (background refreshes must not hide what an action said).
+let errorFrom = null;
+function showError(message, from) {
   const box = $("error");
   box.textContent = message;
   box.hidden = !message;
+  errorFrom = message ? from : null;
 }
 
 async function api(path, options = {}) {
   const init = { headers: { "Content-Type": "application/json" }, ...options };
   if (init.body && typeof init.body !== "string") init.body = JSON.stringify(init.body);
-  const response = await fetch(API + path, init);
-  if (response.status === 204) return null;
+  const from = (init.method || "GET") === "GET" ? "load" : "action";
+  let response;
+  try {
+    response = await fetch(API + path, init);
+  } catch (error) {
+    showError(`Could not reach the server: ${error.message}`, from);
+    throw error;
+  }
+  if (response.status === 204) {
+    if (from === "action" || errorFrom === "load") showError("");
+    return null;
+  }
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     const message = body.detail || `${response.status} ${response.statusText}`;
-    showError(message);
+    showError(message, from);
     throw new Error(message);
   }
-  showError("");
+  if (from === "action" || errorFrom === "load") showError("");
   return body;
 }
+
+// User actions: a failure is already shown by api(), so it must not escape as an
+// unhandled rejection.
+const quietly = (promise) => promise.catch(() => {});
 
 // --- overview ----------------------------------------------------------------------
 async function loadOverview() {
@@ -108,10 +126,10 @@ async function loadAlerts() {
     ...alerts.map((a) => {
       const actions = el("td", { class: "actions" });
       if (a.status === "firing") {
-        actions.append(el("button", { onclick: () => alertAction(a.id, "ack") }, "Ack"));
+        actions.append(el("button", { onclick: () => quietly(alertAction(a.id, "ack")) }, "Acknowledge"));
       }
       if (a.status !== "resolved") {
-        actions.append(el("button", { onclick: () => alertAction(a.id, "resolve") }, "Resolve"));
+        actions.append(el("button", { onclick: () => quietly(alertAction(a.id, "resolve")) }, "Resolve"));
       }
       return el("tr", { "data-alert": a.id },
         el("td", {}, badge(a.severity)),
@@ -137,7 +155,7 @@ async function loadIncidents() {
   $("incidents-empty").hidden = incidents.length > 0;
   $("incident-rows").replaceChildren(
     ...incidents.map((i) =>
-      el("tr", { class: i.id === state.incident ? "selected clickable" : "clickable", onclick: () => selectIncident(i.id) },
+      el("tr", { class: i.id === state.incident ? "selected clickable" : "clickable", onclick: () => quietly(selectIncident(i.id)) },
         el("td", {}, badge(i.severity)),
         el("td", {}, i.title),
         el("td", {}, badge(i.status)),
@@ -161,7 +179,12 @@ async function loadIncident(id) {
     ` opened ${when(incident.opened_at)} by ${incident.opened_by}`,
     incident.assignee ? `, assigned to ${incident.assignee}` : ""
   );
-  $("incident-status-form").elements.status.value = incident.status;
+  // a refresh must not undo a status the user picked but has not submitted yet
+  if (state.shownIncident !== incident.id || state.shownStatus !== incident.status) {
+    $("incident-status-form").elements.status.value = incident.status;
+    state.shownIncident = incident.id;
+    state.shownStatus = incident.status;
+  }
   $("incident-notes").replaceChildren(
     ...incident.notes.map((n) => el("li", {}, el("strong", {}, n.author), ` ${when(n.time)}: `, n.text))
   );
@@ -171,21 +194,25 @@ async function loadIncident(id) {
   );
 }
 
-function wireIncidentForms() {
-  $("open-incident").addEventListener("submit", async (event) => {
+function onSubmit(id, action) {
+  $(id).addEventListener("submit", (event) => {
     event.preventDefault();
-    const form = event.target;
+    quietly(action(event.target));
+  });
+}
+
+function wireIncidentForms() {
+  onSubmit("open-incident", async (form) => {
     const incident = await api("/incidents", {
       method: "POST",
       body: { title: form.elements.title.value, severity: form.elements.severity.value, by: "dashboard" },
     });
     form.reset();
-    state.incident = incident.id || null;
+    // 202 (not yet in the read model) answers with the command result instead
+    state.incident = incident.id || incident.aggregate_id || null;
     await loadIncidents();
   });
-  $("incident-status-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const form = event.target;
+  onSubmit("incident-status-form", async (form) => {
     await api(`/incidents/${encodeURIComponent(state.incident)}/status`, {
       method: "PUT",
       body: { status: form.elements.status.value, message: form.elements.message.value, by: "dashboard" },
@@ -193,9 +220,7 @@ function wireIncidentForms() {
     form.elements.message.value = "";
     await loadIncidents();
   });
-  $("incident-note-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const form = event.target;
+  onSubmit("incident-note-form", async (form) => {
     await api(`/incidents/${encodeURIComponent(state.incident)}/notes`, {
       method: "POST",
       body: { text: form.elements.text.value, author: "dashboard" },
@@ -223,7 +248,7 @@ async function loadSynthetic() {
         el("td", {}, String(c.consecutive_failures)),
         el("td", {}, when(c.last_run_at)),
         el("td", { class: "actions" },
-          el("button", { onclick: () => runCheck(c.id) }, "Run now"))))
+          el("button", { onclick: () => quietly(runCheck(c.id)) }, "Run now"))))
   );
   $("result-rows").replaceChildren(
     ...results.map((r) =>
