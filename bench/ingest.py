@@ -20,6 +20,7 @@ import orjson
 
 METRICS_PATH = "/api/monitoring/metrics"
 STATS_PATH = "/api/monitoring/metrics/stats"
+HEALTH_PATH = "/api/monitoring/health/system"
 
 
 @dataclass
@@ -80,6 +81,19 @@ async def metrics_stats(session: aiohttp.ClientSession, base: str) -> dict[str, 
     return result if isinstance(result, dict) else body
 
 
+async def evaluator_lag(session: aiohttp.ClientSession, base: str) -> int | None:
+    """Messages the alerts evaluator has yet to process, from the gateway's health view."""
+    try:
+        async with session.get(base + HEALTH_PATH) as response:
+            body: dict[str, Any] = await response.json(loads=orjson.loads)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return None
+    for consumer in body.get("consumers", []):
+        if consumer.get("durable") == "alerts-evaluator":
+            return int(consumer.get("lag", 0)) + int(consumer.get("ack_pending", 0))
+    return None
+
+
 async def run(args: argparse.Namespace) -> None:
     base = args.url.rstrip("/")
     connector = aiohttp.TCPConnector(limit=args.senders * 2)
@@ -105,11 +119,14 @@ async def run(args: argparse.Namespace) -> None:
         drained_after: float | None = None
         if args.drain > 0 and before and after:
             drain_deadline = time.monotonic() + args.drain
-            while after.get("backlog", 0) > 0 and time.monotonic() < drain_deadline:
+            lag = await evaluator_lag(session, base)
+            while (after.get("backlog", 0) > 0 or lag) and time.monotonic() < drain_deadline:
                 await asyncio.sleep(0.5)
                 after = await metrics_stats(session, base) or after
-            if after.get("backlog", 0) == 0:
+                lag = await evaluator_lag(session, base)
+            if after.get("backlog", 0) == 0 and not lag:
                 drained_after = time.monotonic() - started
+        lag = await evaluator_lag(session, base)
 
     accepted = sum(t.accepted for t in tallies)
     failures = sum(t.failures for t in tallies)
@@ -125,7 +142,10 @@ async def run(args: argparse.Namespace) -> None:
             else (drained_after, f"all stored {drained_after:.1f} s after the start")
         )
         print(f"stored          {stored:>12,} samples  {stored / window:>12,.0f} samples/s ({how})")
-        print(f"backlog at end  {after['backlog']:>12,} messages")
+        print(f"backlog at end  {after['backlog']:>12,} messages (metrics store)")
+    print(
+        f"evaluator lag   {'unknown' if lag is None else f'{lag:>12,}'} messages (alerts evaluator)"
+    )
     print(
         f"failed POSTs    {failures:>12}" + (f"  last: {_last_error(tallies)}" if failures else "")
     )

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import nats.errors
 from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.nats.annotations import NatsMessage
@@ -61,7 +62,6 @@ class ConsumerSpec:
     max_ack_pending: int = 256  # when not ordered
     workers: int = 16  # messages handled at once when not ordered
     batch: int = 1  # >1: hand up to this many messages over at once, in stream order
-    batch_wait_s: float = 0.02  # how long to gather a batch before handing over what came
 
     def consumer_config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -244,22 +244,27 @@ async def _one_by_one(
             await dead_letter(bus, spec, msg, delivery.deliveries, delivery.stream_seq, error)
 
 
-def subscribe_batch(
-    broker: NatsBroker, bus: Callable[[], EventBus], spec: ConsumerSpec, handler: BatchHandler
+async def consume_batches_forever(
+    bus: Callable[[], EventBus], spec: ConsumerSpec, handler: BatchHandler
 ) -> None:
-    """Register ``handler`` to receive up to ``spec.batch`` messages at once, in order."""
+    """A durable pull loop handing over whatever has arrived, up to ``spec.batch`` at once.
 
-    @broker.subscriber(
+    nats-py's fetch returns the messages already waiting without delay, so batches
+    grow with the backlog and a lone message is not held back.
+    """
+    js = bus().js
+    subscription = await js.pull_subscribe(
         spec.filter_subject,
-        stream=JStream(spec.stream.name, declare=False),
         durable=spec.durable,
+        stream=spec.stream.name,
         config=spec.consumer_config(),
-        pull_sub=PullSub(batch_size=spec.batch, timeout=spec.batch_wait_s, batch=True),
-        ack_policy=AckPolicy.MANUAL,
-        decoder=_no_body,
-        title=spec.durable,
-        description=handler.__doc__ or "",
     )
-    async def consume(message: NatsMessage) -> None:
-        raw = message.raw_message
-        await process_batch(bus(), spec, list(raw) if isinstance(raw, list) else [raw], handler)
+    while True:
+        try:
+            msgs = await subscription.fetch(spec.batch, timeout=5.0)
+        except (TimeoutError, nats.errors.TimeoutError):
+            continue
+        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
+            await asyncio.sleep(0.5)
+            continue
+        await process_batch(bus(), spec, msgs, handler)

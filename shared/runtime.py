@@ -12,7 +12,13 @@ from typing import Any
 from faststream.nats import NatsBroker
 
 from shared.bus import EventBus
-from shared.consumer import BatchHandler, ConsumerSpec, Handler, subscribe, subscribe_batch
+from shared.consumer import (
+    BatchHandler,
+    ConsumerSpec,
+    Handler,
+    consume_batches_forever,
+    subscribe,
+)
 from shared.heartbeat import beat_forever
 from shared.settings import Settings
 from shared.streams import ensure_streams
@@ -57,7 +63,8 @@ class ServiceRuntime:
         subscribe(self.broker, lambda: self.bus, spec, handler)
 
     def consume_batches(self, spec: ConsumerSpec, handler: BatchHandler) -> None:
-        subscribe_batch(self.broker, lambda: self.bus, spec, handler)
+        """Like ``consume``, but many messages per handler call (one transaction for all)."""
+        self._background.append(lambda: consume_batches_forever(lambda: self.bus, spec, handler))
 
     def respond(self, subject: str, handler: RequestHandler) -> None:
         self._responders.append((subject, handler))
@@ -86,9 +93,21 @@ class ServiceRuntime:
         self._tasks.append(
             asyncio.create_task(beat_forever(nc, self.name, self.settings.heartbeat_interval_s))
         )
-        self._tasks.extend(asyncio.create_task(task()) for task in self._background)
+        self._tasks.extend(asyncio.create_task(self._supervised(task)) for task in self._background)
         self.ready.set()
         log.info("service ready", extra={"service": self.name})
+
+    async def _supervised(self, task: Hook) -> None:
+        """Keep a background loop alive: a crash is logged and the loop restarted."""
+        while True:
+            try:
+                await task()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background task failed; restarting", extra={"service": self.name})
+                await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
         for task in self._tasks:

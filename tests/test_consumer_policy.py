@@ -118,7 +118,6 @@ def batch_spec(max_attempts: int = 3) -> ConsumerSpec:
         max_attempts=max_attempts,
         backoff_s=(0.01, 0.02, 0.05),
         batch=16,
-        batch_wait_s=0.05,
     )
 
 

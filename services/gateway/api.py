@@ -214,10 +214,10 @@ async def ingest_samples(
 ) -> SampleBatchPublic:
     body = await read_limited_body(request)
     samples = parse_sample_batch(body)
-    event = SamplesIngested(
+    event = SamplesIngested.of_validated(
+        samples,
         id=idempotency_key or new_id(),
         aggregate_id=INGEST_SOURCE,
-        samples=samples,
         received_at=time.time(),
     )
     bus = state.bus()

@@ -18,7 +18,6 @@ STORE_CONSUMER = ConsumerSpec(
     filter_subject=f"{subjects.SAMPLES}.>",
     ordered=True,
     batch=64,
-    batch_wait_s=0.05,
 )
 
 
