@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 
 import aiohttp
@@ -39,6 +40,8 @@ from shared.events import Event, decode_event, utcnow
 from shared.streams import ALERTS, INCIDENTS
 
 log = logging.getLogger(__name__)
+
+SETTLED_MEMORY = 100_000  # delivery ids this process settled, newest kept
 
 
 def consumer_specs(channels: list[ChannelConfig]) -> tuple[ConsumerSpec, ConsumerSpec]:
@@ -78,6 +81,7 @@ class NotificationDispatcher:
         self._bus = bus
         self.transports = dict(TRANSPORTS if transports is None else transports)
         self._session: aiohttp.ClientSession | None = None
+        self._settled: OrderedDict[str, None] = OrderedDict()
         for channel in self.channels:
             if channel.type not in self.transports:
                 raise ValueError(f"channel {channel.name!r}: no transport for {channel.type!r}")
@@ -110,7 +114,7 @@ class NotificationDispatcher:
         if not targets:
             return
         ids = {c.name: notification_for(event, c.name).delivery_id for c in targets}
-        entries = await self.ledger.entries(ids.values())
+        entries = await self._ledger_entries(list(ids.values()), delivery)
         results = await asyncio.gather(
             *(
                 self._notify_channel(event, channel, entries.get(ids[channel.name]), delivery)
@@ -147,6 +151,25 @@ class NotificationDispatcher:
         raise TransientDeliveryError(
             "; ".join(f"{name}: {error}" for name, error in sorted(pending.items()))
         )
+
+    async def _ledger_entries(
+        self, delivery_ids: list[str], delivery: Delivery
+    ) -> dict[str, LedgerEntry]:
+        """The ledger rows that decide what is left to do.
+
+        A message on its first delivery to our durable consumer has never been tried,
+        so the ledger cannot hold it unless this process settled it moments ago: the
+        SQL read (milliseconds on the paging path) is needed only for redeliveries.
+        Resetting the durable consumer breaks that premise; rebuild the ledger first.
+        """
+        if delivery.deliveries == 1 and not any(i in self._settled for i in delivery_ids):
+            return {}
+        return await self.ledger.entries(delivery_ids)
+
+    def _remember_settled(self, delivery_id: str) -> None:
+        self._settled[delivery_id] = None
+        if len(self._settled) > SETTLED_MEMORY:
+            self._settled.popitem(last=False)
 
     async def _notify_channel(
         self, event: Event, channel: ChannelConfig, entry: LedgerEntry | None, delivery: Delivery
@@ -209,6 +232,7 @@ class NotificationDispatcher:
 
     async def _settle(self, outcome: Outcome) -> None:
         await self.ledger.record_outcome(outcome)
+        self._remember_settled(outcome.aggregate_id)
         await self._publish(outcome.aggregate_id, outcome)
 
     async def _publish(self, delivery_id: str, outcome: Event) -> None:
