@@ -1,4 +1,8 @@
-"""The ``vigil`` command: up, run, agent, rebuild, check-config, asyncapi."""
+"""The ``vigil`` command: up, run, agent, rebuild, check-config, asyncapi.
+
+Each command imports what it needs when it runs: the host agent must stay under
+40 MB resident, and the YAML config, the web stack and uvloop are not its business.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from services.supervisor import SERVICES, Supervisor, UpOptions
-from shared.config import ConfigError, load_config
 from shared.logs import configure_logging
+from shared.services import SERVICES
 from shared.settings import Settings
 
 
@@ -25,6 +28,8 @@ def _run(coro: Any) -> Any:
 
 
 def _check_config(path: Path | None) -> bool:
+    from shared.config import ConfigError, load_config
+
     try:
         load_config(path)
     except ConfigError as exc:
@@ -34,6 +39,8 @@ def _check_config(path: Path | None) -> bool:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from services.supervisor import Supervisor, UpOptions
+
     if not _check_config(args.config):
         return 2
     options = UpOptions(
@@ -87,7 +94,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     nats_url = args.nats_url or (None if args.gateway else settings.nats_url)
     gateway = args.gateway or (None if nats_url else f"http://127.0.0.1:{settings.port}")
     print(f"vigil agent ready (every {args.interval}s to {nats_url or gateway})", flush=True)
-    _run(run_agent(args.interval, nats_url=nats_url, gateway_url=gateway, once=args.once))
+    # plain asyncio: uvloop would cost the agent a megabyte for one request per interval
+    asyncio.run(run_agent(args.interval, nats_url=nats_url, gateway_url=gateway, once=args.once))
     return 0
 
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from shared.natsserver import EmbeddedNats
+from shared.services import SERVICES
 
 log = logging.getLogger(__name__)
 
-SERVICES: tuple[str, ...] = ("metrics", "alerts", "incidents", "synthetic", "notifier", "gateway")
 PR_SET_PDEATHSIG = 1
 
 

@@ -12,8 +12,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from shared.errors import InvalidInput, VigilError
 from shared.events import MAX_BATCH_BYTES, MAX_BATCH_SAMPLES, Sample
+from shared.services import SERVICES
 
-SERVICES: tuple[str, ...] = ("gateway", "metrics", "alerts", "incidents", "synthetic", "notifier")
 MISSED_BEATS_BEFORE_DOWN = 3
 
 SAMPLE_BATCH = TypeAdapter(list[Sample])
