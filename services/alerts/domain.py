@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 
@@ -246,6 +246,19 @@ class SampleOrigin:
     correlation_id: str
 
 
+def _envelope(alert_id: str, version: int, kind: str, origin: SampleOrigin) -> dict[str, Any]:
+    """Identity, causation and stream position every evaluator-made event carries."""
+    return {
+        "id": event_id_for(alert_id, version, kind),
+        "aggregate_id": alert_id,
+        "version": version,
+        "correlation_id": origin.correlation_id,
+        "causation_id": origin.event_id,
+        "source_seq": origin.seq,
+        "source_index": origin.index,
+    }
+
+
 def transition_event(
     check: CompiledRule,
     alert: Alert | None,
@@ -258,18 +271,12 @@ def transition_event(
     if transition.kind == "fire":
         alert_id = alert_id_for(fingerprint_, origin.seq, origin.index)
         return AlertFired(
-            id=event_id_for(alert_id, 1, "fired"),
-            aggregate_id=alert_id,
-            version=1,
-            correlation_id=origin.correlation_id,
-            causation_id=origin.event_id,
+            **_envelope(alert_id, 1, "fired", origin),
             rule=check.rule.name,
             fingerprint=fingerprint_,
             metric=check.rule.metric,
             labels=dict(labels),
             severity=transition.severity,
-            source_seq=origin.seq,
-            source_index=origin.index,
             value=value,
             threshold=transition.threshold,
             summary=check.rule.summary,
@@ -277,37 +284,25 @@ def transition_event(
     if alert is None:
         raise InvalidTransition(f"{transition.kind} needs an open alert")
     version = alert.version + 1
+    identity: dict[str, Any] = {
+        "rule": alert.rule,
+        "fingerprint": alert.fingerprint,
+        "metric": alert.metric,
+        "labels": dict(alert.labels),
+    }
     if transition.kind == "escalate":
         return AlertEscalated(
-            id=event_id_for(alert.alert_id, version, "escalated"),
-            aggregate_id=alert.alert_id,
-            version=version,
-            correlation_id=origin.correlation_id,
-            causation_id=origin.event_id,
-            rule=alert.rule,
-            fingerprint=alert.fingerprint,
-            metric=alert.metric,
-            labels=dict(alert.labels),
+            **_envelope(alert.alert_id, version, "escalated", origin),
+            **identity,
             severity=transition.severity,
-            source_seq=origin.seq,
-            source_index=origin.index,
             previous_severity=alert.severity,
             value=value,
             threshold=transition.threshold,
         )
     return AlertResolved(
-        id=event_id_for(alert.alert_id, version, "recovered"),
-        aggregate_id=alert.alert_id,
-        version=version,
-        correlation_id=origin.correlation_id,
-        causation_id=origin.event_id,
-        rule=alert.rule,
-        fingerprint=alert.fingerprint,
-        metric=alert.metric,
-        labels=dict(alert.labels),
+        **_envelope(alert.alert_id, version, "recovered", origin),
+        **identity,
         severity=alert.severity,
-        source_seq=origin.seq,
-        source_index=origin.index,
         reason="recovered",
         value=value,
     )

@@ -83,19 +83,24 @@ alerts = Table(
     Index("gateway_alerts_fired_at", "fired_at"),
 )
 
-alert_timeline = Table(
-    "gateway_alert_timeline",
-    metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
-    Column("alert_id", String(200), nullable=False),
-    Column("event_id", String(100), nullable=False),
-    Column("type", String(100), nullable=False),
-    Column("time", DateTime(timezone=True), nullable=False),
-    Column("by", String(100), nullable=False, default=""),
-    Column("detail", Text, nullable=False, default=""),
-    Column("event", JSON, nullable=False),
-    Index("gateway_alert_timeline_alert", "alert_id", "seq"),
-)
+def _timeline(name: str, owner: str) -> Table:
+    """Every event of one aggregate, in stream order: the history the API shows."""
+    return Table(
+        f"gateway_{name}_timeline",
+        metadata,
+        Column("seq", BigInteger, primary_key=True, autoincrement=False),
+        Column(owner, String(200), nullable=False),
+        Column("event_id", String(100), nullable=False),
+        Column("type", String(100), nullable=False),
+        Column("time", DateTime(timezone=True), nullable=False),
+        Column("by", String(100), nullable=False, default=""),
+        Column("detail", Text, nullable=False, default=""),
+        Column("event", JSON, nullable=False),
+        Index(f"gateway_{name}_timeline_{name}", owner, "seq"),
+    )
+
+
+alert_timeline = _timeline("alert", "alert_id")
 
 incidents = Table(
     "gateway_incidents",
@@ -117,19 +122,7 @@ incidents = Table(
     Index("gateway_incidents_opened_at", "opened_at"),
 )
 
-incident_timeline = Table(
-    "gateway_incident_timeline",
-    metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
-    Column("incident_id", String(200), nullable=False),
-    Column("event_id", String(100), nullable=False),
-    Column("type", String(100), nullable=False),
-    Column("time", DateTime(timezone=True), nullable=False),
-    Column("by", String(100), nullable=False, default=""),
-    Column("detail", Text, nullable=False, default=""),
-    Column("event", JSON, nullable=False),
-    Index("gateway_incident_timeline_incident", "incident_id", "seq"),
-)
+incident_timeline = _timeline("incident", "incident_id")
 
 incident_notes = Table(
     "gateway_incident_notes",

@@ -21,8 +21,8 @@ from shared.events import (
     SamplesIngested,
 )
 from shared.settings import Settings
-from tests.alerts.conftest import eventually
 from tests.conftest import RuntimeFactory
+from tests.waiting import eventually
 
 CONFIG = VigilConfig(rules=[RuleConfig(name="HighCPU", metric="cpu", warning=70, critical=90)])
 

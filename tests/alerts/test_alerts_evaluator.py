@@ -12,8 +12,8 @@ from shared.consumer import Delivery
 from shared.events import AlertEvent, Sample, SamplesIngested, decode_event
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
-from tests.alerts.conftest import eventually
 from tests.conftest import RuntimeFactory
+from tests.waiting import eventually
 
 CONFIG = VigilConfig(
     rules=[

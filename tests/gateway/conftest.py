@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -16,21 +14,6 @@ from shared.settings import Settings
 from tests.conftest import RuntimeFactory
 
 Predicate = Callable[[], bool | Awaitable[bool]]
-
-
-async def eventually(predicate: Predicate, within_s: float = 5.0, every_s: float = 0.02) -> None:
-    """Poll ``predicate`` until it holds, or fail after ``within_s``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while True:
-        outcome = predicate()
-        if inspect.isawaitable(outcome):
-            outcome = await outcome
-        if outcome:
-            return
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {within_s}s")
-        await asyncio.sleep(every_s)
 
 
 @pytest.fixture

@@ -19,8 +19,9 @@ from shared.events import (
     NotificationDelivered,
     NotificationFailed,
 )
-from tests.gateway.conftest import detail, eventually
+from tests.gateway.conftest import detail
 from tests.gateway.gateway_standins import StandIns
+from tests.waiting import eventually
 
 API = "/api/monitoring"
 

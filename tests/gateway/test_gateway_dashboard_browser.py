@@ -33,7 +33,7 @@ from services.synthetic.app import build as build_synthetic
 from shared.natsserver import free_port
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
-from tests.gateway.conftest import eventually
+from tests.waiting import eventually
 
 API = "/api/monitoring"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -20,7 +20,7 @@ from shared.events import AlertFired, CheckConfigured, CheckRunRecorded, Inciden
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
-from tests.gateway.conftest import eventually
+from tests.waiting import eventually
 
 API = "/api/monitoring"
 

@@ -50,7 +50,7 @@ from shared.natsserver import free_port
 from shared.settings import Settings
 from shared.streams import stream_for_subject
 from tests.conftest import RuntimeFactory
-from tests.gateway.conftest import eventually
+from tests.waiting import eventually
 
 T0 = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)
 CPU: dict[str, Any] = {

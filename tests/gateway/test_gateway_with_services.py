@@ -17,7 +17,8 @@ from services.synthetic.app import build as build_synthetic
 from shared.natsserver import free_port
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
-from tests.gateway.conftest import detail, eventually
+from tests.gateway.conftest import detail
+from tests.waiting import eventually
 
 API = "/api/monitoring"
 

@@ -22,7 +22,7 @@ from shared.events import (
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
-from tests.incidents.conftest import eventually
+from tests.waiting import eventually
 
 RULES = [RuleConfig(name="HighCPU", metric="cpu", warning=70, critical=90)]
 CONFIG = VigilConfig(rules=RULES)

@@ -30,7 +30,7 @@ from shared import subjects
 from shared.bus import EventBus
 from shared.events import SamplesIngested
 from shared.natsserver import free_port
-from tests.metrics.conftest import eventually
+from tests.waiting import eventually
 
 HOST = socket.gethostname()
 

@@ -21,7 +21,8 @@ from shared.events import Sample
 from shared.natsserver import EmbeddedNats
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
-from tests.metrics.conftest import batch, eventually, series
+from tests.metrics.conftest import batch, series
+from tests.waiting import eventually
 
 T0 = 1_700_000_000.0
 # A retention pass that never deletes what these tests write, however old T0 looks.

@@ -15,22 +15,6 @@ from aiohttp import web
 from shared.natsserver import free_port
 
 
-async def eventually(
-    predicate: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 10.0
-) -> None:
-    """Poll ``predicate`` until it holds; fail with a clear message at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        outcome = predicate()
-        if isinstance(outcome, Awaitable):
-            outcome = await outcome
-        if outcome:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.02)
-
-
 @dataclass(frozen=True)
 class ReceivedRequest:
     at: float

@@ -29,7 +29,8 @@ from shared.events import (
 )
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
-from tests.notifier.conftest import ReceiverFactory, Reply, eventually
+from tests.notifier.conftest import ReceiverFactory, Reply
+from tests.waiting import eventually
 
 SECRET = "s3cret"
 
@@ -294,7 +295,7 @@ async def test_a_dead_channel_does_not_delay_a_healthy_one(
     async def healthy_recorded() -> bool:
         return any(getattr(e, "channel", "") == "ops" for e in await outcomes(bus))
 
-    await eventually(healthy_recorded, timeout=2.0)
+    await eventually(healthy_recorded, within_s=2.0)
     assert healthy.requests[0].at - published < 1.0
     assert len(hanging.requests) == 1  # still waiting on the dead one
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
@@ -14,22 +13,7 @@ from shared.bus import EventBus
 from shared.commands import RUN_CHECK
 from shared.errors import NotFound, Unavailable
 from shared.natsserver import free_port
-
-
-async def eventually(
-    predicate: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 10.0
-) -> None:
-    """Poll ``predicate`` until it holds; fail with a clear message at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        outcome = predicate()
-        if isinstance(outcome, Awaitable):
-            outcome = await outcome
-        if outcome:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.02)
+from tests.waiting import eventually
 
 
 async def answering_commands(bus: EventBus, timeout: float = 5.0) -> None:

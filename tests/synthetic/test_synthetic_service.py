@@ -21,7 +21,8 @@ from shared.events import (
 )
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
-from tests.synthetic.conftest import HttpTarget, answering_commands, eventually
+from tests.synthetic.conftest import HttpTarget, answering_commands
+from tests.waiting import eventually
 
 
 async def runs(bus: EventBus) -> list[CheckRunRecorded]:
@@ -180,7 +181,7 @@ async def test_the_scheduler_picks_up_api_changes_at_once(
     async def ran_twice() -> bool:
         return len(await runs(bus)) >= 2
 
-    await eventually(ran_twice, timeout=5.0)
+    await eventually(ran_twice, within_s=5.0)
     removed = await bus.request(REMOVE_CHECK, {"check_id": configured["aggregate_id"]})
     assert removed["version"] == 2
     events = await definition_events(bus)
