@@ -143,30 +143,18 @@ channels:
     return path
 
 
-@pytest.fixture
-def vigil_up(tmp_path: Path, webhook_receiver: WebhookReceiver) -> Iterator[VigilProcess]:
-    """``vigil up`` with a config that pages the test's webhook receiver."""
-    config = write_config(tmp_path / "vigil.yaml", webhook_receiver.port)
+def start_vigil(
+    tmp_path: Path, receiver: WebhookReceiver, env_extra: dict[str, str]
+) -> VigilProcess:
+    """``vigil up`` in its own process with a config that pages ``receiver``."""
+    config = write_config(tmp_path / "vigil.yaml", receiver.port)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
+    env.update(env_extra)
+    argv = [sys.executable, "-m", "services.cli", "up", "--port", str(port), "--no-agent"]
+    argv += ["--data-dir", str(tmp_path / "data"), "--config", str(config)]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "services.cli",
-            "up",
-            "--port",
-            str(port),
-            "--no-agent",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--config",
-            str(config),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
     vigil = VigilProcess(process, port, tmp_path / "data")
 
@@ -176,16 +164,43 @@ def vigil_up(tmp_path: Path, webhook_receiver: WebhookReceiver) -> Iterator[Vigi
             vigil.lines.append(line.rstrip())
 
     threading.Thread(target=pump, daemon=True).start()
+    vigil.wait_for_line("vigil is up", timeout=90)
+    return vigil
+
+
+def shut_down(vigil: VigilProcess) -> None:
+    if vigil.process.poll() is None:
+        tree = vigil.tree()
+        vigil.process.send_signal(signal.SIGTERM)
+        try:
+            vigil.process.wait(15)
+        except subprocess.TimeoutExpired:
+            for proc in tree:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+
+
+@pytest.fixture
+def vigil_up(tmp_path: Path, webhook_receiver: WebhookReceiver) -> Iterator[VigilProcess]:
+    """The system as a new user starts it: embedded NATS and SQLite."""
+    vigil = start_vigil(tmp_path, webhook_receiver, {})
     try:
-        vigil.wait_for_line("vigil is up", timeout=90)
         yield vigil
     finally:
-        if process.poll() is None:
-            tree = vigil.tree()
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                for proc in tree:
-                    with contextlib.suppress(psutil.Error):
-                        proc.kill()
+        shut_down(vigil)
+
+
+@pytest.fixture(params=["embedded", "external"])
+def vigil_system(
+    request: pytest.FixtureRequest, tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> Iterator[VigilProcess]:
+    """Embedded NATS + SQLite, or NATS_URL + DATABASE_URL (PostgreSQL) as in production."""
+    env: dict[str, str] = {}
+    if request.param == "external":
+        nats_server = request.getfixturevalue("nats_server")
+        env = {"NATS_URL": nats_server.url, "DATABASE_URL": request.getfixturevalue("postgres_url")}
+    vigil = start_vigil(tmp_path, webhook_receiver, env)
+    try:
+        yield vigil
+    finally:
+        shut_down(vigil)

@@ -10,6 +10,7 @@ import httpx
 import psutil
 import pytest
 
+from shared.bus import connect
 from tests.system.conftest import VigilProcess, WebhookReceiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -27,9 +28,9 @@ async def eventually(fetch: Any, predicate: Any, timeout: float = 20.0) -> Any:
 
 
 async def test_critical_sample_pages_opens_incident_and_resolves(
-    vigil_up: VigilProcess, webhook_receiver: WebhookReceiver
+    vigil_system: VigilProcess, webhook_receiver: WebhookReceiver
 ) -> None:
-    async with vigil_up.client() as client:
+    async with vigil_system.client() as client:
         health = await eventually(
             lambda: client.get("/api/monitoring/health/system"),
             lambda r: (
@@ -132,3 +133,28 @@ async def test_bad_batch_is_rejected_whole(vigil_up: VigilProcess) -> None:
 
 def _items(body: Any, key: str) -> list[Any]:
     return list(body[key] if isinstance(body, dict) else body)
+
+
+async def test_malformed_bus_message_is_dead_lettered_and_paging_goes_on(
+    vigil_up: VigilProcess, webhook_receiver: WebhookReceiver
+) -> None:
+    nats_line = next(line for line in vigil_up.lines if "nats ready" in line)
+    nc = await connect(nats_line.split("(")[1].rstrip(")"), "test-producer")
+    try:
+        await nc.jetstream().publish("metrics.samples.broken", b'{"type": "SamplesIngested", "samp')
+    finally:
+        await nc.close()
+
+    async with vigil_up.client() as client:
+        letters = await eventually(
+            lambda: client.get("/api/monitoring/deadletters"),
+            lambda r: {d["consumer"] for d in r.json()} == {"metrics-store", "alerts-evaluator"},
+        )
+        assert {d["subject"] for d in letters.json()} == {"metrics.samples.broken"}
+        response = await client.post(
+            "/api/monitoring/metrics",
+            json=[{"name": "checkout_latency_ms", "value": 4000.0, "labels": {"host": "after"}}],
+        )
+        assert response.status_code == 202
+    await webhook_receiver.wait_for(lambda: webhook_receiver.of_type("AlertFired"))
+    assert webhook_receiver.of_type("AlertFired")[0]["alert"]["labels"] == {"host": "after"}
