@@ -53,6 +53,7 @@ class ServiceRuntime:
         self._stop_hooks: list[Hook] = []
         self._responders: list[tuple[str, RequestHandler]] = []
         self._background: list[Hook] = []
+        self._ready_checks: list[Hook] = []
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
 
@@ -79,6 +80,10 @@ class ServiceRuntime:
     def on_stop(self, hook: Hook) -> None:
         self._stop_hooks.append(hook)
 
+    def ready_when(self, check: Hook) -> None:
+        """Awaited before the service calls itself ready; raising stops the start."""
+        self._ready_checks.append(check)
+
     def background(self, task: Hook) -> None:
         """A long-running coroutine started once the service is ready."""
         self._background.append(task)
@@ -97,6 +102,8 @@ class ServiceRuntime:
             asyncio.create_task(beat_forever(nc, self.name, self.settings.heartbeat_interval_s))
         )
         self._tasks.extend(asyncio.create_task(self._supervised(task)) for task in self._background)
+        for check in self._ready_checks:
+            await check()
         # Everything built so far lives as long as the process: keep it out of the
         # collector's scans, and collect less often; full collections of a large heap
         # otherwise show up as 100 ms stalls on the paging path.

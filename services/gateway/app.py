@@ -58,14 +58,29 @@ class HttpServer:
             )
         )
 
+        self.failed = False
+
     @property
     def started(self) -> bool:
         return self.server.started
+
+    async def listening(self, within_s: float = 10.0) -> None:
+        """Return once the port is bound; raise if it cannot be, so the process fails
+        loudly instead of reporting ready with nothing listening."""
+        deadline = asyncio.get_running_loop().time() + within_s
+        while not self.server.started:
+            where = f"{self.server.config.host}:{self.server.config.port}"
+            if self.failed:
+                raise RuntimeError(f"the HTTP server could not listen on {where}")
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"the HTTP server did not start on {where}")
+            await asyncio.sleep(0.02)
 
     async def _serve(self) -> None:
         try:
             await self.server.serve()
         except SystemExit:  # uvicorn exits the process when it cannot bind
+            self.failed = True
             log.error(
                 "HTTP server could not start",
                 extra={"host": self.server.config.host, "port": self.server.config.port},
@@ -134,6 +149,7 @@ def build_gateway(settings: Settings, config: VigilConfig | None = None) -> Gate
     for projection in PROJECTIONS:
         runtime.consume(consumer_spec(projection), projection_handler(state, projection))
     runtime.background(http.run)
+    runtime.ready_when(http.listening)
     runtime.on_stop(close)
     return Gateway(runtime=runtime, state=state, app=app, http=http)
 

@@ -83,6 +83,7 @@ alerts = Table(
     Index("gateway_alerts_fired_at", "fired_at"),
 )
 
+
 def _timeline(name: str, owner: str) -> Table:
     """Every event of one aggregate, in stream order: the history the API shows."""
     return Table(
