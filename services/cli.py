@@ -72,16 +72,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
     settings = Settings()
+    if args.data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": args.data_dir})
     configure_logging(settings.log_level)
-    if not settings.nats_url:
-        print("vigil rebuild needs NATS_URL of the running system's NATS server", file=sys.stderr)
-        return 2
     app = importlib.import_module(f"services.{args.service}.app")
     rebuild = getattr(app, "rebuild", None)
     if rebuild is None:
         print(f"{args.service} keeps no read model; its state is replayed from the log at start")
         return 0
-    _run(rebuild(settings))
+    embedded = None
+    if not settings.nats_url:
+        # the system is stopped (as a rebuild requires): open its log from the data dir
+        from shared.natsserver import EmbeddedNats
+
+        embedded = EmbeddedNats(settings.data_dir / "nats").start()
+        settings = settings.model_copy(update={"nats_url": embedded.url})
+    try:
+        _run(rebuild(settings))
+    finally:
+        if embedded is not None:
+            embedded.stop()
     print(f"vigil {args.service} read model rebuilt from the log")
     return 0
 
@@ -134,6 +144,9 @@ def parser() -> argparse.ArgumentParser:
 
     rebuild = sub.add_parser("rebuild", help="rebuild a service's read model from the log")
     rebuild.add_argument("service", choices=SERVICES)
+    rebuild.add_argument(
+        "--data-dir", type=Path, default=None, help="data dir of a stopped `vigil up` system"
+    )
     rebuild.set_defaults(func=cmd_rebuild)
 
     agent = sub.add_parser("agent", help="collect this host's metrics and publish them")

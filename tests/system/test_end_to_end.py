@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,7 +15,7 @@ import psutil
 import pytest
 
 from shared.bus import connect
-from tests.system.conftest import VigilProcess, WebhookReceiver
+from tests.system.conftest import VigilProcess, WebhookReceiver, shut_down, start_vigil
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -158,3 +162,48 @@ async def test_malformed_bus_message_is_dead_lettered_and_paging_goes_on(
         assert response.status_code == 202
     await webhook_receiver.wait_for(lambda: webhook_receiver.of_type("AlertFired"))
     assert webhook_receiver.of_type("AlertFired")[0]["alert"]["labels"] == {"host": "after"}
+
+
+async def test_rebuild_from_the_log_restores_the_same_views(
+    tmp_path: Path, webhook_receiver: WebhookReceiver
+) -> None:
+    vigil = start_vigil(tmp_path, webhook_receiver, {})
+    try:
+        async with vigil.client() as client:
+            response = await client.post(
+                "/api/monitoring/metrics",
+                json=[{"name": "checkout_latency_ms", "value": 3000.0, "labels": {"host": "r"}}],
+            )
+            assert response.status_code == 202
+            await eventually(
+                lambda: client.get("/api/monitoring/incidents"),
+                lambda r: len(_items(r.json(), "incidents")) == 1,
+            )
+            before = {
+                path: (await client.get(path)).json()
+                for path in ("/api/monitoring/alerts", "/api/monitoring/incidents")
+            }
+    finally:
+        shut_down(vigil)
+    for stale in (tmp_path / "data").glob("gateway.db*"):
+        stale.unlink()  # drop the read model entirely
+    gateway_db = tmp_path / "data" / "gateway.db"
+    command = [sys.executable, "-m", "services.cli", "rebuild", "gateway"]
+    rebuilt = await asyncio.to_thread(
+        subprocess.run,
+        [*command, "--data-dir", str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")},
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert gateway_db.exists()
+
+    vigil = start_vigil(tmp_path, webhook_receiver, {})
+    try:
+        async with vigil.client() as client:
+            after = {path: (await client.get(path)).json() for path in before}
+    finally:
+        shut_down(vigil)
+    assert after == before
