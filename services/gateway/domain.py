@@ -95,7 +95,11 @@ def _describe_sample_error(error: Any) -> tuple[str, str]:
     name = str(loc[1])
     field = f"{field}.{name}"
     if name in ("value", "timestamp"):
-        return field, "must be a finite number" + (" or null" if name == "timestamp" else "")
+        wanted = "a finite number" + (" or null" if name == "timestamp" else "")
+        received = error.get("input")
+        if isinstance(received, str | bool | list | dict):
+            return field, f"must be {wanted}, not {type(received).__name__} {received!r:.40}"
+        return field, f"must be {wanted} (no NaN or infinity)"
     if name == "labels" and len(loc) > 2:
         key = json.dumps(str(loc[2]))
         if "[key]" in loc:
