@@ -45,6 +45,7 @@ class ServiceRuntime:
             name=f"vigil-{name}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
+            logger=logging.getLogger("faststream.broker"),  # our log format, not stdout
             log_level=logging.DEBUG,
             graceful_timeout=5.0,
         )
