@@ -125,6 +125,16 @@ class IncidentPolicy(_Strict):
     )
 
 
+def _synthetic_down_rule() -> RuleConfig:
+    return RuleConfig(
+        name="SyntheticCheckDown",
+        metric="synthetic_check_down",
+        critical=1,
+        hysteresis=0.5,
+        summary="synthetic check failing repeatedly",
+    )
+
+
 def _defaults() -> list[RuleConfig]:
     table: list[tuple[str, str, float, float]] = [
         ("HighCPU", "system_cpu_percent", 70, 90),
@@ -136,15 +146,7 @@ def _defaults() -> list[RuleConfig]:
         ("SlowResponses", "app_response_time_ms", 500, 1000),
     ]
     rules = [RuleConfig(name=n, metric=m, warning=w, critical=c) for n, m, w, c in table]
-    rules.append(
-        RuleConfig(
-            name="SyntheticCheckDown",
-            metric="synthetic_check_down",
-            critical=1,
-            hysteresis=0.5,
-            summary="synthetic check failing repeatedly",
-        )
-    )
+    rules.append(_synthetic_down_rule())
     return rules
 
 
@@ -156,6 +158,18 @@ class VigilConfig(_Strict):
     channels: list[ChannelConfig] = Field(default_factory=list)
     checks: list[CheckConfig] = Field(default_factory=list)
     incidents: IncidentPolicy = Field(default_factory=IncidentPolicy)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checks_can_always_alert(cls, data: Any) -> Any:
+        """Failing checks page even when the file lists its own rules: the built-in
+        SyntheticCheckDown rule is added unless a rule already watches its metric."""
+        rules = data.get("rules") if isinstance(data, dict) else None
+        if isinstance(rules, list) and all(isinstance(r, dict) for r in rules):
+            down = _synthetic_down_rule()
+            if not any(r.get("metric") == down.metric for r in rules):
+                data = {**data, "rules": [*rules, down.model_dump(by_alias=True)]}
+        return data
 
     @model_validator(mode="after")
     def _unique_names(self) -> VigilConfig:

@@ -89,3 +89,12 @@ def test_bad_config_names_line_and_field(text: str, expected: str) -> None:
 def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_own_rules_keep_the_synthetic_check_rule_unless_they_watch_its_metric() -> None:
+    own = parse_config("rules:\n  - {name: A, metric: m, warning: 1}\n")
+    assert [r.name for r in own.rules] == ["A", "SyntheticCheckDown"]
+    replaced = parse_config(
+        "rules:\n  - {name: CheckDown, metric: synthetic_check_down, critical: 2}\n"
+    )
+    assert [(r.name, r.critical) for r in replaced.rules] == [("CheckDown", 2)]

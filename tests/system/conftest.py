@@ -124,7 +124,7 @@ class VigilProcess:
         return time.monotonic() - started
 
 
-def write_config(path: Path, receiver_port: int, extra_rules: str = "") -> Path:
+def write_config(path: Path, receiver_port: int, extra: str = "") -> Path:
     path.write_text(
         f"""
 rules:
@@ -132,22 +132,22 @@ rules:
     metric: checkout_latency_ms
     warning: 500
     critical: 1000
-{extra_rules}
 channels:
   - name: ops-webhook
     type: webhook
     url: http://127.0.0.1:{receiver_port}/hook
     secret: {WEBHOOK_SECRET}
+{extra}
 """
     )
     return path
 
 
 def start_vigil(
-    tmp_path: Path, receiver: WebhookReceiver, env_extra: dict[str, str]
+    tmp_path: Path, receiver: WebhookReceiver, env_extra: dict[str, str], extra_config: str = ""
 ) -> VigilProcess:
     """``vigil up`` in its own process with a config that pages ``receiver``."""
-    config = write_config(tmp_path / "vigil.yaml", receiver.port)
+    config = write_config(tmp_path / "vigil.yaml", receiver.port, extra_config)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
     env.update(env_extra)
