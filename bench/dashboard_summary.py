@@ -189,6 +189,7 @@ async def seed(session: aiohttp.ClientSession, base: str, args: argparse.Namespa
         lambda s: f"stored {s.get('stored_samples')}, backlog {s.get('backlog')}",
         args.seed_timeout,
     )
+    print(f"{int(stats['stored_samples']):,} samples stored at {time.monotonic() - started:.1f} s")
     wanted = (args.alerts, args.incidents, args.incidents)
     dashboard = await wait_for(
         f"{args.alerts:,} alerts and {args.incidents:,} open incidents on the dashboard",
@@ -197,7 +198,7 @@ async def seed(session: aiohttp.ClientSession, base: str, args: argparse.Namespa
         lambda d: "active alerts {}, critical {}, open incidents {}".format(*dashboard_totals(d)),
         args.seed_timeout,
     )
-    print(f"seeded in {time.monotonic() - started:.1f} s")
+    print(f"dashboard complete at {time.monotonic() - started:.1f} s: seeded")
     report_store(stats, dashboard)
 
 

@@ -107,11 +107,15 @@ class Gateway:
     http: HttpServer
 
 
+PROJECTION_BATCH = 128  # events per transaction when a burst (an alert storm) arrives
+
+
 def consumer_spec(projection: Projection) -> ConsumerSpec:
     return ConsumerSpec(
         durable=projection.name,
         stream=projection.stream,
         filter_subject=projection.filter_subject,
+        batch=PROJECTION_BATCH,
     )
 
 
@@ -147,7 +151,7 @@ def build_gateway(settings: Settings, config: VigilConfig | None = None) -> Gate
 
     runtime.on_start(prepare)
     for projection in PROJECTIONS:
-        runtime.consume(consumer_spec(projection), projection_handler(state, projection))
+        runtime.consume_batches(consumer_spec(projection), projection_handler(state, projection))
     runtime.background(http.run)
     runtime.ready_when(http.listening)
     runtime.on_stop(close)

@@ -16,25 +16,32 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.gateway.livestream import LiveEvent
 from services.gateway.projections import Projection
 from services.gateway.state import GatewayState
-from shared.consumer import Delivery, Handler
+from shared.consumer import BatchHandler, Delivery
 from shared.events import Event
 
 log = logging.getLogger(__name__)
 
 
-def projection_handler(state: GatewayState, projection: Projection) -> Handler:
-    async def project(event: Event, delivery: Delivery) -> None:
-        async def change(conn: AsyncConnection) -> None:
-            await projection.project(conn, event, delivery.stream_seq)
+def projection_handler(state: GatewayState, projection: Projection) -> BatchHandler:
+    async def project(items: list[tuple[Event, Delivery]]) -> None:
+        applied: list[tuple[Event, Delivery]] = []
 
-        applied = await state.store.apply(projection.name, delivery.stream_seq, change)
-        state.progress.advance(projection.name, delivery.stream_seq)
-        if applied:
+        async def change(conn: AsyncConnection, last: int) -> None:
+            applied.clear()  # a retried transaction starts over
+            for event, delivery in items:
+                if delivery.stream_seq > last:
+                    await projection.project(conn, event, delivery.stream_seq)
+                    applied.append((event, delivery))
+
+        through = items[-1][1].stream_seq
+        await state.store.apply_through(projection.name, through, change)
+        state.progress.advance(projection.name, through)
+        for event, delivery in applied:
             state.live.publish(LiveEvent.of(event, delivery))
-        else:
+        if len(applied) < len(items):
             log.debug(
-                "skipped an event already projected",
-                extra={"projection": projection.name, "stream_seq": delivery.stream_seq},
+                "skipped events already projected",
+                extra={"projection": projection.name, "skipped": len(items) - len(applied)},
             )
 
     project.__doc__ = f"Projects {projection.stream.name} into the gateway read model."

@@ -80,6 +80,7 @@ alerts = Table(
     Column("version", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("gateway_alerts_status_severity", "status", "severity"),
+    Index("gateway_alerts_status_fired_at", "status", "fired_at"),
     Index("gateway_alerts_fired_at", "fired_at"),
 )
 
@@ -120,6 +121,7 @@ incidents = Table(
     Column("version", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("gateway_incidents_status_severity", "status", "severity"),
+    Index("gateway_incidents_status_opened_at", "status", "opened_at"),
     Index("gateway_incidents_opened_at", "opened_at"),
 )
 

@@ -103,11 +103,14 @@ async def test_a_redelivered_event_is_applied_once(store: ProjectionStore) -> No
     ack = AlertAcknowledged(
         aggregate_id="a-1", version=2, time=at(5), by="ann", **CPU, severity="critical"
     )
-    await handle(first, Delivery("ALERTS", subjects.alert("a-1"), 1, 1, "gateway-alerts"))
-    await handle(ack, Delivery("ALERTS", subjects.alert("a-1"), 2, 1, "gateway-alerts"))
-    # the same two messages again, as after a lost ack
-    await handle(first, Delivery("ALERTS", subjects.alert("a-1"), 1, 2, "gateway-alerts"))
-    await handle(ack, Delivery("ALERTS", subjects.alert("a-1"), 2, 2, "gateway-alerts"))
+    def delivered(seq: int, times: int) -> Delivery:
+        return Delivery("ALERTS", subjects.alert("a-1"), seq, times, "gateway-alerts")
+
+    await handle([(first, delivered(1, 1))])
+    # the first message again, after a lost ack, in one batch with the next
+    await handle([(first, delivered(1, 2)), (ack, delivered(2, 1))])
+    # and both again
+    await handle([(first, delivered(1, 3)), (ack, delivered(2, 2))])
 
     [alert] = await rows(store, select(alerts))
     assert (alert["status"], alert["acknowledged_by"], alert["version"]) == (
