@@ -19,7 +19,6 @@ from typing import Any
 import nats.errors
 from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
-from faststream.nats.annotations import NatsMessage
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig, DeliverPolicy
@@ -147,9 +146,10 @@ async def process(bus: EventBus, spec: ConsumerSpec, msg: Msg, handler: Handler)
         await msg.ack()
 
 
-async def _no_body(message: Any) -> None:
-    """Bodies are decoded once, by decode_event; FastStream's own decoding would double it."""
-    return None
+async def _raw_message(message: Any) -> Any:
+    """Hand the handler nats-py's message as it came: bodies are decoded once, by
+    decode_event, and the ack policy needs the raw message anyway."""
+    return message.raw_message
 
 
 def subscribe(
@@ -165,12 +165,12 @@ def subscribe(
         pull_sub=PullSub(batch_size=1 if spec.ordered else spec.workers, timeout=5.0),
         max_workers=1 if spec.ordered else spec.workers,
         ack_policy=AckPolicy.MANUAL,
-        decoder=_no_body,
+        decoder=_raw_message,
         title=spec.durable,
         description=handler.__doc__ or "",
     )
-    async def consume(message: NatsMessage) -> None:
-        await process(bus(), spec, message.raw_message, handler)
+    async def consume(raw: Msg) -> None:
+        await process(bus(), spec, raw, handler)
 
 
 def _delivery(spec: ConsumerSpec, msg: Msg) -> Delivery:

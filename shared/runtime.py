@@ -48,6 +48,9 @@ class ServiceRuntime:
             logger=logging.getLogger("faststream.broker"),  # our log format, not stdout
             log_level=logging.DEBUG,
             graceful_timeout=5.0,
+            # handlers take the raw message (see shared.consumer); dependency injection
+            # would resolve each message's context in a worker thread
+            apply_types=False,
         )
         self._bus: EventBus | None = None
         self._start_hooks: list[Hook] = []
