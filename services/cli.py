@@ -51,6 +51,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         sync_always=args.sync_always,
         agent=not args.no_agent,
         agent_interval_s=args.agent_interval,
+        nats_url=Settings().nats_url,
     )
     configure_logging("WARNING")
     return int(_run(Supervisor(options).run()))

@@ -67,6 +67,7 @@ class UpOptions:
     agent: bool = True
     agent_interval_s: float = 10.0
     services: tuple[str, ...] = SERVICES
+    nats_url: str | None = None  # an existing server (NATS_URL); None starts the embedded one
 
 
 class Supervisor:
@@ -150,7 +151,7 @@ class Supervisor:
     async def run(self) -> int:
         opts = self.options
         opts.data_dir.mkdir(parents=True, exist_ok=True)
-        if not os.environ.get("NATS_URL"):
+        if opts.nats_url is None:
             self.nats = EmbeddedNats(opts.data_dir / "nats", sync_always=opts.sync_always)
             await asyncio.to_thread(self.nats.start)
             print(f"vigil nats ready ({self.nats.url})", flush=True)
