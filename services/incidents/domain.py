@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from shared.commands import (
     AddIncidentNote,
@@ -117,6 +118,16 @@ class Cause:
             return new_id()
         return derived_id("incident-event", self.trigger_id, incident_id, what)
 
+    def envelope(self, incident_id: str, version: int, what: str) -> dict[str, Any]:
+        """Identity and causation of the event that takes the incident to ``version``."""
+        return {
+            "id": self.event_id(incident_id, f"{what}-{version}" if version > 1 else what),
+            "aggregate_id": incident_id,
+            "version": version,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.trigger_id,
+        }
+
 
 DIRECT = Cause()
 
@@ -160,15 +171,11 @@ def decide(
     if isinstance(command, ChangeIncidentStatus):
         return _change_status(incident, command, cause)
     if isinstance(command, AddIncidentNote):
-        event_id = cause.event_id(incident.incident_id, f"note-{incident.version + 1}")
+        envelope = cause.envelope(incident.incident_id, incident.version + 1, "note")
         return [
             IncidentNoteAdded(
-                id=event_id,
-                aggregate_id=incident.incident_id,
-                version=incident.version + 1,
-                correlation_id=cause.correlation_id,
-                causation_id=cause.trigger_id,
-                note_id=derived_id("note", event_id),
+                **envelope,
+                note_id=derived_id("note", envelope["id"]),
                 text=command.text,
                 author=command.author,
             )
@@ -178,11 +185,7 @@ def decide(
             raise InvalidTransition(f"incident is already assigned to {command.assignee}")
         return [
             IncidentAssigned(
-                id=cause.event_id(incident.incident_id, f"assigned-{incident.version + 1}"),
-                aggregate_id=incident.incident_id,
-                version=incident.version + 1,
-                correlation_id=cause.correlation_id,
-                causation_id=cause.trigger_id,
+                **cause.envelope(incident.incident_id, incident.version + 1, "assigned"),
                 assignee=command.assignee,
                 by=command.by,
             )
@@ -191,11 +194,7 @@ def decide(
         raise InvalidTransition(f"incident severity is already {command.severity}")
     return [
         IncidentSeverityChanged(
-            id=cause.event_id(incident.incident_id, f"severity-{incident.version + 1}"),
-            aggregate_id=incident.incident_id,
-            version=incident.version + 1,
-            correlation_id=cause.correlation_id,
-            causation_id=cause.trigger_id,
+            **cause.envelope(incident.incident_id, incident.version + 1, "severity"),
             previous_severity=incident.severity,
             severity=command.severity,
             by=command.by,
@@ -214,11 +213,7 @@ def _open(incident: Incident | None, command: OpenIncidentAs, cause: Cause) -> l
         raise InvalidTransition(f"incident {command.incident_id} is already open")
     return [
         IncidentOpened(
-            id=cause.event_id(command.incident_id, "opened"),
-            aggregate_id=command.incident_id,
-            version=1,
-            correlation_id=cause.correlation_id,
-            causation_id=cause.trigger_id,
+            **cause.envelope(command.incident_id, 1, "opened"),
             title=command.title,
             severity=command.severity,
             description=command.description,
@@ -242,11 +237,7 @@ def _change_status(incident: Incident, command: ChangeIncidentStatus, cause: Cau
     if command.status == "resolved":
         return [
             IncidentResolved(
-                id=cause.event_id(incident.incident_id, f"resolved-{version}"),
-                aggregate_id=incident.incident_id,
-                version=version,
-                correlation_id=cause.correlation_id,
-                causation_id=cause.trigger_id,
+                **cause.envelope(incident.incident_id, version, "resolved"),
                 previous_status=incident.status,
                 title=incident.title,
                 severity=incident.severity,
@@ -256,11 +247,7 @@ def _change_status(incident: Incident, command: ChangeIncidentStatus, cause: Cau
         ]
     return [
         IncidentStatusChanged(
-            id=cause.event_id(incident.incident_id, f"status-{version}"),
-            aggregate_id=incident.incident_id,
-            version=version,
-            correlation_id=cause.correlation_id,
-            causation_id=cause.trigger_id,
+            **cause.envelope(incident.incident_id, version, "status"),
             previous_status=incident.status,
             status=command.status,
             by=command.by,
