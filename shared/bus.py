@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,8 @@ from nats.js.errors import APIError, NotFoundError
 
 from shared.errors import Conflict, InvalidInput, Unavailable, VigilError, error_from_dict
 from shared.events import Event, UndecodableEvent, decode_event
-from shared.streams import stream_for_subject
+from shared.settings import Settings
+from shared.streams import ensure_streams, stream_for_subject
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,20 @@ class Recorded:
     event: Event
     seq: int
     subject: str
+
+
+@asynccontextmanager
+async def log_session(settings: Settings, purpose: str) -> AsyncIterator[EventBus]:
+    """A short-lived connection to the log, streams declared: for rebuilds and tools."""
+    if not settings.nats_url:
+        raise ValueError(f"NATS_URL is required for {purpose}")
+    nc = await connect(settings.nats_url, f"vigil-{purpose}")
+    try:
+        bus = EventBus(nc)
+        await ensure_streams(bus.js, settings.stream_replicas)
+        yield bus
+    finally:
+        await nc.close()
 
 
 async def connect(url: str, name: str) -> Client:

@@ -20,13 +20,12 @@ from services.gateway.livestream import LiveStream
 from services.gateway.projections import PROJECTIONS, SERVICE, Projection, metadata
 from services.gateway.state import GatewayState
 from shared import subjects
-from shared.bus import EventBus, Recorded, connect
+from shared.bus import EventBus, Recorded, log_session
 from shared.config import VigilConfig, load_config
 from shared.consumer import ConsumerSpec
 from shared.db import ProjectionStore, create_engine
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
-from shared.streams import ensure_streams
 
 log = logging.getLogger(__name__)
 
@@ -168,21 +167,17 @@ async def rebuild(settings: Settings) -> None:
     Events are applied in batches, each batch in one transaction with its checkpoint, so
     the checkpoints end at the replayed position and the live consumers resume from there.
     """
-    if not settings.nats_url:
-        raise ValueError("NATS_URL is required to rebuild from the log")
     store = projection_store(settings)
-    nc = await connect(settings.nats_url, f"vigil-{SERVICE}-rebuild")
     try:
-        bus = EventBus(nc)
-        await ensure_streams(bus.js, settings.stream_replicas)
-        await store.reset()
-        for projection in PROJECTIONS:
-            replayed = await _replay(bus, store, projection)
-            log.info(
-                "rebuilt projection", extra={"projection": projection.name, "events": replayed}
-            )
+        async with log_session(settings, f"{SERVICE}-rebuild") as bus:
+            await store.reset()
+            for projection in PROJECTIONS:
+                replayed = await _replay(bus, store, projection)
+                log.info(
+                    "rebuilt projection",
+                    extra={"projection": projection.name, "events": replayed},
+                )
     finally:
-        await nc.close()
         await store.dispose()
 
 

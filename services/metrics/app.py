@@ -12,14 +12,14 @@ from services.metrics.domain import retention_cutoff
 from services.metrics.handlers import STORE_CONSUMER, sample_storer
 from services.metrics.projections import SERVICE, SampleStore
 from services.metrics.settings import MetricsSettings
-from shared.bus import EventBus, connect
+from shared.bus import EventBus, log_session
 from shared.commands import QUERY_METRICS_STATS, QUERY_SAMPLES
 from shared.config import VigilConfig
 from shared.db import create_engine
 from shared.events import SamplesIngested
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
-from shared.streams import METRICS, ensure_streams
+from shared.streams import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -76,34 +76,33 @@ async def rebuild(settings: Settings, metrics_settings: MetricsSettings | None =
     each advancing the checkpoint to its last sequence, so an interrupted rebuild
     can simply be run again.
     """
-    if not settings.nats_url:
-        raise ValueError("NATS_URL is required to rebuild from the stream")
     tuning = metrics_settings if metrics_settings is not None else MetricsSettings()
     store = SampleStore(create_engine(settings.database_url_for(SERVICE)))
-    nc = await connect(settings.nats_url, f"vigil-{SERVICE}-rebuild")
     try:
-        bus = EventBus(nc)
-        await ensure_streams(bus.js, settings.stream_replicas)
-        await store.drop_all()
-        await store.create_all()
-        pending: list[SamplesIngested] = []
-        pending_samples = 0
-        last_seq = 0
-        async for recorded in bus.replay(METRICS.name, STORE_CONSUMER.filter_subject):
-            last_seq = recorded.seq
-            if isinstance(recorded.event, SamplesIngested):
-                pending.append(recorded.event)
-                pending_samples += len(recorded.event.samples)
-            if pending_samples >= REBUILD_FLUSH_SAMPLES:
-                await store.store(last_seq, pending)
-                pending, pending_samples = [], 0
-        if last_seq and last_seq > await store.last_seq():
-            await store.store(last_seq, pending)
-        await apply_retention(store, tuning)
-        log.info(
-            "rebuilt metrics read model",
-            extra={"last_seq": last_seq, "stored_samples": await store.stored_samples()},
-        )
+        async with log_session(settings, f"{SERVICE}-rebuild") as bus:
+            await _replay_into(bus, store, tuning)
     finally:
-        await nc.close()
         await store.dispose()
+
+
+async def _replay_into(bus: EventBus, store: SampleStore, tuning: MetricsSettings) -> None:
+    await store.drop_all()
+    await store.create_all()
+    pending: list[SamplesIngested] = []
+    pending_samples = 0
+    last_seq = 0
+    async for recorded in bus.replay(METRICS.name, STORE_CONSUMER.filter_subject):
+        last_seq = recorded.seq
+        if isinstance(recorded.event, SamplesIngested):
+            pending.append(recorded.event)
+            pending_samples += len(recorded.event.samples)
+        if pending_samples >= REBUILD_FLUSH_SAMPLES:
+            await store.store(last_seq, pending)
+            pending, pending_samples = [], 0
+    if last_seq and last_seq > await store.last_seq():
+        await store.store(last_seq, pending)
+    await apply_retention(store, tuning)
+    log.info(
+        "rebuilt metrics read model",
+        extra={"last_seq": last_seq, "stored_samples": await store.stored_samples()},
+    )

@@ -6,13 +6,13 @@ import logging
 
 from services.notifier.handlers import NotificationDispatcher, consumer_specs
 from services.notifier.projections import DeliveryLedger
-from shared.bus import EventBus, connect
+from shared.bus import log_session
 from shared.config import VigilConfig, load_config
 from shared.db import create_engine
 from shared.events import NotificationDelivered, NotificationFailed
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
-from shared.streams import NOTIFICATIONS, ensure_streams
+from shared.streams import NOTIFICATIONS
 
 SERVICE = "notifier"
 
@@ -39,20 +39,15 @@ async def rebuild(settings: Settings) -> None:
     Rows that were only ``retrying`` (never on the stream) are gone afterwards; a
     redelivered trigger simply tries those channels again.
     """
-    if not settings.nats_url:
-        raise ValueError("NATS_URL is required to rebuild the notifier ledger")
     ledger = DeliveryLedger(create_engine(settings.database_url_for(SERVICE)))
-    nc = await connect(settings.nats_url, f"vigil-{SERVICE}-rebuild")
     try:
-        bus = EventBus(nc)
-        await ensure_streams(bus.js, settings.stream_replicas)
-        await ledger.store.reset()
-        applied = 0
-        async for recorded in bus.replay(NOTIFICATIONS.name):
-            if isinstance(recorded.event, NotificationDelivered | NotificationFailed):
-                await ledger.apply_recorded(recorded.event, recorded.seq)
-                applied += 1
+        async with log_session(settings, f"{SERVICE}-rebuild") as bus:
+            await ledger.store.reset()
+            applied = 0
+            async for recorded in bus.replay(NOTIFICATIONS.name):
+                if isinstance(recorded.event, NotificationDelivered | NotificationFailed):
+                    await ledger.apply_recorded(recorded.event, recorded.seq)
+                    applied += 1
         log.info("rebuilt delivery ledger", extra={"service": SERVICE, "events": applied})
     finally:
-        await nc.close()
         await ledger.dispose()
