@@ -58,6 +58,18 @@ async def connect(url: str, name: str) -> Client:
     )
 
 
+async def settle(nc: Client) -> None:
+    """Return once the server has processed everything this client has sent so far.
+
+    ``Client.flush`` alone is not enough: nats-py writes its PING straight to the
+    socket while SUB commands may still wait in the client's buffer, so the PONG
+    can come back before a new subscription exists on the server. Writing the
+    buffer out first restores the order.
+    """
+    await nc._flush_pending(force_flush=True)
+    await nc.flush()
+
+
 class EventBus:
     def __init__(self, nc: Client):
         self.nc = nc

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -259,12 +260,18 @@ async def consume_batches_forever(
         stream=spec.stream.name,
         config=spec.consumer_config(),
     )
-    while True:
-        try:
-            msgs = await subscription.fetch(spec.batch, timeout=5.0)
-        except (TimeoutError, nats.errors.TimeoutError):
-            continue
-        except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
-            await asyncio.sleep(0.5)
-            continue
-        await process_batch(bus(), spec, msgs, handler)
+    try:
+        while True:
+            try:
+                msgs = await subscription.fetch(spec.batch, timeout=5.0)
+            except (TimeoutError, nats.errors.TimeoutError):
+                continue
+            except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
+                await asyncio.sleep(0.5)
+                continue
+            await process_batch(bus(), spec, msgs, handler)
+    finally:
+        # A pull answered after the loop ended would sit in the subscription's queue
+        # and hold up the connection's drain until its timeout.
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import signal
@@ -12,7 +11,7 @@ from typing import Any
 
 from faststream.nats import NatsBroker
 
-from shared.bus import EventBus
+from shared.bus import EventBus, settle
 from shared.consumer import (
     BatchHandler,
     ConsumerSpec,
@@ -27,6 +26,9 @@ from shared.streams import ensure_streams
 log = logging.getLogger(__name__)
 
 GC_THRESHOLDS = (50_000, 20, 100)
+# Each step of a stop is bounded: a stop that hangs is worse than one that abandons
+# a subscription, since everything the service owns is in the log anyway.
+STOP_STEP_TIMEOUT_S = 5.0
 
 Hook = Callable[[], Coroutine[Any, Any, None]]
 RequestHandler = Callable[[dict[str, Any]], Awaitable[Any]]
@@ -47,7 +49,8 @@ class ServiceRuntime:
             reconnect_time_wait=1,
             logger=logging.getLogger("faststream.broker"),  # our log format, not stdout
             log_level=logging.DEBUG,
-            graceful_timeout=5.0,
+            graceful_timeout=STOP_STEP_TIMEOUT_S,
+            drain_timeout=int(STOP_STEP_TIMEOUT_S),
             # handlers take the raw message (see shared.consumer); dependency injection
             # would resolve each message's context in a worker thread
             apply_types=False,
@@ -59,6 +62,7 @@ class ServiceRuntime:
         self._background: list[Hook] = []
         self._ready_checks: list[Hook] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
         self.ready = asyncio.Event()
 
     @property
@@ -100,7 +104,7 @@ class ServiceRuntime:
             await hook()
         for subject, handler in self._responders:
             await self._bus.serve(subject, handler, queue=f"vigil-{self.name}")
-        await nc.flush()  # subscriptions are live on the server before anyone is told we are ready
+        await settle(nc)  # subscriptions are live on the server before anyone is told we are ready
         await self.broker.start()
         self._tasks.append(
             asyncio.create_task(beat_forever(nc, self.name, self.settings.heartbeat_interval_s))
@@ -119,29 +123,46 @@ class ServiceRuntime:
 
     async def _supervised(self, task: Hook) -> None:
         """Keep a background loop alive: a crash is logged and the loop restarted."""
-        while True:
+        while not self._stopping:
             try:
                 await task()
                 return
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if self._stopping:
+                    # nats-py turns a cancellation into ConnectionClosedError when the
+                    # connection is closing; that is the stop, not a crash
+                    return
                 log.exception("background task failed; restarting", extra={"service": self.name})
                 await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        self._stopping = True
+        stuck = await _cancel_all(self._tasks, STOP_STEP_TIMEOUT_S)
+        if stuck:
+            log.warning(
+                "background tasks did not stop; abandoning them",
+                extra={"service": self.name, "tasks": stuck},
+            )
         self._tasks.clear()
-        with contextlib.suppress(Exception):
-            await self.broker.stop()
+        nc = self._bus.nc if self._bus is not None else None
+        if not await self._bounded("broker stop", self.broker.stop()) and nc is not None:
+            await self._bounded("connection close", nc.close())
         for hook in self._stop_hooks:
-            with contextlib.suppress(Exception):
-                await hook()
+            await self._bounded("stop hook", hook())
         self._bus = None
+
+    async def _bounded(self, step: str, work: Awaitable[Any]) -> bool:
+        """Run one step of a stop; a failure or a hang is logged, never raised."""
+        try:
+            await asyncio.wait_for(work, STOP_STEP_TIMEOUT_S)
+            return True
+        except TimeoutError:
+            log.warning("%s timed out", step, extra={"service": self.name})
+        except Exception:
+            log.warning("%s failed", step, exc_info=True, extra={"service": self.name})
+        return False
 
     async def run_until_signalled(self) -> None:
         stop = asyncio.Event()
@@ -152,3 +173,24 @@ class ServiceRuntime:
         print(f"vigil {self.name} ready", flush=True)
         await stop.wait()
         await self.stop()
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]], within_s: float) -> int:
+    """Cancel ``tasks`` and wait for them; returns how many are still running.
+
+    A library may swallow one cancellation (and loop on), so the cancel is repeated
+    until the task ends or time runs out.
+    """
+    pending = {task for task in tasks if not task.done()}
+    deadline = asyncio.get_running_loop().time() + within_s
+    while pending:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            break
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=min(0.2, remaining))
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not log it as never retrieved
+    return len(pending)

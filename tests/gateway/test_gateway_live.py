@@ -186,7 +186,7 @@ async def test_the_dashboard_summary_counts_what_is_projected(
     served: httpx.AsyncClient, gateway: Gateway, bus: EventBus
 ) -> None:
     await bus.publish(subjects.alert("a-1"), alert_fired("a-1"))
-    await bus.publish(subjects.alert("a-2"), alert_fired("a-2"))
+    last_alert = await bus.publish(subjects.alert("a-2"), alert_fired("a-2"))
     await bus.publish(
         subjects.incident("i-1"),
         IncidentOpened(aggregate_id="i-1", title="load high", severity="warning"),
@@ -203,6 +203,7 @@ async def test_the_dashboard_summary_counts_what_is_projected(
     )
     await eventually(lambda: gateway.state.progress.applied.get("gateway-synthetic", 0) >= last)
     await eventually(lambda: gateway.state.progress.applied.get("gateway-incidents", 0) >= 1)
+    await eventually(lambda: gateway.state.progress.applied.get("gateway-alerts", 0) >= last_alert)
 
     summary = (await served.get(f"{API}/health/dashboard")).json()
     assert summary["alerts_by_status"] == {"firing": 2}
