@@ -138,6 +138,8 @@ class ServiceRuntime:
                 await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
+        if self._stopping:
+            return
         self._stopping = True
         stuck = await _cancel_all(self._tasks, STOP_STEP_TIMEOUT_S)
         if stuck:

@@ -103,6 +103,7 @@ async def test_a_redelivered_event_is_applied_once(store: ProjectionStore) -> No
     ack = AlertAcknowledged(
         aggregate_id="a-1", version=2, time=at(5), by="ann", **CPU, severity="critical"
     )
+
     def delivered(seq: int, times: int) -> Delivery:
         return Delivery("ALERTS", subjects.alert("a-1"), seq, times, "gateway-alerts")
 

@@ -9,30 +9,7 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 
-from shared.bus import EventBus
-from shared.commands import RUN_CHECK
-from shared.errors import NotFound, Unavailable
 from shared.natsserver import free_port
-from tests.waiting import eventually
-
-
-async def answering_commands(bus: EventBus, timeout: float = 5.0) -> None:
-    """Wait until the service's responders are registered on the server.
-
-    ServiceRuntime.start() returns before its subscriptions are flushed, so a
-    request sent at once can find no responders.
-    """
-
-    async def answers() -> bool:
-        try:
-            await bus.request(RUN_CHECK, {"check_id": "-"}, timeout=1.0)
-        except NotFound:
-            return True
-        except Unavailable:
-            return False
-        return True
-
-    await eventually(answers, timeout)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from shared.events import (
 )
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
-from tests.synthetic.conftest import HttpTarget, answering_commands
+from tests.synthetic.conftest import HttpTarget
 from tests.waiting import eventually
 
 
@@ -105,7 +105,6 @@ async def test_config_reconcile_adds_nothing_on_restart(
     third = await start_service(build(settings, changed))
     await third.stop()
     await start_service(build(settings, VigilConfig()))
-    await answering_commands(bus)
     events = await definition_events(bus)
     assert [(type(e).__name__, e.version) for e in events] == [
         ("CheckConfigured", 1),
@@ -119,7 +118,6 @@ async def test_run_check_on_request(
     settings: Settings, bus: EventBus, start_service: RuntimeFactory, target: HttpTarget
 ) -> None:
     await start_service(build(settings, VigilConfig()))
-    await answering_commands(bus)
     configured = await bus.request(CONFIGURE_CHECK, api_check(target.url))
     check_id = configured["aggregate_id"]
     assert configured["version"] == 1 and configured["stream"] == "SYNTHETIC"
@@ -149,7 +147,6 @@ async def test_configure_validates_updates_by_name_and_is_idempotent(
     settings: Settings, bus: EventBus, start_service: RuntimeFactory, target: HttpTarget
 ) -> None:
     await start_service(build(settings, VigilConfig()))
-    await answering_commands(bus)
     with pytest.raises(InvalidInput) as missing:
         await bus.request(CONFIGURE_CHECK, {"name": "api"})
     assert missing.value.field == "url"
@@ -173,7 +170,6 @@ async def test_the_scheduler_picks_up_api_changes_at_once(
     settings: Settings, bus: EventBus, start_service: RuntimeFactory, target: HttpTarget
 ) -> None:
     await start_service(build(settings, VigilConfig()))
-    await answering_commands(bus)
     configured = await bus.request(
         CONFIGURE_CHECK, api_check(target.url, enabled=True, interval_s=0.5)
     )
@@ -204,7 +200,6 @@ async def test_consecutive_failures_survive_a_restart(
 ) -> None:
     target.status = 503
     first = await start_service(build(settings, VigilConfig()))
-    await answering_commands(bus)
     check_id = (await bus.request(CONFIGURE_CHECK, api_check(target.url)))["aggregate_id"]
     for expected in (1, 2):
         reply = await bus.request(RUN_CHECK, {"check_id": check_id})
@@ -212,7 +207,6 @@ async def test_consecutive_failures_survive_a_restart(
     await first.stop()
 
     await start_service(build(settings, VigilConfig()))
-    await answering_commands(bus)
     reply = await bus.request(RUN_CHECK, {"check_id": check_id})
     assert (reply["consecutive_failures"], reply["version"]) == (3, 3)
     target.status = 200
