@@ -1,13 +1,14 @@
-"""The ``incidents-from-alerts`` consumer: a critical alert opens one incident, resolved with it."""
+"""The ``incidents-from-alerts`` consumer: a critical series opens one incident at a time."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from services.incidents.domain import Cause, Incident, OpenIncidentAs, decide
 from services.incidents.store import IncidentStore
 from shared import subjects
-from shared.commands import ChangeIncidentStatus
+from shared.commands import AddIncidentNote, ChangeIncidentStatus
 from shared.config import IncidentPolicy
 from shared.consumer import ConsumerSpec, Delivery
 from shared.errors import Conflict
@@ -32,9 +33,13 @@ FROM_ALERTS = ConsumerSpec(
 OPENED_BY = "vigil"
 
 
-def incident_id_for(alert_id: str) -> str:
-    """One incident per alert, whatever the number of deliveries."""
-    return derived_id("incident", alert_id)
+def incident_id_for(fingerprint: str, generation: int) -> str:
+    """The incident of one series' ``generation``-th run of trouble.
+
+    Deterministic, so a redelivered alert finds the incident it opened, and two
+    writers racing to open the same run meet on one subject (the loser gets Conflict).
+    """
+    return derived_id("incident", fingerprint, generation)
 
 
 def incident_title(alert: AlertEvent) -> str:
@@ -42,48 +47,113 @@ def incident_title(alert: AlertEvent) -> str:
     return f"{alert.rule}: {alert.metric}{{{labels}}} is critical"
 
 
+def records(incident: Incident, trigger_id: str) -> bool:
+    return any(event.causation_id == trigger_id for event in incident.timeline)
+
+
+@dataclass(frozen=True)
+class Current:
+    """Where a series stands: its latest incident run, and that run's subject sequence."""
+
+    generation: int
+    incident: Incident | None
+    seq: int
+
+    @property
+    def incident_id(self) -> str:
+        return "" if self.incident is None else self.incident.incident_id
+
+
 class AlertIncidents:
+    """One open incident per series (fingerprint), never two.
+
+    A series' incidents form a chain of generations; a new one opens only once the
+    previous is resolved. While one is open, later critical alerts of the series
+    are noted on its timeline instead of opening another.
+    """
+
     def __init__(self, store: IncidentStore, policy: IncidentPolicy):
         self.store = store
         self.policy = policy
+        # where each series' chain was last seen: a shortcut only, every step is re-read
+        self._generation: dict[str, int] = {}
 
     async def handle(self, event: Event, delivery: Delivery) -> None:
         """Open an incident when an alert turns critical; resolve it when the alert resolves."""
+        # a message seen before may have acted on any earlier run of the series
+        redelivered = delivery.deliveries > 1
         if isinstance(event, AlertFired | AlertEscalated) and event.severity == "critical":
-            await self._open(event)
+            await self._open_or_note(event, redelivered)
         elif isinstance(event, AlertResolved) and self.policy.auto_resolve:
-            await self._resolve(event)
+            await self._resolve(event, redelivered)
 
-    async def _open(self, alert: AlertFired | AlertEscalated) -> None:
-        incident_id = incident_id_for(alert.aggregate_id)
-        value = f"{alert.value:g}"
-        opening = OpenIncidentAs(
-            incident_id=incident_id,
+    async def current(self, fingerprint: str, trigger_id: str, from_start: bool) -> Current:
+        """The series' open incident, else the run that already records ``trigger_id``,
+        else the free generation after the last resolved one."""
+        generation = 0 if from_start else self._generation.get(fingerprint, 0)
+        while True:
+            incident, seq = await self.store.load(incident_id_for(fingerprint, generation))
+            if incident is None or incident.status != "resolved" or records(incident, trigger_id):
+                self._generation[fingerprint] = generation
+                return Current(generation, incident, seq)
+            generation += 1
+
+    async def _open_or_note(self, alert: AlertFired | AlertEscalated, redelivered: bool) -> None:
+        cause = Cause(trigger_id=alert.id, correlation_id=alert.correlation_id)
+        for _ in range(self.store.attempts):
+            now = await self.current(alert.fingerprint, alert.id, redelivered)
+            if now.incident is not None:
+                await self._note(now.incident.incident_id, alert, cause)
+                return
+            (opened,) = decide(None, self._opening(alert, now.generation), cause)
+            try:
+                await self.store.append(opened, expected_last_subject_seq=0)
+                return
+            except Conflict:
+                continue  # opened meanwhile: look again
+        raise Conflict(f"incidents of series {alert.fingerprint} kept changing")
+
+    def _opening(self, alert: AlertFired | AlertEscalated, generation: int) -> OpenIncidentAs:
+        return OpenIncidentAs(
+            incident_id=incident_id_for(alert.fingerprint, generation),
             title=incident_title(alert),
             severity="critical",
             by=OPENED_BY,
             description=(
-                f"Alert {alert.aggregate_id} went critical: {alert.metric} = {value} "
+                f"Alert {alert.aggregate_id} went critical: {alert.metric} = {alert.value:g} "
                 f"(threshold {alert.threshold:g})."
             ),
             alert_id=alert.aggregate_id,
             fingerprint=alert.fingerprint,
         )
-        cause = Cause(trigger_id=alert.id, correlation_id=alert.correlation_id)
-        (opened,) = decide(None, opening, cause)
-        try:
-            await self.store.append(opened, expected_last_subject_seq=0)
-        except Conflict:
-            log.info(
-                "incident already open for alert",
-                extra={"incident_id": incident_id, "alert_id": alert.aggregate_id},
-            )
 
-    async def _resolve(self, alert: AlertResolved) -> None:
-        incident_id = incident_id_for(alert.aggregate_id)
+    async def _note(
+        self, incident_id: str, alert: AlertFired | AlertEscalated, cause: Cause
+    ) -> None:
+        """A later critical alert of the series joins the open incident's timeline."""
+        note = AddIncidentNote(
+            incident_id=incident_id,
+            text=(
+                f"Alert {alert.aggregate_id} went critical again: {alert.metric} = "
+                f"{alert.value:g} (threshold {alert.threshold:g})."
+            ),
+            author=OPENED_BY,
+        )
+
+        def noting(incident: Incident | None) -> list[Event]:
+            if incident is None or incident.status == "resolved" or records(incident, alert.id):
+                return []
+            return decide(incident, note, cause)
+
+        await self.store.execute(incident_id, noting)
+
+    async def _resolve(self, alert: AlertResolved, redelivered: bool) -> None:
+        now = await self.current(alert.fingerprint, alert.id, redelivered)
+        if now.incident is None or now.incident.status == "resolved":
+            return
         how = "recovered" if alert.reason == "recovered" else f"was resolved by {alert.by}"
         command = ChangeIncidentStatus(
-            incident_id=incident_id,
+            incident_id=now.incident_id,
             status="resolved",
             by=OPENED_BY,
             message=f"Alert {alert.rule} {how}.",
@@ -95,8 +165,12 @@ class AlertIncidents:
                 return []
             return decide(incident, command, cause)
 
-        result = await self.store.execute(incident_id, resolution)
+        result = await self.store.execute(now.incident_id, resolution)
         log.info(
             "alert resolved; incident checked",
-            extra={"incident_id": incident_id, "alert_id": alert.aggregate_id, "seq": result.seq},
+            extra={
+                "incident_id": now.incident_id,
+                "alert_id": alert.aggregate_id,
+                "seq": result.seq,
+            },
         )

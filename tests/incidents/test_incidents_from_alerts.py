@@ -14,6 +14,7 @@ from shared.consumer import Delivery
 from shared.events import (
     AlertEvent,
     Event,
+    IncidentNoteAdded,
     IncidentOpened,
     IncidentResolved,
     Sample,
@@ -84,7 +85,7 @@ async def test_a_critical_alert_opens_one_incident_and_its_recovery_resolves_it(
     (fired,) = await stream_events(bus, "ALERTS")
     assert isinstance(fired, AlertEvent) and fired.severity == "critical"
     assert isinstance(opened, IncidentOpened)
-    assert opened.aggregate_id == incident_id_for(fired.aggregate_id)
+    assert opened.aggregate_id == incident_id_for(fired.fingerprint, 0)
     assert (opened.severity, opened.opened_by, opened.alert_id) == (
         "critical",
         "vigil",
@@ -142,10 +143,66 @@ async def test_without_auto_resolve_the_incident_stays_open(
 ) -> None:
     config = VigilConfig(rules=RULES, incidents=IncidentPolicy(auto_resolve=False))
     await start_service(build_alerts(settings, config))
-    await start_incidents(settings, config, start_service)
+    incidents = await start_incidents(settings, config, start_service)
 
     await send(bus, 95, 10)
     assert [e.type for e in await wait_for(bus, "ALERTS", 2)] == ["AlertFired", "AlertResolved"]
     await wait_for(bus, "INCIDENTS", 1)
     await caught_up(bus, "incidents-from-alerts", "ALERTS")
     assert [e.type for e in await stream_events(bus, "INCIDENTS")] == ["IncidentOpened"]
+
+    # the series goes critical again while its incident is open: noted there, never a second
+    await send(bus, 97)
+    alerts = await wait_for(bus, "ALERTS", 3)
+    events = await wait_for(bus, "INCIDENTS", 2)
+    await caught_up(bus, "incidents-from-alerts", "ALERTS")
+    assert [e.type for e in await stream_events(bus, "INCIDENTS")] == [
+        "IncidentOpened",
+        "IncidentNoteAdded",
+    ]
+    opened, noted = events
+    assert isinstance(noted, IncidentNoteAdded) and noted.aggregate_id == opened.aggregate_id
+    assert noted.text.startswith(f"Alert {alerts[2].aggregate_id} went critical again: cpu = 97")
+    assert noted.causation_id == alerts[2].id
+
+    # once a person resolves it, the next critical run opens the series' next incident
+    await incidents.commands.change_status(
+        {"incident_id": opened.aggregate_id, "status": "resolved", "by": "sam"}
+    )
+    await send(bus, 10, 99)
+    events = await wait_for(bus, "INCIDENTS", 4)
+    second = events[3]
+    assert isinstance(second, IncidentOpened)
+    assert second.aggregate_id == incident_id_for(opened.fingerprint, 1) != opened.aggregate_id
+
+
+async def test_each_critical_run_of_a_series_gets_its_own_incident_and_redelivery_adds_none(
+    bus: EventBus, settings: Settings, start_service: RuntimeFactory
+) -> None:
+    await start_service(build_alerts(settings, CONFIG))
+    incidents = await start_incidents(settings, CONFIG, start_service)
+
+    await send(bus, 95, 10, 96, 11)
+    events = await wait_for(bus, "INCIDENTS", 4)
+    assert [e.type for e in events] == [
+        "IncidentOpened",
+        "IncidentResolved",
+        "IncidentOpened",
+        "IncidentResolved",
+    ]
+    fingerprint = events[0].fingerprint if isinstance(events[0], IncidentOpened) else ""
+    assert [e.aggregate_id for e in events] == [
+        incident_id_for(fingerprint, 0),
+        incident_id_for(fingerprint, 0),
+        incident_id_for(fingerprint, 1),
+        incident_id_for(fingerprint, 1),
+    ]
+
+    # every alert event delivered again, long after: the log does not change
+    await caught_up(bus, "incidents-from-alerts", "ALERTS")
+    restarted = await start_incidents(settings, CONFIG, start_service)  # no remembered chain
+    for handler in (incidents.from_alerts, restarted.from_alerts):
+        async for recorded in bus.replay("ALERTS"):
+            assert isinstance(recorded.event, AlertEvent)
+            await handler.handle(recorded.event, redelivery(recorded.event, recorded.seq))
+    assert len(await stream_events(bus, "INCIDENTS")) == 4
