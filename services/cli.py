@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from shared.logs import configure_logging
 from shared.services import SERVICES
-from shared.settings import Settings
 
 
 def _run(coro: Any) -> Any:
@@ -40,6 +40,7 @@ def _check_config(path: Path | None) -> bool:
 
 def cmd_up(args: argparse.Namespace) -> int:
     from services.supervisor import Supervisor, UpOptions
+    from shared.settings import Settings
 
     if not _check_config(args.config):
         return 2
@@ -58,6 +59,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from shared.settings import Settings
+
     settings = Settings()
     configure_logging(settings.log_level)
     if not settings.nats_url:
@@ -72,6 +75,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
+    from shared.settings import Settings
+
     settings = Settings()
     if args.data_dir is not None:
         settings = settings.model_copy(update={"data_dir": args.data_dir})
@@ -98,12 +103,15 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    settings = Settings()
-    configure_logging(settings.log_level)
+    # the environment read by hand: Settings would bring pydantic, doubling the agent's memory
+    env = os.environ
+    configure_logging(env.get("VIGIL_LOG_LEVEL", "INFO"))
     from services.metrics.agent import run_agent
 
-    nats_url = args.nats_url or (None if args.gateway else settings.nats_url)
-    gateway = args.gateway or (None if nats_url else f"http://127.0.0.1:{settings.port}")
+    env_nats = env.get("NATS_URL") or env.get("VIGIL_NATS_URL")
+    nats_url = args.nats_url or (None if args.gateway else env_nats)
+    port = env.get("VIGIL_PORT", "8080")
+    gateway = args.gateway or (None if nats_url else f"http://127.0.0.1:{port}")
     print(f"vigil agent ready (every {args.interval}s to {nats_url or gateway})", flush=True)
     # plain asyncio: uvloop would cost the agent a megabyte for one request per interval
     asyncio.run(run_agent(args.interval, nats_url=nats_url, gateway_url=gateway, once=args.once))

@@ -17,6 +17,7 @@ import os
 import socket
 import time
 import urllib.parse
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -26,10 +27,10 @@ import psutil
 
 from shared import subjects
 from shared.errors import PermanentDeliveryError, TransientDeliveryError
-from shared.events import Sample, SamplesIngested
 
 if TYPE_CHECKING:
     from shared.bus import EventBus
+    from shared.events import Sample
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +118,14 @@ class HostCollector:
         samples: list[Sample] = []
 
         def add(name: str, value: float, **labels: str) -> None:
+            # a plain dict: the event models (pydantic) would double the agent's memory
             samples.append(
-                Sample(name=name, value=float(value), timestamp=now, labels={**host, **labels})
+                {
+                    "name": name,
+                    "value": float(value),
+                    "timestamp": now,
+                    "labels": {**host, **labels},
+                }
             )
 
         add("system_cpu_percent", psutil.cpu_percent(interval=None))
@@ -222,8 +229,19 @@ def collect_host_samples() -> list[Sample]:
 # --- sending -------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class HostBatch:
+    """One collection pass. Its id travels as the event id (NATS) or Idempotency-Key
+    (HTTP), so a batch sent again after a lost reply is stored once."""
+
+    source: str
+    samples: list[Sample]
+    received_at: float = field(default_factory=time.time)
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
 class SampleSink(Protocol):
-    async def send(self, batch: SamplesIngested) -> None:
+    async def send(self, batch: HostBatch) -> None:
         """Raise TransientDeliveryError to retry later, PermanentDeliveryError to drop."""
 
     async def close(self) -> None: ...
@@ -240,11 +258,19 @@ class NatsSink:
         self.url = url
         self._bus: EventBus | None = None
 
-    async def send(self, batch: SamplesIngested) -> None:
+    async def send(self, batch: HostBatch) -> None:
+        from shared.events import SamplesIngested
+
+        event = SamplesIngested(
+            id=batch.id,
+            aggregate_id=batch.source,
+            samples=batch.samples,
+            received_at=batch.received_at,
+        )
         try:
             if self._bus is None:
-                self._bus = await self._connect(batch.aggregate_id)
-            await self._bus.publish(subjects.samples(batch.aggregate_id), batch)
+                self._bus = await self._connect(batch.source)
+            await self._bus.publish(subjects.samples(batch.source), event)
         except Exception as exc:  # every NATS failure here is worth another try
             raise TransientDeliveryError(f"NATS publish failed: {exc!r}") from exc
 
@@ -331,7 +357,7 @@ class GatewaySink:
         self.url = base if base.endswith(METRICS_PATH) else base + METRICS_PATH
         self.timeout_s = timeout_s
 
-    async def send(self, batch: SamplesIngested) -> None:
+    async def send(self, batch: HostBatch) -> None:
         body = orjson.dumps(batch.samples)
         headers = {"Content-Type": "application/json", "Idempotency-Key": batch.id}
         try:
@@ -357,8 +383,8 @@ def open_sink(nats_url: str | None, gateway_url: str | None) -> SampleSink:
     raise ValueError("the agent needs a NATS URL or a gateway URL to send to")
 
 
-def host_batch(host: str, samples: list[Sample]) -> SamplesIngested:
-    return SamplesIngested(aggregate_id=f"agent-{host}", samples=samples, received_at=time.time())
+def host_batch(host: str, samples: list[Sample]) -> HostBatch:
+    return HostBatch(source=f"agent-{host}", samples=samples)
 
 
 @dataclass
@@ -374,9 +400,7 @@ class Backoff:
         self.failures = 0
 
 
-async def send_pending(
-    sink: SampleSink, pending: deque[SamplesIngested], backoff: Backoff
-) -> float:
+async def send_pending(sink: SampleSink, pending: deque[HostBatch], backoff: Backoff) -> float:
     """Send queued batches oldest first; returns 0, or how long to wait before retrying."""
     while pending:
         batch = pending[0]
@@ -434,7 +458,7 @@ async def run_agent(
         await sink.close()
 
 
-async def _send_once(sink: SampleSink, batch: SamplesIngested) -> None:
+async def _send_once(sink: SampleSink, batch: HostBatch) -> None:
     pending = deque([batch])
     backoff = Backoff()
     for _ in range(ONCE_ATTEMPTS):
@@ -446,7 +470,7 @@ async def _send_once(sink: SampleSink, batch: SamplesIngested) -> None:
 
 
 async def _publish_forever(sink: SampleSink, collector: HostCollector, interval_s: float) -> None:
-    pending: deque[SamplesIngested] = deque(maxlen=MAX_PENDING_BATCHES)
+    pending: deque[HostBatch] = deque(maxlen=MAX_PENDING_BATCHES)
     backoff = Backoff()
     next_collect = time.monotonic() + interval_s
     retry_at = 0.0
