@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import nats
@@ -112,15 +113,23 @@ class EventBus:
             seq = raw.seq + 1
 
     async def replay(
-        self, stream: str, filter_subject: str = ">", batch: int = 512
+        self,
+        stream: str,
+        filter_subject: str = ">",
+        batch: int = 512,
+        *,
+        start_time: datetime | None = None,
+        end_seq: int | None = None,
     ) -> AsyncIterator[Recorded]:
-        """Everything in ``stream`` (optionally filtered) up to the end at the time of the call."""
+        """Everything in ``stream`` (optionally filtered) up to the end at the time of the call,
+        or only what was stored from ``start_time`` on and up to sequence ``end_seq``."""
         info = await self.js.stream_info(stream)
-        last = info.state.last_seq
-        if info.state.messages == 0 or last == 0:
+        last = info.state.last_seq if end_seq is None else min(end_seq, info.state.last_seq)
+        if info.state.messages == 0 or last <= 0:
             return
         config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=DeliverPolicy.ALL if start_time is None else DeliverPolicy.BY_START_TIME,
+            opt_start_time=start_time,
             ack_policy=AckPolicy.NONE,
             filter_subject=None if filter_subject == ">" else filter_subject,
             inactive_threshold=30.0,
@@ -137,6 +146,8 @@ class EventBus:
                     return
                 for msg in msgs:
                     meta = msg.metadata
+                    if meta.sequence.stream > last:
+                        return
                     try:
                         event = decode_event(msg.data)
                     except UndecodableEvent as exc:

@@ -27,6 +27,11 @@ def attach(runtime: ServiceRuntime, config: VigilConfig) -> AlertsService:
     writer = AlertWriter(lambda: runtime.bus)
     service = AlertsService(writer, SampleEvaluator(writer, config.rules), AlertCommands(writer))
     runtime.on_start(writer.load)
+
+    async def restore_holds() -> None:
+        await service.evaluator.restore_holds(runtime.bus)
+
+    runtime.on_start(restore_holds)
     runtime.consume(EVALUATOR, service.evaluator.handle)
     runtime.respond(ACKNOWLEDGE_ALERT, service.commands.acknowledge)
     runtime.respond(RESOLVE_ALERT, service.commands.resolve)

@@ -208,28 +208,42 @@ def evaluate(
     the rule's ``for`` is measured.
     """
     hold = check.rule.for_s
-    level = check.level(value)
+    if alert is not None and check.recovered(value):
+        return Transition("recover", alert.severity, check.resolve_threshold), None
+    held = held_since(check, alert, pending, value, at)
+    if held is None:
+        return None, None
+    critical = held.critical_since
     if alert is not None:
-        if check.recovered(value):
-            return Transition("recover", alert.severity, check.resolve_threshold), None
-        if level == "critical" and alert.severity == "warning":
-            since = _since(pending.critical_since if pending else None, at)
-            if at - since >= hold:
-                return Transition("escalate", "critical", check.threshold("critical")), None
-            return None, Pending(critical_since=since)
-        return None, None
-    if level is None:
-        return None, None
-    active = _since(pending.active_since if pending else None, at)
-    critical: float | None = None
-    if level == "critical":
-        critical = _since(pending.critical_since if pending else None, at)
-        if at - critical >= hold:
-            return Transition("fire", "critical", check.threshold("critical")), None
+        if critical is not None and at - critical >= hold:
+            return Transition("escalate", "critical", check.threshold("critical")), None
+        return None, held
+    if critical is not None and at - critical >= hold:
+        return Transition("fire", "critical", check.threshold("critical")), None
+    active = held.active_since if held.active_since is not None else at
     if check.warning is not None and at - active >= hold:
         carried = Pending(critical_since=critical) if critical is not None else None
         return Transition("fire", "warning", check.threshold("warning")), carried
-    return None, Pending(active_since=active, critical_since=critical)
+    return None, held
+
+
+def held_since(
+    check: CompiledRule, alert: Alert | None, pending: Pending | None, value: float, at: float
+) -> Pending | None:
+    """How long each level has held, this sample included, before any transition is taken."""
+    level = check.level(value)
+    if alert is not None:
+        if level == "critical" and alert.severity == "warning":
+            return Pending(critical_since=_since(pending.critical_since if pending else None, at))
+        return None
+    if level is None:
+        return None
+    critical = None
+    if level == "critical":
+        critical = _since(pending.critical_since if pending else None, at)
+    return Pending(
+        active_since=_since(pending.active_since if pending else None, at), critical_since=critical
+    )
 
 
 def _since(previous: float | None, at: float) -> float:
@@ -395,6 +409,9 @@ class AlertBook:
     pending: dict[str, Pending] = field(default_factory=dict)  # by fingerprint
     position: tuple[int, int] = (0, 0)
     at_position: set[str] = field(default_factory=set)
+    # per series, its last change: the sample behind it, or the time it was resolved by hand
+    changed_by_sample: dict[str, tuple[int, int]] = field(default_factory=dict)
+    changed_by_command_at: dict[str, float] = field(default_factory=dict)
 
     def get(self, alert_id: str) -> Alert | None:
         fp = self.fingerprints.get(alert_id)
@@ -448,10 +465,20 @@ class AlertBook:
         if fp is not None and (held := self.open.get(fp)) is not None and held.alert_id == alert_id:
             del self.open[fp]
 
+    def changed_since(self, fingerprint_: str, seq: int, index: int, received_at: float) -> bool:
+        """Whether the series changed after the sample at (``seq``, ``index``) arrived, so
+        that sample says nothing about what is pending now."""
+        return (seq, index) <= self.changed_by_sample.get(fingerprint_, (0, 0)) or (
+            received_at <= self.changed_by_command_at.get(fingerprint_, 0.0)
+        )
+
     def _advance(self, event: AlertEvent) -> None:
         if event.source_seq == 0:
+            if isinstance(event, AlertResolved):  # a resolve by hand ends what was pending
+                self.changed_by_command_at[event.fingerprint] = event.time.timestamp()
             return
         here = (event.source_seq, event.source_index)
+        self.changed_by_sample[event.fingerprint] = here
         if here > self.position:
             self.position = here
             self.at_position = {event.fingerprint}

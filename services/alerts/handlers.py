@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from nats.js.errors import NotFoundError
 
 from services.alerts.domain import (
+    AlertBook,
     CompiledRule,
     SampleOrigin,
     evaluate_sample,
     fingerprint,
+    held_since,
     index_rules,
 )
 from services.alerts.writer import AlertWriter
 from shared import subjects
+from shared.bus import EventBus
 from shared.config import RuleConfig
 from shared.consumer import ConsumerSpec, Delivery
 from shared.errors import Conflict
@@ -33,6 +39,7 @@ EVALUATOR = ConsumerSpec(
     ordered=True,
 )
 CONFLICT_ATTEMPTS = 5
+HOLD_LOOKBACK_SLACK_S = 60.0  # samples may carry their own, slightly older, timestamps
 
 
 class SampleEvaluator:
@@ -63,6 +70,52 @@ class SampleEvaluator:
                     if book.already_applied(seq, index, fp):
                         continue
                     await self._evaluate(check, fp, sample, at, event, seq, index)
+
+    async def restore_holds(self, bus: EventBus) -> int:
+        """Rebuild the ``for:`` holds from samples evaluated before this process started.
+
+        Holds live in memory; without this a restart would start every hold again, and
+        a service restarted more often than a rule's ``for`` would never fire it. Only
+        samples the evaluator had acknowledged are replayed (the rest come again live),
+        from as far back as the longest hold, and only those after each series' last
+        change. Returns how many series have a hold.
+        """
+        longest = max((c.rule.for_s for cs in self.rules.values() for c in cs), default=0.0)
+        if longest <= 0:
+            return 0
+        try:
+            info = await bus.js.consumer_info(METRICS.name, EVALUATOR.durable)
+        except NotFoundError:
+            return 0  # first start: nothing was evaluated yet
+        end = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+        if end <= 0:
+            return 0
+        since = datetime.now(UTC) - timedelta(seconds=longest + HOLD_LOOKBACK_SLACK_S)
+        async with self.writer.lock:
+            book = self.writer.book
+            replay = bus.replay(
+                METRICS.name, EVALUATOR.filter_subject, start_time=since, end_seq=end
+            )
+            async for recorded in replay:
+                if isinstance(recorded.event, SamplesIngested):
+                    self._hold(book, recorded.event, recorded.seq)
+        log.info("for-holds restored", extra={"series": len(book.pending), "through_seq": end})
+        return len(book.pending)
+
+    def _hold(self, book: AlertBook, batch: SamplesIngested, seq: int) -> None:
+        for index, sample in enumerate(batch.samples):
+            for check in self.rules.get(sample["name"], ()):
+                if not check.rule.for_s or (check.filters and not check.matches(sample["labels"])):
+                    continue
+                fp = fingerprint(check.rule.name, sample["labels"])
+                if book.changed_since(fp, seq, index, batch.received_at):
+                    continue
+                stamp = sample["timestamp"]
+                at = batch.received_at if stamp is None else stamp
+                held = held_since(
+                    check, book.open.get(fp), book.pending.get(fp), sample["value"], at
+                )
+                book.set_pending(fp, held)
 
     async def _evaluate(
         self,

@@ -1,0 +1,113 @@
+"""``for:`` holds across a restart of the alerts service, against a real nats-server."""
+
+from __future__ import annotations
+
+import time
+
+from services.alerts.app import AlertsService, attach
+from shared import subjects
+from shared.bus import EventBus
+from shared.config import RuleConfig, VigilConfig
+from shared.events import AlertEvent, Sample, SamplesIngested
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings
+from tests.conftest import RuntimeFactory
+from tests.waiting import eventually
+
+CONFIG = VigilConfig(
+    rules=[
+        RuleConfig.model_validate({"name": "HotCPU", "metric": "cpu", "critical": 90, "for": 60})
+    ]
+)
+WEB = {"host": "web-1"}
+
+
+async def send(bus: EventBus, value: float, at: float) -> None:
+    batch = SamplesIngested(
+        aggregate_id="test",
+        samples=[Sample(name="cpu", value=value, timestamp=at, labels=WEB)],
+        received_at=time.time(),
+    )
+    await bus.publish(subjects.samples("test"), batch)
+
+
+async def evaluated(bus: EventBus) -> None:
+    """The evaluator has acknowledged every sample batch published so far."""
+    last = (await bus.js.stream_info("METRICS")).state.last_seq
+
+    async def probe() -> bool:
+        info = await bus.js.consumer_info("METRICS", "alerts-evaluator")
+        return info.ack_floor.stream_seq >= last and info.num_ack_pending == 0
+
+    await eventually(probe, what="the evaluator to acknowledge every batch")
+
+
+async def alert_events(bus: EventBus) -> list[AlertEvent]:
+    return [r.event async for r in bus.replay("ALERTS") if isinstance(r.event, AlertEvent)]
+
+
+async def start(
+    settings: Settings, start_service: RuntimeFactory
+) -> tuple[ServiceRuntime, AlertsService]:
+    runtime = ServiceRuntime("alerts", settings)
+    service = attach(runtime, CONFIG)
+    await start_service(runtime)
+    return runtime, service
+
+
+async def test_a_hold_keeps_counting_across_a_restart(
+    bus: EventBus, settings: Settings, start_service: RuntimeFactory
+) -> None:
+    now = time.time()
+    first, _ = await start(settings, start_service)
+    await send(bus, 95, now - 50)
+    await evaluated(bus)
+    await first.stop()
+
+    _, service = await start(settings, start_service)
+    assert service.writer.book.pending  # the hold that began at now - 50 is back
+    await send(bus, 96, now + 15)  # held 65 s in all: past the rule's 60 s
+
+    async def fired() -> list[AlertEvent]:
+        return await alert_events(bus)
+
+    (event,) = await eventually(fired, what="the held alert to fire")
+    assert (event.type, event.severity) == ("AlertFired", "critical")
+
+
+async def test_a_hold_broken_before_the_restart_starts_again(
+    bus: EventBus, settings: Settings, start_service: RuntimeFactory
+) -> None:
+    now = time.time()
+    first, _ = await start(settings, start_service)
+    await send(bus, 95, now - 50)
+    await send(bus, 10, now - 40)  # the value fell back: the hold is over
+    await evaluated(bus)
+    await first.stop()
+
+    await start(settings, start_service)
+    await send(bus, 95, now + 15)
+    await evaluated(bus)
+    assert await alert_events(bus) == []
+    await send(bus, 95, now + 80)  # 65 s after the new hold began
+    await evaluated(bus)
+    assert [e.type for e in await alert_events(bus)] == ["AlertFired"]
+
+
+async def test_a_resolve_by_hand_ends_the_hold_for_good(
+    bus: EventBus, settings: Settings, start_service: RuntimeFactory
+) -> None:
+    now = time.time()
+    first, service = await start(settings, start_service)
+    await send(bus, 95, now - 100)
+    await send(bus, 95, now - 30)  # fires: held 70 s
+    await send(bus, 95, now - 20)  # after the alert fired, before it was resolved
+    await evaluated(bus)
+    (fired,) = await alert_events(bus)
+    await service.commands.resolve({"alert_id": fired.aggregate_id, "by": "sam"})
+    await first.stop()
+
+    await start(settings, start_service)
+    await send(bus, 95, now + 50)  # 70 s after the last sample before the resolve
+    await evaluated(bus)
+    assert [e.type for e in await alert_events(bus)] == ["AlertFired", "AlertResolved"]
