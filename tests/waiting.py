@@ -6,7 +6,10 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.bus import EventBus
 
 Probe = Callable[[], Any] | Callable[[], Awaitable[Any]]
 
@@ -28,3 +31,14 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not met within {within_s}s; last answer: {value!r}")
         await asyncio.sleep(every_s)
+
+
+async def caught_up(bus: EventBus, durable: str, stream: str) -> None:
+    """The durable consumer has acknowledged everything now in ``stream``."""
+    last = (await bus.js.stream_info(stream)).state.last_seq
+
+    async def probe() -> bool:
+        info = await bus.js.consumer_info(stream, durable)
+        return info.ack_floor.stream_seq >= last and info.num_ack_pending == 0
+
+    await eventually(probe, what=f"{durable} to acknowledge {stream} up to {last}")

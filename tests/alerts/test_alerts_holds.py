@@ -12,7 +12,7 @@ from shared.events import AlertEvent, Sample, SamplesIngested
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
-from tests.waiting import eventually
+from tests.waiting import caught_up, eventually
 
 CONFIG = VigilConfig(
     rules=[
@@ -32,14 +32,7 @@ async def send(bus: EventBus, value: float, at: float) -> None:
 
 
 async def evaluated(bus: EventBus) -> None:
-    """The evaluator has acknowledged every sample batch published so far."""
-    last = (await bus.js.stream_info("METRICS")).state.last_seq
-
-    async def probe() -> bool:
-        info = await bus.js.consumer_info("METRICS", "alerts-evaluator")
-        return info.ack_floor.stream_seq >= last and info.num_ack_pending == 0
-
-    await eventually(probe, what="the evaluator to acknowledge every batch")
+    await caught_up(bus, "alerts-evaluator", "METRICS")
 
 
 async def alert_events(bus: EventBus) -> list[AlertEvent]:

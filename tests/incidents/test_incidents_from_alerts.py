@@ -23,7 +23,7 @@ from shared.events import (
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
-from tests.waiting import eventually
+from tests.waiting import caught_up, eventually
 
 RULES = [RuleConfig(name="HighCPU", metric="cpu", warning=70, critical=90)]
 CONFIG = VigilConfig(rules=RULES)
@@ -47,17 +47,6 @@ async def wait_for(bus: EventBus, stream: str, count: int) -> list[Event]:
         return events if len(events) >= count else []
 
     return await eventually(probe)
-
-
-async def caught_up(bus: EventBus, durable: str, stream: str) -> None:
-    """The consumer has acknowledged everything now in ``stream``."""
-    last = (await bus.js.stream_info(stream)).state.last_seq
-
-    async def probe() -> bool:
-        info = await bus.js.consumer_info(stream, durable)
-        return info.ack_floor.stream_seq >= last and info.num_ack_pending == 0
-
-    await eventually(probe)
 
 
 def redelivery(event: AlertEvent, seq: int) -> Delivery:
