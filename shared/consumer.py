@@ -271,7 +271,7 @@ async def consume_batches_forever(
                 continue
             await process_batch(bus(), spec, msgs, handler)
     finally:
-        # A pull answered after the loop ended would sit in the subscription's queue
-        # and hold up the connection's drain until its timeout.
+        # nats-py's fetch takes queued messages without marking them done, so a
+        # subscription left behind would hold the connection's drain until its timeout.
         with contextlib.suppress(Exception):
             await subscription.unsubscribe()
