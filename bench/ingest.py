@@ -28,6 +28,7 @@ class SenderTally:
     accepted: int = 0
     batches: int = 0
     failures: int = 0
+    throttled: int = 0  # 429 answers: Vigil asked the sender to wait
     last_error: str = ""
 
 
@@ -56,6 +57,9 @@ async def send_until(
                 if response.status == 202:
                     tally.accepted += size
                     tally.batches += 1
+                elif response.status == 429:
+                    tally.throttled += 1
+                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
                 else:
                     tally.failures += 1
                     tally.last_error = f"HTTP {response.status}"
@@ -146,6 +150,7 @@ async def run(args: argparse.Namespace) -> None:
     print(
         f"evaluator lag   {'unknown' if lag is None else f'{lag:>12,}'} messages (alerts evaluator)"
     )
+    print(f"throttled POSTs {sum(t.throttled for t in tallies):>12} (429, retried after a wait)")
     print(
         f"failed POSTs    {failures:>12}" + (f"  last: {_last_error(tallies)}" if failures else "")
     )

@@ -50,6 +50,17 @@ class Unavailable(VigilError):
     http_status = 503
 
 
+class Overloaded(VigilError):
+    """Behind on work already accepted: try again after ``retry_after_s``."""
+
+    kind = "overloaded"
+    http_status = 429
+
+    def __init__(self, message: str, field: str | None = None, retry_after_s: float = 1.0):
+        super().__init__(message, field)
+        self.retry_after_s = retry_after_s
+
+
 class PermanentDeliveryError(VigilError):
     """Retrying will not help (bad URL, 4xx): record the failure, do not redeliver."""
 
@@ -63,7 +74,8 @@ class TransientDeliveryError(VigilError):
 
 
 ERROR_KINDS: dict[str, type[VigilError]] = {
-    cls.kind: cls for cls in (NotFound, Conflict, InvalidTransition, InvalidInput, Unavailable)
+    cls.kind: cls
+    for cls in (NotFound, Conflict, InvalidTransition, InvalidInput, Unavailable, Overloaded)
 }
 
 

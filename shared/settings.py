@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = 2.0
     stream_replicas: int = 1
     log_level: str = "INFO"
+    ingest_max_backlog: int = Field(
+        default=200,
+        description="Sample batches the metrics store or the alerts evaluator may be behind "
+        "before POST /metrics answers 429; 0 accepts without limit",
+    )
 
     def database_url_for(self, service: str) -> str:
         """One SQLite file per service by default; with DATABASE_URL every service shares

@@ -8,6 +8,7 @@ effect (read-your-writes), then returns the updated read model.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -53,7 +54,7 @@ from services.gateway.schemas import (
 from services.gateway.state import GatewayState
 from shared import commands, subjects
 from shared.commands import CommandResult, parse_command
-from shared.errors import NotFound, Unavailable, VigilError
+from shared.errors import NotFound, Overloaded, Unavailable, VigilError
 from shared.events import (
     MAX_BATCH_BYTES,
     MAX_BATCH_SAMPLES,
@@ -108,7 +109,10 @@ async def vigil_error_response(request: Request, exc: Exception) -> JSONResponse
             "request failed upstream",
             extra={"path": request.url.path, "status": status, "error": exc.message},
         )
-    return JSONResponse({"detail": exc.message}, status_code=status)
+    headers = {}
+    if isinstance(exc, Overloaded):
+        headers["Retry-After"] = str(math.ceil(exc.retry_after_s))
+    return JSONResponse({"detail": exc.message}, status_code=status, headers=headers)
 
 
 async def validation_error_response(request: Request, exc: Exception) -> JSONResponse:
@@ -195,6 +199,12 @@ async def read_limited_body(request: Request) -> bytes:
 @metrics_router.post(
     "/metrics",
     status_code=202,
+    responses={
+        429: {
+            "description": "The metrics store or the alerts evaluator is too far behind; "
+            "retry after the Retry-After header's seconds"
+        }
+    },
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": BATCH_SCHEMA}}}
     },
@@ -212,6 +222,7 @@ async def ingest_samples(
         ),
     ] = None,
 ) -> SampleBatchPublic:
+    state.ingest.check()
     body = await read_limited_body(request)
     samples = parse_sample_batch(body)
     event = SamplesIngested.of_validated(

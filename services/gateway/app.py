@@ -152,6 +152,11 @@ def build_gateway(settings: Settings, config: VigilConfig | None = None) -> Gate
     for projection in PROJECTIONS:
         runtime.consume_batches(consumer_spec(projection), projection_handler(state, projection))
     runtime.background(http.run)
+
+    async def watch_ingest_backlog() -> None:
+        await state.ingest.watch(state.bus_of)
+
+    runtime.background(watch_ingest_backlog)
     runtime.ready_when(http.listening)
     runtime.on_stop(close)
     return Gateway(runtime=runtime, state=state, app=app, http=http)

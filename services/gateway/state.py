@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from services.gateway.backpressure import IngestBackpressure
 from services.gateway.domain import ServiceLiveness
 from services.gateway.livestream import KEEPALIVE_S, LiveStream
 from shared.bus import EventBus
@@ -62,12 +63,14 @@ class GatewayState:
     live: LiveStream = field(default_factory=LiveStream)
     liveness: ServiceLiveness = field(init=False)
     progress: ProjectionProgress = field(init=False)
+    ingest: IngestBackpressure = field(init=False)
     keepalive_s: float = KEEPALIVE_S
     consistency_wait_s: float = CONSISTENCY_WAIT_S
 
     def __post_init__(self) -> None:
         self.liveness = ServiceLiveness(self.settings.heartbeat_interval_s)
         self.progress = ProjectionProgress(self.store)
+        self.ingest = IngestBackpressure(self.settings.ingest_max_backlog, self.liveness)
 
     def bus(self) -> EventBus:
         bus: EventBus | None = None
