@@ -60,8 +60,10 @@ class Timing:
 
 
 async def post_batch(session: aiohttp.ClientSession, url: str, body: bytes) -> None:
-    """One batch, retried a few times: a lost batch would leave the seed short."""
-    for attempt in range(5):
+    """One batch, retried a few times: a lost batch would leave the seed short. A 429
+    (Vigil is behind) is waited out as its Retry-After says, and is not a failure."""
+    attempt = 0
+    while attempt < 5:
         try:
             async with session.post(
                 url, data=body, headers={"Content-Type": "application/json"}
@@ -69,10 +71,14 @@ async def post_batch(session: aiohttp.ClientSession, url: str, body: bytes) -> N
                 await response.read()
                 if response.status == 202:
                     return
+                if response.status == 429:
+                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                    continue
                 error = f"HTTP {response.status}"
         except (aiohttp.ClientError, TimeoutError) as exc:
             error = repr(exc)
-        await asyncio.sleep(0.2 * (attempt + 1))
+        attempt += 1
+        await asyncio.sleep(0.2 * attempt)
     raise RuntimeError(f"POST {url} kept failing: {error}")
 
 
