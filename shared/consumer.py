@@ -21,8 +21,10 @@ import nats.errors
 from faststream.middlewares import AckPolicy
 from faststream.nats import JStream, NatsBroker, PullSub
 from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from shared import subjects
 from shared.bus import EventBus
@@ -48,6 +50,7 @@ class Delivery:
 
 Handler = Callable[[Event, Delivery], Awaitable[None]]
 BatchHandler = Callable[[list[tuple[Event, Delivery]]], Awaitable[None]]
+Checkpoint = Callable[[], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -245,15 +248,58 @@ async def _one_by_one(
             await dead_letter(bus, spec, msg, delivery.deliveries, delivery.stream_seq, error)
 
 
+async def resume_at_checkpoint(js: JetStreamContext, spec: ConsumerSpec, checkpoint: int) -> None:
+    """Make the durable deliver what comes after ``checkpoint``, in stream order.
+
+    After a crash the messages the dead process held stay unacknowledged until their
+    ack wait runs out, and meanwhile the server hands later ones to the new process:
+    a projection would apply those, advance its checkpoint, and then skip the late
+    ones as already applied. A durable that is not exactly at the projection's
+    checkpoint is therefore created again there (the checkpoint, kept in the same
+    transaction as the data, is the truth).
+    """
+    stream = spec.stream.name
+    try:
+        info = await js.consumer_info(stream, spec.durable)
+    except NotFoundError:
+        info = None
+    if info is not None:
+        floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+        if not info.num_ack_pending and floor == checkpoint:
+            return
+        log.info(
+            "consumer restarted at its checkpoint",
+            extra={
+                "consumer": spec.durable,
+                "checkpoint": checkpoint,
+                "ack_floor": floor,
+                "ack_pending": info.num_ack_pending,
+            },
+        )
+        await js.delete_consumer(stream, spec.durable)
+    config = spec.consumer_config()
+    if checkpoint > 0:
+        config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
+        config.opt_start_seq = checkpoint + 1
+    await js.add_consumer(stream, config)
+
+
 async def consume_batches_forever(
-    bus: Callable[[], EventBus], spec: ConsumerSpec, handler: BatchHandler
+    bus: Callable[[], EventBus],
+    spec: ConsumerSpec,
+    handler: BatchHandler,
+    checkpoint: Checkpoint | None = None,
 ) -> None:
     """A durable pull loop handing over whatever has arrived, up to ``spec.batch`` at once.
 
     nats-py's fetch returns the messages already waiting without delay, so batches
-    grow with the backlog and a lone message is not held back.
+    grow with the backlog and a lone message is not held back. With ``checkpoint``
+    (the last stream sequence the handler has applied) the durable resumes right
+    after it, in order, whatever a crashed predecessor left unacknowledged.
     """
     js = bus().js
+    if checkpoint is not None:
+        await resume_at_checkpoint(js, spec, await checkpoint())
     subscription = await js.pull_subscribe(
         spec.filter_subject,
         durable=spec.durable,

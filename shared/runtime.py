@@ -14,6 +14,7 @@ from faststream.nats import NatsBroker
 from shared.bus import EventBus, settle
 from shared.consumer import (
     BatchHandler,
+    Checkpoint,
     ConsumerSpec,
     Handler,
     consume_batches_forever,
@@ -74,9 +75,17 @@ class ServiceRuntime:
     def consume(self, spec: ConsumerSpec, handler: Handler) -> None:
         subscribe(self.broker, lambda: self.bus, spec, handler)
 
-    def consume_batches(self, spec: ConsumerSpec, handler: BatchHandler) -> None:
-        """Like ``consume``, but many messages per handler call (one transaction for all)."""
-        self._background.append(lambda: consume_batches_forever(lambda: self.bus, spec, handler))
+    def consume_batches(
+        self, spec: ConsumerSpec, handler: BatchHandler, checkpoint: Checkpoint | None = None
+    ) -> None:
+        """Like ``consume``, but many messages per handler call (one transaction for all).
+
+        ``checkpoint`` returns the last stream sequence the handler applied; the durable
+        then resumes right after it (see ``resume_at_checkpoint``).
+        """
+        self._background.append(
+            lambda: consume_batches_forever(lambda: self.bus, spec, handler, checkpoint)
+        )
 
     def respond(self, subject: str, handler: RequestHandler) -> None:
         self._responders.append((subject, handler))

@@ -175,3 +175,40 @@ async def test_poison_message_in_a_batch_is_isolated_and_dead_lettered(
     assert len(letters) == 2
     assert sorted("poison" in d.payload for d in letters) == [False, True]
     assert any(d.payload == "not an event" for d in letters)
+
+
+async def test_after_a_crash_a_batch_consumer_resumes_in_order_at_its_checkpoint(
+    runtime: ServiceRuntime, bus: EventBus
+) -> None:
+    """A process that died holding messages 3-5 unacknowledged: its successor must not
+    see 6-8 first, or a projection would checkpoint 8 and then skip 3-5 as applied."""
+    for n in range(1, 9):
+        await bus.publish(subjects.incident(f"i{n}"), opened(f"i{n}"))
+    spec = batch_spec()
+    crashed = await bus.js.pull_subscribe(
+        spec.filter_subject, durable=spec.durable, stream="INCIDENTS", config=spec.consumer_config()
+    )
+    for msg in await crashed.fetch(2, timeout=2):
+        await msg.ack_sync()
+    assert len(await crashed.fetch(3, timeout=2)) == 3  # then the process died: never acked
+    await crashed.unsubscribe()
+
+    applied = 2  # the projection's checkpoint, committed with messages 1-2
+    handled: list[int] = []
+    done = asyncio.Event()
+
+    async def projection(items: list[tuple[Event, Delivery]]) -> None:
+        nonlocal applied
+        fresh = [d.stream_seq for _, d in items if d.stream_seq > applied]
+        handled.extend(fresh)
+        applied = max([applied, *fresh])
+        if applied >= 8:
+            done.set()
+
+    async def checkpoint() -> int:
+        return applied
+
+    runtime.consume_batches(spec, projection, checkpoint)
+    await runtime.start()
+    await asyncio.wait_for(done.wait(), 10)  # not after the 30 s ack wait
+    assert handled == [3, 4, 5, 6, 7, 8]

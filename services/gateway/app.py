@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -150,7 +151,11 @@ def build_gateway(settings: Settings, config: VigilConfig | None = None) -> Gate
 
     runtime.on_start(prepare)
     for projection in PROJECTIONS:
-        runtime.consume_batches(consumer_spec(projection), projection_handler(state, projection))
+        runtime.consume_batches(
+            consumer_spec(projection),
+            projection_handler(state, projection),
+            functools.partial(store.last_seq, projection.name),
+        )
     runtime.background(http.run)
 
     async def watch_ingest_backlog() -> None:
