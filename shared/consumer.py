@@ -23,7 +23,7 @@ from faststream.nats import JStream, NatsBroker, PullSub
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy as JsAckPolicy
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import ConsumerConfig, ConsumerInfo, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from shared import subjects
@@ -258,30 +258,55 @@ async def resume_at_checkpoint(js: JetStreamContext, spec: ConsumerSpec, checkpo
     checkpoint is therefore created again there (the checkpoint, kept in the same
     transaction as the data, is the truth).
     """
-    stream = spec.stream.name
+    info = await _consumer_info(js, spec)
+    if info is None:
+        await _create_at(js, spec, checkpoint + 1)
+        return
+    floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+    if info.num_ack_pending or floor != checkpoint:
+        await _recreate_at(js, spec, checkpoint + 1, floor, info.num_ack_pending or 0)
+
+
+async def release_held(js: JetStreamContext, spec: ConsumerSpec) -> None:
+    """Hand an ordered durable's one in-flight message over now, not after the ack wait.
+
+    A process that died holding it leaves it unacknowledged for ``ack_wait_s``, and an
+    ordered durable delivers nothing else meanwhile: paging would stall for that long
+    after a crash. Created again at that message, the durable delivers it at once;
+    handlers are idempotent, so a message the dead process had acted on changes nothing.
+    """
+    info = await _consumer_info(js, spec)
+    if info is None or not info.num_ack_pending:
+        return
+    floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+    await _recreate_at(js, spec, floor + 1, floor, info.num_ack_pending)
+
+
+async def _consumer_info(js: JetStreamContext, spec: ConsumerSpec) -> ConsumerInfo | None:
     try:
-        info = await js.consumer_info(stream, spec.durable)
+        return await js.consumer_info(spec.stream.name, spec.durable)
     except NotFoundError:
-        info = None
-    if info is not None:
-        floor = info.ack_floor.stream_seq if info.ack_floor is not None else 0
-        if not info.num_ack_pending and floor == checkpoint:
-            return
-        log.info(
-            "consumer restarted at its checkpoint",
-            extra={
-                "consumer": spec.durable,
-                "checkpoint": checkpoint,
-                "ack_floor": floor,
-                "ack_pending": info.num_ack_pending,
-            },
-        )
-        await js.delete_consumer(stream, spec.durable)
+        return None
+
+
+async def _recreate_at(
+    js: JetStreamContext, spec: ConsumerSpec, next_seq: int, floor: int, held: int
+) -> None:
+    log.info(
+        "consumer created again",
+        extra={"consumer": spec.durable, "next_seq": next_seq, "ack_floor": floor, "held": held},
+    )
+    with contextlib.suppress(NotFoundError):
+        await js.delete_consumer(spec.stream.name, spec.durable)
+    await _create_at(js, spec, next_seq)
+
+
+async def _create_at(js: JetStreamContext, spec: ConsumerSpec, next_seq: int) -> None:
     config = spec.consumer_config()
-    if checkpoint > 0:
+    if next_seq > 1:
         config.deliver_policy = DeliverPolicy.BY_START_SEQUENCE
-        config.opt_start_seq = checkpoint + 1
-    await js.add_consumer(stream, config)
+        config.opt_start_seq = next_seq
+    await js.add_consumer(spec.stream.name, config)
 
 
 async def consume_batches_forever(

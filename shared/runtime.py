@@ -18,6 +18,7 @@ from shared.consumer import (
     ConsumerSpec,
     Handler,
     consume_batches_forever,
+    release_held,
     subscribe,
 )
 from shared.heartbeat import beat_forever
@@ -63,6 +64,7 @@ class ServiceRuntime:
         self._background: list[Hook] = []
         self._ready_checks: list[Hook] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._ordered: list[ConsumerSpec] = []
         self._stopping = False
         self.ready = asyncio.Event()
 
@@ -74,6 +76,8 @@ class ServiceRuntime:
 
     def consume(self, spec: ConsumerSpec, handler: Handler) -> None:
         subscribe(self.broker, lambda: self.bus, spec, handler)
+        if spec.ordered:
+            self._ordered.append(spec)
 
     def consume_batches(
         self, spec: ConsumerSpec, handler: BatchHandler, checkpoint: Checkpoint | None = None
@@ -114,6 +118,8 @@ class ServiceRuntime:
         for subject, handler in self._responders:
             await self._bus.serve(subject, handler, queue=f"vigil-{self.name}")
         await settle(nc)  # subscriptions are live on the server before anyone is told we are ready
+        for spec in self._ordered:
+            await release_held(self._bus.js, spec)
         await self.broker.start()
         self._tasks.append(
             asyncio.create_task(beat_forever(nc, self.name, self.settings.heartbeat_interval_s))

@@ -212,3 +212,35 @@ async def test_after_a_crash_a_batch_consumer_resumes_in_order_at_its_checkpoint
     await runtime.start()
     await asyncio.wait_for(done.wait(), 10)  # not after the 30 s ack wait
     assert handled == [3, 4, 5, 6, 7, 8]
+
+
+async def test_an_ordered_consumer_gets_a_crashed_process_message_at_once(
+    runtime: ServiceRuntime, bus: EventBus
+) -> None:
+    """Without help the held message would come back only after the 30 s ack wait."""
+    for n in range(1, 4):
+        await bus.publish(subjects.incident(f"i{n}"), opened(f"i{n}"))
+    ordered = spec()
+    crashed = await bus.js.pull_subscribe(
+        ordered.filter_subject,
+        durable=ordered.durable,
+        stream="INCIDENTS",
+        config=ordered.consumer_config(),
+    )
+    (first,) = await crashed.fetch(1, timeout=2)
+    await first.ack_sync()
+    assert len(await crashed.fetch(1, timeout=2)) == 1  # then the process died: never acked
+    await crashed.unsubscribe()
+
+    handled: list[int] = []
+    done = asyncio.Event()
+
+    async def handler(event: Event, delivery: Delivery) -> None:
+        handled.append(delivery.stream_seq)
+        if delivery.stream_seq == 3:
+            done.set()
+
+    runtime.consume(ordered, handler)
+    await runtime.start()
+    await asyncio.wait_for(done.wait(), 10)
+    assert handled == [2, 3]
