@@ -7,7 +7,7 @@ so the only I/O is publishing a transition when one happens.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from nats.js.errors import NotFoundError
@@ -57,19 +57,25 @@ class SampleEvaluator:
             if seq < book.position[0]:
                 log.debug("batch already evaluated", extra={"stream_seq": seq})
                 return
-            for index, sample in enumerate(event.samples):
-                checks = self.rules.get(sample["name"])
-                if checks is None:
-                    continue
-                stamp = sample["timestamp"]
-                at = event.received_at if stamp is None else stamp
-                for check in checks:
-                    if check.filters and not check.matches(sample["labels"]):
-                        continue
-                    fp = fingerprint(check.rule.name, sample["labels"])
-                    if book.already_applied(seq, index, fp):
-                        continue
+            for index, sample, at, check, fp in self._watched(event):
+                if not book.already_applied(seq, index, fp):
                     await self._evaluate(check, fp, sample, at, event, seq, index)
+
+    def _watched(
+        self, batch: SamplesIngested
+    ) -> Iterator[tuple[int, Sample, float, CompiledRule, str]]:
+        """Each (sample, rule) pair of a batch where the rule watches the sample: with the
+        sample's position in the batch, its time, and the series it belongs to."""
+        for index, sample in enumerate(batch.samples):
+            checks = self.rules.get(sample["name"])
+            if checks is None:
+                continue
+            stamp = sample["timestamp"]
+            at = batch.received_at if stamp is None else stamp
+            for check in checks:
+                if check.filters and not check.matches(sample["labels"]):
+                    continue
+                yield index, sample, at, check, fingerprint(check.rule.name, sample["labels"])
 
     async def restore_holds(self, bus: EventBus) -> int:
         """Rebuild the ``for:`` holds from samples evaluated before this process started.
@@ -103,19 +109,12 @@ class SampleEvaluator:
         return len(book.pending)
 
     def _hold(self, book: AlertBook, batch: SamplesIngested, seq: int) -> None:
-        for index, sample in enumerate(batch.samples):
-            for check in self.rules.get(sample["name"], ()):
-                if not check.rule.for_s or (check.filters and not check.matches(sample["labels"])):
-                    continue
-                fp = fingerprint(check.rule.name, sample["labels"])
-                if book.changed_since(fp, seq, index, batch.received_at):
-                    continue
-                stamp = sample["timestamp"]
-                at = batch.received_at if stamp is None else stamp
-                held = held_since(
+        for index, sample, at, check, fp in self._watched(batch):
+            if check.rule.for_s and not book.changed_since(fp, seq, index, batch.received_at):
+                pending = held_since(
                     check, book.open.get(fp), book.pending.get(fp), sample["value"], at
                 )
-                book.set_pending(fp, held)
+                book.set_pending(fp, pending)
 
     async def _evaluate(
         self,
