@@ -64,6 +64,10 @@ class Incident:
     notes: tuple[Note, ...] = ()
     timeline: tuple[Event, ...] = ()
 
+    def records(self, trigger_id: str) -> bool:
+        """Whether a message with this id already caused a change here."""
+        return any(event.causation_id == trigger_id for event in self.timeline)
+
 
 def apply(incident: Incident | None, event: Event) -> Incident:
     """The only way incident state changes; the timeline is every event applied."""
@@ -158,11 +162,7 @@ IncidentCommand = (
 def decide(
     incident: Incident | None, command: IncidentCommand, cause: Cause = DIRECT
 ) -> list[Event]:
-    if (
-        cause.trigger_id
-        and incident is not None
-        and any(e.causation_id == cause.trigger_id for e in incident.timeline)
-    ):
+    if cause.trigger_id and incident is not None and incident.records(cause.trigger_id):
         return []  # a redelivered trigger: its events are already in the timeline
     if isinstance(command, OpenIncidentAs):
         return _open(incident, command, cause)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from services.incidents.domain import Cause, Incident, OpenIncidentAs, decide
 from services.incidents.store import IncidentStore
@@ -47,23 +46,6 @@ def incident_title(alert: AlertEvent) -> str:
     return f"{alert.rule}: {alert.metric}{{{labels}}} is critical"
 
 
-def records(incident: Incident, trigger_id: str) -> bool:
-    return any(event.causation_id == trigger_id for event in incident.timeline)
-
-
-@dataclass(frozen=True)
-class Current:
-    """Where a series stands: its latest incident run, and that run's subject sequence."""
-
-    generation: int
-    incident: Incident | None
-    seq: int
-
-    @property
-    def incident_id(self) -> str:
-        return "" if self.incident is None else self.incident.incident_id
-
-
 class AlertIncidents:
     """One open incident per series (fingerprint), never two.
 
@@ -87,25 +69,27 @@ class AlertIncidents:
         elif isinstance(event, AlertResolved) and self.policy.auto_resolve:
             await self._resolve(event, redelivered)
 
-    async def current(self, fingerprint: str, trigger_id: str, from_start: bool) -> Current:
+    async def current(
+        self, fingerprint: str, trigger_id: str, from_start: bool
+    ) -> tuple[int, Incident | None]:
         """The series' open incident, else the run that already records ``trigger_id``,
-        else the free generation after the last resolved one."""
+        else (no incident) the free generation after the last resolved one."""
         generation = 0 if from_start else self._generation.get(fingerprint, 0)
         while True:
-            incident, seq = await self.store.load(incident_id_for(fingerprint, generation))
-            if incident is None or incident.status != "resolved" or records(incident, trigger_id):
+            incident, _ = await self.store.load(incident_id_for(fingerprint, generation))
+            if incident is None or incident.status != "resolved" or incident.records(trigger_id):
                 self._generation[fingerprint] = generation
-                return Current(generation, incident, seq)
+                return generation, incident
             generation += 1
 
     async def _open_or_note(self, alert: AlertFired | AlertEscalated, redelivered: bool) -> None:
         cause = Cause(trigger_id=alert.id, correlation_id=alert.correlation_id)
         for _ in range(self.store.attempts):
-            now = await self.current(alert.fingerprint, alert.id, redelivered)
-            if now.incident is not None:
-                await self._note(now.incident.incident_id, alert, cause)
+            generation, incident = await self.current(alert.fingerprint, alert.id, redelivered)
+            if incident is not None:
+                await self._note(incident.incident_id, alert, cause)
                 return
-            (opened,) = decide(None, self._opening(alert, now.generation), cause)
+            (opened,) = decide(None, self._opening(alert, generation), cause)
             try:
                 await self.store.append(opened, expected_last_subject_seq=0)
                 return
@@ -141,35 +125,36 @@ class AlertIncidents:
         )
 
         def noting(incident: Incident | None) -> list[Event]:
-            if incident is None or incident.status == "resolved" or records(incident, alert.id):
+            if incident is None or incident.status == "resolved":
                 return []
-            return decide(incident, note, cause)
+            return decide(incident, note, cause)  # nothing when this alert is noted already
 
         await self.store.execute(incident_id, noting)
 
     async def _resolve(self, alert: AlertResolved, redelivered: bool) -> None:
-        now = await self.current(alert.fingerprint, alert.id, redelivered)
-        if now.incident is None or now.incident.status == "resolved":
+        _, incident = await self.current(alert.fingerprint, alert.id, redelivered)
+        if incident is None or incident.status == "resolved":
             return
+        incident_id = incident.incident_id
         how = "recovered" if alert.reason == "recovered" else f"was resolved by {alert.by}"
         command = ChangeIncidentStatus(
-            incident_id=now.incident_id,
+            incident_id=incident_id,
             status="resolved",
             by=OPENED_BY,
             message=f"Alert {alert.rule} {how}.",
         )
         cause = Cause(trigger_id=alert.id, correlation_id=alert.correlation_id)
 
-        def resolution(incident: Incident | None) -> list[Event]:
-            if incident is None or incident.status == "resolved":
+        def resolution(latest: Incident | None) -> list[Event]:
+            if latest is None or latest.status == "resolved":
                 return []
-            return decide(incident, command, cause)
+            return decide(latest, command, cause)
 
-        result = await self.store.execute(now.incident_id, resolution)
+        result = await self.store.execute(incident_id, resolution)
         log.info(
             "alert resolved; incident checked",
             extra={
-                "incident_id": now.incident_id,
+                "incident_id": incident_id,
                 "alert_id": alert.aggregate_id,
                 "seq": result.seq,
             },
