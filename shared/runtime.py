@@ -138,7 +138,7 @@ class ServiceRuntime:
 
     async def _supervised(self, task: Hook) -> None:
         """Keep a background loop alive: a crash is logged and the loop restarted."""
-        while not self._stopping:
+        while True:
             try:
                 await task()
                 return

@@ -38,11 +38,11 @@ class IngestBackpressure:
     liveness: ServiceLiveness
     backlog: dict[str, int] = field(default_factory=dict)  # durable -> batches behind
 
-    def check(self, now: float | None = None) -> None:
+    def check(self) -> None:
         """Raise Overloaded when a running service is too far behind to take more."""
         if self.max_backlog <= 0:
             return
-        up = {s.service for s in self.liveness.status(time.time() if now is None else now) if s.up}
+        up = {s.service for s in self.liveness.status(time.time()) if s.up}
         for durable, behind in self.backlog.items():
             if behind > self.max_backlog and owner(durable) in up:
                 raise Overloaded(
