@@ -63,6 +63,13 @@ EVENT_CHANNELS: list[EventChannel] = [
         "Messages a consumer gave up on",
         [events.MessageDeadLettered],
     ),
+    (
+        "watchdog",
+        f"{subjects.WATCHDOG}.{{source}}",
+        "Watchdog samples the alerts service evaluated; the notifier pings the dead-man's "
+        "switch from them",
+        [events.WatchdogEvaluated],
+    ),
 ]
 
 REQUEST_CHANNELS: list[tuple[str, type[BaseModel]]] = [

@@ -77,7 +77,11 @@ class EventBus:
         self.js: JetStreamContext = nc.jetstream(timeout=10)
 
     async def publish(
-        self, subject: str, event: Event, expected_last_subject_seq: int | None = None
+        self,
+        subject: str,
+        event: Event,
+        expected_last_subject_seq: int | None = None,
+        timeout: float | None = None,
     ) -> int:
         """Append ``event``; returns its stream sequence. Same event id twice stores it once.
 
@@ -88,7 +92,7 @@ class EventBus:
         if expected_last_subject_seq is not None:
             headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last_subject_seq)
         try:
-            ack = await self.js.publish(subject, event.encode(), headers=headers)
+            ack = await self.js.publish(subject, event.encode(), headers=headers, timeout=timeout)
         except APIError as exc:
             if exc.err_code == WRONG_LAST_SEQUENCE:
                 raise Conflict(f"{subject} changed concurrently; reload and retry") from exc

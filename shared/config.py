@@ -119,6 +119,19 @@ class CheckConfig(_Strict):
     failures_before_alert: int = Field(default=3, ge=1, le=100)
 
 
+class DeadmanConfig(_Strict):
+    """A dead-man's switch: an outside URL pinged while the whole paging path works
+    (the healthchecks.io / Dead Man's Snitch convention). Whoever watches it pages
+    when the pings stop."""
+
+    url: str = Field(pattern=r"^https?://", description="Pinged after each watchdog trip")
+    interval_s: Duration = Field(
+        default=60.0, alias="interval", ge=1, description="At most one ping per interval"
+    )
+    method: Literal["GET", "POST", "HEAD"] = "POST"
+    timeout_s: Duration = Field(default=10.0, alias="timeout", gt=0)
+
+
 class IncidentPolicy(_Strict):
     auto_resolve: bool = Field(
         default=True, description="Resolve an alert-opened incident when its alert resolves"
@@ -135,6 +148,75 @@ def _synthetic_down_rule() -> RuleConfig:
     )
 
 
+def _self_rules() -> list[RuleConfig]:
+    """Vigil watching itself, from the figures the gateway sends as samples: each fires
+    through the same path and channels as any alert."""
+    return [
+        RuleConfig(
+            name="VigilDiskLow",
+            metric="vigil_data_dir_free_percent",
+            direction="below",
+            warning=10,
+            critical=3,
+            hysteresis=1,
+            summary="little free space left under a Vigil data dir",
+        ),
+        RuleConfig(
+            name="VigilConsumerStalled",
+            metric="vigil_consumer_stalled_seconds",
+            warning=30,
+            critical=120,
+            summary="a Vigil consumer has work waiting and makes no progress",
+        ),
+        RuleConfig.model_validate(
+            {
+                "name": "VigilConsumerBehind",
+                "metric": "vigil_consumer_lag",
+                "warning": 10_000,
+                "for": "2m",
+                "summary": "a Vigil consumer is falling behind",
+            }
+        ),
+        RuleConfig(
+            name="VigilChannelFailing",
+            metric="vigil_channel_failing",
+            warning=1,
+            hysteresis=0.5,
+            summary="a notification channel keeps failing",
+        ),
+        RuleConfig(
+            name="VigilServiceRestarting",
+            metric="vigil_service_restarts",
+            warning=3,
+            critical=10,
+            hysteresis=0.5,
+            summary="a Vigil service restarted repeatedly in the last 15 minutes",
+        ),
+        RuleConfig.model_validate(
+            {
+                "name": "VigilServiceDown",
+                "metric": "vigil_service_down",
+                "critical": 1,
+                "hysteresis": 0.5,
+                "for": "30s",
+                "summary": "a Vigil service sends no heartbeat",
+            }
+        ),
+        RuleConfig(
+            name="VigilStreamFilling",
+            metric="vigil_stream_used_percent",
+            warning=80,
+            critical=95,
+            summary="an event stream is close to its byte limit",
+        ),
+    ]
+
+
+def _always_rules() -> list[RuleConfig]:
+    """Rules added to every configuration unless it watches their metrics itself."""
+    return [_synthetic_down_rule(), *_self_rules()]
+
+
 def _defaults() -> list[RuleConfig]:
     table: list[tuple[str, str, float, float]] = [
         ("HighCPU", "system_cpu_percent", 70, 90),
@@ -146,8 +228,7 @@ def _defaults() -> list[RuleConfig]:
         ("SlowResponses", "app_response_time_ms", 500, 1000),
     ]
     rules = [RuleConfig(name=n, metric=m, warning=w, critical=c) for n, m, w, c in table]
-    rules.append(_synthetic_down_rule())
-    return rules
+    return rules + _always_rules()
 
 
 DEFAULT_RULES: tuple[RuleConfig, ...] = tuple(_defaults())
@@ -158,17 +239,22 @@ class VigilConfig(_Strict):
     channels: list[ChannelConfig] = Field(default_factory=list)
     checks: list[CheckConfig] = Field(default_factory=list)
     incidents: IncidentPolicy = Field(default_factory=IncidentPolicy)
+    deadman: DeadmanConfig | None = Field(
+        default=None, description="Dead-man's switch pinged while the paging path works"
+    )
 
     @model_validator(mode="before")
     @classmethod
-    def _checks_can_always_alert(cls, data: Any) -> Any:
-        """Failing checks page even when the file lists its own rules: the built-in
-        SyntheticCheckDown rule is added unless a rule already watches its metric."""
+    def _can_always_alert(cls, data: Any) -> Any:
+        """Failing checks and Vigil's own faults page even when the file lists its own
+        rules: each built-in rule is added unless a rule already watches its metric."""
         rules = data.get("rules") if isinstance(data, dict) else None
         if isinstance(rules, list) and all(isinstance(r, dict) for r in rules):
-            down = _synthetic_down_rule()
-            if not any(r.get("metric") == down.metric for r in rules):
-                data = {**data, "rules": [*rules, down.model_dump(by_alias=True)]}
+            watched = {r.get("metric") for r in rules}
+            added = [
+                r.model_dump(by_alias=True) for r in _always_rules() if r.metric not in watched
+            ]
+            data = {**data, "rules": [*rules, *added]}
         return data
 
     @model_validator(mode="after")

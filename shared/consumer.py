@@ -30,11 +30,15 @@ from shared import subjects
 from shared.bus import EventBus
 from shared.errors import PermanentDeliveryError
 from shared.events import Event, MessageDeadLettered, UndecodableEvent, decode_event, derived_id
+from shared.faults import FaultBoard, environmental_cause
 from shared.streams import StreamSpec
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BACKOFF_S = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+# A full disk or a broker away is retried without end, but often: work must resume
+# within seconds of the operator mending it.
+ENVIRONMENT_RETRY_MAX_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,13 @@ def _printable(data: bytes) -> str:
         return "base64:" + base64.b64encode(data).decode()
 
 
-async def process(bus: EventBus, spec: ConsumerSpec, msg: Msg, handler: Handler) -> None:
+async def process(
+    bus: EventBus,
+    spec: ConsumerSpec,
+    msg: Msg,
+    handler: Handler,
+    faults: FaultBoard | None = None,
+) -> None:
     """Apply the ack policy around one handler call."""
     delivery = _delivery(spec, msg)
     try:
@@ -121,6 +131,12 @@ async def process(bus: EventBus, spec: ConsumerSpec, msg: Msg, handler: Handler)
         await dead_letter(bus, spec, msg, delivery.deliveries, delivery.stream_seq, str(exc))
         await msg.ack()
     except Exception as exc:
+        cause = environmental_cause(exc)
+        if cause is not None:
+            # not the message's fault: never dead-lettered, retried until it is mended
+            _report(faults, spec, cause, delivery.stream_seq)
+            await msg.nak(delay=min(spec.delay_for(delivery.deliveries), ENVIRONMENT_RETRY_MAX_S))
+            return
         if delivery.deliveries >= spec.max_attempts:
             await dead_letter(
                 bus,
@@ -148,6 +164,17 @@ async def process(bus: EventBus, spec: ConsumerSpec, msg: Msg, handler: Handler)
         await msg.nak(delay=delay)
     else:
         await msg.ack()
+        if faults is not None:
+            faults.clear(spec.durable)
+
+
+def _report(faults: FaultBoard | None, spec: ConsumerSpec, cause: str, stream_seq: int) -> None:
+    if faults is not None:
+        faults.report(spec.durable, cause)
+    log.warning(
+        "handler blocked by its surroundings; retrying",
+        extra={"consumer": spec.durable, "stream_seq": stream_seq, "error": cause},
+    )
 
 
 async def _raw_message(message: Any) -> Any:
@@ -157,7 +184,11 @@ async def _raw_message(message: Any) -> Any:
 
 
 def subscribe(
-    broker: NatsBroker, bus: Callable[[], EventBus], spec: ConsumerSpec, handler: Handler
+    broker: NatsBroker,
+    bus: Callable[[], EventBus],
+    spec: ConsumerSpec,
+    handler: Handler,
+    faults: FaultBoard | None = None,
 ) -> None:
     """Register ``handler`` as a durable pull subscriber on ``broker``."""
 
@@ -174,7 +205,7 @@ def subscribe(
         description=handler.__doc__ or "",
     )
     async def consume(raw: Msg) -> None:
-        await process(bus(), spec, raw, handler)
+        await process(bus(), spec, raw, handler, faults)
 
 
 def _delivery(spec: ConsumerSpec, msg: Msg) -> Delivery:
@@ -189,7 +220,11 @@ def _delivery(spec: ConsumerSpec, msg: Msg) -> Delivery:
 
 
 async def process_batch(
-    bus: EventBus, spec: ConsumerSpec, msgs: list[Msg], handler: BatchHandler
+    bus: EventBus,
+    spec: ConsumerSpec,
+    msgs: list[Msg],
+    handler: BatchHandler,
+    faults: FaultBoard | None = None,
 ) -> None:
     """One handler call for many messages, e.g. one SQL transaction (one fsync) for all.
 
@@ -209,8 +244,19 @@ async def process_batch(
         attempt += 1
         try:
             await handler([(event, delivery) for event, delivery, _ in items])
+            if faults is not None:
+                faults.clear(spec.durable)
             break
         except Exception as exc:
+            cause = environmental_cause(exc)
+            if cause is not None:
+                # not the messages' fault: retried in place until it is mended
+                _report(faults, spec, cause, items[0][1].stream_seq)
+                attempt = min(attempt, spec.max_attempts - 1)
+                for _, _, msg in items:
+                    await msg.in_progress()
+                await asyncio.sleep(min(spec.delay_for(attempt), ENVIRONMENT_RETRY_MAX_S))
+                continue
             if attempt >= spec.max_attempts:
                 await _one_by_one(bus, spec, items, handler)
                 break
@@ -314,6 +360,7 @@ async def consume_batches_forever(
     spec: ConsumerSpec,
     handler: BatchHandler,
     checkpoint: Checkpoint | None = None,
+    faults: FaultBoard | None = None,
 ) -> None:
     """A durable pull loop handing over whatever has arrived, up to ``spec.batch`` at once.
 
@@ -340,7 +387,7 @@ async def consume_batches_forever(
             except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
                 await asyncio.sleep(0.5)
                 continue
-            await process_batch(bus(), spec, msgs, handler)
+            await process_batch(bus(), spec, msgs, handler, faults)
     finally:
         # nats-py's fetch takes queued messages without marking them done, so a
         # subscription left behind would hold the connection's drain until its timeout.

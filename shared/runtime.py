@@ -21,6 +21,7 @@ from shared.consumer import (
     release_held,
     subscribe,
 )
+from shared.faults import FaultBoard, disk_state
 from shared.heartbeat import beat_forever
 from shared.settings import Settings
 from shared.streams import ensure_streams
@@ -66,6 +67,8 @@ class ServiceRuntime:
         self._tasks: list[asyncio.Task[None]] = []
         self._ordered: list[ConsumerSpec] = []
         self._stopping = False
+        self._status: list[Callable[[], dict[str, Any]]] = []
+        self.faults = FaultBoard()
         self.ready = asyncio.Event()
 
     @property
@@ -75,7 +78,7 @@ class ServiceRuntime:
         return self._bus
 
     def consume(self, spec: ConsumerSpec, handler: Handler) -> None:
-        subscribe(self.broker, lambda: self.bus, spec, handler)
+        subscribe(self.broker, lambda: self.bus, spec, handler, self.faults)
         if spec.ordered:
             self._ordered.append(spec)
 
@@ -88,11 +91,27 @@ class ServiceRuntime:
         then resumes right after it (see ``resume_at_checkpoint``).
         """
         self._background.append(
-            lambda: consume_batches_forever(lambda: self.bus, spec, handler, checkpoint)
+            lambda: consume_batches_forever(
+                lambda: self.bus, spec, handler, checkpoint, self.faults
+            )
         )
 
     def respond(self, subject: str, handler: RequestHandler) -> None:
         self._responders.append((subject, handler))
+
+    def report_status(self, part: Callable[[], dict[str, Any]]) -> None:
+        """Figures this service adds to its heartbeat (merged into one object)."""
+        self._status.append(part)
+
+    def status(self) -> dict[str, Any]:
+        """What the heartbeat says besides liveness: faults, disk, and added figures."""
+        report: dict[str, Any] = {"faults": self.faults.snapshot()}
+        disk = disk_state(self.settings.data_dir)
+        if disk is not None:
+            report["disk"] = disk.as_dict()
+        for part in self._status:
+            report.update(part())
+        return report
 
     def on_start(self, hook: Hook) -> None:
         """Runs after connecting, before consumers start (load state, create tables)."""
@@ -122,7 +141,9 @@ class ServiceRuntime:
             await release_held(self._bus.js, spec)
         await self.broker.start()
         self._tasks.append(
-            asyncio.create_task(beat_forever(nc, self.name, self.settings.heartbeat_interval_s))
+            asyncio.create_task(
+                beat_forever(nc, self.name, self.settings.heartbeat_interval_s, self.status)
+            )
         )
         self._tasks.extend(asyncio.create_task(self._supervised(task)) for task in self._background)
         for check in self._ready_checks:

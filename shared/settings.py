@@ -30,6 +30,27 @@ class Settings(BaseSettings):
         "before POST /metrics answers 429; 0 accepts without limit",
     )
 
+    # --- health and the watchdog ---
+    watchdog_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the gateway sends the watchdog sample and Vigil's own figures",
+    )
+    stall_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A consumer with work waiting and no progress this long is stalled",
+    )
+    disk_low_percent: float = Field(
+        default=10.0, ge=0, le=100, description="Health degraded below this much free disk"
+    )
+    disk_full_percent: float = Field(
+        default=2.0,
+        ge=0,
+        le=100,
+        description="Below this much free disk health fails and writes are refused at once",
+    )
+
     def database_url_for(self, service: str) -> str:
         """One SQLite file per service by default; with DATABASE_URL every service shares
         the database but owns only tables prefixed with its name."""

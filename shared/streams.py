@@ -68,6 +68,15 @@ DEADLETTERS = StreamSpec(
     description="Messages a consumer gave up on, with the reason",
 )
 
+WATCHDOG = StreamSpec(
+    "WATCHDOG",
+    (f"{subjects.WATCHDOG}.>", f"{subjects.WRITE_PROBES}.>"),
+    max_age_s=3600.0,
+    max_bytes=64 * 1024 * 1024,
+    description="Self-checks: write probes, and each watchdog sample the alerts service "
+    "evaluated (the notifier pings the dead-man's switch from it)",
+)
+
 ALL_STREAMS: tuple[StreamSpec, ...] = (
     METRICS,
     ALERTS,
@@ -75,6 +84,7 @@ ALL_STREAMS: tuple[StreamSpec, ...] = (
     SYNTHETIC,
     NOTIFICATIONS,
     DEADLETTERS,
+    WATCHDOG,
 )
 
 

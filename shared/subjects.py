@@ -25,6 +25,10 @@ METRICS_QUERY = "vigil.query.metrics"  # .samples | .stats
 # --- liveness ---------------------------------------------------------------
 HEARTBEATS = "vigil.heartbeat"  # vigil.heartbeat.<service>
 
+# --- self-checks (WATCHDOG stream) ------------------------------------------
+WATCHDOG = "vigil.watchdog"  # vigil.watchdog.<source>: WatchdogEvaluated
+WRITE_PROBES = "vigil.probe"  # vigil.probe.<service>: a tiny write that proves the log takes writes
+
 
 def token(value: str) -> str:
     """Make a value safe as one subject token (no dots, spaces or wildcards)."""
@@ -66,3 +70,11 @@ def command(prefix: str, name: str) -> str:
 
 def heartbeat(service: str) -> str:
     return f"{HEARTBEATS}.{service}"
+
+
+def watchdog(source: str) -> str:
+    return f"{WATCHDOG}.{token(source)}"
+
+
+def write_probe(service: str) -> str:
+    return f"{WRITE_PROBES}.{token(service)}"

@@ -91,10 +91,37 @@ def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
         load_config(tmp_path / "missing.yaml")
 
 
-def test_own_rules_keep_the_synthetic_check_rule_unless_they_watch_its_metric() -> None:
+BUILT_IN = [
+    "SyntheticCheckDown",
+    "VigilDiskLow",
+    "VigilConsumerStalled",
+    "VigilConsumerBehind",
+    "VigilChannelFailing",
+    "VigilServiceRestarting",
+    "VigilServiceDown",
+    "VigilStreamFilling",
+]
+
+
+def test_own_rules_keep_the_built_in_rules_unless_they_watch_their_metrics() -> None:
     own = parse_config("rules:\n  - {name: A, metric: m, warning: 1}\n")
-    assert [r.name for r in own.rules] == ["A", "SyntheticCheckDown"]
+    assert [r.name for r in own.rules] == ["A", *BUILT_IN]
     replaced = parse_config(
         "rules:\n  - {name: CheckDown, metric: synthetic_check_down, critical: 2}\n"
+        "  - {name: Disk, metric: vigil_data_dir_free_percent, direction: below, warning: 20}\n"
     )
-    assert [(r.name, r.critical) for r in replaced.rules] == [("CheckDown", 2)]
+    names = [r.name for r in replaced.rules]
+    assert names[:2] == ["CheckDown", "Disk"]
+    assert "SyntheticCheckDown" not in names and "VigilDiskLow" not in names
+    assert len(names) == len(BUILT_IN)
+
+
+def test_defaults_include_the_built_in_rules() -> None:
+    assert [r.name for r in parse_config("").rules][-len(BUILT_IN) :] == BUILT_IN
+
+
+def test_deadman_switch_is_validated() -> None:
+    config = parse_config("deadman:\n  url: https://hc-ping.com/abc\n  interval: 2m\n")
+    assert config.deadman is not None and config.deadman.interval_s == 120
+    with pytest.raises(ConfigError, match=r"vigil.yaml:2: deadman.url"):
+        parse_config("deadman:\n  url: ftp://x\n")

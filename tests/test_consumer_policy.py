@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import AsyncIterator
 
 import pytest
@@ -244,3 +245,67 @@ async def test_an_ordered_consumer_gets_a_crashed_process_message_at_once(
     await runtime.start()
     await asyncio.wait_for(done.wait(), 10)
     assert handled == [2, 3]
+
+
+def disk_full() -> OSError:
+    return OSError(errno.ENOSPC, "No space left on device")
+
+
+async def test_a_full_disk_is_retried_past_max_attempts_and_never_dead_lettered(
+    runtime: ServiceRuntime, bus: EventBus
+) -> None:
+    attempts: list[int] = []
+    faults_seen: list[dict[str, str]] = []
+    done = asyncio.Event()
+
+    async def blocked_by_disk(event: Event, delivery: Delivery) -> None:
+        attempts.append(delivery.deliveries)
+        faults_seen.append(runtime.faults.snapshot())
+        if delivery.deliveries <= 6:
+            raise disk_full()
+        done.set()
+
+    runtime.consume(spec(max_attempts=3), blocked_by_disk)
+    await runtime.start()
+    await bus.publish(
+        subjects.incident("a"), IncidentOpened(aggregate_id="a", title="t", severity="critical")
+    )
+    await asyncio.wait_for(done.wait(), 20)
+    assert attempts == [1, 2, 3, 4, 5, 6, 7]
+    assert faults_seen[-1] == {"probe": "storage: No space left on device"}
+    assert runtime.faults.snapshot() == {}  # cleared by the success
+    assert await dead_letters(bus) == []
+    heartbeat = runtime.status()
+    assert heartbeat["faults"] == {}
+
+
+async def test_a_batch_blocked_by_the_disk_is_retried_in_place_until_it_is_mended(
+    runtime: ServiceRuntime, bus: EventBus
+) -> None:
+    batches: list[list[int]] = []
+    done = asyncio.Event()
+
+    async def blocked_by_disk(items: list[tuple[Event, Delivery]]) -> None:
+        batches.append([d.stream_seq for _, d in items])
+        if len(batches) <= 5:
+            raise disk_full()
+        done.set()
+
+    batched = ConsumerSpec(
+        durable="probe-batch",
+        stream=INCIDENTS,
+        filter_subject=f"{subjects.INCIDENT_EVENTS}.>",
+        max_attempts=2,
+        backoff_s=(0.01, 0.02),
+        batch=16,
+    )
+    for name in ("a", "b"):
+        await bus.publish(
+            subjects.incident(name),
+            IncidentOpened(aggregate_id=name, title="t", severity="critical"),
+        )
+    runtime.consume_batches(batched, blocked_by_disk)
+    await runtime.start()
+    await asyncio.wait_for(done.wait(), 20)
+    assert batches[0] == batches[-1] == [1, 2]
+    assert await dead_letters(bus) == []

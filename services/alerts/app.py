@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from services.alerts.api import AlertCommands
 from services.alerts.handlers import EVALUATOR, SampleEvaluator
+from services.alerts.watchdog import WatchdogRelay
 from services.alerts.writer import AlertWriter
 from shared.commands import ACKNOWLEDGE_ALERT, RESOLVE_ALERT
 from shared.config import VigilConfig, load_config
@@ -25,7 +26,10 @@ class AlertsService:
 def attach(runtime: ServiceRuntime, config: VigilConfig) -> AlertsService:
     """Register the evaluator and the commands on ``runtime``; returns them for direct use."""
     writer = AlertWriter(lambda: runtime.bus)
-    service = AlertsService(writer, SampleEvaluator(writer, config.rules), AlertCommands(writer))
+    watchdog = WatchdogRelay(lambda: runtime.bus)
+    evaluator = SampleEvaluator(writer, config.rules, watchdog)
+    service = AlertsService(writer, evaluator, AlertCommands(writer))
+    runtime.report_status(watchdog.status)
     runtime.on_start(writer.load)
 
     async def restore_holds() -> None:

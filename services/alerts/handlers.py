@@ -21,13 +21,14 @@ from services.alerts.domain import (
     held_since,
     index_rules,
 )
+from services.alerts.watchdog import WatchdogRelay
 from services.alerts.writer import AlertWriter
 from shared import subjects
 from shared.bus import EventBus
 from shared.config import RuleConfig
 from shared.consumer import ConsumerSpec, Delivery
 from shared.errors import Conflict
-from shared.events import Event, Sample, SamplesIngested
+from shared.events import SELF_SOURCE, Event, Sample, SamplesIngested
 from shared.streams import METRICS
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,10 @@ HOLD_LOOKBACK_SLACK_S = 60.0  # samples may carry their own, slightly older, tim
 
 
 class SampleEvaluator:
-    def __init__(self, writer: AlertWriter, rules: Iterable[RuleConfig]):
+    def __init__(self, writer: AlertWriter, rules: Iterable[RuleConfig], watchdog: WatchdogRelay):
         self.writer = writer
         self.rules = index_rules(rules)
+        self.watchdog = watchdog
 
     async def handle(self, event: Event, delivery: Delivery) -> None:
         """Evaluate a sample batch; a redelivered batch skips what already reached the log."""
@@ -60,6 +62,8 @@ class SampleEvaluator:
             for index, sample, at, check, fp in self._watched(event):
                 if not book.already_applied(seq, index, fp):
                     await self._evaluate(check, fp, sample, at, event, seq, index)
+        if event.aggregate_id == SELF_SOURCE:
+            await self.watchdog.passed(event)
 
     def _watched(
         self, batch: SamplesIngested

@@ -7,6 +7,7 @@ effect (read-your-writes), then returns the updated read model.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -38,6 +39,7 @@ from services.gateway.schemas import (
     CheckResultPublic,
     DashboardPublic,
     DeadLetterPublic,
+    HealthStatus,
     IncidentAssigneeUpdate,
     IncidentCreate,
     IncidentDetailPublic,
@@ -47,11 +49,14 @@ from services.gateway.schemas import (
     IncidentStatusUpdate,
     LivenessPublic,
     NotificationPublic,
+    ProblemPublic,
+    ReadinessPublic,
     SampleBatchPublic,
     ServiceHealthPublic,
     SystemHealthPublic,
 )
 from services.gateway.state import GatewayState
+from services.gateway.verdict import overall
 from shared import commands, subjects
 from shared.commands import CommandResult, parse_command
 from shared.errors import NotFound, Overloaded, Unavailable, VigilError
@@ -71,6 +76,10 @@ log = logging.getLogger(__name__)
 PREFIX = "/api/monitoring"
 STATIC_DIR = Path(__file__).parent / "static"
 INGEST_SOURCE = "api"
+# a stored batch is acknowledged in milliseconds; one that takes longer is answered 503
+# soon, so a client retries (same Idempotency-Key) instead of hanging on a full disk
+INGEST_PUBLISH_TIMEOUT_S = 1.0
+STREAM_FACTS_WAIT_S = 2.0
 
 
 # --- dependencies ------------------------------------------------------------
@@ -138,6 +147,7 @@ async def request_owner(state: GatewayState, subject: str, body: BaseModel) -> A
 
 async def send_command(state: GatewayState, subject: str, command: BaseModel) -> CommandResult:
     """Send a command, then wait until our read model has applied its last event."""
+    state.health.refuse_writes()
     reply = await request_owner(state, subject, command)
     try:
         result = CommandResult.model_validate(reply)
@@ -222,6 +232,7 @@ async def ingest_samples(
         ),
     ] = None,
 ) -> SampleBatchPublic:
+    state.health.refuse_writes()
     state.ingest.check()
     body = await read_limited_body(request)
     samples = parse_sample_batch(body)
@@ -233,9 +244,15 @@ async def ingest_samples(
     )
     bus = state.bus()
     try:
-        seq = await bus.publish(subjects.samples(INGEST_SOURCE), event)
+        seq = await bus.publish(
+            subjects.samples(INGEST_SOURCE), event, timeout=INGEST_PUBLISH_TIMEOUT_S
+        )
     except (TimeoutError, nats.errors.Error) as exc:
-        raise Unavailable(f"the event log did not store the batch: {exc}") from exc
+        reason = str(exc) or f"no answer within {INGEST_PUBLISH_TIMEOUT_S:g} s"
+        raise Unavailable(
+            f"the event log did not store the batch: {reason}; send it again "
+            "with the same Idempotency-Key"
+        ) from exc
     return SampleBatchPublic(accepted=len(samples), batch_id=event.id, seq=seq)
 
 
@@ -500,32 +517,64 @@ def service_health(state: GatewayState) -> dict[str, ServiceHealthPublic]:
             host=status.host,
             pid=status.pid,
             uptime_s=status.uptime_s,
+            restarts=status.restarts,
+            faults=status.faults,
+            disk=status.report.get("disk") if isinstance(status.report.get("disk"), dict) else None,
         )
         for status in state.liveness.status(time.time())
     }
 
 
-@health_router.get("/health", responses={503: {"description": "Not connected to NATS"}})
+def judged(state: GatewayState) -> tuple[HealthStatus, list[ProblemPublic]]:
+    problems = state.health.problems()
+    public = [
+        ProblemPublic(component=p.component, status=p.status, reason=p.reason) for p in problems
+    ]
+    return overall(problems), public
+
+
+@health_router.get(
+    "/health",
+    responses={503: {"model": LivenessPublic, "description": "Failing: pages may not go out"}},
+)
 async def liveness(state: StateDep) -> Any:
-    connected = state.connected
-    body = LivenessPublic(status="ok" if connected else "degraded", nats_connected=connected)
-    if not connected:
-        return JSONResponse(body.model_dump(), status_code=503)
+    """ok, degraded (paging works; an operator is needed) or failing, with the reasons."""
+    status, problems = judged(state)
+    body = LivenessPublic(status=status, nats_connected=state.connected, problems=problems)
+    if body.status == "failing":
+        return JSONResponse(body.model_dump(mode="json"), status_code=503)
+    return body
+
+
+@health_router.get(
+    "/ready",
+    responses={503: {"model": ReadinessPublic, "description": "Writes would not be stored now"}},
+)
+async def readiness(state: StateDep) -> Any:
+    """Ready when a write sent to this gateway now would be stored."""
+    status, problems = judged(state)
+    reason = state.health.refusal if state.connected else "the gateway is not connected to NATS"
+    body = ReadinessPublic(ready=reason is None, reason=reason, status=status, problems=problems)
+    if reason is not None:
+        return JSONResponse(body.model_dump(mode="json"), status_code=503)
     return body
 
 
 @health_router.get(f"{PREFIX}/health/system")
 async def system_health(state: StateDep) -> SystemHealthPublic:
-    services = service_health(state)
+    """Every service, stream and durable consumer, and what is wrong, with the cause."""
     try:
-        streams, consumers = await stream_health(state.bus())
+        streams, consumers = await asyncio.wait_for(
+            stream_health(state.bus(), state.health.stalls), STREAM_FACTS_WAIT_S
+        )
     except (TimeoutError, VigilError, nats.errors.Error) as exc:
         log.warning("stream health unavailable", extra={"error": str(exc)})
-        streams, consumers = [], []
-    healthy = bool(streams) and all(s.status == "up" for s in services.values())
+        streams, consumers = state.health.streams, state.health.consumers  # the last known
+    status, problems = judged(state)
     return SystemHealthPublic(
-        status="ok" if healthy else "degraded",
-        services=services,
+        status=status,
+        problems=problems,
+        services=service_health(state),
         streams=streams,
         consumers=consumers,
     )

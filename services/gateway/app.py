@@ -162,6 +162,15 @@ def build_gateway(settings: Settings, config: VigilConfig | None = None) -> Gate
         await state.ingest.watch(state.bus_of)
 
     runtime.background(watch_ingest_backlog)
+
+    async def watch_health() -> None:
+        await state.health.watch(state.bus)
+
+    async def send_watchdog() -> None:
+        await state.health.send_watchdog(state.bus)
+
+    runtime.background(watch_health)
+    runtime.background(send_watchdog)
     runtime.ready_when(http.listening)
     runtime.on_stop(close)
     return Gateway(runtime=runtime, state=state, app=app, http=http)

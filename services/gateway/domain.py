@@ -4,7 +4,8 @@ filter is written, and when a service counts as up."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -136,6 +137,9 @@ def parse_label_filter(text: str | None) -> dict[str, str]:
     return labels
 
 
+RESTART_WINDOW_S = 900.0  # restarts counted over the last 15 minutes
+
+
 @dataclass(frozen=True)
 class Heartbeat:
     service: str
@@ -143,6 +147,8 @@ class Heartbeat:
     pid: int
     uptime_s: float
     seen_at: float
+    started_at: float = 0.0
+    report: dict[str, Any] = field(default_factory=dict)  # faults, disk, added figures
 
 
 @dataclass(frozen=True)
@@ -153,28 +159,48 @@ class ServiceStatus:
     host: str | None
     pid: int | None
     uptime_s: float | None
+    restarts: int = 0  # within RESTART_WINDOW_S
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def faults(self) -> dict[str, str]:
+        faults = self.report.get("faults")
+        return faults if isinstance(faults, dict) else {}
 
 
 class ServiceLiveness:
-    """The last heartbeat of each service; a service is down after three missed beats."""
+    """The last heartbeat of each service; a service is down after three missed beats.
+
+    A beat from a new process (another pid or start time) counts as a restart.
+    """
 
     def __init__(self, interval_s: float, expected: tuple[str, ...] = SERVICES):
         self.interval_s = interval_s
         self.expected = expected
         self.last: dict[str, Heartbeat] = {}
+        self.restarts: dict[str, deque[float]] = {}
 
     def record(self, payload: dict[str, Any], seen_at: float) -> Heartbeat | None:
         try:
             sent_at = float(payload.get("time", seen_at))
+            started_at = float(payload.get("started_at", sent_at))
             beat = Heartbeat(
                 service=str(payload["service"]),
                 host=str(payload.get("host", "")),
                 pid=int(payload.get("pid", 0)),
-                uptime_s=max(0.0, sent_at - float(payload.get("started_at", sent_at))),
+                uptime_s=max(0.0, sent_at - started_at),
                 seen_at=seen_at,
+                started_at=started_at,
+                report={k: v for k, v in payload.items() if k not in _ENVELOPE},
             )
         except (KeyError, TypeError, ValueError):
             return None
+        previous = self.last.get(beat.service)
+        if previous is not None and (previous.pid, previous.started_at) != (
+            beat.pid,
+            beat.started_at,
+        ):
+            self.restarts.setdefault(beat.service, deque(maxlen=1000)).append(seen_at)
         self.last[beat.service] = beat
         return beat
 
@@ -184,8 +210,9 @@ class ServiceLiveness:
 
     def _status_of(self, name: str, now: float) -> ServiceStatus:
         beat = self.last.get(name)
+        restarts = sum(1 for t in self.restarts.get(name, ()) if now - t <= RESTART_WINDOW_S)
         if beat is None:
-            return ServiceStatus(name, False, None, None, None, None)
+            return ServiceStatus(name, False, None, None, None, None, restarts)
         up = now - beat.seen_at <= MISSED_BEATS_BEFORE_DOWN * self.interval_s
         return ServiceStatus(
             service=name,
@@ -194,4 +221,9 @@ class ServiceLiveness:
             host=beat.host,
             pid=beat.pid,
             uptime_s=beat.uptime_s + (now - beat.seen_at) if up else None,
+            restarts=restarts,
+            report=beat.report if up else {},
         )
+
+
+_ENVELOPE = frozenset({"service", "host", "pid", "time", "started_at"})

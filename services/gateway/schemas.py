@@ -226,9 +226,35 @@ class DeadLetterPublic(Public):
 # --- health ------------------------------------------------------------------
 
 
+HealthStatus = Literal["ok", "degraded", "failing"]
+
+
+class ProblemPublic(Public):
+    component: str = Field(description="What is affected, e.g. service:alerts, disk:metrics")
+    status: Literal["degraded", "failing"] = Field(
+        description="failing: pages may not go out; degraded: paging works, an operator is needed"
+    )
+    reason: str
+
+
 class LivenessPublic(Public):
-    status: Literal["ok", "degraded"]
+    status: HealthStatus
     nats_connected: bool
+    problems: list[ProblemPublic] = Field(default_factory=list)
+
+
+class ReadinessPublic(Public):
+    ready: bool = Field(description="Writes sent to this gateway now would be stored")
+    reason: str | None = Field(default=None, description="Why not, when not ready")
+    status: HealthStatus
+    problems: list[ProblemPublic] = Field(default_factory=list)
+
+
+class DiskPublic(Public):
+    path: str
+    free_bytes: int
+    total_bytes: int
+    writable: bool
 
 
 class ServiceHealthPublic(Public):
@@ -237,12 +263,18 @@ class ServiceHealthPublic(Public):
     host: str | None
     pid: int | None
     uptime_s: float | None
+    restarts: int = Field(default=0, description="New processes seen in the last 15 minutes")
+    faults: dict[str, str] = Field(
+        default_factory=dict, description="What the service reports wrong, by component"
+    )
+    disk: DiskPublic | None = Field(default=None, description="The disk under its data dir")
 
 
 class StreamHealthPublic(Public):
     name: str
     messages: int
     bytes: int
+    max_bytes: int = Field(default=-1, description="Byte limit; -1 for none")
     first_seq: int
     last_seq: int
 
@@ -255,10 +287,14 @@ class ConsumerHealthPublic(Public):
     redelivered: int
     ack_floor: int = Field(description="Stream sequence acknowledged up to")
     lag: int = Field(description="pending + ack_pending")
+    stalled_s: float = Field(
+        default=0.0, description="How long it has had messages waiting and made no progress"
+    )
 
 
 class SystemHealthPublic(Public):
-    status: Literal["ok", "degraded"]
+    status: HealthStatus
+    problems: list[ProblemPublic] = Field(default_factory=list)
     services: dict[str, ServiceHealthPublic]
     streams: list[StreamHealthPublic]
     consumers: list[ConsumerHealthPublic]

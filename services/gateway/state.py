@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from services.gateway.backpressure import IngestBackpressure
 from services.gateway.domain import ServiceLiveness
+from services.gateway.health import HealthMonitor
 from services.gateway.livestream import KEEPALIVE_S, LiveStream
 from shared.bus import EventBus
 from shared.db import ProjectionStore
@@ -64,6 +65,7 @@ class GatewayState:
     liveness: ServiceLiveness = field(init=False)
     progress: ProjectionProgress = field(init=False)
     ingest: IngestBackpressure = field(init=False)
+    health: HealthMonitor = field(init=False)
     keepalive_s: float = KEEPALIVE_S
     consistency_wait_s: float = CONSISTENCY_WAIT_S
 
@@ -71,6 +73,7 @@ class GatewayState:
         self.liveness = ServiceLiveness(self.settings.heartbeat_interval_s)
         self.progress = ProjectionProgress(self.store)
         self.ingest = IngestBackpressure(self.settings.ingest_max_backlog, self.liveness)
+        self.health = HealthMonitor(self.settings, self.liveness, lambda: self.connected)
 
     def bus(self) -> EventBus:
         bus: EventBus | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from services.notifier.deadman import WATCHDOG_CONSUMER, DeadmanSwitch
 from services.notifier.handlers import NotificationDispatcher, consumer_specs
 from services.notifier.projections import DeliveryLedger
 from shared.bus import log_session
@@ -23,13 +24,18 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
     config = config if config is not None else load_config(settings.config)
     runtime = ServiceRuntime(SERVICE, settings)
     ledger = DeliveryLedger(create_engine(settings.database_url_for(SERVICE)))
-    dispatcher = NotificationDispatcher(config.channels, ledger, lambda: runtime.bus)
+    dispatcher = NotificationDispatcher(
+        config.channels, ledger, lambda: runtime.bus, faults=runtime.faults
+    )
+    deadman = DeadmanSwitch(config.deadman, lambda: dispatcher.session, runtime.faults)
     runtime.on_start(ledger.create)
     runtime.on_start(dispatcher.open)
     runtime.on_stop(dispatcher.close)
     runtime.on_stop(ledger.dispose)
     for spec in consumer_specs(config.channels):
         runtime.consume(spec, dispatcher.handler(spec))
+    runtime.consume(WATCHDOG_CONSUMER, deadman.on_watchdog)
+    runtime.report_status(deadman.status)
     return runtime
 
 

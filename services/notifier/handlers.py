@@ -37,6 +37,7 @@ from shared.config import ChannelConfig
 from shared.consumer import ConsumerSpec, Delivery, Handler
 from shared.errors import PermanentDeliveryError, TransientDeliveryError
 from shared.events import Event, decode_event, utcnow
+from shared.faults import FaultBoard, channel_fault
 from shared.streams import ALERTS, INCIDENTS
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,10 @@ class NotificationDispatcher:
         ledger: DeliveryLedger,
         bus: Callable[[], EventBus],
         transports: dict[str, Transport] | None = None,
+        faults: FaultBoard | None = None,
     ):
         self.channels = list(channels)
+        self.faults = faults if faults is not None else FaultBoard()
         self.ledger = ledger
         self._bus = bus
         self.transports = dict(TRANSPORTS if transports is None else transports)
@@ -198,12 +201,14 @@ class NotificationDispatcher:
         try:
             receipt = await transport(self.session, channel, notification)
         except PermanentDeliveryError as exc:
+            self.faults.report(channel_fault(channel.name), exc.message)
             log.warning("delivery failed for good", extra=context | {"error": exc.message})
             await self._settle(
                 failed(event, notification, channel.name, delivery.deliveries, exc.message, True)
             )
             return None
         except TransientDeliveryError as exc:
+            self.faults.report(channel_fault(channel.name), exc.message)
             retry_after = exc.retry_after_s if isinstance(exc, RetryAfter) else None
             now = utcnow()
             await self.ledger.record_retrying(
@@ -227,6 +232,7 @@ class NotificationDispatcher:
                 receipt.latency_ms,
             )
         )
+        self.faults.clear(channel_fault(channel.name))
         log.info("delivered", extra=context | {"latency_ms": round(receipt.latency_ms, 1)})
         return None
 

@@ -23,10 +23,13 @@ from shared.events.incidents import (
 from shared.events.metrics import MAX_BATCH_BYTES, MAX_BATCH_SAMPLES, Sample, SamplesIngested
 from shared.events.notifications import NotificationDelivered, NotificationFailed
 from shared.events.synthetic import CheckConfigured, CheckRemoved, CheckRunRecorded
+from shared.events.watchdog import SELF_SOURCE, WATCHDOG_METRIC, WatchdogEvaluated
 
 __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_BATCH_SAMPLES",
+    "SELF_SOURCE",
+    "WATCHDOG_METRIC",
     "AlertAcknowledged",
     "AlertEscalated",
     "AlertEvent",
@@ -51,6 +54,7 @@ __all__ = [
     "SamplesIngested",
     "Severity",
     "UndecodableEvent",
+    "WatchdogEvaluated",
     "decode_event",
     "derived_id",
     "new_id",

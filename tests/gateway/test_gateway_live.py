@@ -159,7 +159,10 @@ async def test_system_health_shows_a_service_up_then_down(
     assert (await alerts_status())["last_seen"] is not None
 
     health = (await served.get(f"{API}/health/system")).json()
-    assert health["status"] == "degraded"  # not all six services run here
+    assert health["status"] == "failing"  # no evaluator: nothing can page
+    reasons = {p["component"]: p for p in health["problems"]}
+    assert reasons["service:alerts"]["status"] == "failing"
+    assert "alerts is down: no heartbeat for" in reasons["service:alerts"]["reason"]
     streams = {s["name"]: s for s in health["streams"]}
     assert set(streams) == {
         "METRICS",
@@ -168,6 +171,7 @@ async def test_system_health_shows_a_service_up_then_down(
         "SYNTHETIC",
         "NOTIFICATIONS",
         "DEADLETTERS",
+        "WATCHDOG",
     }
     durables = {(c["stream"], c["durable"]): c for c in health["consumers"]}
     assert durables[("ALERTS", "gateway-alerts")]["lag"] == 0
@@ -178,7 +182,7 @@ async def test_liveness_reports_the_nats_connection(served: httpx.AsyncClient) -
     response = await served.get("/health")
     assert (response.status_code, response.json()) == (
         200,
-        {"status": "ok", "nats_connected": True},
+        {"status": "ok", "nats_connected": True, "problems": []},
     )
 
 

@@ -69,9 +69,13 @@ async def test_critical_sample_pages_opens_incident_and_resolves(
         assert fired["alert"]["labels"] == labels
         assert webhook_receiver.bad_signatures == 0
 
-        alerts = (await client.get("/api/monitoring/alerts", params={"status": "firing"})).json()
-        alerts = alerts["alerts"] if isinstance(alerts, dict) else alerts
-        assert [a["rule"] for a in alerts] == ["CheckoutLatency"]
+        # Vigil's own rules may fire too on a loaded machine: look at the one sent
+        firing = await eventually(
+            lambda: client.get("/api/monitoring/alerts", params={"status": "firing"}),
+            lambda r: any(a["rule"] == "CheckoutLatency" for a in _items(r.json(), "alerts")),
+        )
+        alerts = [a for a in _items(firing.json(), "alerts") if a["rule"] == "CheckoutLatency"]
+        assert len(alerts) == 1
         alert_id = alerts[0]["id"]
 
         incidents = await eventually(
