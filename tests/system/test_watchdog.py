@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -64,10 +65,8 @@ def watched_vigil(
         yield vigil
     finally:
         for proc in vigil.tree():  # never leave a paused process behind
-            try:
+            with contextlib.suppress(psutil.Error):
                 proc.send_signal(signal.SIGCONT)
-            except psutil.Error:
-                pass
         shut_down(vigil)
 
 
@@ -90,10 +89,10 @@ async def test_the_switch_is_pinged_only_while_every_stage_of_the_path_works(
                 await asyncio.sleep(3.0)
                 assert ping_receiver.since(quiet_from) == 0, f"pinged while {stage} hung"
 
-                async def reported() -> bool:
+                async def reported(name: str = stage) -> bool:
                     body = (await http.get("/health")).json()
                     return body["status"] == "failing" and any(
-                        stage in p["reason"] for p in body["problems"]
+                        name in p["reason"] for p in body["problems"]
                     )
 
                 await eventually(reported, within_s=10, what=f"{stage} reported")
