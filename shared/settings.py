@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, ByteSize, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DAY_S = 24 * 3600.0
+GIB = 1024**3
+DEFAULT_METRICS_RETENTION_S = 7 * DAY_S
 
 
 class Settings(BaseSettings):
@@ -50,6 +54,29 @@ class Settings(BaseSettings):
         le=100,
         description="Below this much free disk health fails and writes are refused at once",
     )
+
+    # --- bounds: how long samples are kept, how large and old each stream may grow ---
+    # An age of 0 keeps a stream's events forever. METRICS and DEADLETTERS drop their oldest
+    # messages at a limit; the event-sourced streams refuse new writes instead (loudly)
+    # rather than lose history. Byte sizes take units: 10GiB, 500MB.
+    metrics_retention_s: float = Field(
+        default=DEFAULT_METRICS_RETENTION_S,
+        gt=0,
+        description="Samples are deleted from SQL this long after they arrive; the gateway "
+        "refuses timestamps older than this",
+    )
+    stream_metrics_max_age_s: float = Field(default=7 * DAY_S, ge=0)
+    stream_metrics_max_bytes: ByteSize = Field(default=ByteSize(10 * GIB), gt=0)
+    stream_alerts_max_age_s: float = Field(default=0.0, ge=0)
+    stream_alerts_max_bytes: ByteSize = Field(default=ByteSize(10 * GIB), gt=0)
+    stream_incidents_max_age_s: float = Field(default=0.0, ge=0)
+    stream_incidents_max_bytes: ByteSize = Field(default=ByteSize(5 * GIB), gt=0)
+    stream_synthetic_max_age_s: float = Field(default=0.0, ge=0)
+    stream_synthetic_max_bytes: ByteSize = Field(default=ByteSize(5 * GIB), gt=0)
+    stream_notifications_max_age_s: float = Field(default=0.0, ge=0)
+    stream_notifications_max_bytes: ByteSize = Field(default=ByteSize(5 * GIB), gt=0)
+    stream_deadletters_max_age_s: float = Field(default=30 * DAY_S, ge=0)
+    stream_deadletters_max_bytes: ByteSize = Field(default=ByteSize(2 * GIB), gt=0)
 
     def database_url_for(self, service: str) -> str:
         """One SQLite file per service by default; with DATABASE_URL every service shares

@@ -235,12 +235,13 @@ async def ingest_samples(
     state.health.refuse_writes()
     state.ingest.check()
     body = await read_limited_body(request)
-    samples = parse_sample_batch(body)
+    received_at = time.time()
+    samples = parse_sample_batch(body, received_at, state.settings.metrics_retention_s)
     event = SamplesIngested.of_validated(
         samples,
         id=idempotency_key or new_id(),
         aggregate_id=INGEST_SOURCE,
-        received_at=time.time(),
+        received_at=received_at,
     )
     bus = state.bus()
     try:

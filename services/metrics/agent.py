@@ -27,6 +27,7 @@ import psutil
 
 from shared import subjects
 from shared.errors import PermanentDeliveryError, TransientDeliveryError
+from shared.labels import printable
 
 if TYPE_CHECKING:
     from shared.bus import EventBus
@@ -114,7 +115,7 @@ class HostCollector:
 
     def collect(self) -> list[Sample]:
         now = time.time()
-        host = {"host": self.host}
+        host = {"host": printable(self.host)}
         samples: list[Sample] = []
 
         def add(name: str, value: float, **labels: str) -> None:
@@ -137,7 +138,7 @@ class HostCollector:
         add("system_swap_percent", psutil.swap_memory().percent)
         for mount in real_mounts():
             try:
-                add("system_disk_percent", psutil.disk_usage(mount).percent, mount=mount)
+                add("system_disk_percent", psutil.disk_usage(mount).percent, mount=printable(mount))
             except OSError:
                 continue
         self._add_rates(add)
@@ -202,7 +203,7 @@ class HostCollector:
             readings.append(
                 ProcessReading(
                     pid=proc.pid,
-                    name=info.get("name") or str(proc.pid),
+                    name=printable(info.get("name") or str(proc.pid)),  # any bytes at all
                     cpu_percent=percent,
                     rss=memory.rss if memory is not None else 0,
                 )

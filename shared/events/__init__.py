@@ -20,7 +20,13 @@ from shared.events.incidents import (
     IncidentStatus,
     IncidentStatusChanged,
 )
-from shared.events.metrics import MAX_BATCH_BYTES, MAX_BATCH_SAMPLES, Sample, SamplesIngested
+from shared.events.metrics import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_SAMPLES,
+    MAX_FUTURE_S,
+    Sample,
+    SamplesIngested,
+)
 from shared.events.notifications import NotificationDelivered, NotificationFailed
 from shared.events.synthetic import CheckConfigured, CheckRemoved, CheckRunRecorded
 from shared.events.watchdog import SELF_SOURCE, WATCHDOG_METRIC, WatchdogEvaluated
@@ -28,6 +34,7 @@ from shared.events.watchdog import SELF_SOURCE, WATCHDOG_METRIC, WatchdogEvaluat
 __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_BATCH_SAMPLES",
+    "MAX_FUTURE_S",
     "SELF_SOURCE",
     "WATCHDOG_METRIC",
     "AlertAcknowledged",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import orjson
 import pytest
 
 from services.gateway.domain import (
@@ -13,6 +16,10 @@ from services.gateway.domain import (
 )
 from shared.errors import InvalidInput
 from shared.events import MAX_BATCH_BYTES, Sample
+from shared.labels import MAX_LABEL_VALUE_CHARS, MAX_LABELS
+
+NOW = 1_800_000_000.0
+DAY = 86_400.0
 
 
 def test_a_valid_batch_becomes_samples() -> None:
@@ -35,7 +42,7 @@ def test_a_valid_batch_becomes_samples() -> None:
         (b'[{"name": "cpu", "value": "7"}]', "samples[0].value: must be a finite number"),
         (b'[{"value": 1}]', "samples[0].name: Field required"),
         (b'[{"name": "cpu"}]', "samples[0].value"),
-        (b'[{"name": "9cpu", "value": 1}]', "samples[0].name: String should match pattern"),
+        (b'[{"name": "9cpu", "value": 1}]', "samples[0].name: must match [a-zA-Z_:]"),
         (b'[{"name": "cpu", "value": 1, "labels": ["a"]}]', "samples[0].labels: "),
         (b'[{"name": "cpu", "value": 1, "labels": {"host": 1}}]', 'samples[0].labels["host"]'),
         (b'[{"name": "cpu", "value": 1, "labels": {"": "x"}}]', 'labels[""]: label name'),
@@ -50,6 +57,136 @@ def test_an_invalid_batch_names_the_sample_and_field(body: bytes, message: str) 
     with pytest.raises(InvalidInput) as caught:
         parse_sample_batch(body)
     assert message in caught.value.message
+
+
+def labelled(labels: dict[str, str], at: int = 3) -> bytes:
+    """A batch whose sample ``at`` carries ``labels``; the others are plain."""
+    samples: list[dict[str, object]] = [{"name": "cpu", "value": 1}] * 5
+    samples[at] = {"name": "cpu", "value": 1, "labels": labels}
+    return orjson.dumps(samples)
+
+
+def test_a_sample_may_carry_up_to_the_label_limit() -> None:
+    labels = {f"l{n}": "v" for n in range(MAX_LABELS)}
+    assert parse_sample_batch(labelled(labels))[3]["labels"] == labels
+
+
+def test_one_label_over_the_limit_is_refused_with_the_count() -> None:
+    body = labelled({f"l{n}": "v" for n in range(MAX_LABELS + 1)})
+    with pytest.raises(InvalidInput) as caught:
+        parse_sample_batch(body)
+    assert caught.value.message == "samples[3].labels: 65 labels is over the limit of 64"
+    assert caught.value.field == "samples[3].labels"
+
+
+def test_a_sample_with_hundreds_of_thousands_of_labels_is_refused() -> None:
+    body = labelled({f"label_{n}": "v" for n in range(200_000)}, at=0)
+    with pytest.raises(InvalidInput, match=r"samples\[0\].labels: 200000 labels is over"):
+        parse_sample_batch(body)
+
+
+@pytest.mark.parametrize("name", ["host", "_", "_x", "a_9", "HOST_name", "x" * 128])
+def test_label_names_as_prometheus_allows_them_are_accepted(name: str) -> None:
+    assert parse_sample_batch(labelled({name: "v"}))[3]["labels"] == {name: "v"}
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("__name__", "must not start with __"),
+        ("__x", "must not start with __"),
+        ("a-b", "must match [a-zA-Z_][a-zA-Z0-9_]*"),
+        ("9a", "must match [a-zA-Z_][a-zA-Z0-9_]*"),
+        ("host name", "must match"),
+        ("ü", "must match"),
+        ("x" * 129, "longer than 128 characters"),
+    ],
+)
+def test_bad_label_names_are_refused_by_name(name: str, problem: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_sample_batch(labelled({name: "v"}))
+    message = caught.value.message
+    assert message.startswith(f"samples[3].labels[{json.dumps(name)}]: label name: ")
+    assert problem in message
+
+
+@pytest.mark.parametrize("value", ["", "web-1", "/a b/c?d=e", "Zürich 東京 🙂", "x" * 512])
+def test_printable_label_values_are_accepted(value: str) -> None:
+    assert parse_sample_batch(labelled({"v": value}))[3]["labels"] == {"v": value}
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("a\nb", "U+000A"),
+        ("tab\there", "U+0009"),
+        ("\x00", "U+0000"),
+        ("del\x7f", "U+007F"),
+        ("c1\x85", "U+0085"),
+        ("evil\u202egnp.exe", "U+202E"),  # right-to-left override
+        ("rlm\u200f", "U+200F"),
+        ("zero\u200bwidth", "U+200B"),
+        ("\ufeffbom", "U+FEFF"),
+        ("line\u2028sep", "U+2028"),
+    ],
+)
+def test_control_and_format_characters_in_values_are_refused(value: str, named: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_sample_batch(labelled({"path": value}))
+    assert caught.value.field == 'samples[3].labels["path"]'
+    assert f"must be printable text; {named} is a control or format character" in (
+        caught.value.message
+    )
+
+
+def test_a_label_value_over_the_length_limit_is_refused() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_sample_batch(labelled({"path": "x" * (MAX_LABEL_VALUE_CHARS + 1)}))
+    assert caught.value.message == (
+        'samples[3].labels["path"]: the value is longer than 512 characters'
+    )
+
+
+def test_an_overlong_metric_name_is_refused() -> None:
+    with pytest.raises(InvalidInput, match=r"samples\[0\].name: must match .* at most 200"):
+        parse_sample_batch(orjson.dumps([{"name": "m" * 201, "value": 1}]))
+
+
+def stamped(stamp: float, at: int = 2) -> bytes:
+    samples: list[dict[str, object]] = [{"name": "cpu", "value": 1, "timestamp": NOW}] * 4
+    samples[at] = {"name": "cpu", "value": 1, "timestamp": stamp}
+    return orjson.dumps(samples)
+
+
+@pytest.mark.parametrize(
+    "stamp", [NOW, NOW + 300, NOW - 7 * DAY, NOW - 400, NOW + 299.5, NOW - 7 * DAY + 1]
+)
+def test_timestamps_within_the_window_are_accepted(stamp: float) -> None:
+    assert parse_sample_batch(stamped(stamp), NOW, 7 * DAY)[2]["timestamp"] == stamp
+
+
+@pytest.mark.parametrize(
+    ("stamp", "where"),
+    [
+        (-1e18, "older than the metrics retention, 604800 s before the server's clock"),
+        (1e18, "more than 300 s ahead of the server's clock (1800000000)"),
+        (NOW + 10 * 365 * DAY, "more than 300 s ahead"),
+        (NOW + 301, "more than 300 s ahead"),
+        (NOW - 7 * DAY - 1, "older than the metrics retention"),
+        (0, "older than the metrics retention"),
+    ],
+)
+def test_timestamps_outside_the_window_are_refused(stamp: float, where: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_sample_batch(stamped(stamp), NOW, 7 * DAY)
+    assert caught.value.field == "samples[2].timestamp"
+    assert caught.value.message.startswith(f"samples[2].timestamp: {float(stamp)!r} is {where}")
+
+
+def test_the_oldest_timestamp_allowed_follows_the_retention() -> None:
+    assert parse_sample_batch(stamped(NOW - 20 * DAY), NOW, 30 * DAY)
+    with pytest.raises(InvalidInput, match="older than the metrics retention, 86400 s before"):
+        parse_sample_batch(stamped(NOW - 2 * DAY), NOW, DAY)
 
 
 def test_too_many_samples_are_refused_whole() -> None:

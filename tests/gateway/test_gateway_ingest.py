@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -21,9 +22,10 @@ async def stored_batches(bus: EventBus) -> list[SamplesIngested]:
 
 
 async def test_a_batch_is_stored_as_one_event(client: httpx.AsyncClient, bus: EventBus) -> None:
+    stamp = round(time.time()) - 60.5
     batch = [
         {"name": "system_cpu_percent", "value": 93.5, "labels": {"host": "web-1"}},
-        {"name": "system_cpu_percent", "value": 12, "timestamp": 1_700_000_000.5},
+        {"name": "system_cpu_percent", "value": 12, "timestamp": stamp},
     ]
     response = await client.post(URL, content=orjson.dumps(batch))
     assert response.status_code == 202
@@ -36,7 +38,7 @@ async def test_a_batch_is_stored_as_one_event(client: httpx.AsyncClient, bus: Ev
     assert event.received_at > 1_700_000_000
     assert event.samples == [
         Sample(name="system_cpu_percent", value=93.5, timestamp=None, labels={"host": "web-1"}),
-        Sample(name="system_cpu_percent", value=12.0, timestamp=1_700_000_000.5, labels={}),
+        Sample(name="system_cpu_percent", value=12.0, timestamp=stamp, labels={}),
     ]
 
 
@@ -60,6 +62,18 @@ NAN_AT_3 = (
     b' {"name": "cpu", "value": NaN}]'
 )
 TOO_MANY = b"[" + b",".join([b'{"name":"x","value":1}'] * 10_001) + b"]"
+TEN_YEARS_AHEAD = time.time() + 10 * 365 * 86_400
+
+
+def stamped(stamp: float) -> bytes:
+    return orjson.dumps(
+        [{"name": "cpu", "value": 1}, {"name": "cpu", "value": 2, "timestamp": stamp}]
+    )
+
+
+def labelled(labels: dict[str, str]) -> bytes:
+    return orjson.dumps([{"name": "cpu", "value": 1, "labels": labels}])
+
 
 # (case, body, status, what the detail must say)
 BAD_BATCHES = [
@@ -90,6 +104,23 @@ BAD_BATCHES = [
     ),
     ("metric name", b'[{"name": "cpu value", "value": 1}]', 422, "samples[0].name"),
     ("extra field", b'[{"name": "cpu", "value": 1, "x": 1}]', 422, "samples[0].x"),
+    (
+        "far past",
+        stamped(-1e18),
+        422,
+        "samples[1].timestamp: -1e+18 is older than the metrics retention",
+    ),
+    ("far future", stamped(1e18), 422, "samples[1].timestamp: 1e+18 is more than 300 s ahead"),
+    ("ten years ahead", stamped(TEN_YEARS_AHEAD), 422, "samples[1].timestamp: "),
+    ("before retention", stamped(time.time() - 8 * 86_400), 422, "604800 s before the server"),
+    (
+        "too many labels",
+        labelled({f"l{n}": "v" for n in range(300_000)}),
+        422,
+        "samples[0].labels: 300000 labels is over the limit of 64",
+    ),
+    ("reserved label", labelled({"__name__": "x"}), 422, 'labels["__name__"]: label name: '),
+    ("bidi override", labelled({"file": "txt.\u202eexe"}), 422, "U+202E is a control"),
     ("too many", TOO_MANY, 422, "samples: 10001 samples is over the limit of 10000"),
     ("too large", b"[" + b" " * MAX_BATCH_BYTES + b"]", 413, "body: "),
 ]

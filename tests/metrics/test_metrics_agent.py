@@ -18,6 +18,7 @@ import psutil
 import pytest
 from aiohttp import web
 
+from services.gateway.domain import parse_sample_batch
 from services.metrics.agent import (
     Backoff,
     GatewaySink,
@@ -105,6 +106,11 @@ def test_collection_covers_the_host_with_host_labels() -> None:
     assert count["value"] == pytest.approx(len(psutil.pids()), abs=50)
     uptime = next(s for s in samples if s["name"] == "system_uptime_s")
     assert uptime["value"] == pytest.approx(time.time() - psutil.boot_time(), abs=5)
+
+
+def test_what_the_agent_collects_passes_the_gateways_validation() -> None:
+    samples = HostCollector().collect()
+    assert parse_sample_batch(orjson.dumps(samples)) == samples
 
 
 def test_process_cpu_is_measured_since_the_previous_pass() -> None:
