@@ -186,7 +186,7 @@ def fold(events: Iterable[AlertEvent]) -> Alert | None:
 
 @dataclass(frozen=True)
 class Pending:
-    """Since when (sample time) the value has held each level without a break."""
+    """Since when (the arrival of the samples) the value has held each level without a break."""
 
     active_since: float | None = None  # at or beyond the lowest threshold
     critical_since: float | None = None
@@ -204,8 +204,9 @@ def evaluate(
 ) -> tuple[Transition | None, Pending | None]:
     """One sample against one rule for one series: the transition it causes, and what stays pending.
 
-    ``alert`` is the series' open alert, if any; ``at`` is the sample's time, against which
-    the rule's ``for`` is measured.
+    ``alert`` is the series' open alert, if any; ``at`` is when the sample arrived, against
+    which the rule's ``for`` is measured (never the sample's own timestamp, which a client
+    could set back to skip the hold).
     """
     hold = check.rule.for_s
     if alert is not None and check.recovered(value):

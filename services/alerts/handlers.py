@@ -40,7 +40,7 @@ EVALUATOR = ConsumerSpec(
     ordered=True,
 )
 CONFLICT_ATTEMPTS = 5
-HOLD_LOOKBACK_SLACK_S = 60.0  # samples may carry their own, slightly older, timestamps
+HOLD_LOOKBACK_SLACK_S = 60.0  # a batch's arrival and its time on the stream may differ a little
 
 
 class SampleEvaluator:
@@ -69,13 +69,16 @@ class SampleEvaluator:
         self, batch: SamplesIngested
     ) -> Iterator[tuple[int, Sample, float, CompiledRule, str]]:
         """Each (sample, rule) pair of a batch where the rule watches the sample: with the
-        sample's position in the batch, its time, and the series it belongs to."""
+        sample's position in the batch, its time, and the series it belongs to.
+
+        The time is the batch's arrival, not the sample's own timestamp: ``for:`` holds
+        are measured against it, and a client's timestamps must not shorten them.
+        """
+        at = batch.received_at
         for index, sample in enumerate(batch.samples):
             checks = self.rules.get(sample["name"])
             if checks is None:
                 continue
-            stamp = sample["timestamp"]
-            at = batch.received_at if stamp is None else stamp
             for check in checks:
                 if check.filters and not check.matches(sample["labels"]):
                     continue

@@ -1,4 +1,5 @@
-"""``for:`` holds across a restart of the alerts service, against a real nats-server."""
+"""``for:`` holds, measured by arrival, and across a restart of the alerts service, against a
+real nats-server. A batch's ``received_at`` stands for the moment it arrived."""
 
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ WEB = {"host": "web-1"}
 
 
 async def send(bus: EventBus, value: float, at: float) -> None:
+    """A sample that arrived at ``at``."""
     batch = SamplesIngested(
         aggregate_id="test",
         samples=[Sample(name="cpu", value=value, timestamp=at, labels=WEB)],
-        received_at=time.time(),
+        received_at=at,
     )
     await bus.publish(subjects.samples("test"), batch)
 
@@ -104,3 +106,27 @@ async def test_a_resolve_by_hand_ends_the_hold_for_good(
     await send(bus, 95, now + 50)  # 70 s after the last sample before the resolve
     await evaluated(bus)
     assert [e.type for e in await alert_events(bus)] == ["AlertFired", "AlertResolved"]
+
+
+async def test_timestamps_set_back_by_a_client_do_not_shorten_a_hold(
+    bus: EventBus, settings: Settings, start_service: RuntimeFactory
+) -> None:
+    now = time.time()
+    await start(settings, start_service)
+    stamped_back = SamplesIngested(
+        aggregate_id="test",
+        samples=[
+            Sample(name="cpu", value=95, timestamp=now - 400, labels=WEB),
+            Sample(name="cpu", value=96, timestamp=now - 200, labels=WEB),
+            Sample(name="cpu", value=97, timestamp=now, labels=WEB),
+        ],
+        received_at=now,
+    )
+    await bus.publish(subjects.samples("test"), stamped_back)
+    await send(bus, 98, now + 30)  # stamped 430 s after the first sample, 30 s after arrival
+    await evaluated(bus)
+    assert await alert_events(bus) == []  # the rule's 60 s have not passed since arrival
+
+    await send(bus, 99, now + 61)
+    await evaluated(bus)
+    assert [e.type for e in await alert_events(bus)] == ["AlertFired"]
