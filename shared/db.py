@@ -7,6 +7,7 @@ crash between the two cannot happen.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,13 +17,27 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from shared.settings import normalise_database_url
 
+log = logging.getLogger(__name__)
+
+INCREMENTAL = 2  # PRAGMA auto_vacuum's answer when incremental vacuum is on
+VACUUM_PAGES_PER_STEP = 4096  # one short write transaction each: writers wait briefly
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")
+    # only takes on a file without tables, and must come before WAL (which writes page 1)
+    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+    cursor.execute("PRAGMA auto_vacuum")
+    if cursor.fetchone()[0] != INCREMENTAL:
+        # a file made before incremental vacuum was on: one full VACUUM switches it
+        log.warning("rewriting the database once to turn on incremental vacuum")
+        cursor.execute("VACUUM")
     cursor.close()
 
 
@@ -38,6 +53,38 @@ def create_engine(url: str) -> AsyncEngine:
 
 def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+async def release_free_space(engine: AsyncEngine) -> int:
+    """Give the pages freed by deletes back to the file system; returns how many.
+
+    SQLite keeps freed pages in the file for reuse. With incremental auto-vacuum they are
+    moved to the end and cut off, a few thousand per transaction so writers wait only
+    briefly; a passive checkpoint (which never blocks) then shrinks the main file at once.
+    PostgreSQL's autovacuum does this by itself: nothing to do there.
+    """
+    if not is_sqlite(engine):
+        return 0
+    released = 0
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        free = await _free_pages(driver)
+        while free:
+            # executescript steps the pragma to the end; a plain execute frees one page
+            await driver.executescript(f"PRAGMA incremental_vacuum({VACUUM_PAGES_PER_STEP});")
+            left = await _free_pages(driver)
+            if left >= free:
+                break  # nothing was released: leave the rest to the next pass
+            released, free = released + free - left, left
+        await driver.executescript("PRAGMA wal_checkpoint(PASSIVE);")
+    return released
+
+
+async def _free_pages(driver: Any) -> int:
+    async with driver.execute("PRAGMA freelist_count") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0])
 
 
 def checkpoint_table(metadata: MetaData, service: str) -> Table:

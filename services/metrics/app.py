@@ -8,14 +8,14 @@ import time
 from collections.abc import Callable
 
 from services.metrics.api import MetricsQueries
-from services.metrics.domain import retention_cutoff
+from services.metrics.domain import retention_window
 from services.metrics.handlers import STORE_CONSUMER, sample_storer
 from services.metrics.projections import SERVICE, SampleStore
 from services.metrics.settings import MetricsSettings
 from shared.bus import EventBus, log_session
 from shared.commands import QUERY_METRICS_STATS, QUERY_SAMPLES
 from shared.config import VigilConfig
-from shared.db import create_engine
+from shared.db import create_engine, release_free_space
 from shared.events import SamplesIngested
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
@@ -42,7 +42,7 @@ def build(
     runtime.respond(QUERY_METRICS_STATS, queries.stats)
 
     async def retention() -> None:
-        await enforce_retention(store, tuning)
+        await enforce_retention(store, settings.metrics_retention_s, tuning)
 
     runtime.background(retention)
     runtime.on_stop(store.dispose)
@@ -50,20 +50,31 @@ def build(
 
 
 async def apply_retention(
-    store: SampleStore, tuning: MetricsSettings, clock: Callable[[], float] = time.time
+    store: SampleStore,
+    retention_s: float,
+    tuning: MetricsSettings,
+    clock: Callable[[], float] = time.time,
 ) -> int:
-    cutoff = retention_cutoff(clock(), tuning.retention_s)
-    deleted = await store.delete_older_than(cutoff, tuning.retention_chunk)
+    """Delete the samples past retention (``retention_window``), then give their space
+    back to the file system; returns how many were deleted."""
+    oldest, newest = retention_window(clock(), retention_s)
+    deleted = await store.delete_outside(oldest, newest, tuning.retention_chunk)
     if deleted:
-        log.info("deleted samples past retention", extra={"deleted": deleted, "cutoff": cutoff})
+        pages = await release_free_space(store.engine)
+        log.info(
+            "deleted samples past retention",
+            extra={"deleted": deleted, "oldest": oldest, "newest": newest, "pages_freed": pages},
+        )
     return deleted
 
 
-async def enforce_retention(store: SampleStore, tuning: MetricsSettings) -> None:
+async def enforce_retention(
+    store: SampleStore, retention_s: float, tuning: MetricsSettings
+) -> None:
     """Delete old samples every interval; a failed pass is logged and tried again next time."""
     while True:
         try:
-            await apply_retention(store, tuning)
+            await apply_retention(store, retention_s, tuning)
         except Exception:
             log.exception("retention pass failed", extra={"service": SERVICE})
         await asyncio.sleep(tuning.retention_interval_s)
@@ -80,12 +91,14 @@ async def rebuild(settings: Settings, metrics_settings: MetricsSettings | None =
     store = SampleStore(create_engine(settings.database_url_for(SERVICE)))
     try:
         async with log_session(settings, f"{SERVICE}-rebuild") as bus:
-            await _replay_into(bus, store, tuning)
+            await _replay_into(bus, store, settings.metrics_retention_s, tuning)
     finally:
         await store.dispose()
 
 
-async def _replay_into(bus: EventBus, store: SampleStore, tuning: MetricsSettings) -> None:
+async def _replay_into(
+    bus: EventBus, store: SampleStore, retention_s: float, tuning: MetricsSettings
+) -> None:
     await store.drop_all()
     await store.create_all()
     pending: list[SamplesIngested] = []
@@ -101,7 +114,7 @@ async def _replay_into(bus: EventBus, store: SampleStore, tuning: MetricsSetting
             pending, pending_samples = [], 0
     if last_seq and last_seq > await store.last_seq():
         await store.store(last_seq, pending)
-    await apply_retention(store, tuning)
+    await apply_retention(store, retention_s, tuning)
     log.info(
         "rebuilt metrics read model",
         extra={"last_seq": last_seq, "stored_samples": await store.stored_samples()},

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from shared.events import SamplesIngested
+from shared.events import MAX_FUTURE_S, SamplesIngested
 
 SampleRow = tuple[str, str, float, float]
 """(name, canonical labels JSON, timestamp, value): the shape inserted on the hot path."""
@@ -31,9 +31,17 @@ def sample_rows(batch: SamplesIngested) -> list[SampleRow]:
     ]
 
 
-def retention_cutoff(now: float, retention_s: float) -> float:
-    """Samples stamped before this moment are past retention."""
-    return now - retention_s
+def retention_window(now: float, retention_s: float) -> tuple[float, float]:
+    """The timestamps a stored sample may have now: others are deleted.
+
+    Retention acts by arrival, bounded through the timestamps: the gateway accepts a
+    sample stamped at most ``retention_s`` before and ``MAX_FUTURE_S`` after its arrival,
+    so deleting what is stamped before ``now - retention_s`` removes every sample at most
+    ``retention_s + MAX_FUTURE_S`` after it arrived. Anything stamped later than
+    ``now + MAX_FUTURE_S`` cannot have been accepted by that rule (it came another way, or
+    before the rule): it goes at once rather than outlive retention.
+    """
+    return now - retention_s, now + MAX_FUTURE_S
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     update,
 )
@@ -150,14 +151,16 @@ class SampleStore:
             .values(value=counters_table.c.value + delta)
         )
 
-    async def delete_older_than(self, cutoff: float, chunk: int) -> int:
-        """Delete samples stamped before ``cutoff`` in short transactions; returns how many."""
+    async def delete_outside(self, oldest: float, newest: float, chunk: int) -> int:
+        """Delete samples stamped before ``oldest`` or after ``newest``, in short
+        transactions; returns how many."""
         deleted = 0
+        ts = samples_table.c.ts
         while True:
             async with self.engine.begin() as conn:
                 doomed = (
                     select(samples_table.c.id)
-                    .where(samples_table.c.ts < cutoff)
+                    .where(or_(ts < oldest, ts > newest))
                     .limit(chunk)
                     .scalar_subquery()
                 )

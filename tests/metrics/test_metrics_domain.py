@@ -5,7 +5,7 @@ from __future__ import annotations
 from services.metrics.domain import (
     canonical_labels,
     newest_window,
-    retention_cutoff,
+    retention_window,
     sample_public,
     sample_rows,
 )
@@ -50,5 +50,5 @@ def test_public_sample_shape() -> None:
     }
 
 
-def test_retention_cutoff_is_now_minus_retention() -> None:
-    assert retention_cutoff(now=10_000.0, retention_s=3600.0) == 6400.0
+def test_retention_keeps_from_now_minus_retention_to_the_allowed_future() -> None:
+    assert retention_window(now=10_000.0, retention_s=3600.0) == (6400.0, 10_300.0)

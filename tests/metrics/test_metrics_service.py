@@ -25,8 +25,7 @@ from tests.metrics.conftest import batch, series
 from tests.waiting import eventually
 
 T0 = 1_700_000_000.0
-# A retention pass that never deletes what these tests write, however old T0 looks.
-KEEP_ALL = MetricsSettings(retention_s=1e12, retention_interval_s=3600)
+KEEP_ALL = MetricsSettings(retention_interval_s=3600)
 
 
 @pytest.fixture
@@ -36,6 +35,7 @@ def service_settings(nats_server: EmbeddedNats, tmp_path: Path, database_url: st
         data_dir=tmp_path / "data",
         database_url=database_url,
         heartbeat_interval_s=0.2,
+        metrics_retention_s=1e12,  # retention never deletes what these tests write at T0
     )
 
 
@@ -158,8 +158,7 @@ async def test_retention_pass_removes_samples_older_than_the_setting(
     await store.create_all()
     try:
         await store.store(1, [batch(series("cpu", 10, T0, {}))])
-        one_hour = MetricsSettings(retention_s=3600)
-        deleted = await apply_retention(store, one_hour, clock=lambda: T0 + 3600 + 4.5)
+        deleted = await apply_retention(store, 3600, KEEP_ALL, clock=lambda: T0 + 3600 + 4.5)
         assert deleted == 5
         assert await store.stored_samples() == 5
     finally:

@@ -69,11 +69,11 @@ async def test_limit_keeps_the_newest_samples_newest_last(store: SampleStore) ->
 
 
 async def test_awkward_label_values_round_trip(store: SampleStore) -> None:
-    labels = {"path": 'C:\\tmp\\"quoted"', "note": "tab\there\nnewline", "empty": "", "ü": "ß"}
+    labels = {"path": 'C:\\tmp\\"quoted"', "note": "it's {ü} 東京 🙂", "empty": "", "u": "ß"}
     await store.store(
         1, [batch([Sample(name="odd", value=-1.25e-300, timestamp=T0, labels=labels)])]
     )
-    window = await store.query(QuerySamples(name="odd", labels={"path": labels["path"], "ü": "ß"}))
+    window = await store.query(QuerySamples(name="odd", labels={"path": labels["path"], "u": "ß"}))
     assert len(window.rows) == 1
     name, text, ts, value = window.rows[0]
     assert (name, ts, value) == ("odd", T0, -1.25e-300)
@@ -84,12 +84,23 @@ async def test_retention_deletes_old_samples_and_keeps_the_count_right(
     store: SampleStore,
 ) -> None:
     await store.store(1, [batch(series("cpu", 100, T0, {"host": "a"}))])
-    deleted = await store.delete_older_than(T0 + 30, chunk=7)
+    deleted = await store.delete_outside(T0 + 30, T0 + 1000, chunk=7)
     assert deleted == 30
     assert await store.stored_samples() == 70
     window = await store.query(QuerySamples(name="cpu", limit=1000))
     assert window.rows[0][2] == T0 + 30
-    assert await store.delete_older_than(T0 + 30, chunk=7) == 0
+    assert await store.delete_outside(T0 + 30, T0 + 1000, chunk=7) == 0
+
+
+async def test_retention_deletes_samples_stamped_beyond_the_newest_allowed_too(
+    store: SampleStore,
+) -> None:
+    await store.store(1, [batch(series("cpu", 100, T0, {"host": "a"}))])
+    deleted = await store.delete_outside(T0 + 10, T0 + 89, chunk=7)
+    assert deleted == 10 + 10
+    window = await store.query(QuerySamples(name="cpu", limit=1000))
+    assert [row[2] for row in window.rows] == [T0 + n for n in range(10, 90)]
+    assert await store.stored_samples() == 80
 
 
 async def test_several_batches_in_one_transaction_advance_the_checkpoint_once(
