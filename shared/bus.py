@@ -20,7 +20,14 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError, NotFoundError
 
-from shared.errors import Conflict, InvalidInput, Unavailable, VigilError, error_from_dict
+from shared.errors import (
+    Conflict,
+    InvalidInput,
+    StreamFull,
+    Unavailable,
+    VigilError,
+    error_from_dict,
+)
 from shared.events import Event, UndecodableEvent, decode_event
 from shared.settings import Settings
 from shared.streams import ensure_streams, stream_for_subject
@@ -28,6 +35,7 @@ from shared.streams import ensure_streams, stream_for_subject
 log = logging.getLogger(__name__)
 
 WRONG_LAST_SEQUENCE = 10071
+STREAM_FULL = 10077  # a stream that keeps its history reached its byte limit
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ async def log_session(settings: Settings, purpose: str) -> AsyncIterator[EventBu
     nc = await connect(settings.nats_url, f"vigil-{purpose}")
     try:
         bus = EventBus(nc)
-        await ensure_streams(bus.js, settings.stream_replicas)
+        await ensure_streams(bus.js, settings)
         yield bus
     finally:
         await nc.close()
@@ -96,6 +104,8 @@ class EventBus:
         except APIError as exc:
             if exc.err_code == WRONG_LAST_SEQUENCE:
                 raise Conflict(f"{subject} changed concurrently; reload and retry") from exc
+            if exc.err_code == STREAM_FULL:
+                raise StreamFull(stream_for_subject(subject).full_message()) from exc
             raise
         return int(ack.seq)
 

@@ -50,6 +50,11 @@ class Unavailable(VigilError):
     http_status = 503
 
 
+class StreamFull(Unavailable):
+    """A stream that keeps its history reached its byte limit and refuses new events until
+    the limit is raised: the surroundings' fault, never the message's."""
+
+
 class Overloaded(VigilError):
     """Behind on work already accepted: try again after ``retry_after_s``."""
 

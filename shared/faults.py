@@ -18,7 +18,7 @@ import nats.errors
 import nats.js.errors
 import sqlalchemy.exc
 
-from shared.errors import VigilError
+from shared.errors import StreamFull, VigilError
 
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO, errno.EACCES}
 # JetStream API error codes that mean "the server cannot store this now"
@@ -40,6 +40,8 @@ def environmental_cause(exc: BaseException) -> str | None:
     A domain error (a channel's delivery failure, say) has been judged already, by
     code that knows what it means: its causes are not looked at again.
     """
+    if isinstance(exc, StreamFull):
+        return f"event log refuses writes: {exc.message}"
     if isinstance(exc, VigilError):
         return None
     for error in _chain(exc):

@@ -59,9 +59,12 @@ class EmbeddedNats:
         store = (self.data_dir / "jetstream").resolve()
         sync = "\n  sync_interval: always" if self.sync_always else ""
         config = self.data_dir / "nats-server.conf"
+        # JetStream reserves each stream's byte limit against max_file_store, which
+        # otherwise defaults to 75 % of the disk free at start: on a small disk the
+        # streams could not be created at all. The stream limits bound the log instead.
         config.write_text(
             f"host: 127.0.0.1\nport: {self.port}\nmax_payload: {MAX_PAYLOAD}\n"
-            f'jetstream {{\n  store_dir: "{store}"{sync}\n}}\n'
+            f'jetstream {{\n  store_dir: "{store}"\n  max_file_store: 1PB{sync}\n}}\n'
         )
         return config
 

@@ -131,7 +131,7 @@ class ServiceRuntime:
     async def start(self) -> None:
         nc = await self.broker.connect()
         self._bus = EventBus(nc)
-        await ensure_streams(self._bus.js, self.settings.stream_replicas)
+        await ensure_streams(self._bus.js, self.settings)
         for hook in self._start_hooks:
             await hook()
         for subject, handler in self._responders:

@@ -1,4 +1,11 @@
-"""JetStream stream definitions: the durable event log, one stream per domain."""
+"""JetStream stream definitions: the durable event log, one stream per domain.
+
+Every stream has a byte and an age limit, from settings (``VIGIL_STREAM_<NAME>_MAX_BYTES``,
+``..._MAX_AGE_S``; WATCHDOG's are fixed). Streams of measurements, self-checks and dead
+letters drop their oldest messages at a limit. The event-sourced streams are the system's
+state: at a limit they refuse new events (JetStream's discard "new"), so the failure is
+loud and no history is lost.
+"""
 
 from __future__ import annotations
 
@@ -7,44 +14,61 @@ from dataclasses import dataclass
 
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from shared import subjects
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-DAY = 24 * 3600.0
+INSUFFICIENT_STORAGE = 10047
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    max_bytes: int
+    max_age_s: float  # 0 keeps events forever
 
 
 @dataclass(frozen=True)
 class StreamSpec:
     name: str
     subjects: tuple[str, ...]
-    max_age_s: float = 0.0  # 0 keeps events forever
-    max_bytes: int = -1
+    keeps_history: bool = True  # at a limit: refuse new events (True) or drop the oldest
     duplicate_window_s: float = 120.0
     description: str = ""
 
-    def config(self, replicas: int = 1) -> StreamConfig:
+    @property
+    def max_bytes_setting(self) -> str:
+        return f"VIGIL_STREAM_{self.name}_MAX_BYTES"
+
+    def config(self, limits: StreamLimits, replicas: int = 1) -> StreamConfig:
         return StreamConfig(
             name=self.name,
             description=self.description,
             subjects=list(self.subjects),
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
-            discard=DiscardPolicy.OLD,
-            max_age=self.max_age_s,
-            max_bytes=self.max_bytes,
+            discard=DiscardPolicy.NEW if self.keeps_history else DiscardPolicy.OLD,
+            max_age=limits.max_age_s,
+            max_bytes=limits.max_bytes,
             duplicate_window=self.duplicate_window_s,
             num_replicas=replicas,
             allow_direct=True,
+        )
+
+    def full_message(self) -> str:
+        """Why a publish was refused when the stream reached its byte limit."""
+        return (
+            f"stream {self.name} is full: it reached its byte limit ({self.max_bytes_setting}) "
+            "and refuses new events rather than drop history; raise the limit"
         )
 
 
 METRICS = StreamSpec(
     "METRICS",
     (f"{subjects.SAMPLES}.>",),
-    max_age_s=7 * DAY,
+    keeps_history=False,
     description="Sample batches as accepted; the metrics store and alert evaluation consume it",
 )
 ALERTS = StreamSpec("ALERTS", (f"{subjects.ALERT_EVENTS}.>",), description="Alert aggregate events")
@@ -64,15 +88,14 @@ NOTIFICATIONS = StreamSpec(
 DEADLETTERS = StreamSpec(
     "DEADLETTERS",
     (f"{subjects.DEAD_LETTERS}.>",),
-    max_age_s=30 * DAY,
+    keeps_history=False,
     description="Messages a consumer gave up on, with the reason",
 )
 
 WATCHDOG = StreamSpec(
     "WATCHDOG",
     (f"{subjects.WATCHDOG}.>", f"{subjects.WRITE_PROBES}.>"),
-    max_age_s=3600.0,
-    max_bytes=64 * 1024 * 1024,
+    keeps_history=False,
     description="Self-checks: write probes, and each watchdog sample the alerts service "
     "evaluated (the notifier pings the dead-man's switch from it)",
 )
@@ -96,14 +119,54 @@ def stream_for_subject(subject: str) -> StreamSpec:
     raise KeyError(f"no stream holds subject {subject!r}")
 
 
-async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
-    """Create or update every stream; safe to call from every service at start."""
+# self-checks matter only while fresh: fixed, not a setting
+WATCHDOG_LIMITS = StreamLimits(max_bytes=64 * 1024 * 1024, max_age_s=3600.0)
+
+
+def stream_limits(settings: Settings) -> dict[str, StreamLimits]:
+    return {
+        METRICS.name: StreamLimits(
+            settings.stream_metrics_max_bytes, settings.stream_metrics_max_age_s
+        ),
+        ALERTS.name: StreamLimits(
+            settings.stream_alerts_max_bytes, settings.stream_alerts_max_age_s
+        ),
+        INCIDENTS.name: StreamLimits(
+            settings.stream_incidents_max_bytes, settings.stream_incidents_max_age_s
+        ),
+        SYNTHETIC.name: StreamLimits(
+            settings.stream_synthetic_max_bytes, settings.stream_synthetic_max_age_s
+        ),
+        NOTIFICATIONS.name: StreamLimits(
+            settings.stream_notifications_max_bytes, settings.stream_notifications_max_age_s
+        ),
+        DEADLETTERS.name: StreamLimits(
+            settings.stream_deadletters_max_bytes, settings.stream_deadletters_max_age_s
+        ),
+        WATCHDOG.name: WATCHDOG_LIMITS,
+    }
+
+
+async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:
+    """Create or update every stream with its configured limits; safe to call from every
+    service at start. A limit below what an event-sourced stream holds already removes
+    nothing: the stream then refuses writes until the limit is raised."""
+    limits = stream_limits(settings)
     for spec in ALL_STREAMS:
-        config = spec.config(replicas)
+        config = spec.config(limits[spec.name], settings.stream_replicas)
         try:
-            await js.stream_info(spec.name)
-        except NotFoundError:
-            await js.add_stream(config)
-            log.info("created stream", extra={"stream": spec.name})
-        else:
-            await js.update_stream(config)
+            try:
+                await js.stream_info(spec.name)
+            except NotFoundError:
+                await js.add_stream(config)
+                log.info("created stream", extra={"stream": spec.name})
+            else:
+                await js.update_stream(config)
+        except APIError as exc:
+            if exc.err_code == INSUFFICIENT_STORAGE:
+                raise RuntimeError(
+                    f"stream {spec.name}: the NATS server cannot reserve "
+                    f"{config.max_bytes} bytes for it ({exc.description}); lower "
+                    f"{spec.max_bytes_setting} or raise the server's max_file_store"
+                ) from exc
+            raise

@@ -31,7 +31,7 @@ def nats_server(tmp_path: Path) -> Iterator[EmbeddedNats]:
 async def bus(nats_server: EmbeddedNats) -> AsyncIterator[EventBus]:
     nc = await connect(nats_server.url, "test")
     event_bus = EventBus(nc)
-    await ensure_streams(event_bus.js)
+    await ensure_streams(event_bus.js, Settings())
     yield event_bus
     await nc.close()
 

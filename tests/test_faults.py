@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy.exc
 from nats.js.errors import APIError
 
-from shared.errors import TransientDeliveryError
+from shared.errors import StreamFull, TransientDeliveryError
 from shared.faults import FaultBoard, disk_state, environmental_cause
 
 
@@ -34,6 +34,7 @@ def sql_error(message: str) -> sqlalchemy.exc.OperationalError:
             APIError(code=503, description="JetStream system temporarily unavailable"),
             "event log refuses writes: JetStream system temporarily unavailable",
         ),
+        (StreamFull("stream ALERTS is full"), "event log refuses writes: stream ALERTS is full"),
     ],
 )
 def test_surroundings_faults_are_recognised(error: Exception, expected: str) -> None:

@@ -107,7 +107,7 @@ async def test_writes_are_refused_at_once_while_the_log_refuses_them(
         assert health.json()["problems"][0]["component"] == "event-log"
 
         # the log takes writes again: so does the gateway, with no restart
-        await ensure_streams(bus.js)
+        await ensure_streams(bus.js, Settings())
         await eventually(
             lambda: gateway.state.health.refusal is None, within_s=10, what="writes taken"
         )
