@@ -16,6 +16,7 @@ from shared.errors import InvalidInput
 from shared.events.incidents import IncidentSeverity, IncidentStatus
 
 Actor = str
+MAX_TITLE_CHARS = 300  # an incident's title, whoever opens it
 
 
 class Command(BaseModel):
@@ -36,7 +37,7 @@ class ResolveAlert(Command):
 
 # --- incidents ---------------------------------------------------------------
 class OpenIncident(Command):
-    title: str = Field(min_length=1, max_length=300)
+    title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
     severity: IncidentSeverity = "warning"
     description: str = Field(default="", max_length=10_000)
     assignee: str = Field(default="", max_length=100)

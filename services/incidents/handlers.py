@@ -7,7 +7,7 @@ import logging
 from services.incidents.domain import Cause, Incident, OpenIncidentAs, decide
 from services.incidents.store import IncidentStore
 from shared import subjects
-from shared.commands import AddIncidentNote, ChangeIncidentStatus
+from shared.commands import MAX_TITLE_CHARS, AddIncidentNote, ChangeIncidentStatus
 from shared.config import IncidentPolicy
 from shared.consumer import ConsumerSpec, Delivery
 from shared.errors import Conflict
@@ -19,6 +19,7 @@ from shared.events import (
     Event,
     derived_id,
 )
+from shared.labels import ELLIPSIS, bounded_labels
 from shared.streams import ALERTS
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,16 @@ def incident_id_for(fingerprint: str, generation: int) -> str:
 
 
 def incident_title(alert: AlertEvent) -> str:
-    labels = ",".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
-    return f"{alert.rule}: {alert.metric}{{{labels}}} is critical"
+    """One line naming the series: its labels bounded like a notification's, the whole no
+    longer than a title a user may write."""
+    bounded = bounded_labels(alert.labels)
+    labels = ",".join(f"{k}={v}" for k, v in bounded.labels.items())
+    if bounded.truncated:
+        labels += f",{ELLIPSIS} ({bounded.truncated} labels not shown in full)"
+    title = f"{alert.rule}: {alert.metric}{{{labels}}} is critical"
+    if len(title) <= MAX_TITLE_CHARS:
+        return title
+    return title[: MAX_TITLE_CHARS - len(ELLIPSIS)] + ELLIPSIS
 
 
 class AlertIncidents:

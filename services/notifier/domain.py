@@ -23,6 +23,7 @@ from shared.events import (
     NotificationFailed,
     derived_id,
 )
+from shared.labels import bounded_labels
 
 NOTIFIABLE_EVENTS = frozenset(ALL_NOTIFIED_EVENTS)
 
@@ -70,10 +71,6 @@ def notification_for(event: Event, channel: str) -> Notification:
 # --- payload -------------------------------------------------------------------
 
 
-def _labels_text(labels: dict[str, str]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
-
-
 def _number(value: float | None) -> str:
     return "?" if value is None else f"{value:g}"
 
@@ -81,7 +78,7 @@ def _number(value: float | None) -> str:
 def summary_for(event: Event) -> str:
     """One human line, the same in every channel."""
     if isinstance(event, AlertEvent):
-        where = f" [{_labels_text(event.labels)}]" if event.labels else ""
+        where = f" [{bounded_labels(event.labels).text()}]" if event.labels else ""
         if isinstance(event, AlertFired):
             extra = f": {event.summary}" if event.summary else ""
             return (
@@ -106,12 +103,14 @@ def summary_for(event: Event) -> str:
 
 
 def _alert_body(event: AlertEvent) -> dict[str, Any]:
+    labels = bounded_labels(event.labels)
     body: dict[str, Any] = {
         "id": event.aggregate_id,
         "rule": event.rule,
         "severity": event.severity,
         "metric": event.metric,
-        "labels": dict(event.labels),
+        "labels": labels.labels,
+        "labels_truncated": labels.truncated,
         "fingerprint": event.fingerprint,
         "value": None,
         "threshold": None,

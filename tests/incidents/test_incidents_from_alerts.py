@@ -9,6 +9,7 @@ from services.incidents.app import IncidentsService, attach
 from services.incidents.handlers import incident_id_for
 from shared import subjects
 from shared.bus import EventBus
+from shared.commands import MAX_TITLE_CHARS
 from shared.config import IncidentPolicy, RuleConfig, VigilConfig
 from shared.consumer import Delivery
 from shared.events import (
@@ -105,6 +106,26 @@ async def test_a_critical_alert_opens_one_incident_and_its_recovery_resolves_it(
     await caught_up(bus, "incidents-from-alerts", "ALERTS")
     await incidents.from_alerts.handle(alert_resolved, redelivery(alert_resolved, 2))
     assert len(await stream_events(bus, "INCIDENTS")) == 2
+
+
+async def test_an_alert_with_many_long_labels_opens_an_incident_with_a_bounded_title(
+    bus: EventBus, settings: Settings, start_service: RuntimeFactory
+) -> None:
+    await start_service(build_alerts(settings, CONFIG))
+    await start_incidents(settings, CONFIG, start_service)
+    labels = {f"label_{n:02}": "v" * 500 for n in range(64)}
+    sample = Sample(name="cpu", value=99, labels=labels)
+    await bus.publish(
+        subjects.samples("test"),
+        SamplesIngested(aggregate_id="test", samples=[sample], received_at=time.time()),
+    )
+    (opened,) = await wait_for(bus, "INCIDENTS", 1)
+    assert isinstance(opened, IncidentOpened)
+    assert len(opened.title) == MAX_TITLE_CHARS
+    assert opened.title.startswith("HighCPU: cpu{label_00=vvv")
+    assert opened.title.endswith("…")
+    (fired,) = await stream_events(bus, "ALERTS")
+    assert isinstance(fired, AlertEvent) and fired.labels == labels  # the alert keeps them all
 
 
 async def test_escalation_opens_the_incident_and_warnings_do_not(

@@ -96,6 +96,7 @@ async def test_signed_webhook_with_the_documented_payload(
         "severity": "critical",
         "metric": "system_cpu_percent",
         "labels": {"host": "web-1"},
+        "labels_truncated": 0,
         "fingerprint": "fp-1",
         "value": 97.0,
         "threshold": 90.0,

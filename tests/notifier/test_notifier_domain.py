@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import orjson
+
 from services.notifier.channels.http import parse_retry_after
 from services.notifier.domain import (
     Attempt,
@@ -82,12 +84,27 @@ def test_alert_fired_payload() -> None:
             "severity": "critical",
             "metric": "system_cpu_percent",
             "labels": {"host": "web-1"},
+            "labels_truncated": 0,
             "fingerprint": "fp",
             "value": 93.5,
             "threshold": 90.0,
             "status": "firing",
         },
     }
+
+
+def test_an_alert_with_many_long_labels_is_notified_with_a_bounded_label_set() -> None:
+    labels = {f"label_{n:02}": "v" * (300 if n == 0 else 10) for n in range(64)}
+    fired = FIRED.model_copy(update={"labels": labels})
+    body = payload_for(fired)
+    sent = body["alert"]["labels"]
+    assert list(sent) == [f"label_{n:02}" for n in range(32)]
+    assert sent["label_00"] == "v" * 255 + "…"
+    assert sent["label_31"] == "v" * 10
+    assert body["alert"]["labels_truncated"] == 32 + 1
+    assert "label_32" not in body["summary"]
+    assert "(33 labels not shown in full)]: CPU is hot" in body["summary"]
+    assert len(orjson.dumps(body)) < 20_000
 
 
 def test_escalated_and_resolved_alert_payloads() -> None:
