@@ -22,6 +22,7 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 INSUFFICIENT_STORAGE = 10047
+RUNS_KEPT_PER_CHECK = 100_000
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class StreamSpec:
     name: str
     subjects: tuple[str, ...]
     keeps_history: bool = True  # at a limit: refuse new events (True) or drop the oldest
+    max_msgs_per_subject: int = -1  # beyond it a subject's oldest message goes
     duplicate_window_s: float = 120.0
     description: str = ""
 
@@ -52,6 +54,7 @@ class StreamSpec:
             discard=DiscardPolicy.NEW if self.keeps_history else DiscardPolicy.OLD,
             max_age=limits.max_age_s,
             max_bytes=limits.max_bytes,
+            max_msgs_per_subject=self.max_msgs_per_subject,
             duplicate_window=self.duplicate_window_s,
             num_replicas=replicas,
             allow_direct=True,
@@ -78,6 +81,10 @@ INCIDENTS = StreamSpec(
 SYNTHETIC = StreamSpec(
     "SYNTHETIC",
     (f"{subjects.CHECK_DEFINITIONS}.>", f"{subjects.CHECK_RESULTS}.>"),
+    # run results are measurements, not state: each check keeps its latest 100,000 (about
+    # 35 days at a 30 s interval), so they never fill the stream that holds the definitions
+    # (a definition changes far fewer times than that, and only its latest state counts)
+    max_msgs_per_subject=RUNS_KEPT_PER_CHECK,
     description="Synthetic check definitions and run results",
 )
 NOTIFICATIONS = StreamSpec(

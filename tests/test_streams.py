@@ -19,7 +19,7 @@ from shared.errors import StreamFull
 from shared.events import IncidentOpened, Sample, SamplesIngested
 from shared.natsserver import free_port, nats_server_binary
 from shared.settings import GIB, Settings
-from shared.streams import ALL_STREAMS, ensure_streams, stream_limits
+from shared.streams import ALL_STREAMS, RUNS_KEPT_PER_CHECK, ensure_streams, stream_limits
 
 HOUR = 3600.0
 DAY = 24 * HOUR
@@ -54,6 +54,8 @@ async def test_the_default_limits_reach_the_server(bus: EventBus) -> None:
     }
     metrics = (await bus.js.stream_info("METRICS")).config
     assert (metrics.max_age, metrics.max_bytes) == (7 * DAY, 10 * GIB)
+    synthetic = (await bus.js.stream_info("SYNTHETIC")).config
+    assert synthetic.max_msgs_per_subject == RUNS_KEPT_PER_CHECK
 
 
 async def test_configured_limits_replace_those_of_existing_streams(bus: EventBus) -> None:
