@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nats.js.api import DiscardPolicy
+from nats.js.api import DiscardPolicy, StorageType, StreamConfig
 from pydantic import ByteSize
 
 from shared import subjects
@@ -72,6 +72,22 @@ async def test_configured_limits_replace_those_of_existing_streams(bus: EventBus
     assert configs["ALERTS"].max_bytes == 700_000_000
     assert configs["NOTIFICATIONS"].max_age == 90 * DAY
     assert configs["DEADLETTERS"].max_bytes == 123_456_789
+
+
+async def test_a_stream_made_before_limits_existed_gets_them(bus: EventBus) -> None:
+    await bus.js.delete_stream("ALERTS")
+    await bus.js.add_stream(
+        StreamConfig(
+            name="ALERTS",
+            subjects=[f"{subjects.ALERT_EVENTS}.>"],
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,
+            max_bytes=-1,
+        )
+    )
+    await ensure_streams(bus.js, Settings())
+    config = (await bus.js.stream_info("ALERTS")).config
+    assert (config.discard, config.max_bytes) == (DiscardPolicy.NEW, 10 * GIB)
 
 
 def test_byte_limits_are_read_with_units_from_the_environment(
