@@ -8,6 +8,7 @@ crash between the two cannot happen.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,9 +36,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     cursor.execute("PRAGMA auto_vacuum")
     if cursor.fetchone()[0] != INCREMENTAL:
-        # a file made before incremental vacuum was on: one full VACUUM switches it
+        # a file made before incremental vacuum was on: one full VACUUM switches it. It needs
+        # free space the size of the file; without it the file stays as it was until the
+        # next connection tries again, rather than the service not starting.
         log.warning("rewriting the database once to turn on incremental vacuum")
-        cursor.execute("VACUUM")
+        try:
+            cursor.execute("VACUUM")
+        except sqlite3.Error as exc:
+            log.warning("could not rewrite the database; it keeps its free pages", exc_info=exc)
     cursor.close()
 
 

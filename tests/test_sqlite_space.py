@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from services.metrics.app import apply_retention
 from services.metrics.projections import SampleStore
@@ -52,6 +53,28 @@ async def test_a_file_made_without_it_is_switched_once_and_keeps_its_rows(tmp_pa
     assert await auto_vacuum_of(path) == INCREMENTAL
     with sqlite3.connect(path) as reopened:
         assert reopened.execute("SELECT COUNT(*), SUM(n) FROM kept").fetchone() == (1000, 499500)
+
+
+async def test_a_file_that_cannot_be_rewritten_is_still_opened(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.execute("PRAGMA journal_mode=WAL")
+        old.execute("CREATE TABLE kept (n INTEGER)")
+        old.execute("INSERT INTO kept VALUES (7)")
+    engine = create_engine(url(path))
+
+    def writes_refused(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA query_only=1")  # as on a full disk: the VACUUM fails
+        cursor.close()
+
+    event.listen(engine.sync_engine, "connect", writes_refused, insert=True)
+    try:
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT n FROM kept")) == 7
+            assert await conn.scalar(text("PRAGMA auto_vacuum")) == 0
+    finally:
+        await engine.dispose()
 
 
 async def test_the_file_shrinks_after_retention_deletes_most_rows(tmp_path: Path) -> None:
