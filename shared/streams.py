@@ -118,6 +118,13 @@ ALL_STREAMS: tuple[StreamSpec, ...] = (
 )
 
 
+def stream_named(name: str) -> StreamSpec:
+    for spec in ALL_STREAMS:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no stream {name!r}")
+
+
 def stream_for_subject(subject: str) -> StreamSpec:
     for spec in ALL_STREAMS:
         for pattern in spec.subjects:

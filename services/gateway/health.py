@@ -37,7 +37,7 @@ from shared.errors import Unavailable
 from shared.events import SELF_SOURCE, SamplesIngested, new_id
 from shared.faults import disk_state
 from shared.settings import Settings
-from shared.streams import ALL_STREAMS
+from shared.streams import ALL_STREAMS, stream_named
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,10 @@ class HealthMonitor:
         ]
 
     def _stream_facts(self) -> list[StreamFacts]:
-        return [StreamFacts(s.name, s.bytes, s.max_bytes) for s in self.streams]
+        return [
+            StreamFacts(s.name, s.bytes, s.max_bytes, stream_named(s.name).keeps_history)
+            for s in self.streams
+        ]
 
     # --- gathering ----------------------------------------------------------
 

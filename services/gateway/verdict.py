@@ -57,6 +57,9 @@ class StreamFacts:
     name: str
     bytes: int
     max_bytes: int
+    # at its limit the stream refuses writes (event-sourced), rather than dropping its
+    # oldest messages (METRICS, DEADLETTERS, WATCHDOG, which sit at their limit by design)
+    refuses_when_full: bool = True
 
     @property
     def used_percent(self) -> float | None:
@@ -176,7 +179,9 @@ def stream_problems(streams: Iterable[StreamFacts], limits: HealthLimits) -> lis
             f"stream {s.name} holds {s.used_percent:.0f} % of its {s.max_bytes / MB:.0f} MB limit",
         )
         for s in streams
-        if s.used_percent is not None and s.used_percent >= limits.stream_full_percent
+        if s.refuses_when_full
+        and s.used_percent is not None
+        and s.used_percent >= limits.stream_full_percent
     ]
 
 
@@ -288,7 +293,7 @@ class SelfFigures:
                 _sample("vigil_consumer_stalled_seconds", round(consumer.stalled_s, 3), labels)
             )
         for stream in streams:
-            if stream.used_percent is not None:
+            if stream.refuses_when_full and stream.used_percent is not None:
                 out.append(
                     _sample(
                         "vigil_stream_used_percent",

@@ -116,10 +116,15 @@ def test_stall_clock_counts_only_while_work_waits_and_nothing_moves() -> None:
     assert clock.observe("c", (6, 6), waiting=True, now=41.0) == 1.0
 
 
-def test_a_stream_near_its_byte_limit_degrades() -> None:
-    streams = [StreamFacts("METRICS", 95, 100), StreamFacts("ALERTS", 5, -1)]
+def test_a_stream_near_the_limit_where_it_refuses_writes_degrades() -> None:
+    streams = [StreamFacts("ALERTS", 95, 100), StreamFacts("INCIDENTS", 5, -1)]
     [problem] = stream_problems(streams, LIMITS)
-    assert (problem.component, problem.status) == ("stream:METRICS", "degraded")
+    assert (problem.component, problem.status) == ("stream:ALERTS", "degraded")
+
+
+def test_a_stream_that_drops_its_oldest_at_its_limit_is_fine_there() -> None:
+    at_limit = StreamFacts("METRICS", 100, 100, refuses_when_full=False)
+    assert stream_problems([at_limit], LIMITS) == []
 
 
 def test_the_watchdog_names_the_stage_that_stopped_passing_it_on() -> None:
@@ -152,3 +157,20 @@ def test_own_figures_report_a_recovered_channel_as_zero() -> None:
         "timestamp": None,
         "labels": {"channel": "ops"},
     } in later
+
+
+def test_own_figures_report_the_filling_of_streams_that_refuse_writes_only() -> None:
+    streams = [
+        StreamFacts("ALERTS", 30, 100),
+        StreamFacts("METRICS", 100, 100, refuses_when_full=False),
+    ]
+    samples = SelfFigures().samples(1.0, [], [], streams, starting=False)
+    filling = [s for s in samples if s["name"] == "vigil_stream_used_percent"]
+    assert filling == [
+        {
+            "name": "vigil_stream_used_percent",
+            "value": 30.0,
+            "timestamp": None,
+            "labels": {"stream": "ALERTS"},
+        }
+    ]
