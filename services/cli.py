@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import os
+import resource
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,12 +40,35 @@ def _check_config(path: Path | None) -> bool:
     return True
 
 
+def _raise_file_limit() -> None:
+    """Soft limit on open files up to the hard limit (children inherit it): every client
+    connection, subscription and SQLite file is a descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _fail(message: str) -> int:
+    print(f"vigil: {message}", file=sys.stderr)
+    return 2
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from services.supervisor import Supervisor, UpOptions
+    from shared.datadir import DataDirError, DataDirLock, prepare
     from shared.settings import Settings
 
+    _raise_file_limit()
     if not _check_config(args.config):
         return 2
+    try:
+        prepare(args.data_dir)
+        lock = DataDirLock(args.data_dir.resolve()).acquire(
+            f"vigil up, http://{args.host}:{args.port}/"
+        )
+    except DataDirError as exc:
+        return _fail(str(exc))
     options = UpOptions(
         port=args.port,
         host=args.host,
@@ -55,12 +80,16 @@ def cmd_up(args: argparse.Namespace) -> int:
         nats_url=Settings().nats_url,
     )
     configure_logging("WARNING")
-    return int(_run(Supervisor(options).run()))
+    with lock:
+        return int(_run(Supervisor(options).run()))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from shared.datadir import DataDirError, ensure_writable
     from shared.settings import Settings
 
+    _raise_file_limit()
+    os.umask(0o077)
     settings = Settings()
     configure_logging(settings.log_level)
     if not settings.nats_url:
@@ -68,6 +97,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     if not _check_config(settings.config):
         return 2
+    if settings.database_url is None:  # SQLite files in the data dir
+        try:
+            ensure_writable(settings.data_dir)
+        except DataDirError as exc:
+            return _fail(str(exc))
     app = importlib.import_module(f"services.{args.service}.app")
     runtime = app.build(settings)
     _run(runtime.run_until_signalled())
@@ -87,10 +121,16 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         print(f"{args.service} keeps no read model; its state is replayed from the log at start")
         return 0
     embedded = None
+    lock = None
     if not settings.nats_url:
         # the system is stopped (as a rebuild requires): open its log from the data dir
+        from shared.datadir import DataDirError, DataDirLock
         from shared.natsserver import EmbeddedNats
 
+        try:
+            lock = DataDirLock(settings.data_dir.resolve()).acquire(f"vigil rebuild {args.service}")
+        except DataDirError as exc:
+            return _fail(f"{exc}; stop it first")
         embedded = EmbeddedNats(settings.data_dir / "nats").start()
         settings = settings.model_copy(update={"nats_url": embedded.url})
     try:
@@ -98,6 +138,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     finally:
         if embedded is not None:
             embedded.stop()
+        if lock is not None:
+            lock.release()
     print(f"vigil {args.service} read model rebuilt from the log")
     return 0
 

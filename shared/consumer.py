@@ -39,6 +39,9 @@ DEFAULT_BACKOFF_S = (0.05, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 # A full disk or a broker away is retried without end, but often: work must resume
 # within seconds of the operator mending it.
 ENVIRONMENT_RETRY_MAX_S = 2.0
+# How long one pull request waits for messages. A request the server lost (it was
+# restarted) is only replaced when this runs out, so it bounds the pause after a restart.
+FETCH_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -197,7 +200,7 @@ def subscribe(
         stream=JStream(spec.stream.name, declare=False),
         durable=spec.durable,
         config=spec.consumer_config(),
-        pull_sub=PullSub(batch_size=1 if spec.ordered else spec.workers, timeout=5.0),
+        pull_sub=PullSub(batch_size=1 if spec.ordered else spec.workers, timeout=FETCH_TIMEOUT_S),
         max_workers=1 if spec.ordered else spec.workers,
         ack_policy=AckPolicy.MANUAL,
         decoder=_raw_message,
@@ -367,9 +370,15 @@ async def consume_batches_forever(
     nats-py's fetch returns the messages already waiting without delay, so batches
     grow with the backlog and a lone message is not held back. With ``checkpoint``
     (the last stream sequence the handler has applied) the durable resumes right
-    after it, in order, whatever a crashed predecessor left unacknowledged.
+    after it, in order, whatever a crashed predecessor left unacknowledged, and
+    again after every reconnect: a nats-server killed and restarted may recover a
+    consumer state older than what it had delivered (that state is written
+    asynchronously), and would redeliver the difference only after the ack wait,
+    behind later messages.
     """
     js = bus().js
+    nc = bus().nc
+    reconnects = nc.stats["reconnects"]
     if checkpoint is not None:
         await resume_at_checkpoint(js, spec, await checkpoint())
     subscription = await js.pull_subscribe(
@@ -380,8 +389,11 @@ async def consume_batches_forever(
     )
     try:
         while True:
+            if checkpoint is not None and nc.stats["reconnects"] != reconnects and nc.is_connected:
+                reconnects = nc.stats["reconnects"]
+                await resume_at_checkpoint(js, spec, await checkpoint())
             try:
-                msgs = await subscription.fetch(spec.batch, timeout=5.0)
+                msgs = await subscription.fetch(spec.batch, timeout=FETCH_TIMEOUT_S)
             except (TimeoutError, nats.errors.TimeoutError):
                 continue
             except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):

@@ -52,6 +52,7 @@ class ServiceRuntime:
             reconnect_time_wait=1,
             logger=logging.getLogger("faststream.broker"),  # our log format, not stdout
             log_level=logging.DEBUG,
+            reconnected_cb=self._reconnected,
             graceful_timeout=STOP_STEP_TIMEOUT_S,
             drain_timeout=int(STOP_STEP_TIMEOUT_S),
             # handlers take the raw message (see shared.consumer); dependency injection
@@ -156,6 +157,26 @@ class ServiceRuntime:
         gc.set_threshold(*GC_THRESHOLDS)
         self.ready.set()
         log.info("service ready", extra={"service": self.name})
+
+    async def _reconnected(self) -> None:
+        """Release what a restarted nats-server holds for an ordered durable.
+
+        Consumer state is written asynchronously, so a server killed and restarted may
+        believe a message is still out with this process; the durable would then deliver
+        nothing for the ack wait (see ``release_held``). Handlers are idempotent, so
+        releasing a message this process does hold only delivers it once more.
+        """
+        if self._bus is None or self._stopping:
+            return
+        for spec in self._ordered:
+            try:
+                await release_held(self._bus.js, spec)
+            except Exception:
+                log.warning(
+                    "could not release a held message after reconnecting",
+                    exc_info=True,
+                    extra={"service": self.name, "consumer": spec.durable},
+                )
 
     async def _supervised(self, task: Hook) -> None:
         """Keep a background loop alive: a crash is logged and the loop restarted."""
