@@ -1,0 +1,29 @@
+"""Kill every part of Vigil, three times each, under load: nothing accepted is lost, nothing
+is doubled beyond the documented at-least-once window, and paging resumes after every kill.
+
+The scenario and the counting are in ``tests/system/chaos.py``; ``bench/chaos.py`` runs
+the same scenario longer and prints the figures for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.services import SERVICES
+from tests.system.chaos import Scenario, run_chaos
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+# Sized for 3 minutes on two cores, start-up and settling included.
+SCENARIO = Scenario(duration_s=90.0, settle_timeout_s=60.0, rounds=3, targets=SERVICES)
+
+
+async def test_kills_under_load_lose_and_double_nothing(tmp_path: Path) -> None:
+    outcome = await run_chaos(SCENARIO, tmp_path)
+    print(outcome.figures())
+
+    assert len([k for k in outcome.kills if k.at]) == SCENARIO.rounds * len(SCENARIO.targets)
+    assert outcome.series_sent > 0 and outcome.samples_accepted > 0
+    assert outcome.problems() == [], outcome.figures()
