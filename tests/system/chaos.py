@@ -58,6 +58,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # event loop); any other repeat is a defect.
 NOTIFIER_DEATHS = frozenset({"notifier", SUPERVISOR})
 AT_LEAST_ONCE_WINDOW_S = 5.0
+ORPHAN_GRACE_S = 10.0  # a killed supervisor's children have this long to go
 
 
 def config_text(receiver_port: int) -> str:
@@ -316,6 +317,8 @@ class VigilUnderTest:
         self.lines: list[str] = []
         self.seen: dict[int, psutil.Process] = {}  # every process of every tree, for cleanup
         self.anomalies: list[str] = []
+        self.leftovers: list[str] = []  # processes that outlived the supervisor that started them
+        self.orphan_checks: list[asyncio.Task[None]] = []
 
     @property
     def url(self) -> str:
@@ -402,14 +405,38 @@ class VigilUnderTest:
             return
         assert self.process is not None
         await asyncio.to_thread(self.process.wait)
-        # started again at once, as systemd or an operator would
-        await asyncio.to_thread(self.start)
+        await self.start_again(kill)
         kill.restart_s = time.monotonic() - kill.at
-        survivors = [p for p in old_tree if p.pid != pid and _alive(p)]
+        others = [p for p in old_tree if p.pid != pid]
+        self.orphan_checks.append(asyncio.create_task(self._check_orphans(kill, others)))
+
+    async def _check_orphans(self, kill: Kill, others: list[psutil.Process]) -> None:
+        """Everything the dead supervisor started must go with it."""
+        grace = max(0.1, kill.at + ORPHAN_GRACE_S - time.monotonic())
+        _, alive = await asyncio.to_thread(psutil.wait_procs, others, grace)
+        survivors = [p for p in alive if _alive(p)]
         if survivors:
             names = ", ".join(f"{_name(p)} ({p.pid})" for p in survivors)
-            kill.note = f"still running after the restart: {names}"
-            self.anomalies.append(f"supervisor kill at pid {pid}: {kill.note}")
+            self.leftovers.append(
+                f"{names} still running {ORPHAN_GRACE_S:.0f} s after the supervisor "
+                f"({kill.pid}) was killed"
+            )
+
+    async def start_again(self, kill: Kill, within_s: float = 60.0) -> None:
+        """Start again at once and, while refused, every second: as systemd would."""
+        deadline = time.monotonic() + within_s
+        refusals: list[str] = []
+        while True:
+            try:
+                await asyncio.to_thread(self.start)
+                break
+            except RuntimeError as exc:
+                refusals.append(str(exc).splitlines()[-1] if str(exc) else "exited")
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1.0)
+        if refusals:
+            kill.note = f"refused {len(refusals)}x before starting (last: {refusals[-1]})"
 
     def stop(self) -> None:
         """Stop the current tree, then anything any earlier tree left behind."""
@@ -422,7 +449,7 @@ class VigilUnderTest:
                 self.anomalies.append("vigil up did not stop within 20 s of SIGTERM")
         leftovers = [p for p in self.seen.values() if _alive(p)]
         for proc in leftovers:
-            self.anomalies.append(f"left running after stop: {_name(proc)} ({proc.pid})")
+            self.leftovers.append(f"left running after stop: {_name(proc)} ({proc.pid})")
             with contextlib.suppress(psutil.Error):
                 proc.kill()
         psutil.wait_procs(leftovers, timeout=5)
@@ -501,6 +528,7 @@ class Outcome:
     latencies_ms: list[float]
     retries: Counter[str]
     anomalies: list[str]
+    leftovers: list[str] = field(default_factory=list)
     worst_lag: dict[str, int] = field(default_factory=dict)  # durable -> most seen behind
 
     def problems(self) -> list[str]:
@@ -532,6 +560,7 @@ class Outcome:
             )
         if self.bad_signatures:
             found.append(f"{self.bad_signatures} pages with a bad signature")
+        found.extend(self.leftovers)
         for kill in self.kills:
             if kill.recovery_s is None:
                 found.append(f"no page after killing {kill.target} ({kill.note or 'no sample'})")
@@ -569,6 +598,8 @@ class Outcome:
                 cell = "no page" if kill.recovery_s is None else f"{kill.recovery_s:.1f}s"
                 if kill.restart_s is not None:
                     cell += f" (up again {kill.restart_s:.1f}s)"
+                if kill.note:
+                    cell += f" [{kill.note}]"
                 cells.append(cell)
             lines.append(f"  {target:<11} " + ", ".join(cells))
         for anomaly in self.anomalies:
@@ -801,6 +832,7 @@ async def run_chaos(
             counts, settle_s = await settle(load, pager, vigil.url, scenario)
             log(f"settled in {settle_s:.1f} s")
             watching.cancel()
+            await asyncio.gather(*vigil.orphan_checks)
             outcome = tally(load, pager, vigil, kills, counts, elapsed)
             outcome.worst_lag = watch.worst()
             dump(workdir / "chaos-run.json", started, load, pager, kills, watch)
@@ -808,6 +840,7 @@ async def run_chaos(
         await asyncio.to_thread(vigil.stop)
         await pager.stop()
     outcome.anomalies = list(vigil.anomalies)
+    outcome.leftovers = list(vigil.leftovers)
     if outcome.problems():
         outcome.anomalies.append("vigil output (last lines):\n" + vigil.output(80))
     return outcome
