@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from shared.services import SERVICES
-from tests.system.chaos import Scenario, run_chaos
+from tests.system.chaos import TARGETS, Scenario, run_chaos
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 # Sized for 3 minutes on two cores, start-up and settling included.
-SCENARIO = Scenario(duration_s=90.0, settle_timeout_s=60.0, rounds=3, targets=SERVICES)
+SCENARIO = Scenario(duration_s=90.0, settle_timeout_s=60.0, rounds=3, targets=TARGETS)
 
 
 async def test_kills_under_load_lose_and_double_nothing(tmp_path: Path) -> None:

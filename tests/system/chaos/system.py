@@ -22,6 +22,7 @@ import psutil
 from shared.natsserver import free_port
 from tests.system.chaos.scenario import NATS, SUPERVISOR, config_text
 
+REPO_ROOT = Path(__file__).resolve().parents[3]
 ORPHAN_GRACE_S = 10.0  # a killed supervisor's children have this long to go
 
 
@@ -69,7 +70,7 @@ class VigilUnderTest:
             stderr=subprocess.STDOUT,
             text=True,
             env=self.env,
-            cwd=Path(__file__).resolve().parents[2],
+            cwd=REPO_ROOT,  # this checkout's code, whatever else is installed
         )
         self.process = process
         up = threading.Event()
