@@ -234,10 +234,19 @@ async def process_batch(
     Failures are retried here, in place, with the messages marked in progress: naking
     them would let later messages overtake. After ``max_attempts`` the batch is split
     and handled message by message, so only a poison message is dead-lettered.
+
+    A message can come twice in one fetch (the subscription still held deliveries of the
+    durable from before it was created again at a checkpoint): it is handed over once,
+    in stream order, because a projection's checkpoint only skips what an earlier
+    transaction applied.
     """
     items: list[tuple[Event, Delivery, Msg]] = []
-    for msg in msgs:
+    seen: set[int] = set()
+    for msg in sorted(msgs, key=lambda m: m.metadata.sequence.stream):
         delivery = _delivery(spec, msg)
+        if delivery.stream_seq in seen:
+            continue  # acked below with the rest
+        seen.add(delivery.stream_seq)
         try:
             items.append((decode_event(msg.data), delivery, msg))
         except UndecodableEvent as exc:

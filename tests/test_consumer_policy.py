@@ -10,7 +10,7 @@ import pytest
 
 from shared import subjects
 from shared.bus import EventBus
-from shared.consumer import ConsumerSpec, Delivery
+from shared.consumer import ConsumerSpec, Delivery, process_batch
 from shared.events import Event, IncidentOpened, MessageDeadLettered
 from shared.natsserver import EmbeddedNats
 from shared.runtime import ServiceRuntime
@@ -309,3 +309,34 @@ async def test_a_batch_blocked_by_the_disk_is_retried_in_place_until_it_is_mende
     await asyncio.wait_for(done.wait(), 20)
     assert batches[0] == batches[-1] == [1, 2]
     assert await dead_letters(bus) == []
+
+
+async def test_a_message_fetched_twice_in_one_batch_is_handed_over_once_in_order(
+    bus: EventBus,
+) -> None:
+    """Deliveries left in a subscription from before its durable was created again come
+    in the same fetch as the fresh ones; a projection would store them twice."""
+    for n in range(1, 4):
+        await bus.publish(subjects.incident(f"i{n}"), opened(f"i{n}"))
+    spec = batch_spec()
+    subscription = await bus.js.pull_subscribe(
+        spec.filter_subject, durable=spec.durable, stream="INCIDENTS", config=spec.consumer_config()
+    )
+    first = await subscription.fetch(3, timeout=2)
+    await bus.js.delete_consumer("INCIDENTS", spec.durable)
+    again = await bus.js.pull_subscribe(
+        spec.filter_subject, durable=spec.durable, stream="INCIDENTS", config=spec.consumer_config()
+    )
+    fresh = await again.fetch(3, timeout=2)
+    handed: list[list[int]] = []
+
+    async def projection(items: list[tuple[Event, Delivery]]) -> None:
+        handed.append([d.stream_seq for _, d in items])
+
+    await process_batch(bus, spec, [first[2], *fresh, first[0]], projection)
+    assert handed == [[1, 2, 3]]
+    await bus.nc.flush()
+    info = await bus.js.consumer_info("INCIDENTS", spec.durable)
+    assert info.num_ack_pending == 0
+    await subscription.unsubscribe()
+    await again.unsubscribe()
