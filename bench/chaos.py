@@ -1,7 +1,7 @@
 """Chaos figures: recovery time per kill and sample → page latency while parts are killed.
 
 Runs the scenario of ``tests/system/test_chaos.py`` (its harness is
-``tests/system/chaos.py``), longer and configurable: ``vigil up`` on a fresh data dir,
+``tests/system/chaos/``), longer and configurable: ``vigil up`` on a fresh data dir,
 bulk samples plus a unique critical series every 20 ms, and SIGKILLs of nats-server, each
 service and the supervisor, spaced across the run. It prints the counts (accepted =
 stored, series = alerts = incidents = pages) and the figures for docs/benchmarks.md.
