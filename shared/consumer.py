@@ -367,6 +367,15 @@ async def _create_at(js: JetStreamContext, spec: ConsumerSpec, next_seq: int) ->
     await js.add_consumer(spec.stream.name, config)
 
 
+async def _pull_subscription(js: JetStreamContext, spec: ConsumerSpec) -> Any:
+    return await js.pull_subscribe(
+        spec.filter_subject,
+        durable=spec.durable,
+        stream=spec.stream.name,
+        config=spec.consumer_config(),
+    )
+
+
 async def consume_batches_forever(
     bus: Callable[[], EventBus],
     spec: ConsumerSpec,
@@ -390,17 +399,18 @@ async def consume_batches_forever(
     reconnects = nc.stats["reconnects"]
     if checkpoint is not None:
         await resume_at_checkpoint(js, spec, await checkpoint())
-    subscription = await js.pull_subscribe(
-        spec.filter_subject,
-        durable=spec.durable,
-        stream=spec.stream.name,
-        config=spec.consumer_config(),
-    )
+    subscription = await _pull_subscription(js, spec)
     try:
         while True:
             if checkpoint is not None and nc.stats["reconnects"] != reconnects and nc.is_connected:
                 reconnects = nc.stats["reconnects"]
                 await resume_at_checkpoint(js, spec, await checkpoint())
+                # messages the old durable delivered may still wait in the old
+                # subscription; one with a later sequence, applied first, would move the
+                # checkpoint past the ones the recreated durable is about to send
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
+                subscription = await _pull_subscription(js, spec)
             try:
                 msgs = await subscription.fetch(spec.batch, timeout=FETCH_TIMEOUT_S)
             except (TimeoutError, nats.errors.TimeoutError):
