@@ -32,7 +32,13 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
     runtime.on_start(dispatcher.open)
     runtime.on_stop(dispatcher.close)
     runtime.on_stop(ledger.dispose)
-    for spec in consumer_specs(config.channels):
+    specs = consumer_specs(config.channels)
+
+    async def release_held() -> None:
+        await dispatcher.release_held(runtime.bus.js, specs)
+
+    runtime.on_start(release_held)
+    for spec in specs:
         runtime.consume(spec, dispatcher.handler(spec))
     runtime.consume(WATCHDOG_CONSUMER, deadman.on_watchdog)
     runtime.report_status(deadman.status)

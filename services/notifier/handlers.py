@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import aiohttp
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
 
 from services.notifier.channels import TRANSPORTS, Transport
 from services.notifier.channels.http import RetryAfter
@@ -34,7 +36,7 @@ from services.notifier.projections import DeliveryLedger, Outcome
 from shared import subjects
 from shared.bus import EventBus
 from shared.config import ChannelConfig
-from shared.consumer import ConsumerSpec, Delivery, Handler
+from shared.consumer import ConsumerSpec, Delivery, Handler, release_held
 from shared.errors import PermanentDeliveryError, TransientDeliveryError
 from shared.events import Event, decode_event, utcnow
 from shared.faults import FaultBoard, channel_fault
@@ -85,6 +87,8 @@ class NotificationDispatcher:
         self.transports = dict(TRANSPORTS if transports is None else transports)
         self._session: aiohttp.ClientSession | None = None
         self._settled: OrderedDict[str, None] = OrderedDict()
+        # per stream: sequences up to here may have been tried by a process before us
+        self.tried_through: dict[str, int] = {}
         for channel in self.channels:
             if channel.type not in self.transports:
                 raise ValueError(f"channel {channel.name!r}: no transport for {channel.type!r}")
@@ -103,6 +107,27 @@ class NotificationDispatcher:
         if self._session is None:
             raise RuntimeError("the notifier's HTTP session is not open")
         return self._session
+
+    async def release_held(self, js: JetStreamContext, specs: Iterable[ConsumerSpec]) -> None:
+        """Deliveries a dead notifier held go out now, not after the ack wait.
+
+        Its messages stay unacknowledged for ``ack_wait_s`` (30 s or more), so pages in
+        flight when it died would come half a minute late. The durable is created again
+        at its acknowledged floor; everything it had delivered is checked against the
+        ledger before it is sent, so nothing the dead process delivered goes out twice.
+        One notifier per deployment: a second live one would have its in-flight
+        messages handed over too.
+        """
+        for spec in specs:
+            try:
+                info = await js.consumer_info(spec.stream.name, spec.durable)
+            except NotFoundError:
+                continue
+            if not info.num_ack_pending:
+                continue
+            delivered = info.delivered.stream_seq if info.delivered else 0
+            self.tried_through[spec.stream.name] = delivered or 0
+            await release_held(js, spec)
 
     def handler(self, spec: ConsumerSpec) -> Handler:
         async def deliver_to_channels(event: Event, delivery: Delivery) -> None:
@@ -163,9 +188,13 @@ class NotificationDispatcher:
         A message on its first delivery to our durable consumer has never been tried,
         so the ledger cannot hold it unless this process settled it moments ago: the
         SQL read (milliseconds on the paging path) is needed only for redeliveries.
-        Resetting the durable consumer breaks that premise; rebuild the ledger first.
+        A durable created again at start (``release_held``) hands messages a dead
+        process had tried over as first deliveries: those, up to ``tried_through``, are
+        looked up too. Resetting the durable otherwise breaks that premise; rebuild the
+        ledger first.
         """
-        if delivery.deliveries == 1 and not any(i in self._settled for i in delivery_ids):
+        fresh = delivery.stream_seq > self.tried_through.get(delivery.stream, 0)
+        if delivery.deliveries == 1 and fresh and not any(i in self._settled for i in delivery_ids):
             return {}
         return await self.ledger.entries(delivery_ids)
 

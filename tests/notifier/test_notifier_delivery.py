@@ -355,3 +355,38 @@ async def test_rebuild_recreates_the_ledger_from_the_stream(
     assert after == before
     assert len(after) == 4
     assert await ledger.store.last_seq("notifier-ledger") == 4
+
+
+async def test_deliveries_a_dead_notifier_held_go_out_at_once_and_only_once(
+    settings: Settings,
+    bus: EventBus,
+    start_service: RuntimeFactory,
+    receiver_factory: ReceiverFactory,
+    ledger: DeliveryLedger,
+) -> None:
+    receiver = await receiver_factory()
+    config = VigilConfig(channels=[webhook("ops", receiver.url, SECRET)])
+    await (await start_service(build(settings, config))).stop()  # the durables exist
+    sent, unsent = fired("alert-sent"), fired("alert-unsent")
+    for event in (sent, unsent):
+        await bus.publish(subjects.alert(event.aggregate_id), event)
+    # a notifier takes both, delivers one, and dies before acknowledging either
+    held = await bus.js.pull_subscribe(
+        f"{subjects.ALERT_EVENTS}.>", durable="notifier-alerts", stream="ALERTS"
+    )
+    assert len(await held.fetch(2, timeout=5)) == 2
+    dead = NotificationDispatcher(config.channels, ledger, lambda: bus)
+    await dead.open()
+    try:
+        await dead.notify(sent, Delivery("ALERTS", "", 1, 1, "notifier-alerts"), max_attempts=8)
+    finally:
+        await dead.close()
+    await held.unsubscribe()
+    assert len(receiver.requests) == 1
+
+    started = time.monotonic()
+    await start_service(build(settings, config))
+    await eventually(lambda: len(receiver.requests) == 2, within_s=10, what="the held page")
+    assert time.monotonic() - started < 10  # not after the 30 s ack wait
+    ids = [r.headers["X-Vigil-Event-Id"] for r in receiver.requests]
+    assert ids == [sent.id, unsent.id]
