@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from nats.aio.subscription import Subscription
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.gateway.api import create_app
+from services.gateway.api import PREFIX, create_app
 from services.gateway.handlers import heartbeat_listener, projection_handler
 from services.gateway.http_limits import BoundedConfig, HttpLimits, raise_file_limit
 from services.gateway.livestream import LiveStream
@@ -57,6 +57,7 @@ class HttpServer:
         config = BoundedConfig(
             app,
             self.limits,
+            streams=frozenset({f"{PREFIX}/events"}),
             host=settings.host,
             port=settings.port,
             log_level="warning",

@@ -4,7 +4,10 @@
   connection, for the first request) and its body within ``body_timeout_s`` of the
   headers, so a client that trickles bytes (slowloris) cannot hold a connection.
 - A response whose client stops reading is cut after ``write_timeout_s``: its buffer
-  cannot grow, and a live stream nobody reads does not stay open.
+  cannot grow, and a live stream nobody reads does not stay open. Streams (paths named
+  in ``streams``) get small send buffers, so that a client which stops reading is seen
+  to stall after a few hundred kilobytes, not after the megabytes the kernel's
+  autotuning would otherwise queue for it.
 - At most ``max_connections`` are open, fewer than the open-file limit allows. A new
   connection over the cap closes the one idle longest (no request under way), so a
   flood of idle sockets cannot lock ``/health`` out or make ``accept()`` fail; only when
@@ -19,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import socket
+import struct
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -35,6 +40,9 @@ log = logging.getLogger(__name__)
 FILE_LIMIT_CEILING = 1 << 20  # taken as the limit when the hard one is "unlimited"
 FDS_BESIDE_HTTP = 128  # NATS, the database, logs, the listening socket
 MAX_BACKLOG = 512
+STREAM_SEND_BUFFER = 128 * 1024  # the kernel's, per live stream (it doubles the figure)
+STREAM_WRITE_HIGH_WATER = 64 * 1024  # ours, above which a stream's writes wait
+RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close sends a reset
 REPORT_EVERY_S = 10.0
 
 
@@ -154,9 +162,12 @@ class ConnectionTable:
 
 
 class BoundedConfig(uvicorn.Config):
-    """uvicorn's config, carrying the limits and the table its connections share."""
+    """uvicorn's config, carrying the limits, the table its connections share and the
+    paths of long-lived streams."""
 
-    def __init__(self, app: Any, limits: HttpLimits, **kwargs: Any):
+    def __init__(
+        self, app: Any, limits: HttpLimits, streams: frozenset[str] = frozenset(), **kwargs: Any
+    ):
         super().__init__(
             app,
             http=BoundedHttpProtocol,
@@ -166,6 +177,7 @@ class BoundedConfig(uvicorn.Config):
             **kwargs,
         )
         self.limits = limits
+        self.streams = streams
         self.connections = ConnectionTable(limits.max_connections)
 
 
@@ -183,6 +195,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         bounded = cast(BoundedConfig, config)
         self.limits = bounded.limits
+        self.streams = bounded.streams
         self.table = bounded.connections
         self.request_timer: asyncio.TimerHandle | None = None
         self.write_timer: asyncio.TimerHandle | None = None
@@ -235,6 +248,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._cancel_request_timer()
         self.table.became_busy(self)
         super().on_headers_complete()
+        if self.scope.get("path") in self.streams:
+            self._bound_send_buffer()
 
     def on_message_complete(self) -> None:
         self.body_pending = False
@@ -245,6 +260,12 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().on_response_complete()
         if not self.transport.is_closing() and self._idle():
             self.table.became_idle(self)
+
+    def _bound_send_buffer(self) -> None:
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SEND_BUFFER)
+        self.transport.set_write_buffer_limits(high=STREAM_WRITE_HIGH_WATER)
 
     # --- time-outs ----------------------------------------------------------------
 
@@ -289,10 +310,14 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def _write_stalled(self) -> None:
         """The client has read nothing for the write time-out: drop what is buffered for
-        it and the connection (a close would wait for the buffer to drain)."""
+        it, ours and the kernel's, with the connection (a close would wait for the buffer
+        to drain, and the kernel would keep trying to deliver it)."""
         self.write_timer = None
         log.info(
             "cut off a client that stopped reading",
             extra={"client": self.client, "after_s": self.limits.write_timeout_s},
         )
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
         self.transport.abort()
