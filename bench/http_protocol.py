@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from services.gateway.app import EmbeddedHttpServer
 from services.gateway.http_limits import BoundedConfig, HttpLimits
 from shared.natsserver import free_port
 
@@ -49,13 +50,14 @@ def limits() -> HttpLimits:
     )
 
 
-async def serve(config: uvicorn.Config) -> uvicorn.Server:
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    asyncio.create_task(server.serve())
-    while not server.started:
+async def serve(config: uvicorn.Config, tasks: list[asyncio.Task[None]]) -> uvicorn.Server:
+    server = EmbeddedHttpServer(config)
+    tasks.append(asyncio.create_task(server.serve()))
+    for _ in range(1000):
+        if server.started:
+            return server
         await asyncio.sleep(0.01)
-    return server
+    raise RuntimeError(f"the server on port {config.port} did not start")
 
 
 async def read_response(reader: asyncio.StreamReader) -> None:
@@ -83,9 +85,10 @@ async def new_connections(port: int, requests: int) -> None:
 async def run(args: argparse.Namespace) -> None:
     plain_port, bounded_port = free_port(), free_port()
     common: dict[str, Any] = {"host": "127.0.0.1", "log_level": "warning", "lifespan": "off"}
+    tasks: list[asyncio.Task[None]] = []
     servers = [
-        await serve(uvicorn.Config(app, port=plain_port, http=HttpToolsProtocol, **common)),
-        await serve(BoundedConfig(app, limits(), port=bounded_port, **common)),
+        await serve(uvicorn.Config(app, port=plain_port, http=HttpToolsProtocol, **common), tasks),
+        await serve(BoundedConfig(app, limits(), port=bounded_port, **common), tasks),
     ]
     for name, client in (("kept-alive", kept_alive), ("new connection", new_connections)):
         cost: dict[str, list[float]] = {"uvicorn": [], "bounded": []}
@@ -95,13 +98,12 @@ async def run(args: argparse.Namespace) -> None:
                 await client(port, args.requests)
                 cost[label].append(1e6 * (time.process_time() - started) / args.requests)
         for label, figures in cost.items():
-            print(
-                f"{name:<15} {label:<8} CPU µs per request: median {statistics.median(figures):6.1f}"
-                f"  (rounds {', '.join(f'{f:.1f}' for f in figures)})"
-            )
+            median = statistics.median(figures)
+            rounds = ", ".join(f"{f:.1f}" for f in figures)
+            print(f"{name:<15} {label:<8} CPU µs per request: {median:6.1f}  (rounds {rounds})")
     for server in servers:
         server.should_exit = True
-    await asyncio.sleep(0.5)
+    await asyncio.gather(*tasks)
 
 
 def main() -> None:
