@@ -291,8 +291,12 @@ async def paused(bus: EventBus, stream: str, durable: str) -> AsyncIterator[None
     """The gateway's consumer of ``stream`` delivers nothing meanwhile (a JetStream
     consumer pause): its read model lags behind the commands."""
     api = f"$JS.API.CONSUMER.PAUSE.{stream}.{durable}"
-    reply = await bus.nc.request(api, orjson.dumps({"pause_until": "2100-01-01T00:00:00Z"}))
-    assert orjson.loads(reply.data)["paused"] is True
+
+    async def pause() -> bool:  # the gateway may still be creating its consumer
+        reply = await bus.nc.request(api, orjson.dumps({"pause_until": "2100-01-01T00:00:00Z"}))
+        return bool(orjson.loads(reply.data)["paused"])
+
+    await eventually(pause, what=f"{durable} paused")
     try:
         yield
     finally:
