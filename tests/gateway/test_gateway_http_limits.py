@@ -126,8 +126,8 @@ async def test_headers_trickled_byte_by_byte_are_cut_off(connect: Connect) -> No
 async def test_a_body_sent_too_slowly_is_answered_408(connect: Connect) -> None:
     slow = await connect()
     await slow.send(
-        b"POST /api/monitoring/metrics HTTP/1.1\r\nHost: gateway\r\n"
-        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n["
+        b"POST /api/monitoring/incidents HTTP/1.1\r\nHost: gateway\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
     )
 
     async def trickle() -> None:
@@ -184,14 +184,16 @@ async def test_requests_in_pieces_and_kept_alive_within_the_limits_are_served(
             await asyncio.sleep(TIMEOUT_S / 8)
         assert (await client.response()).startswith(b"HTTP/1.1 200 ")
         await asyncio.sleep(KEEPALIVE_S / 3)
+    # a body in two pieces, read whole: its validation names the missing field
     await client.send(
-        b"POST /api/monitoring/metrics HTTP/1.1\r\nHost: gateway\r\n"
-        b'Content-Type: application/json\r\nContent-Length: 29\r\n\r\n[{"name": "cpu", '
+        b"POST /api/monitoring/incidents HTTP/1.1\r\nHost: gateway\r\n"
+        b'Content-Type: application/json\r\nContent-Length: 23\r\n\r\n{"severity": '
     )
     await asyncio.sleep(TIMEOUT_S / 4)
-    await client.send(b'"value": 1}]')
-    head = await asyncio.wait_for(client.reader.readuntil(b"\r\n\r\n"), 5)
-    assert head.startswith(b"HTTP/1.1 202 ")
+    await client.send(b'"warning"}')
+    answer = await client.response()
+    assert answer.startswith(b"HTTP/1.1 422 ")
+    assert answer.endswith(b'{"detail":"title: Field required"}')
 
 
 # --- the connection cap ---------------------------------------------------------------
