@@ -33,6 +33,34 @@ class Settings(BaseSettings):
         description="Sample batches the metrics store or the alerts evaluator may be behind "
         "before POST /metrics answers 429; 0 accepts without limit",
     )
+    # HTTP server bounds: a client that sends or reads too slowly cannot hold a connection
+    http_header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request's headers must arrive within this many seconds of its first "
+        "byte (of the connection, for the first request), or the connection is closed",
+    )
+    http_body_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A request's body must arrive within this many seconds of its headers, "
+        "or the answer is 408 (a 5 MB sample batch needs 90 KB/s)",
+    )
+    http_keepalive_timeout_s: float = Field(
+        default=5.0, gt=0, description="An idle kept-alive connection is closed after this"
+    )
+    http_write_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A client that stops reading a response (a live stream too) is cut off "
+        "after this many seconds",
+    )
+    http_max_connections: int = Field(
+        default=0,
+        ge=0,
+        description="Open HTTP connections at most; 0: the open-file limit less a reserve. "
+        "At the cap, a new connection closes the one idle longest",
+    )
 
     # --- health and the watchdog ---
     watchdog_interval_s: float = Field(

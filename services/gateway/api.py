@@ -1,8 +1,10 @@
 """The HTTP API: reads from the gateway's read models, commands to the owning services.
 
 Errors are ``{"detail": "<field>: <problem>"}``. Domain errors from any owner map to a
-status in one handler; a command's answer waits until the read model shows its
-effect (read-your-writes), then returns the updated read model.
+status in one handler; a command's answer waits (a bounded time) until the read model
+shows its effect (read-your-writes), then returns the updated read model; if the read
+model has not caught up by then, the answer is 202 with the command's result and, in
+``Location``, the resource that will show it, never the older state.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import nats.errors
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request, Response
@@ -145,8 +149,33 @@ async def request_owner(state: GatewayState, subject: str, body: BaseModel) -> A
         raise Unavailable(f"could not reach the service answering {subject}: {exc}") from exc
 
 
-async def send_command(state: GatewayState, subject: str, command: BaseModel) -> CommandResult:
-    """Send a command, then wait until our read model has applied its last event."""
+@dataclass(frozen=True)
+class CommandOutcome:
+    """A command's result, and whether this gateway's read model shows it yet."""
+
+    result: CommandResult
+    shown: bool
+
+
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {
+        "model": CommandResult,
+        "description": "Done, but the read model does not show it yet: the body is the "
+        "command's result (aggregate, stream sequence); the resource in the Location "
+        "header shows the change once it has caught up",
+        "headers": {
+            "Location": {
+                "description": "The resource that will show the change",
+                "schema": {"type": "string"},
+            }
+        },
+    }
+}
+
+
+async def send_command(state: GatewayState, subject: str, command: BaseModel) -> CommandOutcome:
+    """Send a command, then wait (a bounded time) until our read model has applied its
+    last event."""
     state.health.refuse_writes()
     reply = await request_owner(state, subject, command)
     try:
@@ -154,28 +183,41 @@ async def send_command(state: GatewayState, subject: str, command: BaseModel) ->
     except ValidationError as exc:
         raise VigilError(f"{subject} answered something that is not a command result") from exc
     projection = PROJECTION_BY_STREAM.get(result.stream)
-    if result.seq > 0 and projection is not None:
-        caught_up = await state.progress.wait_for(
-            projection.name, result.seq, state.consistency_wait_s
+    if result.seq <= 0 or projection is None:
+        return CommandOutcome(result, shown=True)
+    shown = await state.progress.wait_for(projection.name, result.seq, state.consistency_wait_s)
+    if not shown:
+        log.info(
+            "answered 202: the read model has not applied the command's event yet",
+            extra={"projection": projection.name, "stream_seq": result.seq},
         )
-        if not caught_up:
-            log.warning(
-                "read model did not catch up in time",
-                extra={"projection": projection.name, "stream_seq": result.seq},
-            )
-    return result
+    return CommandOutcome(result, shown)
+
+
+def accepted(result: CommandResult, location: str) -> JSONResponse:
+    return JSONResponse(result.model_dump(), status_code=202, headers={"Location": location})
 
 
 async def updated_view(
-    result: CommandResult, load: Callable[[], Awaitable[Any]], status_code: int = 200
+    outcome: CommandOutcome,
+    load: Callable[[], Awaitable[BaseModel | None]],
+    location: str,
+    status_code: int = 200,
 ) -> Any:
-    """The read model after a command; 202 with the command result if it is not there yet."""
-    view = await load()
+    """The read model after a command, once it shows the command's effect; until then
+    202 with the command result and where to look."""
+    view = await load() if outcome.shown else None
     if view is None:
-        return JSONResponse(result.model_dump(), status_code=202)
-    if status_code != 200:
-        return JSONResponse(view.model_dump(mode="json"), status_code=status_code)
+        return accepted(outcome.result, location)
+    if status_code == 201:
+        return JSONResponse(
+            view.model_dump(mode="json"), status_code=201, headers={"Location": location}
+        )
     return view
+
+
+def resource_path(*parts: str) -> str:
+    return "/".join([PREFIX, *(quote(part, safe="") for part in parts)])
 
 
 # --- metrics -------------------------------------------------------------------
@@ -317,7 +359,7 @@ async def get_alert(engine: EngineDep, alert_id: str) -> AlertDetailPublic:
     return alert
 
 
-@alerts_router.post("/{alert_id}/ack", response_model=AlertDetailPublic)
+@alerts_router.post("/{alert_id}/ack", response_model=AlertDetailPublic, responses=ACCEPTED)
 async def acknowledge_alert(
     state: StateDep,
     engine: EngineDep,
@@ -326,11 +368,13 @@ async def acknowledge_alert(
 ) -> Any:
     ack = body or AlertAckUpdate()
     command = parse_command(commands.AcknowledgeAlert, {"alert_id": alert_id, **ack.model_dump()})
-    result = await send_command(state, commands.ACKNOWLEDGE_ALERT, command)
-    return await updated_view(result, lambda: load_alert(engine, alert_id))
+    outcome = await send_command(state, commands.ACKNOWLEDGE_ALERT, command)
+    return await updated_view(
+        outcome, lambda: load_alert(engine, alert_id), resource_path("alerts", alert_id)
+    )
 
 
-@alerts_router.post("/{alert_id}/resolve", response_model=AlertDetailPublic)
+@alerts_router.post("/{alert_id}/resolve", response_model=AlertDetailPublic, responses=ACCEPTED)
 async def resolve_alert(
     state: StateDep,
     engine: EngineDep,
@@ -339,8 +383,10 @@ async def resolve_alert(
 ) -> Any:
     resolve = body or AlertResolveUpdate()
     command = parse_command(commands.ResolveAlert, {"alert_id": alert_id, **resolve.model_dump()})
-    result = await send_command(state, commands.RESOLVE_ALERT, command)
-    return await updated_view(result, lambda: load_alert(engine, alert_id))
+    outcome = await send_command(state, commands.RESOLVE_ALERT, command)
+    return await updated_view(
+        outcome, lambda: load_alert(engine, alert_id), resource_path("alerts", alert_id)
+    )
 
 
 # --- incidents -----------------------------------------------------------------
@@ -364,12 +410,16 @@ async def list_incidents(
     return [IncidentPublic.model_validate(row) for row in rows]
 
 
-@incidents_router.post("", status_code=201, response_model=IncidentDetailPublic)
+@incidents_router.post("", status_code=201, response_model=IncidentDetailPublic, responses=ACCEPTED)
 async def open_incident(state: StateDep, engine: EngineDep, body: IncidentCreate) -> Any:
     command = parse_command(commands.OpenIncident, body.model_dump())
-    result = await send_command(state, commands.OPEN_INCIDENT, command)
+    outcome = await send_command(state, commands.OPEN_INCIDENT, command)
+    incident_id = outcome.result.aggregate_id
     return await updated_view(
-        result, lambda: load_incident(engine, result.aggregate_id), status_code=201
+        outcome,
+        lambda: load_incident(engine, incident_id),
+        resource_path("incidents", incident_id),
+        status_code=201,
     )
 
 
@@ -384,11 +434,15 @@ async def get_incident(engine: EngineDep, incident_id: str) -> IncidentDetailPub
 async def incident_command(
     state: GatewayState, engine: AsyncEngine, incident_id: str, subject: str, command: BaseModel
 ) -> Any:
-    result = await send_command(state, subject, command)
-    return await updated_view(result, lambda: load_incident(engine, incident_id))
+    outcome = await send_command(state, subject, command)
+    return await updated_view(
+        outcome, lambda: load_incident(engine, incident_id), resource_path("incidents", incident_id)
+    )
 
 
-@incidents_router.put("/{incident_id}/status", response_model=IncidentDetailPublic)
+@incidents_router.put(
+    "/{incident_id}/status", response_model=IncidentDetailPublic, responses=ACCEPTED
+)
 async def change_incident_status(
     state: StateDep, engine: EngineDep, incident_id: str, body: IncidentStatusUpdate
 ) -> Any:
@@ -400,18 +454,30 @@ async def change_incident_status(
     )
 
 
-@incidents_router.post("/{incident_id}/notes", status_code=201, response_model=IncidentDetailPublic)
+@incidents_router.post(
+    "/{incident_id}/notes",
+    status_code=201,
+    response_model=IncidentDetailPublic,
+    responses=ACCEPTED,
+)
 async def add_incident_note(
     state: StateDep, engine: EngineDep, incident_id: str, body: IncidentNoteCreate
 ) -> Any:
     command = parse_command(
         commands.AddIncidentNote, {"incident_id": incident_id, **body.model_dump()}
     )
-    result = await send_command(state, commands.ADD_INCIDENT_NOTE, command)
-    return await updated_view(result, lambda: load_incident(engine, incident_id), status_code=201)
+    outcome = await send_command(state, commands.ADD_INCIDENT_NOTE, command)
+    return await updated_view(
+        outcome,
+        lambda: load_incident(engine, incident_id),
+        resource_path("incidents", incident_id),
+        status_code=201,
+    )
 
 
-@incidents_router.put("/{incident_id}/assignee", response_model=IncidentDetailPublic)
+@incidents_router.put(
+    "/{incident_id}/assignee", response_model=IncidentDetailPublic, responses=ACCEPTED
+)
 async def assign_incident(
     state: StateDep, engine: EngineDep, incident_id: str, body: IncidentAssigneeUpdate
 ) -> Any:
@@ -421,7 +487,9 @@ async def assign_incident(
     return await incident_command(state, engine, incident_id, commands.ASSIGN_INCIDENT, command)
 
 
-@incidents_router.put("/{incident_id}/severity", response_model=IncidentDetailPublic)
+@incidents_router.put(
+    "/{incident_id}/severity", response_model=IncidentDetailPublic, responses=ACCEPTED
+)
 async def change_incident_severity(
     state: StateDep, engine: EngineDep, incident_id: str, body: IncidentSeverityUpdate
 ) -> Any:
@@ -448,26 +516,54 @@ async def list_checks(engine: EngineDep) -> list[CheckPublic]:
     return [CheckPublic.model_validate(row) for row in await queries.list_checks(engine)]
 
 
-@synthetic_router.post("/checks", status_code=201, response_model=CheckPublic)
+@synthetic_router.get("/checks/{check_id}")
+async def get_check(engine: EngineDep, check_id: str) -> CheckPublic:
+    check = await load_check(engine, check_id)
+    if check is None:
+        raise NotFound(f"check_id: no check {check_id!r}", field="check_id")
+    return check
+
+
+@synthetic_router.post("/checks", status_code=201, response_model=CheckPublic, responses=ACCEPTED)
 async def configure_check(state: StateDep, engine: EngineDep, body: CheckCreate) -> Any:
     command = parse_command(commands.ConfigureCheck, body.model_dump())
-    result = await send_command(state, commands.CONFIGURE_CHECK, command)
+    outcome = await send_command(state, commands.CONFIGURE_CHECK, command)
+    check_id = outcome.result.aggregate_id
     return await updated_view(
-        result, lambda: load_check(engine, result.aggregate_id), status_code=201
+        outcome,
+        lambda: load_check(engine, check_id),
+        resource_path("synthetic", "checks", check_id),
+        status_code=201,
     )
 
 
-@synthetic_router.post("/checks/{check_id}/run", response_model=CheckPublic)
+@synthetic_router.post("/checks/{check_id}/run", response_model=CheckPublic, responses=ACCEPTED)
 async def run_check(state: StateDep, engine: EngineDep, check_id: str) -> Any:
     command = parse_command(commands.RunCheck, {"check_id": check_id})
-    result = await send_command(state, commands.RUN_CHECK, command)
-    return await updated_view(result, lambda: load_check(engine, check_id))
+    outcome = await send_command(state, commands.RUN_CHECK, command)
+    return await updated_view(
+        outcome,
+        lambda: load_check(engine, check_id),
+        resource_path("synthetic", "checks", check_id),
+    )
 
 
-@synthetic_router.delete("/checks/{check_id}", status_code=204)
+@synthetic_router.delete(
+    "/checks/{check_id}",
+    status_code=204,
+    responses={
+        202: {
+            **ACCEPTED[202],
+            "description": "Removed, but the read model still lists the check: the resource "
+            "in the Location header answers 404 once it has caught up",
+        }
+    },
+)
 async def remove_check(state: StateDep, check_id: str) -> Response:
     command = parse_command(commands.RemoveCheck, {"check_id": check_id})
-    await send_command(state, commands.REMOVE_CHECK, command)
+    outcome = await send_command(state, commands.REMOVE_CHECK, command)
+    if not outcome.shown:
+        return accepted(outcome.result, resource_path("synthetic", "checks", check_id))
     return Response(status_code=204)
 
 

@@ -15,8 +15,9 @@ from fastapi import FastAPI
 from nats.aio.subscription import Subscription
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.gateway.api import create_app
+from services.gateway.api import PREFIX, create_app
 from services.gateway.handlers import heartbeat_listener, projection_handler
+from services.gateway.http_limits import BoundedConfig, HttpLimits, raise_file_limit
 from services.gateway.livestream import LiveStream
 from services.gateway.projections import PROJECTIONS, SERVICE, Projection, metadata
 from services.gateway.state import GatewayState
@@ -44,19 +45,26 @@ class EmbeddedHttpServer(uvicorn.Server):
 
 
 class HttpServer:
-    """The REST API, live stream and dashboard, served by uvicorn as a runtime task."""
+    """The REST API, live stream and dashboard, served by uvicorn as a runtime task.
+
+    Connections are bounded (see ``http_limits``): the cap follows the open-file limit,
+    which is first raised to its hard maximum.
+    """
 
     def __init__(self, app: FastAPI, settings: Settings, live: LiveStream):
         self.live = live
-        self.server = EmbeddedHttpServer(
-            uvicorn.Config(
-                app,
-                host=settings.host,
-                port=settings.port,
-                log_level="warning",
-                timeout_graceful_shutdown=HTTP_SHUTDOWN_S,
-            )
+        self.limits = HttpLimits.of(settings, raise_file_limit())
+        config = BoundedConfig(
+            app,
+            self.limits,
+            streams=frozenset({f"{PREFIX}/events"}),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            timeout_graceful_shutdown=HTTP_SHUTDOWN_S,
         )
+        self.connections = config.connections
+        self.server = EmbeddedHttpServer(config)
 
         self.failed = False
 

@@ -3,6 +3,12 @@
 Publishing never waits: each client has a bounded queue, and a client whose queue is
 full is dropped (its stream ends; browsers reconnect and reload). A slow browser can
 therefore never hold back a projection.
+
+A client that stops reading altogether leaves its response waiting on a full send
+buffer, where the end of its queue is never read; the HTTP server cuts such a
+connection once its writes have stalled for the write time-out (``http_limits``). What
+one such client holds meanwhile is bounded: its queue (references to events shared by
+all clients) and a small send buffer.
 """
 
 from __future__ import annotations

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from services.gateway.app import Gateway
@@ -105,6 +107,7 @@ async def test_an_incident_is_worked_from_open_to_resolved(
     assert opened.status_code == 201
     incident = opened.json()
     incident_id = incident["id"]
+    assert opened.headers["location"] == f"{API}/incidents/{incident_id}"
     assert (incident["status"], incident["opened_by"]) == ("investigating", "ann")
 
     url = f"{API}/incidents/{incident_id}"
@@ -150,6 +153,8 @@ async def test_a_synthetic_check_is_created_run_and_removed(
     assert created.status_code == 201
     check = created.json()
     assert (check["id"], check["interval_s"], check["last_ok"]) == ("homepage", 60.0, None)
+    assert created.headers["location"] == f"{API}/synthetic/checks/homepage"
+    assert (await client.get(created.headers["location"])).json() == check
 
     ran = await client.post(f"{API}/synthetic/checks/homepage/run")
     assert ran.status_code == 200
@@ -274,3 +279,138 @@ async def test_ledgers_list_notifications_and_dead_letters(
     assert [(d["consumer"], d["stream_seq"], d["error"]) for d in letters] == [
         ("notifier-alerts", 9, "ValueError: no")
     ]
+
+
+# --- answers while the read model lags ------------------------------------------------
+
+LAG_WAIT_S = 0.3  # how long a command waits for the read model in these tests
+
+
+@contextlib.asynccontextmanager
+async def paused(bus: EventBus, stream: str, durable: str) -> AsyncIterator[None]:
+    """The gateway's consumer of ``stream`` delivers nothing meanwhile (a JetStream
+    consumer pause): its read model lags behind the commands."""
+    api = f"$JS.API.CONSUMER.PAUSE.{stream}.{durable}"
+
+    async def pause() -> bool:  # the gateway may still be creating its consumer
+        reply = await bus.nc.request(api, orjson.dumps({"pause_until": "2100-01-01T00:00:00Z"}))
+        return bool(orjson.loads(reply.data)["paused"])
+
+    await eventually(pause, what=f"{durable} paused")
+    try:
+        yield
+    finally:
+        await bus.nc.request(api, b"")
+
+
+async def body_at(client: httpx.AsyncClient, location: str) -> Any:
+    response = await client.get(location)
+    return response.json() if response.status_code == 200 else None
+
+
+async def test_alert_commands_answer_202_and_where_to_look_until_the_read_model_shows_them(
+    client: httpx.AsyncClient, gateway: Gateway, bus: EventBus, owners: StandIns
+) -> None:
+    gateway.state.consistency_wait_s = LAG_WAIT_S
+    fired = await fire(bus, "a-1")
+    await projected(gateway, "gateway-alerts", fired)
+
+    async with paused(bus, "ALERTS", "gateway-alerts"):
+        acked = await client.post(f"{API}/alerts/a-1/ack", json={"by": "ann"})
+        assert acked.status_code == 202
+        location = acked.headers["location"]
+        assert location == f"{API}/alerts/a-1"
+        result = acked.json()
+        assert (result["aggregate_id"], result["stream"], result["version"]) == ("a-1", "ALERTS", 2)
+        assert result["seq"] > fired
+        # the resource still shows the older state, as itself and not as the command's result
+        assert ((await body_at(client, location))["status"]) == "firing"
+
+        resolved = await client.post(f"{API}/alerts/a-1/resolve", json={"by": "bob"})
+        assert (resolved.status_code, resolved.headers["location"]) == (202, location)
+        assert resolved.json()["version"] == 3
+
+    async def shows_resolved() -> bool:
+        alert = await body_at(client, location)
+        return bool(alert["status"] == "resolved" and alert["version"] == 3)
+
+    await eventually(shows_resolved, what="the alert shown resolved")
+
+
+async def test_incident_commands_answer_202_and_where_to_look_until_the_read_model_shows_them(
+    client: httpx.AsyncClient, gateway: Gateway, bus: EventBus, owners: StandIns
+) -> None:
+    gateway.state.consistency_wait_s = LAG_WAIT_S
+    async with paused(bus, "INCIDENTS", "gateway-incidents"):
+        opened = await client.post(
+            f"{API}/incidents", json={"title": "checkout down", "severity": "critical"}
+        )
+        assert opened.status_code == 202
+        incident_id = opened.json()["aggregate_id"]
+        location = opened.headers["location"]
+        assert location == f"{API}/incidents/{incident_id}"
+        assert (await client.get(location)).status_code == 404  # not there yet
+
+        changed = await client.put(f"{location}/status", json={"status": "identified"})
+        noted = await client.post(f"{location}/notes", json={"text": "rolled back"})
+        assigned = await client.put(f"{location}/assignee", json={"assignee": "bob"})
+        for answer in (changed, noted, assigned):
+            assert (answer.status_code, answer.headers["location"]) == (202, location)
+        assert assigned.json()["version"] == 4
+
+    async def shows_all() -> bool:
+        incident = await body_at(client, location)
+        return incident is not None and incident["version"] == 4
+
+    await eventually(shows_all, what="the incident shown with all four changes")
+    incident = await body_at(client, location)
+    assert (incident["status"], incident["assignee"], len(incident["notes"])) == (
+        "identified",
+        "bob",
+        1,
+    )
+
+
+async def test_check_commands_answer_202_and_where_to_look_until_the_read_model_shows_them(
+    client: httpx.AsyncClient, gateway: Gateway, bus: EventBus, owners: StandIns
+) -> None:
+    gateway.state.consistency_wait_s = LAG_WAIT_S
+    check = {"name": "homepage", "url": "http://shop.test/", "interval_s": 60}
+    async with paused(bus, "SYNTHETIC", "gateway-synthetic"):
+        created = await client.post(f"{API}/synthetic/checks", json=check)
+        assert created.status_code == 202
+        location = created.headers["location"]
+        assert location == f"{API}/synthetic/checks/homepage"
+        assert (await client.get(location)).status_code == 404
+    await eventually(lambda: body_at(client, location), what="the check shown")
+
+    async with paused(bus, "SYNTHETIC", "gateway-synthetic"):
+        removed = await client.delete(location)
+        assert (removed.status_code, removed.headers["location"]) == (202, location)
+        assert (await client.get(location)).status_code == 200  # still listed meanwhile
+
+    async def gone() -> bool:
+        return (await client.get(location)).status_code == 404
+
+    await eventually(gone, what="the check shown removed")
+
+
+async def test_the_202_answers_are_documented(client: httpx.AsyncClient) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    commands_documented = [
+        ("post", f"{API}/alerts/{{alert_id}}/ack"),
+        ("post", f"{API}/alerts/{{alert_id}}/resolve"),
+        ("post", f"{API}/incidents"),
+        ("put", f"{API}/incidents/{{incident_id}}/status"),
+        ("post", f"{API}/incidents/{{incident_id}}/notes"),
+        ("put", f"{API}/incidents/{{incident_id}}/assignee"),
+        ("put", f"{API}/incidents/{{incident_id}}/severity"),
+        ("post", f"{API}/synthetic/checks"),
+        ("post", f"{API}/synthetic/checks/{{check_id}}/run"),
+        ("delete", f"{API}/synthetic/checks/{{check_id}}"),
+    ]
+    for method, path in commands_documented:
+        accepted = paths[path][method]["responses"]["202"]
+        assert "Location" in accepted["headers"], path
+        schema = accepted["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/CommandResult"}, path

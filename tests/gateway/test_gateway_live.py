@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from services.gateway.app import Gateway
+from services.gateway.app import Gateway, build_gateway
 from services.gateway.livestream import LiveEvent, LiveStream
 from shared import subjects
 from shared.bus import EventBus
@@ -232,3 +233,77 @@ async def test_the_dashboard_page_and_api_docs_are_served(served: httpx.AsyncCli
     schema = (await served.get("/openapi.json")).json()
     assert "/api/monitoring/incidents/{incident_id}/status" in schema["paths"]
     assert "IncidentCreate" in schema["components"]["schemas"]
+
+
+async def projected_through(gateway: Gateway, seq: int) -> None:
+    await eventually(lambda: gateway.state.progress.applied.get("gateway-alerts", 0) >= seq)
+
+
+async def test_a_live_client_that_stops_reading_is_cut_off_while_others_get_everything(
+    gateway_settings: Settings, start_service: RuntimeFactory, bus: EventBus
+) -> None:
+    tuned = gateway_settings.model_copy(update={"http_write_timeout_s": 1.0})
+    gateway = build_gateway(tuned)
+    await start_service(gateway.runtime)
+    live = gateway.state.live
+    loop = asyncio.get_running_loop()
+    # a client that asks for the stream, then never reads (its small window fills at once)
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.setblocking(False)
+    await loop.sock_connect(stalled, ("127.0.0.1", tuned.port))
+    await loop.sock_sendall(stalled, b"GET /api/monitoring/events HTTP/1.1\r\nHost: g\r\n\r\n")
+
+    received: list[int] = []
+    published: list[int] = []
+    base = f"http://127.0.0.1:{tuned.port}"
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=10.0) as http,
+        http.stream("GET", f"{API}/events") as reading,
+    ):
+
+        async def read_all() -> None:
+            lines = reading.aiter_lines()
+            while True:
+                event = await next_sse_event(lines)
+                if "data" in event:
+                    received.append(orjson.loads(event["data"])["seq"])
+
+        reader = asyncio.create_task(read_all())
+        await eventually(lambda: len(live.subscribers) == 2)
+        # events until the stalled client is dropped (its buffers hold a few hundred);
+        # bounded, so that a regression fails instead of publishing forever
+        while len(live.subscribers) == 2 and len(published) < 5_000:
+            published += await asyncio.gather(
+                *(
+                    bus.publish(subjects.alert(f"a-{len(published) + n}"), alert_fired("a"))
+                    for n in range(50)
+                )
+            )
+            await projected_through(gateway, max(published))
+            await asyncio.sleep(0.05)
+        assert len(live.subscribers) == 1, f"still streaming after {len(published)} events"
+        # and its connection is closed while it still reads nothing
+        stalled_from = stalled.getsockname()
+
+        def stalled_open() -> bool:
+            return any(c.client == stalled_from for c in gateway.http.connections.open)
+
+        await eventually(lambda: not stalled_open(), what="the stalled connection closed")
+        await eventually(lambda: len(received) >= len(published), what="every event read")
+        reader.cancel()
+    assert received == sorted(published)
+    assert gateway.state.progress.applied["gateway-alerts"] == max(published)
+
+    # what the stalled client had been sent ends there: its stream did not go on
+    drained = b""
+    while True:
+        try:
+            chunk = await asyncio.wait_for(loop.sock_recv(stalled, 65536), 10)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        drained += chunk
+    stalled.close()
+    assert 0 < drained.count(b"\nevent: AlertFired\n") < len(published)
