@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib
 import os
-import resource
 import sys
 from pathlib import Path
 from typing import Any
 
 from shared.logs import configure_logging
+from shared.openfiles import raise_file_limit
 from shared.services import SERVICES
 
 
@@ -40,15 +39,6 @@ def _check_config(path: Path | None) -> bool:
     return True
 
 
-def _raise_file_limit() -> None:
-    """Soft limit on open files up to the hard limit (children inherit it): every client
-    connection, subscription and SQLite file is a descriptor."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 def _fail(message: str) -> int:
     print(f"vigil: {message}", file=sys.stderr)
     return 2
@@ -59,7 +49,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from shared.datadir import DataDirError, DataDirLock, prepare
     from shared.settings import Settings
 
-    _raise_file_limit()
+    raise_file_limit()
     if not _check_config(args.config):
         return 2
     try:
@@ -88,7 +78,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from shared.datadir import DataDirError, ensure_writable
     from shared.settings import Settings
 
-    _raise_file_limit()
+    raise_file_limit()
     os.umask(0o077)
     settings = Settings()
     configure_logging(settings.log_level)

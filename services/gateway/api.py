@@ -703,10 +703,18 @@ async def live_events(state: GatewayState) -> AsyncIterator[bytes]:
 @health_router.get(
     f"{PREFIX}/events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {"content": {"text/event-stream": {}}},
+        429: {"description": "As many live clients as the gateway takes are connected"},
+    },
 )
 async def event_stream(state: StateDep) -> StreamingResponse:
     """Every projected event as it is applied (server-sent events, keep-alive every 15 s)."""
+    if state.live.full:
+        raise Overloaded(
+            f"{state.live.max_clients} live-stream clients are connected; retry later",
+            retry_after_s=30.0,
+        )
     return StreamingResponse(
         live_events(state),
         media_type="text/event-stream",

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.gateway.api import PREFIX, create_app
 from services.gateway.handlers import heartbeat_listener, projection_handler
-from services.gateway.http_limits import BoundedConfig, HttpLimits, raise_file_limit
+from services.gateway.http_limits import BoundedConfig, HttpLimits
 from services.gateway.livestream import LiveStream
 from services.gateway.projections import PROJECTIONS, SERVICE, Projection, metadata
 from services.gateway.state import GatewayState
@@ -26,6 +26,7 @@ from shared.bus import EventBus, Recorded, log_session
 from shared.config import VigilConfig, load_config
 from shared.consumer import ConsumerSpec
 from shared.db import ProjectionStore, create_engine
+from shared.openfiles import raise_file_limit
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 

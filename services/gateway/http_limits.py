@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import resource
 import socket
 import struct
 import time
@@ -37,7 +36,6 @@ from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FILE_LIMIT_CEILING = 1 << 20  # taken as the limit when the hard one is "unlimited"
 FDS_BESIDE_HTTP = 128  # NATS, the database, logs, the listening socket
 MAX_BACKLOG = 512
 STREAM_SEND_BUFFER = 128 * 1024  # the kernel's, per live stream (it doubles the figure)
@@ -54,21 +52,6 @@ def _plain_response(status: bytes, text: bytes) -> bytes:
 
 REFUSED = _plain_response(b"503 Service Unavailable", b"too many open connections\n")
 TIMED_OUT = _plain_response(b"408 Request Timeout", b"the request body came too slowly\n")
-
-
-def raise_file_limit() -> int:
-    """Raise the soft open-file limit to the hard one; the limit now in force."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = FILE_LIMIT_CEILING if hard == resource.RLIM_INFINITY else hard
-    if soft == resource.RLIM_INFINITY:
-        return FILE_LIMIT_CEILING
-    if soft < target:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        except (ValueError, OSError):
-            return soft
-        return target
-    return soft
 
 
 def listen_backlog(file_limit: int) -> int:

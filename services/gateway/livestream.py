@@ -26,6 +26,9 @@ from shared.events import Event
 log = logging.getLogger(__name__)
 
 CLIENT_QUEUE_SIZE = 1024
+# live clients are never idle, so the connection cap cannot make room by closing them:
+# past this many a new one is refused, and /health and the API stay reachable
+MAX_CLIENTS = 1000
 KEEPALIVE_S = 15.0
 
 
@@ -83,10 +86,15 @@ class LiveSubscriber:
 
 
 class LiveStream:
-    def __init__(self, client_queue_size: int = CLIENT_QUEUE_SIZE):
+    def __init__(self, client_queue_size: int = CLIENT_QUEUE_SIZE, max_clients: int = MAX_CLIENTS):
         self.client_queue_size = client_queue_size
+        self.max_clients = max_clients
         self.subscribers: set[LiveSubscriber] = set()
         self.closed = False
+
+    @property
+    def full(self) -> bool:
+        return len(self.subscribers) >= self.max_clients
 
     def subscribe(self) -> LiveSubscriber:
         subscriber = LiveSubscriber(self.client_queue_size)

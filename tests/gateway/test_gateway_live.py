@@ -90,6 +90,22 @@ async def test_a_projected_event_reaches_a_live_client(
     assert (await served.get(f"{API}/alerts/a-live")).json()["status"] == "firing"
 
 
+async def test_live_clients_past_the_limit_are_refused_and_the_api_stays_reachable(
+    served: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    gateway.state.live.max_clients = 1
+    async with served.stream("GET", f"{API}/events") as first:
+        await asyncio.wait_for(next_sse_event(first.aiter_lines()), 5)
+        refused = await served.get(f"{API}/events")
+        assert refused.status_code == 429
+        assert refused.headers["retry-after"] == "30"
+        assert "1 live-stream clients are connected" in refused.json()["detail"]
+        assert (await served.get(f"{API}/alerts")).status_code == 200
+    await eventually(lambda: not gateway.state.live.subscribers)
+    async with served.stream("GET", f"{API}/events") as again:
+        assert again.status_code == 200
+
+
 async def test_an_idle_stream_gets_keep_alive_comments(
     served: httpx.AsyncClient, gateway: Gateway
 ) -> None:
