@@ -31,6 +31,7 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
     runtime.on_start(ledger.create)
     runtime.on_start(dispatcher.open)
     runtime.on_stop(dispatcher.close)
+    runtime.on_stop(ledger.flush_marks)
     runtime.on_stop(ledger.dispose)
     specs = consumer_specs(config.channels)
 
@@ -42,6 +43,7 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
         runtime.consume(spec, dispatcher.handler(spec))
     runtime.consume(WATCHDOG_CONSUMER, deadman.on_watchdog)
     runtime.report_status(deadman.status)
+    runtime.background(ledger.flush_marks_forever)
     return runtime
 
 

@@ -272,4 +272,4 @@ class NotificationDispatcher:
 
     async def _publish(self, delivery_id: str, outcome: Event) -> None:
         seq = await self._bus().publish(subjects.notification(delivery_id), outcome)
-        await self.ledger.mark_published(delivery_id, seq)
+        self.ledger.mark_published_soon(delivery_id, seq)

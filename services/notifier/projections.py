@@ -10,6 +10,7 @@ stream alone.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +27,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     select,
     update,
 )
@@ -95,10 +97,14 @@ def _outcome_values(outcome: Outcome) -> dict[str, Any]:
     }
 
 
+MARK_FLUSH_S = 0.05
+
+
 class DeliveryLedger:
     def __init__(self, engine: AsyncEngine):
         self.store = ProjectionStore(engine, metadata, SERVICE)
         self.engine = engine
+        self._marks: dict[str, int] = {}  # published outcomes not yet marked in the ledger
 
     async def create(self) -> None:
         await self.store.create_all()
@@ -176,13 +182,35 @@ class DeliveryLedger:
         async with self.engine.begin() as conn:
             await conn.execute(self._upsert(values))
 
-    async def mark_published(self, delivery_id: str, seq: int) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(deliveries)
-                .where(deliveries.c.delivery_id == delivery_id)
-                .values(outbox=None, published_seq=seq)
-            )
+    def mark_published_soon(self, delivery_id: str, seq: int) -> None:
+        """Mark a published outcome with the next ``flush_marks``.
+
+        One fsync'd commit per delivery is the notifier's ceiling; the marks of many go
+        in one. A mark lost in a crash costs nothing: the outcome stays in the outbox,
+        and a redelivery publishes it again under the same event id.
+        """
+        self._marks[delivery_id] = seq
+
+    async def flush_marks(self) -> None:
+        if not self._marks:
+            return
+        marks, self._marks = self._marks, {}
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.delivery_id == bindparam("marked_id"))
+                    .values(outbox=None, published_seq=bindparam("marked_seq")),
+                    [{"marked_id": k, "marked_seq": v} for k, v in marks.items()],
+                )
+        except Exception:
+            self._marks = marks | self._marks  # tried again with the next flush
+            raise
+
+    async def flush_marks_forever(self, every_s: float = MARK_FLUSH_S) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            await self.flush_marks()
 
     async def apply_recorded(self, outcome: Outcome, seq: int) -> bool:
         """Project one NOTIFICATIONS event (rebuild); checkpointed, so replays are harmless."""

@@ -116,8 +116,12 @@ async def test_signed_webhook_with_the_documented_payload(
         200,
     )
     assert outcome.causation_id == event.id
-    [row] = await ledger.rows()
-    assert (row["status"], row["attempts"], row["outbox"]) == ("delivered", 1, None)
+
+    async def marked() -> bool:
+        [row] = await ledger.rows()
+        return (row["status"], row["attempts"], row["outbox"]) == ("delivered", 1, None)
+
+    await eventually(marked, what="the outcome marked published")
 
 
 async def test_unsigned_channel_and_ignored_event_types(

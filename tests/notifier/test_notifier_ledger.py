@@ -36,7 +36,9 @@ async def test_retrying_then_delivered_then_published(ledger: DeliveryLedger) ->
     entry = (await ledger.entries([NOTE.delivery_id]))[NOTE.delivery_id]
     assert (entry.status, entry.attempts, entry.outbox) == ("delivered", 2, outcome.encode())
 
-    await ledger.mark_published(NOTE.delivery_id, 7)
+    ledger.mark_published_soon(NOTE.delivery_id, 7)
+    assert (await ledger.rows())[0]["outbox"] == outcome.encode()  # not until the flush
+    await ledger.flush_marks()
     [row] = await ledger.rows()
     assert (row["outbox"], row["published_seq"], row["status_code"], row["last_error"]) == (
         None,
@@ -63,3 +65,19 @@ async def test_replaying_the_stream_is_checkpointed(ledger: DeliveryLedger) -> N
     [row] = await ledger.rows()
     assert (row["status"], row["status_code"], row["published_seq"]) == ("delivered", 204, 2)
     assert await ledger.store.last_seq("notifier-ledger") == 2
+
+
+async def test_many_marks_go_in_one_flush(ledger: DeliveryLedger) -> None:
+    triggers = [
+        IncidentOpened(id=f"evt-{i}", aggregate_id=f"inc-{i}", title="t", severity="critical")
+        for i in range(50)
+    ]
+    for seq, trigger in enumerate(triggers, start=1):
+        outcome = delivered(trigger, notification_for(trigger, "ops"), "ops", 1, 204, 1.0)
+        await ledger.record_outcome(outcome)
+        ledger.mark_published_soon(outcome.aggregate_id, seq)
+    await ledger.flush_marks()
+    await ledger.flush_marks()  # nothing left: a no-op
+    rows = await ledger.rows()
+    assert sorted(r["published_seq"] for r in rows) == list(range(1, 51))
+    assert all(r["outbox"] is None for r in rows)
