@@ -382,6 +382,7 @@ async def consume_batches_forever(
     handler: BatchHandler,
     checkpoint: Checkpoint | None = None,
     faults: FaultBoard | None = None,
+    subscribed: asyncio.Event | None = None,
 ) -> None:
     """A durable pull loop handing over whatever has arrived, up to ``spec.batch`` at once.
 
@@ -400,6 +401,8 @@ async def consume_batches_forever(
     if checkpoint is not None:
         await resume_at_checkpoint(js, spec, await checkpoint())
     subscription = await _pull_subscription(js, spec)
+    if subscribed is not None:
+        subscribed.set()
     try:
         while True:
             if checkpoint is not None and nc.stats["reconnects"] != reconnects and nc.is_connected:

@@ -32,6 +32,7 @@ GC_THRESHOLDS = (50_000, 20, 100)
 # Each step of a stop is bounded: a stop that hangs is worse than one that abandons
 # a subscription, since everything the service owns is in the log anyway.
 STOP_STEP_TIMEOUT_S = 5.0
+SUBSCRIBE_TIMEOUT_S = 30.0
 
 Hook = Callable[[], Coroutine[Any, Any, None]]
 RequestHandler = Callable[[dict[str, Any]], Awaitable[Any]]
@@ -65,6 +66,7 @@ class ServiceRuntime:
         self._responders: list[tuple[str, RequestHandler]] = []
         self._background: list[Hook] = []
         self._ready_checks: list[Hook] = []
+        self._subscribed: list[tuple[str, asyncio.Event]] = []  # batched consumers
         self._tasks: list[asyncio.Task[None]] = []
         self._ordered: list[ConsumerSpec] = []
         self._stopping = False
@@ -91,9 +93,11 @@ class ServiceRuntime:
         ``checkpoint`` returns the last stream sequence the handler applied; the durable
         then resumes right after it (see ``resume_at_checkpoint``).
         """
+        subscribed = asyncio.Event()
+        self._subscribed.append((spec.durable, subscribed))
         self._background.append(
             lambda: consume_batches_forever(
-                lambda: self.bus, spec, handler, checkpoint, self.faults
+                lambda: self.bus, spec, handler, checkpoint, self.faults, subscribed
             )
         )
 
@@ -147,6 +151,7 @@ class ServiceRuntime:
             )
         )
         self._tasks.extend(asyncio.create_task(self._supervised(task)) for task in self._background)
+        await self._consuming()
         for check in self._ready_checks:
             await check()
         # Everything built so far lives as long as the process: keep it out of the
@@ -157,6 +162,17 @@ class ServiceRuntime:
         gc.set_threshold(*GC_THRESHOLDS)
         self.ready.set()
         log.info("service ready", extra={"service": self.name})
+
+    async def _consuming(self) -> None:
+        """Ready means consuming: wait until every batched durable has its subscription."""
+        for durable, subscribed in self._subscribed:
+            try:
+                await asyncio.wait_for(subscribed.wait(), SUBSCRIBE_TIMEOUT_S)
+            except TimeoutError:
+                raise RuntimeError(
+                    f"{self.name}: consumer {durable} did not subscribe within "
+                    f"{SUBSCRIBE_TIMEOUT_S:g} s"
+                ) from None
 
     async def _reconnected(self) -> None:
         """Release what a restarted nats-server holds for an ordered durable.

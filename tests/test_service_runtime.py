@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
+from shared import subjects
 from shared.bus import EventBus
+from shared.consumer import ConsumerSpec, Delivery
+from shared.events import Event
 from shared.runtime import STOP_STEP_TIMEOUT_S, ServiceRuntime
 from shared.settings import Settings
+from shared.streams import INCIDENTS
 from tests.conftest import RuntimeFactory
 
 
@@ -67,3 +71,23 @@ async def test_stop_is_bounded_when_a_stop_hook_hangs(
     await runtime.stop()
     assert time.monotonic() - started < STOP_STEP_TIMEOUT_S + 2
     assert later_hook_ran.is_set()
+
+
+async def test_a_batched_consumer_has_its_durable_once_the_service_is_ready(
+    settings: Settings, bus: EventBus, start_service: RuntimeFactory
+) -> None:
+    runtime = ServiceRuntime("probe", settings)
+    spec = ConsumerSpec(
+        durable="probe-batched",
+        stream=INCIDENTS,
+        filter_subject=f"{subjects.INCIDENT_EVENTS}.>",
+        batch=16,
+    )
+
+    async def nothing(items: list[tuple[Event, Delivery]]) -> None:
+        return None
+
+    runtime.consume_batches(spec, nothing)
+    await start_service(runtime)
+    info = await bus.js.consumer_info(INCIDENTS.name, "probe-batched")
+    assert info.config.durable_name == "probe-batched"
