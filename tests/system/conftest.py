@@ -204,3 +204,40 @@ def vigil_system(
         yield vigil
     finally:
         shut_down(vigil)
+
+
+SMALL_DISK_MB = 64
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A small tmpfs as the data dir (``tmp_path / "data"``), so it can be filled for real."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "data"
+    mount.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={SMALL_DISK_MB}m", "tmpfs", str(mount)],
+        check=True,
+    )
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill_disk(directory: Path, leave_bytes: int = 0) -> Path:
+    """Write ballast until only ``leave_bytes`` are free; remove the file to free them."""
+    ballast = directory / f"ballast-{leave_bytes}"
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        with contextlib.suppress(OSError):
+            while True:
+                stat = os.statvfs(directory)
+                room = stat.f_bavail * stat.f_frsize - leave_bytes
+                if room <= 0:
+                    break
+                os.write(fd, b"\0" * min(room, 1 << 20))
+    finally:
+        os.close(fd)
+    return ballast

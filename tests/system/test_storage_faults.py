@@ -5,8 +5,6 @@ everything resumes when the disk is mended, with nothing acknowledged lost."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,32 +14,23 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.system.conftest import VigilProcess, WebhookReceiver, shut_down, start_vigil
+from tests.system.conftest import (
+    SMALL_DISK_MB,
+    VigilProcess,
+    WebhookReceiver,
+    fill_disk,
+    shut_down,
+    start_vigil,
+)
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
-DISK_MB = 64
 FAST_HEALTH = {
     "VIGIL_WATCHDOG_INTERVAL_S": "0.3",
     "VIGIL_HEARTBEAT_INTERVAL_S": "0.5",
     "VIGIL_STALL_AFTER_S": "5",
 }
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "data"
-    mount.mkdir()
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m", "tmpfs", str(mount)], check=True
-    )
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.fixture
@@ -54,23 +43,6 @@ def vigil_on_small_disk(
         yield vigil
     finally:
         shut_down(vigil)
-
-
-def fill(directory: Path, leave_bytes: int = 0) -> Path:
-    """Write ballast until only ``leave_bytes`` are free."""
-    ballast = directory / f"ballast-{leave_bytes}"
-    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        with contextlib.suppress(OSError):
-            while True:
-                stat = os.statvfs(directory)
-                room = stat.f_bavail * stat.f_frsize - leave_bytes
-                if room <= 0:
-                    break
-                os.write(fd, b"\0" * min(room, 1 << 20))
-    finally:
-        os.close(fd)
-    return ballast
 
 
 def sample(host: str, value: float = 10.0) -> dict[str, Any]:
@@ -152,7 +124,9 @@ async def test_a_full_disk_is_said_loudly_refused_at_once_and_survived(
         await all_stored(client, accepted)
 
         # nearly full: Vigil pages about its own disk while it still can
-        nearly = await asyncio.to_thread(fill, small_disk, int(DISK_MB * 0.06 * 1024 * 1024))
+        nearly = await asyncio.to_thread(
+            fill_disk, small_disk, int(SMALL_DISK_MB * 0.06 * 1024 * 1024)
+        )
 
         def disk_low_paged() -> bool:
             return any(
@@ -163,7 +137,7 @@ async def test_a_full_disk_is_said_loudly_refused_at_once_and_survived(
         health = (await client.get("/health")).json()
         assert any("nearly full" in p["reason"] for p in health["problems"]), health
 
-        full = await asyncio.to_thread(fill, small_disk)
+        full = await asyncio.to_thread(fill_disk, small_disk)
         ready = await wait_refused(client, "full")
         assert ready["status"] == "failing"
         await refused_at_once(client, "full")

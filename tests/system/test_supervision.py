@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from shared.services import SERVICES
 from tests.system.conftest import (
     VigilProcess,
     WebhookReceiver,
+    fill_disk,
     shut_down,
     start_vigil,
 )
@@ -239,33 +239,6 @@ async def test_a_leftover_nats_server_of_the_data_dir_is_stopped_first(
         leftover.stop()
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 40 MB tmpfs for the data dir, so the disk can be filled for real."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "data"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _fill(directory: Path) -> Path:
-    """Write a file until the disk is full."""
-    ballast = directory / "ballast"
-    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        with contextlib.suppress(OSError):
-            while os.write(fd, b"\0" * (1 << 20)):
-                pass
-    finally:
-        os.close(fd)
-    return ballast
-
-
 async def test_store_failing_on_a_full_disk_is_restarted_once_there_is_room(
     small_disk: Path, tmp_path: Path, webhook_receiver: WebhookReceiver
 ) -> None:
@@ -274,7 +247,7 @@ async def test_store_failing_on_a_full_disk_is_restarted_once_there_is_room(
         async with vigil.client() as client:
             acked = await _post_batches(client, batches=10, size=50, tag="before")
             await _stored(client, acked)
-            ballast = await asyncio.to_thread(_fill, small_disk)
+            ballast = await asyncio.to_thread(fill_disk, small_disk)
             # writes fail now; keep trying until the server reports its store failing
             deadline = time.monotonic() + 60
             while not any("JetStream is failing" in line for line in vigil.lines):
