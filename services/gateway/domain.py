@@ -256,7 +256,7 @@ class ServiceLiveness:
                 uptime_s=max(0.0, sent_at - started_at),
                 seen_at=seen_at,
                 started_at=started_at,
-                report={k: v for k, v in payload.items() if k not in _ENVELOPE},
+                report=bounded_report(payload),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -291,4 +291,27 @@ class ServiceLiveness:
         )
 
 
-_ENVELOPE = frozenset({"service", "host", "pid", "time", "started_at"})
+MAX_REPORTED_FAULTS = 32
+MAX_REASON_CHARS = 300
+_DISK_FIELDS = {"path": str, "free_bytes": int, "total_bytes": int, "writable": bool}
+_WATCHDOG_FIELDS = ("watchdog_evaluated", "watchdog_delivered", "deadman_pinged_at")
+
+
+def bounded_report(payload: dict[str, Any]) -> dict[str, Any]:
+    """What a heartbeat reports, kept only in the shapes health reads and in bounded size:
+    anyone on the bus can send a beat, and /health must not echo whatever it says."""
+    report: dict[str, Any] = {}
+    faults = payload.get("faults")
+    if isinstance(faults, dict):
+        report["faults"] = {
+            str(k)[:100]: str(v)[:MAX_REASON_CHARS]
+            for k, v in list(faults.items())[:MAX_REPORTED_FAULTS]
+        }
+    disk = payload.get("disk")
+    if isinstance(disk, dict) and all(isinstance(disk.get(k), t) for k, t in _DISK_FIELDS.items()):
+        report["disk"] = {k: disk[k] for k in _DISK_FIELDS} | {"path": disk["path"][:300]}
+    for name in _WATCHDOG_FIELDS:
+        value = payload.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            report[name] = float(value)
+    return report

@@ -127,9 +127,10 @@ class HealthMonitor:
             bus = bus_of()
             await bus.js.publish(subjects.write_probe("gateway"), b"probe", timeout=PROBE_TIMEOUT_S)
         except Exception as exc:
-            reason = str(exc) or type(exc).__name__
-            if type(exc).__name__ in ("TimeoutError", "FetchTimeoutError"):
+            if isinstance(exc, TimeoutError):  # nats-py's time-outs are TimeoutErrors too
                 reason = f"no answer to a write within {PROBE_TIMEOUT_S:g} s"
+            else:
+                reason = str(exc) or type(exc).__name__
             if self.probe_error is None:
                 log.warning("the event log refuses writes", extra={"error": reason})
             self.probe_error = reason

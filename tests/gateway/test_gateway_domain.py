@@ -11,6 +11,7 @@ from services.gateway.domain import (
     MalformedBody,
     PayloadTooLarge,
     ServiceLiveness,
+    bounded_report,
     parse_label_filter,
     parse_sample_batch,
 )
@@ -253,3 +254,19 @@ def test_every_expected_service_is_listed_and_unknown_ones_too() -> None:
     assert liveness.record({"pid": 3}, seen_at=5.0) is None
     names = [s.service for s in liveness.status(now=5.0)]
     assert names == ["gateway", "metrics", "alerts", "incidents", "synthetic", "notifier", "agent"]
+
+
+def test_a_heartbeat_report_keeps_only_bounded_known_shapes() -> None:
+    hostile = {
+        "faults": {f"f{i}": "x" * 10_000 for i in range(1000)},
+        "disk": {"path": "/d", "free_bytes": "lots", "total_bytes": 1, "writable": True},
+        "watchdog_evaluated": "yesterday",
+        "watchdog_delivered": 12.5,
+        "anything": ["else"] * 1000,
+    }
+    report = bounded_report(hostile)
+    assert len(report["faults"]) == 32
+    assert all(len(reason) == 300 for reason in report["faults"].values())
+    assert report.keys() == {"faults", "watchdog_delivered"}  # the odd disk is dropped
+    good_disk = {"path": "/d", "free_bytes": 5, "total_bytes": 10, "writable": True}
+    assert bounded_report({"disk": good_disk})["disk"] == good_disk
