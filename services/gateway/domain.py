@@ -261,6 +261,10 @@ class ServiceLiveness:
         except (KeyError, TypeError, ValueError):
             return None
         previous = self.last.get(beat.service)
+        unknown = previous is None and beat.service not in self.expected
+        extra = sum(1 for name in self.last if name not in self.expected)
+        if unknown and extra >= MAX_EXTRA_SERVICES:
+            return None  # a flood of made-up names must not grow health without end
         if previous is not None and (previous.pid, previous.started_at) != (
             beat.pid,
             beat.started_at,
@@ -291,6 +295,7 @@ class ServiceLiveness:
         )
 
 
+MAX_EXTRA_SERVICES = 32  # replicas or helpers beyond the six, remembered at most
 MAX_REPORTED_FAULTS = 32
 MAX_REASON_CHARS = 300
 _DISK_FIELDS = {"path": str, "free_bytes": int, "total_bytes": int, "writable": bool}

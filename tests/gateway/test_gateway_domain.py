@@ -270,3 +270,11 @@ def test_a_heartbeat_report_keeps_only_bounded_known_shapes() -> None:
     assert report.keys() == {"faults", "watchdog_delivered"}  # the odd disk is dropped
     good_disk = {"path": "/d", "free_bytes": 5, "total_bytes": 10, "writable": True}
     assert bounded_report({"disk": good_disk})["disk"] == good_disk
+
+
+def test_made_up_service_names_cannot_grow_health_without_end() -> None:
+    liveness = ServiceLiveness(interval_s=2.0)
+    for n in range(1000):
+        liveness.record({"service": f"fake-{n}"}, seen_at=1.0)
+    assert liveness.record({"service": "alerts"}, seen_at=1.0) is not None
+    assert len(liveness.status(now=1.0)) == 6 + 32
