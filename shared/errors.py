@@ -33,6 +33,20 @@ class Conflict(VigilError):
     http_status = 409
 
 
+class Unauthenticated(VigilError):
+    """No credentials, or credentials that are unknown, expired or revoked."""
+
+    kind = "unauthenticated"
+    http_status = 401
+
+
+class Forbidden(VigilError):
+    """Authenticated, but the identity's role does not allow this."""
+
+    kind = "forbidden"
+    http_status = 403
+
+
 class InvalidTransition(VigilError):
     kind = "invalid_transition"
     http_status = 409
@@ -80,7 +94,16 @@ class TransientDeliveryError(VigilError):
 
 ERROR_KINDS: dict[str, type[VigilError]] = {
     cls.kind: cls
-    for cls in (NotFound, Conflict, InvalidTransition, InvalidInput, Unavailable, Overloaded)
+    for cls in (
+        NotFound,
+        Conflict,
+        InvalidTransition,
+        InvalidInput,
+        Unavailable,
+        Overloaded,
+        Unauthenticated,
+        Forbidden,
+    )
 }
 
 
