@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from auth import add_key_argument, auth_headers
 
 METRICS_PATH = "/api/monitoring/metrics"
 STATS_PATH = "/api/monitoring/metrics/stats"
@@ -266,7 +267,9 @@ async def run(args: argparse.Namespace) -> int:
     base = args.url.rstrip("/")
     connector = aiohttp.TCPConnector(limit=max(args.senders, 1) * 2)
     async with aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=60)
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=60),
+        headers=auth_headers(args.key),
     ) as session:
         if args.skip_seed:
             report_store(
@@ -292,6 +295,7 @@ async def run(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_key_argument(parser)
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="Vigil gateway base URL")
     parser.add_argument("--metric", default="bench_dashboard_value", help="the rule's metric")
     parser.add_argument("--filler-metric", default="bench_dashboard_filler")

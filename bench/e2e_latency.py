@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp import web
+from auth import add_key_argument, auth_headers
 
 METRICS_PATH = "/api/monitoring/metrics"
 HOOK_PATH = "/vigil-webhook"
@@ -133,7 +134,9 @@ async def run(args: argparse.Namespace) -> int:
     latencies: list[float] = []
     missed = 0
     load = BackgroundLoad()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=30), headers=auth_headers(args.key)
+    ) as session:
         background = asyncio.create_task(
             background_load(
                 session, metrics_url, args.background_rate, args.background_metric, load
@@ -188,6 +191,7 @@ def free_port() -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_key_argument(parser)
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="Vigil gateway base URL")
     parser.add_argument(
         "--receiver-port",

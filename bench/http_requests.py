@@ -21,6 +21,7 @@ import statistics
 import time
 
 import aiohttp
+from auth import add_key_argument, auth_headers
 
 PATH = "/health"
 
@@ -61,7 +62,9 @@ async def run(args: argparse.Namespace) -> None:
     connector = aiohttp.TCPConnector(limit=args.clients, force_close=args.new_connections)
     timeout = aiohttp.ClientTimeout(total=10)
     latencies: list[float] = []
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers=auth_headers(args.key)
+    ) as session:
         await client_until(session, url, time.monotonic() + 1.0, [])  # warm up
         cpu_before = cpu_seconds(args.pid) if args.pid else 0.0
         started = time.monotonic()
@@ -90,6 +93,7 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_key_argument(parser)
     parser.add_argument("--url", default="http://127.0.0.1:8080")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--duration", type=float, default=10.0)

@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from auth import add_key_argument, auth_headers
 
 METRICS_PATH = "/api/monitoring/metrics"
 STATS_PATH = "/api/monitoring/metrics/stats"
@@ -102,7 +103,9 @@ async def run(args: argparse.Namespace) -> None:
     base = args.url.rstrip("/")
     connector = aiohttp.TCPConnector(limit=args.senders * 2)
     timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers=auth_headers(args.key)
+    ) as session:
         before = await metrics_stats(session, base)
         started = time.monotonic()
         stop_at = started + args.duration
@@ -162,6 +165,7 @@ def _last_error(tallies: list[SenderTally]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_key_argument(parser)
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="Vigil gateway base URL")
     parser.add_argument("--senders", type=int, default=4, help="concurrent senders")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of sending")
