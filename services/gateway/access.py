@@ -70,4 +70,11 @@ def require(role: Role) -> DependsParam:
             raise Forbidden(f"this needs the {role} role; {identity.actor} has {identity.role}")
         return identity
 
+    check.required_role = role  # type: ignore[attr-defined]  # read by the route inventory
     return Depends(check)
+
+
+def required_role(dependency: object) -> Role | None:
+    """The role a ``require`` dependency asks for (None for any other dependency)."""
+    role = getattr(dependency, "required_role", None)
+    return role if role in ROLES else None
