@@ -80,6 +80,9 @@ class ConfigureCheck(Command):
     interval_s: float = Field(default=30.0, ge=0.5, le=86_400)
     failures_before_alert: int = Field(default=3, ge=1, le=100)
     enabled: bool = True
+    allow_unsafe_method: bool = Field(
+        default=False, description="An admin allows a method other than GET or HEAD"
+    )
 
 
 class RemoveCheck(Command):

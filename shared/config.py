@@ -6,6 +6,7 @@ Errors name the file, the line and the field, e.g.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -108,6 +109,9 @@ class ChannelConfig(_Strict):
         return events
 
 
+SAFE_METHODS = ("GET", "HEAD")
+
+
 class CheckConfig(_Strict):
     name: Name
     type: Literal["http"] = "http"
@@ -117,6 +121,20 @@ class CheckConfig(_Strict):
     timeout_s: Duration = Field(default=10.0, alias="timeout", gt=0)
     interval_s: Duration = Field(default=30.0, alias="interval", ge=0.5)
     failures_before_alert: int = Field(default=3, ge=1, le=100)
+    allow_unsafe_method: bool = Field(
+        default=False,
+        description="A method other than GET or HEAD may change the target's state; "
+        "an admin allows it explicitly",
+    )
+
+    @model_validator(mode="after")
+    def _safe_method(self) -> CheckConfig:
+        if self.method not in SAFE_METHODS and not self.allow_unsafe_method:
+            raise ValueError(
+                f"method: {self.method} may change the target's state; "
+                "set allow_unsafe_method: true to allow it"
+            )
+        return self
 
 
 class DeadmanConfig(_Strict):
@@ -130,6 +148,38 @@ class DeadmanConfig(_Strict):
     )
     method: Literal["GET", "POST", "HEAD"] = "POST"
     timeout_s: Duration = Field(default=10.0, alias="timeout", gt=0)
+
+
+def parse_cidr(value: Any) -> str:
+    """A CIDR range (``10.0.0.0/8``, ``fd00::/8``) or one address, in canonical form."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be a CIDR range like 10.0.0.0/8, not {value!r}")
+    try:
+        network = ipaddress.ip_network(value.strip())
+    except ValueError:
+        try:
+            loose = ipaddress.ip_network(value.strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a CIDR range like 10.0.0.0/8 or fd00::/8") from None
+        raise ValueError(f"{value!r} has host bits set; did you mean {loose}?") from None
+    return str(network)
+
+
+Cidr = Annotated[str, BeforeValidator(parse_cidr)]
+
+
+class OutboundConfig(_Strict):
+    """Where synthetic checks and notification channels may connect. Link-local and cloud
+    metadata addresses and Vigil's own ports are refused whatever these say; the rest is
+    allowed unless denied here. Between a matching ``deny`` and ``allow`` range the more
+    specific one decides (a tie goes to deny), so ``deny: [10.0.0.0/8]`` with
+    ``allow: [10.1.2.0/24]`` keeps one subnet open, and ``deny: [0.0.0.0/0, ::/0]`` with an
+    ``allow`` list allows only what it lists."""
+
+    deny: list[Cidr] = Field(default_factory=list, description="CIDR ranges refused")
+    allow: list[Cidr] = Field(
+        default_factory=list, description="CIDR ranges allowed within a wider denied range"
+    )
 
 
 class IncidentPolicy(_Strict):
@@ -241,6 +291,10 @@ class VigilConfig(_Strict):
     incidents: IncidentPolicy = Field(default_factory=IncidentPolicy)
     deadman: DeadmanConfig | None = Field(
         default=None, description="Dead-man's switch pinged while the paging path works"
+    )
+    outbound: OutboundConfig = Field(
+        default_factory=OutboundConfig,
+        description="Where checks and channels may connect",
     )
 
     @model_validator(mode="before")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, ByteSize, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, ByteSize, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from shared.config import parse_cidr
 
 DAY_S = 24 * 3600.0
 GIB = 1024**3
@@ -106,6 +110,37 @@ class Settings(BaseSettings):
     stream_deadletters_max_age_s: float = Field(default=30 * DAY_S, ge=0)
     stream_deadletters_max_bytes: ByteSize = Field(default=ByteSize(2 * GIB), gt=0)
 
+    # --- the outbound guard (checks and channels); added to the file's outbound: lists ---
+    outbound_deny: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDR ranges checks and channels may not connect to, comma-separated",
+    )
+    outbound_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDR ranges allowed within a wider denied range, comma-separated",
+    )
+    outbound_protect: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="More of Vigil's own listeners (host:port, comma-separated) that checks "
+        "and channels may never reach, e.g. gateway:8080 where services run apart; the "
+        "gateway port and the NATS servers are always included",
+    )
+
+    @field_validator("outbound_deny", "outbound_allow", mode="before")
+    @classmethod
+    def _cidr_list(cls, value: Any) -> list[str]:
+        return [parse_cidr(item) for item in _items(value)]
+
+    @field_validator("outbound_protect", mode="before")
+    @classmethod
+    def _endpoint_list(cls, value: Any) -> list[str]:
+        items = _items(value)
+        for item in items:
+            host, _, port = item.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{item!r} is not host:port")
+        return items
+
     def database_url_for(self, service: str) -> str:
         """One SQLite file per service by default; with DATABASE_URL every service shares
         the database but owns only tables prefixed with its name."""
@@ -113,6 +148,15 @@ class Settings(BaseSettings):
             return normalise_database_url(self.database_url)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite+aiosqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+
+def _items(value: Any) -> list[str]:
+    """A list from the environment's ``a, b c`` form, or as given."""
+    if isinstance(value, str):
+        return [item for item in re.split(r"[,\s]+", value) if item]
+    if isinstance(value, list | tuple):
+        return [str(item).strip() for item in value if str(item).strip()]
+    raise ValueError("must be a comma-separated list")
 
 
 def normalise_database_url(url: str) -> str:

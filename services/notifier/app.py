@@ -11,6 +11,7 @@ from shared.bus import log_session
 from shared.config import VigilConfig, load_config
 from shared.db import create_engine
 from shared.events import NotificationDelivered, NotificationFailed
+from shared.outbound import OutboundGuard
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from shared.streams import NOTIFICATIONS
@@ -25,7 +26,11 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
     runtime = ServiceRuntime(SERVICE, settings)
     ledger = DeliveryLedger(create_engine(settings.database_url_for(SERVICE)))
     dispatcher = NotificationDispatcher(
-        config.channels, ledger, lambda: runtime.bus, faults=runtime.faults
+        config.channels,
+        ledger,
+        lambda: runtime.bus,
+        faults=runtime.faults,
+        guard=OutboundGuard.from_settings(settings, config.outbound),
     )
     deadman = DeadmanSwitch(config.deadman, lambda: dispatcher.session, runtime.faults)
     runtime.on_start(ledger.create)

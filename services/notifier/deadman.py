@@ -11,11 +11,12 @@ from typing import Any
 
 import aiohttp
 
-from shared import subjects
+from shared import outbound, subjects
 from shared.config import DeadmanConfig
 from shared.consumer import ConsumerSpec, Delivery
 from shared.events import Event, WatchdogEvaluated
 from shared.faults import FaultBoard
+from shared.outbound import describe_error, status_text
 from shared.streams import WATCHDOG
 
 log = logging.getLogger(__name__)
@@ -64,17 +65,18 @@ class DeadmanSwitch:
 
     async def ping(self, now: float) -> None:
         assert self.config is not None
-        timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
         try:
-            async with self._session().request(
-                self.config.method, self.config.url, timeout=timeout, allow_redirects=False
+            async with outbound.request(
+                self._session(),
+                self.config.method,
+                self.config.url,
+                timeout_s=self.config.timeout_s,
             ) as response:
-                if response.status >= 300:
-                    raise aiohttp.ClientResponseError(
-                        response.request_info, (), status=response.status
-                    )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            reason = f"dead-man's switch ping failed: {type(exc).__name__} {exc}"[:300]
+                failure = None if response.status < 300 else status_text(response.status)
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            failure = describe_error(exc, self.config.timeout_s)
+        if failure is not None:
+            reason = f"dead-man's switch ping failed: {failure}"[:300]
             self.faults.report(DEADMAN_FAULT, reason)
             log.warning("dead-man's switch ping failed", extra={"error": reason})
             return

@@ -40,6 +40,8 @@ from shared.consumer import ConsumerSpec, Delivery, Handler, release_held
 from shared.errors import PermanentDeliveryError, TransientDeliveryError
 from shared.events import Event, decode_event, utcnow
 from shared.faults import FaultBoard, channel_fault
+from shared.outbound import OutboundGuard
+from shared.settings import Settings
 from shared.streams import ALERTS, INCIDENTS
 
 log = logging.getLogger(__name__)
@@ -79,12 +81,15 @@ class NotificationDispatcher:
         bus: Callable[[], EventBus],
         transports: dict[str, Transport] | None = None,
         faults: FaultBoard | None = None,
+        guard: OutboundGuard | None = None,
     ):
         self.channels = list(channels)
         self.faults = faults if faults is not None else FaultBoard()
         self.ledger = ledger
         self._bus = bus
         self.transports = dict(TRANSPORTS if transports is None else transports)
+        # every delivery connects through the outbound policy, by default this process's
+        self.guard = guard if guard is not None else OutboundGuard.from_settings(Settings())
         self._session: aiohttp.ClientSession | None = None
         self._settled: OrderedDict[str, None] = OrderedDict()
         # per stream: sequences up to here may have been tried by a process before us
@@ -95,7 +100,7 @@ class NotificationDispatcher:
 
     async def open(self) -> None:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = self.guard.session()
 
     async def close(self) -> None:
         if self._session is not None:

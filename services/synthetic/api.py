@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from services.synthetic.definitions import CheckDefinitionLog
-from services.synthetic.domain import CheckDefinition, check_id_for, configure, remove
+from services.synthetic.domain import (
+    CheckDefinition,
+    check_id_for,
+    configure,
+    remove,
+    require_safe_method,
+)
 from services.synthetic.scheduler import CheckRunner, CheckScheduler
 from shared.commands import (
     CONFIGURE_CHECK,
@@ -41,6 +47,7 @@ class CheckCommands:
         existing = self.definitions.catalog.by_name(command.name)
         check_id = existing.check_id if existing else check_id_for(command.name)
         definition = CheckDefinition.from_command(command, check_id)
+        require_safe_method(definition)
         _, seq = await self.definitions.append(check_id, lambda c: configure(c, definition))
         self.scheduler.sync()
         return self._result(check_id, seq)

@@ -7,6 +7,7 @@ from services.synthetic.definitions import CheckDefinitionLog
 from services.synthetic.domain import CheckCatalog
 from services.synthetic.scheduler import CheckRunner, CheckScheduler
 from shared.config import VigilConfig, load_config
+from shared.outbound import OutboundGuard
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 
@@ -18,7 +19,8 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
     runtime = ServiceRuntime(SERVICE, settings)
     catalog = CheckCatalog()
     definitions = CheckDefinitionLog(catalog, lambda: runtime.bus)
-    runner = CheckRunner(catalog, lambda: runtime.bus)
+    guard = OutboundGuard.from_settings(settings, config.outbound)
+    runner = CheckRunner(catalog, lambda: runtime.bus, guard)
     scheduler = CheckScheduler(catalog, runner)
 
     async def load_and_reconcile() -> None:

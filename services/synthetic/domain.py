@@ -15,8 +15,8 @@ from typing import Literal
 import orjson
 
 from shared.commands import ConfigureCheck
-from shared.config import CheckConfig
-from shared.errors import NotFound
+from shared.config import SAFE_METHODS, CheckConfig
+from shared.errors import InvalidInput, NotFound
 from shared.events import (
     CheckConfigured,
     CheckRemoved,
@@ -54,6 +54,7 @@ class CheckDefinition:
     failures_before_alert: int = 3
     enabled: bool = True
     source: Source = "api"
+    allow_unsafe_method: bool = False
 
     @classmethod
     def from_event(cls, event: CheckConfigured) -> CheckDefinition:
@@ -69,6 +70,7 @@ class CheckDefinition:
             failures_before_alert=event.failures_before_alert,
             enabled=event.enabled,
             source=event.source,
+            allow_unsafe_method=event.allow_unsafe_method,
         )
 
     @classmethod
@@ -84,6 +86,7 @@ class CheckDefinition:
             interval_s=check.interval_s,
             failures_before_alert=check.failures_before_alert,
             source="config",
+            allow_unsafe_method=check.allow_unsafe_method,
         )
 
     @classmethod
@@ -100,7 +103,13 @@ class CheckDefinition:
             failures_before_alert=command.failures_before_alert,
             enabled=command.enabled,
             source="api",
+            allow_unsafe_method=command.allow_unsafe_method,
         )
+
+    @property
+    def method_allowed(self) -> bool:
+        """Only GET and HEAD leave the target as it was, unless an admin said otherwise."""
+        return self.method in SAFE_METHODS or self.allow_unsafe_method
 
     def digest(self) -> str:
         return hashlib.sha256(orjson.dumps(asdict(self), option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -189,7 +198,17 @@ def configure(catalog: CheckCatalog, definition: CheckDefinition) -> CheckConfig
         failures_before_alert=definition.failures_before_alert,
         enabled=definition.enabled,
         source=definition.source,
+        allow_unsafe_method=definition.allow_unsafe_method,
     )
+
+
+def require_safe_method(definition: CheckDefinition) -> None:
+    if not definition.method_allowed:
+        raise InvalidInput(
+            f"method: {definition.method} may change the target's state; "
+            "an admin must set allow_unsafe_method: true to allow it",
+            field="method",
+        )
 
 
 def remove(catalog: CheckCatalog, check_id: str) -> CheckRemoved:

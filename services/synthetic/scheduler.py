@@ -20,6 +20,7 @@ from services.synthetic.probe import probe
 from shared import subjects
 from shared.bus import EventBus
 from shared.events import CheckRunRecorded
+from shared.outbound import OutboundGuard
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +35,19 @@ def start_offset(check_id: str, interval_s: float) -> float:
 
 
 class CheckRunner:
-    """Probes a check, records the run and its samples."""
+    """Probes a check, records the run and its samples. Every probe connects through
+    ``guard``, the outbound policy of this process."""
 
-    def __init__(self, catalog: CheckCatalog, bus: Callable[[], EventBus]):
+    def __init__(self, catalog: CheckCatalog, bus: Callable[[], EventBus], guard: OutboundGuard):
         self.catalog = catalog
         self._bus = bus
+        self.guard = guard
         self._session: aiohttp.ClientSession | None = None
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def open(self) -> None:
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = self.guard.session()
 
     async def close(self) -> None:
         if self._session is not None:

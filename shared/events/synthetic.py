@@ -22,6 +22,7 @@ class CheckConfigured(Event):
     failures_before_alert: int = 3
     enabled: bool = True
     source: Literal["config", "api"] = "api"
+    allow_unsafe_method: bool = False
 
 
 class CheckRemoved(Event):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import time
@@ -10,11 +9,11 @@ import time
 import aiohttp
 import orjson
 
-from services.notifier.channels.http import raise_for_status
+from services.notifier.channels.http import outbound_errors, raise_for_status
 from services.notifier.channels.transport import Receipt
 from services.notifier.domain import Notification
+from shared import outbound
 from shared.config import ChannelConfig
-from shared.errors import PermanentDeliveryError, TransientDeliveryError
 
 MAX_RESPONSE_BYTES = 64 * 1024
 
@@ -43,21 +42,20 @@ async def deliver(
 ) -> Receipt:
     body, headers = request_for(channel, notification)
     started = time.perf_counter()
-    try:
-        async with session.post(
+    async with (
+        outbound_errors(channel.timeout_s),
+        outbound.request(
+            session,
+            "POST",
             channel.url,
             data=body,
             headers=headers,
-            timeout=aiohttp.ClientTimeout(total=channel.timeout_s),
-        ) as response:
-            await response.content.read(MAX_RESPONSE_BYTES)
-            status, reason = response.status, response.reason or ""
-            retry_after = response.headers.get("Retry-After")
-    except (aiohttp.InvalidURL, ValueError) as exc:
-        raise PermanentDeliveryError(f"invalid URL {channel.url!r}: {exc}") from exc
-    except TimeoutError as exc:
-        raise TransientDeliveryError(f"timed out after {channel.timeout_s:g}s") from exc
-    except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
-        raise TransientDeliveryError(f"{type(exc).__name__}: {exc}") from exc
-    raise_for_status(status, retry_after, reason)
+            timeout_s=channel.timeout_s,
+            max_redirects=0,  # a receiver that moved is a configuration to fix, not follow
+        ) as response,
+    ):
+        await response.content.read(MAX_RESPONSE_BYTES)
+        status = response.status
+        retry_after = response.headers.get("Retry-After")
+    raise_for_status(status, retry_after)
     return Receipt(status_code=status, latency_ms=(time.perf_counter() - started) * 1000)
