@@ -14,6 +14,7 @@ from shared.config import ChannelConfig
 from shared.errors import PermanentDeliveryError, TransientDeliveryError
 from shared.events import IncidentOpened
 from shared.natsserver import free_port
+from shared.outbound import OutboundGuard, OutboundPolicy
 from tests.notifier.conftest import ReceiverFactory, Reply
 
 NOTE = notification_for(
@@ -23,7 +24,7 @@ NOTE = notification_for(
 
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
+    async with OutboundGuard(OutboundPolicy()).session() as client:
         yield client
 
 
@@ -78,7 +79,7 @@ async def test_rate_limited_says_when_to_come_back(
 async def test_connection_refused_and_timeout_are_transient(
     session: aiohttp.ClientSession, receiver_factory: ReceiverFactory
 ) -> None:
-    with pytest.raises(TransientDeliveryError, match="ClientConnectorError"):
+    with pytest.raises(TransientDeliveryError, match="cannot connect: connection refused"):
         await deliver(session, channel(f"http://127.0.0.1:{free_port()}/hook"), NOTE)
     slow = await receiver_factory(Reply(200, hang_s=2.0))
     with pytest.raises(TransientDeliveryError, match=r"timed out after 0\.2s"):
