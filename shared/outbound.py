@@ -373,6 +373,11 @@ class GuardedConnector(aiohttp.TCPConnector):
             **options,
         )
         self.guard = guard
+        self._guarded_resolver = self._resolver
+
+    async def close(self, *, abort_ssl: bool = False) -> None:
+        await super().close(abort_ssl=abort_ssl)
+        await self._guarded_resolver.close()  # ours, so aiohttp leaves it open
 
 
 def guard_of(session: aiohttp.ClientSession) -> OutboundGuard:
