@@ -44,6 +44,21 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _tls_pair(cert: Path | None, key: Path | None) -> tuple[Path, Path] | str | None:
+    """The certificate and key as absolute paths, checked to load; or why not."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        return "--tls-cert and --tls-key go together: give both"
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        return f"--tls-cert {cert} --tls-key {key}: cannot be loaded ({exc})"
+    return cert.resolve(), key.resolve()
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from services.supervisor import Supervisor, UpOptions
     from shared.datadir import DataDirError, DataDirLock, prepare
@@ -52,10 +67,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     raise_file_limit()
     if not _check_config(args.config):
         return 2
+    tls = _tls_pair(args.tls_cert, args.tls_key)
+    if isinstance(tls, str):
+        return _fail(tls)
+    scheme = "https" if tls else "http"
     try:
         prepare(args.data_dir)
         lock = DataDirLock(args.data_dir.resolve()).acquire(
-            f"vigil up, http://{args.host}:{args.port}/"
+            f"vigil up, {scheme}://{args.host}:{args.port}/"
         )
     except DataDirError as exc:
         return _fail(str(exc))
@@ -68,6 +87,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         agent=not args.no_agent,
         agent_interval_s=args.agent_interval,
         nats_url=Settings().nats_url,
+        tls_cert=tls[0] if tls else None,
+        tls_key=tls[1] if tls else None,
     )
     configure_logging("WARNING")
     with lock:
@@ -144,9 +165,20 @@ def cmd_agent(args: argparse.Namespace) -> int:
     nats_url = args.nats_url or (None if args.gateway else env_nats)
     port = env.get("VIGIL_PORT", "8080")
     gateway = args.gateway or (None if nats_url else f"http://127.0.0.1:{port}")
+    # a gateway serving HTTPS with its own certificate (vigil up --tls-cert) is trusted by it
+    gateway_ca = args.gateway_ca or env.get("VIGIL_TLS_CERT")
+    secure = gateway is not None and gateway.startswith("https://")
     print(f"vigil agent ready (every {args.interval}s to {nats_url or gateway})", flush=True)
     # plain asyncio: uvloop would cost the agent a megabyte for one request per interval
-    asyncio.run(run_agent(args.interval, nats_url=nats_url, gateway_url=gateway, once=args.once))
+    asyncio.run(
+        run_agent(
+            args.interval,
+            nats_url=nats_url,
+            gateway_url=gateway,
+            once=args.once,
+            gateway_ca=gateway_ca if secure else None,
+        )
+    )
     return 0
 
 
@@ -177,6 +209,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--sync-always", action="store_true", help="fsync every JetStream write")
     up.add_argument("--no-agent", action="store_true", help="do not collect this host's metrics")
     up.add_argument("--agent-interval", type=float, default=10.0)
+    up.add_argument("--tls-cert", type=Path, default=None, help="serve HTTPS: PEM certificate")
+    up.add_argument("--tls-key", type=Path, default=None, help="serve HTTPS: PEM private key")
     up.set_defaults(func=cmd_up)
 
     run = sub.add_parser("run", help="run one service (needs NATS_URL)")
@@ -194,6 +228,11 @@ def parser() -> argparse.ArgumentParser:
     agent.add_argument("--interval", type=float, default=10.0)
     agent.add_argument("--gateway", default=None, help="gateway URL to POST samples to")
     agent.add_argument("--nats-url", default=None, help="publish straight to NATS instead")
+    agent.add_argument(
+        "--gateway-ca",
+        default=None,
+        help="PEM certificate the HTTPS gateway must present (default: $VIGIL_TLS_CERT)",
+    )
     agent.add_argument("--once", action="store_true")
     agent.set_defaults(func=cmd_agent)
 

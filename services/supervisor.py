@@ -95,6 +95,12 @@ class UpOptions:
     agent_interval_s: float = 10.0
     services: tuple[str, ...] = SERVICES
     nats_url: str | None = None  # an existing server (NATS_URL); None starts the embedded one
+    tls_cert: Path | None = None  # the gateway serves HTTPS with these
+    tls_key: Path | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
 
 
 class Supervisor:
@@ -116,6 +122,9 @@ class Supervisor:
             env["VIGIL_CONFIG"] = str(opts.config.resolve())
         if self.nats is not None:
             env["NATS_URL"] = self.nats.url
+        if opts.tls_cert is not None and opts.tls_key is not None:
+            env["VIGIL_TLS_CERT"] = str(opts.tls_cert.resolve())
+            env["VIGIL_TLS_KEY"] = str(opts.tls_key.resolve())
         return env
 
     async def _spawn(self, child: Child) -> None:
@@ -165,7 +174,7 @@ class Supervisor:
             for name in self.options.services
         ]
         if self.options.agent:
-            gateway = f"http://127.0.0.1:{self.options.port}"
+            gateway = f"{self.options.scheme}://127.0.0.1:{self.options.port}"
             argv = [
                 *vigil,
                 "agent",
@@ -264,7 +273,7 @@ class Supervisor:
             services = [c for c in self.children if c.name != "agent"]
             await _first(asyncio.gather(*(c.ready.wait() for c in services)), self.stopping.wait())
             if not self.stopping.is_set():
-                print(f"vigil is up: http://{opts.host}:{opts.port}/", flush=True)
+                print(f"vigil is up: {opts.scheme}://{opts.host}:{opts.port}/", flush=True)
             await self.stopping.wait()
         finally:
             self.stopping.set()

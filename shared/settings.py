@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, ByteSize, Field, field_validator
+from pydantic import AliasChoices, ByteSize, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.config import parse_cidr
@@ -140,6 +142,78 @@ class Settings(BaseSettings):
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"{item!r} is not host:port")
         return items
+
+    # --- the HTTP surface: who may reach the gateway, and how ---
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the gateway answers to besides localhost, this machine's "
+        "names, the bind host and IP addresses (comma-separated; `.example.com` takes its "
+        "subdomains too; `*` turns the check off); any other Host header gets 400 "
+        "(DNS rebinding)",
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins (`https://ops.example.com`) whose pages may call the API; "
+        "empty: no cross-origin grant at all",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or CIDRs of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; empty: those headers are ignored",
+    )
+    tls_cert: Path | None = Field(
+        default=None, description="PEM certificate (chain) the gateway serves HTTPS with"
+    )
+    tls_key: Path | None = Field(default=None, description="PEM private key of tls_cert")
+
+    @field_validator("allowed_hosts", "cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if host != "*" and (not host.strip(".") or any(c in host for c in "/ @")):
+                raise ValueError(f"{host!r} is not a host name (example: vigil.example.com)")
+        return [host.lower() for host in hosts]
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+                raise ValueError(
+                    f"{origin!r} is not an origin: give scheme://host[:port], no path "
+                    "(example: https://ops.example.com)"
+                )
+        return [origin.lower() for origin in origins]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                message = f"{proxy!r} is not an address or CIDR (example: 10.0.0.0/8)"
+                raise ValueError(message) from None
+        return proxies
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key: give both (VIGIL_TLS_CERT, VIGIL_TLS_KEY)")
+        return self
+
+    @property
+    def tls_enabled(self) -> bool:
+        """The gateway serves HTTPS itself (session cookies are then Secure)."""
+        return self.tls_cert is not None
 
     def database_url_for(self, service: str) -> str:
         """One SQLite file per service by default; with DATABASE_URL every service shares

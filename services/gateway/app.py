@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -45,6 +46,23 @@ class EmbeddedHttpServer(uvicorn.Server):
         yield
 
 
+def tls_options(settings: Settings) -> dict[str, str]:
+    """uvicorn's TLS arguments, after loading the pair once so that a wrong file stops the
+    gateway at start with its name instead of failing inside the server."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return {}
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            settings.tls_cert, settings.tls_key
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise RuntimeError(
+            f"VIGIL_TLS_CERT={settings.tls_cert}, VIGIL_TLS_KEY={settings.tls_key}: "
+            f"cannot be loaded as a certificate and its key ({exc})"
+        ) from exc
+    return {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+
+
 class HttpServer:
     """The REST API, live stream and dashboard, served by uvicorn as a runtime task.
 
@@ -63,6 +81,9 @@ class HttpServer:
             port=settings.port,
             log_level="warning",
             timeout_graceful_shutdown=HTTP_SHUTDOWN_S,
+            # forwarded headers are believed only from VIGIL_TRUSTED_PROXIES (surface)
+            proxy_headers=False,
+            **tls_options(settings),
         )
         self.connections = config.connections
         self.server = EmbeddedHttpServer(config)

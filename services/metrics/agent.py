@@ -15,6 +15,7 @@ import heapq
 import logging
 import os
 import socket
+import ssl
 import time
 import urllib.parse
 import uuid
@@ -309,12 +310,26 @@ class NatsSink:
         self._bus = None
 
 
+def pinned_tls(ca_file: str) -> ssl.SSLContext:
+    """TLS that trusts exactly the certificate in ``ca_file`` (the gateway's own, which
+    may be self-signed or name another host than 127.0.0.1): the certificate, not the
+    name, identifies the gateway."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    context.check_hostname = False
+    return context
+
+
 async def http_post(
-    url: str, body: bytes, headers: dict[str, str], timeout_s: float
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout_s: float,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[int, str]:
     """One HTTP/1.1 POST on a fresh connection; returns the status and the start of the reply.
 
-    Raises OSError (refused, reset, timeout, not HTTP) for anything worth retrying.
+    Raises OSError (refused, reset, timeout, not HTTP, TLS) for anything worth retrying.
     """
     target = urllib.parse.urlsplit(url)
     secure = target.scheme == "https"
@@ -328,7 +343,9 @@ async def http_post(
     ]
     async with asyncio.timeout(timeout_s):
         reader, writer = await asyncio.open_connection(
-            target.hostname, target.port or (443 if secure else 80), ssl=True if secure else None
+            target.hostname,
+            target.port or (443 if secure else 80),
+            ssl=(tls or True) if secure else None,
         )
         try:
             writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
@@ -353,16 +370,17 @@ class GatewaySink:
     not justify the ~20 MB that importing aiohttp costs, nor a worker thread's arena.
     """
 
-    def __init__(self, url: str, timeout_s: float = 10.0):
+    def __init__(self, url: str, timeout_s: float = 10.0, ca_file: str | None = None):
         base = url.rstrip("/")
         self.url = base if base.endswith(METRICS_PATH) else base + METRICS_PATH
         self.timeout_s = timeout_s
+        self.tls = pinned_tls(ca_file) if ca_file else None
 
     async def send(self, batch: HostBatch) -> None:
         body = orjson.dumps(batch.samples)
         headers = {"Content-Type": "application/json", "Idempotency-Key": batch.id}
         try:
-            status, detail = await http_post(self.url, body, headers, self.timeout_s)
+            status, detail = await http_post(self.url, body, headers, self.timeout_s, self.tls)
         except OSError as exc:  # refused, reset, timeout, TLS
             raise TransientDeliveryError(f"POST {self.url} failed: {exc!r}") from exc
         if status < 300:
@@ -376,11 +394,13 @@ class GatewaySink:
         return None
 
 
-def open_sink(nats_url: str | None, gateway_url: str | None) -> SampleSink:
+def open_sink(
+    nats_url: str | None, gateway_url: str | None, gateway_ca: str | None = None
+) -> SampleSink:
     if nats_url:
         return NatsSink(nats_url)
     if gateway_url:
-        return GatewaySink(gateway_url)
+        return GatewaySink(gateway_url, ca_file=gateway_ca)
     raise ValueError("the agent needs a NATS URL or a gateway URL to send to")
 
 
@@ -429,7 +449,11 @@ async def send_pending(sink: SampleSink, pending: deque[HostBatch], backoff: Bac
 
 
 async def run_agent(
-    interval_s: float, nats_url: str | None, gateway_url: str | None, once: bool = False
+    interval_s: float,
+    nats_url: str | None,
+    gateway_url: str | None,
+    once: bool = False,
+    gateway_ca: str | None = None,
 ) -> None:
     """Collect every ``interval_s`` and send; transient failures are retried with backoff.
 
@@ -438,7 +462,7 @@ async def run_agent(
     """
     if interval_s <= 0:
         raise ValueError("interval must be positive")
-    sink = open_sink(nats_url, gateway_url)
+    sink = open_sink(nats_url, gateway_url, gateway_ca)
     collector = HostCollector()
     log.info(
         "agent started",

@@ -1,0 +1,75 @@
+"""Writes accept only the media types their route declares.
+
+A browser sends ``text/plain``, form and multipart bodies, and bodyless POSTs, to any
+origin without asking first (CORS "simple" requests); the JSON API accepts none of them,
+so a page elsewhere cannot make an operator's browser act. A route declares other types
+in its OpenAPI request body (``openapi_extra={"requestBody": {"content": {...}}}``), as a
+protocol endpoint would; everything else takes ``application/json``.
+
+A POST with no body and no Content-Type is refused too unless it carries an
+``Authorization`` header, which a browser cannot add cross-origin without a CORS grant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi.routing import APIRoute
+from starlette.datastructures import Headers
+from starlette.routing import BaseRoute, Match
+from starlette.types import Scope
+
+JSON = "application/json"
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def media_type(content_type: str) -> str:
+    return content_type.partition(";")[0].strip().lower()
+
+
+def declared_types(route: APIRoute) -> frozenset[str]:
+    extra: dict[str, Any] = route.openapi_extra or {}
+    content = extra.get("requestBody", {}).get("content")
+    if isinstance(content, dict) and content:
+        return frozenset(media_type(name) for name in content)
+    body = route.body_field
+    declared = getattr(getattr(body, "field_info", None), "media_type", None) if body else None
+    return frozenset({media_type(declared or JSON)})
+
+
+def route_types(routes: Iterable[BaseRoute], scope: Scope) -> frozenset[str] | None:
+    """The media types of the route this request goes to; None when no API route takes it
+    (the app then answers 404 or 405)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return declared_types(route)
+    return None
+
+
+def has_body(headers: Headers) -> bool:
+    length = headers.get("content-length")
+    if length is not None:
+        return length.strip() != "0"
+    return "transfer-encoding" in headers
+
+
+def refusal(scope: Scope, headers: Headers, accepted: frozenset[str]) -> str | None:
+    """Why this write may not go on, or None."""
+    expected = " or ".join(sorted(accepted))
+    content_type = headers.get("content-type")
+    if content_type is not None:
+        if media_type(content_type) in accepted:
+            return None
+        sent = media_type(content_type) or "empty"
+        return f"Content-Type: {sent} is not accepted; send {expected}"
+    if has_body(headers):
+        return f"Content-Type: missing; send {expected}"
+    if scope["method"] == "POST" and "authorization" not in headers:
+        return (
+            f"Content-Type: missing; send {expected} (a POST without a body needs it "
+            "unless it carries an API key)"
+        )
+    return None
