@@ -67,7 +67,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     raise_file_limit()
     if not _check_config(args.config):
         return 2
-    tls = _tls_pair(args.tls_cert, args.tls_key)
+    settings = Settings()  # VIGIL_TLS_CERT / VIGIL_TLS_KEY stand in for the options
+    tls = _tls_pair(args.tls_cert or settings.tls_cert, args.tls_key or settings.tls_key)
     if isinstance(tls, str):
         return _fail(tls)
     scheme = "https" if tls else "http"
@@ -86,7 +87,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         sync_always=args.sync_always,
         agent=not args.no_agent,
         agent_interval_s=args.agent_interval,
-        nats_url=Settings().nats_url,
+        nats_url=settings.nats_url,
         tls_cert=tls[0] if tls else None,
         tls_key=tls[1] if tls else None,
     )

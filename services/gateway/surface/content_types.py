@@ -12,10 +12,10 @@ A POST with no body and no Content-Type is refused too unless it carries an
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette.datastructures import Headers
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
@@ -38,15 +38,33 @@ def declared_types(route: APIRoute) -> frozenset[str]:
     return frozenset({media_type(declared or JSON)})
 
 
-def route_types(routes: Iterable[BaseRoute], scope: Scope) -> frozenset[str] | None:
-    """The media types of the route this request goes to; None when no API route takes it
-    (the app then answers 404 or 405)."""
-    for route in routes:
-        if isinstance(route, APIRoute):
-            match, _ = route.matches(scope)
+class DeclaredTypes:
+    """The media types each API route declares, looked up by request.
+
+    The table is built at the first write, when every route is in place (routes are all
+    declared before the server starts)."""
+
+    def __init__(self, routes: Sequence[BaseRoute]):
+        self.routes = routes
+        self.table: list[tuple[RouteContext, frozenset[str]]] | None = None
+
+    def _build(self) -> list[tuple[RouteContext, frozenset[str]]]:
+        return [
+            (context, declared_types(context.original_route))
+            for context in iter_route_contexts(self.routes)
+            if isinstance(context.original_route, APIRoute)
+        ]
+
+    def of(self, scope: Scope) -> frozenset[str] | None:
+        """The media types of the route this request goes to; None when no API route
+        takes it (the app then answers 404 or 405)."""
+        if self.table is None:
+            self.table = self._build()
+        for context, types in self.table:
+            match, _ = context.matches(scope)
             if match is Match.FULL:
-                return declared_types(route)
-    return None
+                return types
+        return None
 
 
 def has_body(headers: Headers) -> bool:

@@ -18,7 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.gateway.surface.content_types import WRITES, refusal, route_types
+from services.gateway.surface.content_types import WRITES, DeclaredTypes, refusal
 from services.gateway.surface.headers import with_security_headers
 from services.gateway.surface.hosts import HostPolicy
 from services.gateway.surface.problems import send_problem
@@ -56,7 +56,7 @@ class SurfacePolicy:
 class SurfaceMiddleware:
     def __init__(self, app: ASGIApp, policy: SurfacePolicy, routes: list[BaseRoute]) -> None:
         self.policy = policy
-        self.routes = routes
+        self.declared = DeclaredTypes(routes)
         self.inner = app
         self.app: ASGIApp = (
             CORSMiddleware(
@@ -132,7 +132,7 @@ class SurfaceMiddleware:
                 "VIGIL_CORS_ORIGINS lists the origins that may",
                 "Origin",
             )
-        accepted = route_types(self.routes, scope)
+        accepted = self.declared.of(scope)
         if accepted is None:
             return None
         problem = refusal(scope, headers, accepted)
