@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fastapi import Body, Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway import surface
 from services.gateway.app import Gateway, build_gateway
@@ -24,10 +25,38 @@ from tests.waiting import eventually
 PROBE = "/_probe"
 
 
+@dataclass(frozen=True)
+class Answered:
+    method: str
+    path: str
+    status: int
+
+
+class AnswerLog:
+    """Outermost ASGI layer: every answer the server gave, as the client got it."""
+
+    def __init__(self, app: ASGIApp, answers: list[Answered]):
+        self.app = app
+        self.answers = answers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def noted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.answers.append(Answered(scope["method"], scope["path"], message["status"]))
+            await send(message)
+
+        await self.app(scope, receive, noted)
+
+
 @dataclass
 class Served:
     gateway: Gateway
     settings: Settings
+    answers: list[Answered] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -70,9 +99,11 @@ async def serve(settings: Settings, start_service: RuntimeFactory) -> Served:
     gateway = build_gateway(settings)
     add_probes(gateway)
     surface.install(gateway.app, gateway.state)
+    served = Served(gateway, settings)
+    gateway.app.add_middleware(AnswerLog, answers=served.answers)
     await start_service(gateway.runtime)
     await eventually(lambda: gateway.http.started, what="the HTTP server to listen")
-    return Served(gateway, settings)
+    return served
 
 
 def self_signed(directory: Path, names: tuple[str, ...] = ("localhost",)) -> tuple[Path, Path]:

@@ -47,8 +47,16 @@ function showError(message, from) {
   errorFrom = message ? from : null;
 }
 
+// A signed-in session's writes carry the CSRF token the server set in a readable cookie.
+function csrfHeaders(method) {
+  if (method === "GET") return {};
+  const entry = document.cookie.split("; ").find((item) => item.startsWith("vigil_csrf="));
+  return entry ? { "X-CSRF-Token": decodeURIComponent(entry.slice("vigil_csrf=".length)) } : {};
+}
+
 async function api(path, options = {}) {
-  const init = { headers: { "Content-Type": "application/json" }, ...options };
+  const headers = { "Content-Type": "application/json", ...csrfHeaders(options.method || "GET") };
+  const init = { headers, ...options };
   if (init.body && typeof init.body !== "string") init.body = JSON.stringify(init.body);
   const from = (init.method || "GET") === "GET" ? "load" : "action";
   let response;

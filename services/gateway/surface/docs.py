@@ -2,8 +2,9 @@
 
 The assets are the ones fastapi-offline ships, served by the gateway under
 ``/static/docs/``; the pages start them from script files, so their policy needs no
-inline script. ReDoc injects its styles at run time: it is given a nonce per page, and
-its policy allows styles bearing that nonce and no other inline style.
+inline script. ReDoc injects its styles at run time: each page has a fresh nonce that
+its policy allows on styles, and the styles the page's scripts create carry it
+(``redoc-offline.js``); no other inline style is allowed.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ def redoc_page(title: str, openapi_url: str, nonce: str) -> str:
 </head>
 <body>
   <div id="redoc" data-openapi="{escape(openapi_url)}"></div>
+  <script src="{ASSETS_URL}/redoc-offline.js" nonce="{nonce}"></script>
   <script src="{ASSETS_URL}/redoc.standalone.js"></script>
   <script src="{ASSETS_URL}/redoc-init.js" nonce="{nonce}"></script>
 </body>
