@@ -106,13 +106,17 @@ async def serve(settings: Settings, start_service: RuntimeFactory) -> Served:
     return served
 
 
-def self_signed(directory: Path, names: tuple[str, ...] = ("localhost",)) -> tuple[Path, Path]:
-    """A fresh key and a self-signed certificate for ``names`` and 127.0.0.1, as PEM files."""
+def self_signed(
+    directory: Path, names: tuple[str, ...] = ("localhost",), loopback: bool = True
+) -> tuple[Path, Path]:
+    """A fresh key and a self-signed certificate for ``names`` (and 127.0.0.1 unless
+    ``loopback`` is false), as PEM files."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     now = datetime.datetime.now(datetime.UTC)
     alternatives: list[x509.GeneralName] = [x509.DNSName(name) for name in names]
-    alternatives.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    if loopback:
+        alternatives.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
     certificate = (
         x509.CertificateBuilder()
         .subject_name(subject)
