@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.datadir import writable
+from shared.natsauth import AGENT_USER, CLI_USER, embedded_authorization
 from shared.natsserver import EmbeddedNats, die_with_parent, free_port, stop_leftovers
 from shared.services import SERVICES
 
@@ -122,10 +123,38 @@ class Supervisor:
             env["VIGIL_CONFIG"] = str(opts.config.resolve())
         if self.nats is not None:
             env["NATS_URL"] = self.nats.url
+            # each child logs in as itself and reads its password from the data dir
+            env.pop("VIGIL_NATS_USER", None)
+            env.pop("VIGIL_NATS_PASSWORD", None)
         if opts.tls_cert is not None and opts.tls_key is not None:
             env["VIGIL_TLS_CERT"] = str(opts.tls_cert.resolve())
             env["VIGIL_TLS_KEY"] = str(opts.tls_key.resolve())
         return env
+
+    def _child_environment(self, child: Child) -> dict[str, str]:
+        if self.nats is None or self.nats.authorization is None or child.name == AGENT_USER:
+            return self.env
+        return {**self.env, "VIGIL_NATS_USER": child.name}
+
+    async def _declare_streams(self, nats: EmbeddedNats) -> None:
+        """Create the streams, and apply changed limits, as the CLI user: services may
+        create a missing stream but never change one."""
+        from shared.bus import log_session
+        from shared.settings import Settings
+
+        settings = Settings().model_copy(
+            update={
+                "nats_url": nats.url,
+                "data_dir": self.options.data_dir.resolve(),
+                "nats_user": CLI_USER,
+                "nats_password": None,
+            }
+        )
+        try:
+            async with log_session(settings, "supervisor"):
+                pass
+        except Exception as exc:
+            print(f"vigil nats: could not declare the streams: {exc}", flush=True)
 
     async def _spawn(self, child: Child) -> None:
         child.ready.clear()
@@ -135,7 +164,7 @@ class Supervisor:
             stdout=asyncio.subprocess.PIPE,
             stderr=logfile,
             stdin=asyncio.subprocess.DEVNULL,
-            env=self.env,
+            env=self._child_environment(child),
             preexec_fn=child_setup(NICENESS.get(child.name, 0)),
         )
         logfile.close()
@@ -253,7 +282,10 @@ class Supervisor:
         nats_task: asyncio.Task[None] | None = None
         if opts.nats_url is None:
             self.nats = EmbeddedNats(
-                opts.data_dir / "nats", sync_always=opts.sync_always, monitor_port=free_port()
+                opts.data_dir / "nats",
+                sync_always=opts.sync_always,
+                monitor_port=free_port(),
+                authorization=embedded_authorization(opts.data_dir),
             )
             for pid in await asyncio.to_thread(stop_leftovers, self.nats.config_file):
                 print(
@@ -266,6 +298,7 @@ class Supervisor:
                 await self._stop_nats(nats_task)
                 print("vigil stopped", flush=True)
                 return 0
+            await self._declare_streams(self.nats)
         self.env = self._environment()
         self.children = self._children()
         watchers = [asyncio.create_task(self._watch(child)) for child in self.children]

@@ -29,6 +29,7 @@ from shared.errors import (
     error_from_dict,
 )
 from shared.events import Event, UndecodableEvent, decode_event
+from shared.natsauth import CLI_USER, NatsCredentials, credentials_for
 from shared.settings import Settings
 from shared.streams import ensure_streams, stream_for_subject
 
@@ -52,7 +53,7 @@ async def log_session(settings: Settings, purpose: str) -> AsyncIterator[EventBu
     """A short-lived connection to the log, streams declared: for rebuilds and tools."""
     if not settings.nats_url:
         raise ValueError(f"NATS_URL is required for {purpose}")
-    nc = await connect(settings.nats_url, f"vigil-{purpose}")
+    nc = await connect(settings.nats_url, f"vigil-{purpose}", credentials_for(settings, CLI_USER))
     try:
         bus = EventBus(nc)
         await ensure_streams(bus.js, settings)
@@ -61,9 +62,16 @@ async def log_session(settings: Settings, purpose: str) -> AsyncIterator[EventBu
         await nc.close()
 
 
-async def connect(url: str, name: str) -> Client:
+async def connect(url: str, name: str, credentials: NatsCredentials | None = None) -> Client:
+    """A reconnecting client; with ``credentials`` it logs in and gets its own inbox."""
+    auth = credentials.connect_options() if credentials is not None else {}
     return await nats.connect(
-        url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=5
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        connect_timeout=5,
+        **auth,
     )
 
 

@@ -192,8 +192,13 @@ def subscribe(
     spec: ConsumerSpec,
     handler: Handler,
     faults: FaultBoard | None = None,
+    inbox_prefix: str = "_INBOX",
 ) -> None:
-    """Register ``handler`` as a durable pull subscriber on ``broker``."""
+    """Register ``handler`` as a durable pull subscriber on ``broker``.
+
+    ``inbox_prefix`` is the connection's: the pulled messages come to an inbox the
+    service's NATS user may subscribe to.
+    """
 
     @broker.subscriber(
         spec.filter_subject,
@@ -201,6 +206,7 @@ def subscribe(
         durable=spec.durable,
         config=spec.consumer_config(),
         pull_sub=PullSub(batch_size=1 if spec.ordered else spec.workers, timeout=FETCH_TIMEOUT_S),
+        inbox_prefix=f"{inbox_prefix}.".encode(),
         max_workers=1 if spec.ordered else spec.workers,
         ack_policy=AckPolicy.MANUAL,
         decoder=_raw_message,

@@ -80,6 +80,9 @@ class EmbeddedNats:
 
     ``monitor_port`` opens nats-server's HTTP monitoring on 127.0.0.1, which the
     supervisor polls (``/healthz``) to see a store that stopped taking writes.
+    ``authorization`` (``shared.natsauth.render_users``) makes every client log in with
+    the permissions of its user; without it anyone who reaches the port may do anything
+    (tests). The config file holds the passwords, so it is written 0600.
     """
 
     def __init__(
@@ -88,11 +91,13 @@ class EmbeddedNats:
         port: int | None = None,
         sync_always: bool = False,
         monitor_port: int | None = None,
+        authorization: str | None = None,
     ):
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.sync_always = sync_always
         self.monitor_port = monitor_port
+        self.authorization = authorization
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -122,12 +127,17 @@ class EmbeddedNats:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         sync = "\n  sync_interval: always" if self.sync_always else ""
         monitor = f"http: 127.0.0.1:{self.monitor_port}\n" if self.monitor_port else ""
-        self.config_file.write_text(
+        text = (
             f"host: 127.0.0.1\nport: {self.port}\nmax_payload: {MAX_PAYLOAD}\n"
             f'pid_file: "{self.pid_file}"\n{monitor}'
             f'jetstream {{\n  store_dir: "{self.store_dir}"\n'
             f"  max_file_store: {MAX_FILE_STORE}{sync}\n}}\n"
+            f"{self.authorization or ''}"
         )
+        fd = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.chmod(self.config_file, 0o600)  # also when an older file was wider
         return self.config_file
 
     def start(self, timeout: float = 10.0) -> EmbeddedNats:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from faststream.nats import NatsBroker
+from faststream.nats.security import NatsUserPassword
 
 from shared.bus import EventBus, settle
 from shared.consumer import (
@@ -23,6 +24,7 @@ from shared.consumer import (
 )
 from shared.faults import FaultBoard, disk_state
 from shared.heartbeat import beat_forever
+from shared.natsauth import credentials_for
 from shared.settings import Settings
 from shared.streams import ensure_streams
 
@@ -46,9 +48,16 @@ class ServiceRuntime:
             raise ValueError("NATS_URL is required to run a service")
         self.name = name
         self.settings = settings
+        credentials = credentials_for(settings, name)
+        self._inbox_prefix = credentials.inbox_prefix if credentials is not None else "_INBOX"
         self.broker = NatsBroker(
             settings.nats_url,
             name=f"vigil-{name}",
+            # its own user and inbox when the server requires credentials
+            security=NatsUserPassword(credentials.user, credentials.password)
+            if credentials is not None
+            else None,
+            inbox_prefix=self._inbox_prefix,
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
             logger=logging.getLogger("faststream.broker"),  # our log format, not stdout
@@ -81,7 +90,7 @@ class ServiceRuntime:
         return self._bus
 
     def consume(self, spec: ConsumerSpec, handler: Handler) -> None:
-        subscribe(self.broker, lambda: self.bus, spec, handler, self.faults)
+        subscribe(self.broker, lambda: self.bus, spec, handler, self.faults, self._inbox_prefix)
         if spec.ordered:
             self._ordered.append(spec)
 

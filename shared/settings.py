@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, ByteSize, Field, field_validator, model_validator
+from pydantic import AliasChoices, ByteSize, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.config import parse_cidr
@@ -214,6 +214,17 @@ class Settings(BaseSettings):
     def tls_enabled(self) -> bool:
         """The gateway serves HTTPS itself (session cookies are then Secure)."""
         return self.tls_cert is not None
+
+    # --- NATS credentials (shared/natsauth.py) ---
+    nats_user: str | None = Field(
+        default=None,
+        description="The NATS user this process connects as (vigil up sets it per service)",
+    )
+    nats_password: SecretStr | None = Field(
+        default=None,
+        description="That user's password; without it the password is read from "
+        "<data dir>/nats-auth.json when that file exists",
+    )
 
     def database_url_for(self, service: str) -> str:
         """One SQLite file per service by default; with DATABASE_URL every service shares

@@ -170,12 +170,15 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:
         config = spec.config(limits[spec.name], settings.stream_replicas)
         try:
             try:
-                await js.stream_info(spec.name)
+                info = await js.stream_info(spec.name)
             except NotFoundError:
                 await js.add_stream(config)
                 log.info("created stream", extra={"stream": spec.name})
             else:
-                await js.update_stream(config)
+                # only a change is sent: services may not reconfigure a stream (their
+                # NATS users lack the right), the operator's tools apply new limits
+                if not same_stream_config(info.config, config):
+                    await js.update_stream(config)
         except APIError as exc:
             if exc.err_code == INSUFFICIENT_STORAGE:
                 raise RuntimeError(
@@ -184,3 +187,30 @@ async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:
                     f"{spec.max_bytes_setting} or raise the server's max_file_store"
                 ) from exc
             raise
+
+
+COMPARED_FIELDS = (
+    "subjects",
+    "retention",
+    "storage",
+    "discard",
+    "max_bytes",
+    "max_msgs_per_subject",
+    "num_replicas",
+    "allow_direct",
+    "description",
+)
+
+
+def same_stream_config(stored: StreamConfig, wanted: StreamConfig) -> bool:
+    """Whether the server's stream already has every setting Vigil declares."""
+    for name in COMPARED_FIELDS:
+        have, want = getattr(stored, name), getattr(wanted, name)
+        if name == "description":
+            have, want = have or "", want or ""
+        if have != want:
+            return False
+    for name in ("max_age", "duplicate_window"):  # seconds, from nanoseconds on the wire
+        if abs(float(getattr(stored, name) or 0) - float(getattr(wanted, name) or 0)) > 1e-3:
+            return False
+    return True
