@@ -2,7 +2,8 @@
 
     python deploy/heartbeat_check.py <service> [--within SECONDS]
 
-Listens on ``vigil.heartbeat.<service>`` (core NATS, ``NATS_URL``) for a beat from
+Listens on ``vigil.heartbeat.<service>`` (core NATS, ``NATS_URL``, as the container's
+NATS user) for a beat from
 this host name — in compose, the container's own — so a replica is judged by its
 own beats, not a sibling's. Exit status 0 when one arrives in time, 1 otherwise.
 """
@@ -20,13 +21,17 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from shared import subjects
+from shared.natsauth import env_credentials
 
 
 async def heard(nats_url: str, service: str, within_s: float) -> bool:
     nc = Client()
+    # the container's own NATS user (VIGIL_NATS_USER/PASSWORD) may hear its own beats
+    credentials = env_credentials(os.environ, service)
+    auth = credentials.connect_options() if credentials is not None else {}
     try:
         await asyncio.wait_for(
-            nc.connect(nats_url, allow_reconnect=False, connect_timeout=2), within_s
+            nc.connect(nats_url, allow_reconnect=False, connect_timeout=2, **auth), within_s
         )
     except Exception:  # refused, unresolvable, timed out: not healthy (yet)
         await nc.close()

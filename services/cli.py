@@ -143,7 +143,10 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
             lock = DataDirLock(settings.data_dir.resolve()).acquire(f"vigil rebuild {args.service}")
         except DataDirError as exc:
             return _fail(f"{exc}; stop it first")
-        embedded = EmbeddedNats(settings.data_dir / "nats").start()
+        from shared.natsauth import embedded_authorization
+
+        authorization = embedded_authorization(settings.data_dir, create=False)
+        embedded = EmbeddedNats(settings.data_dir / "nats", authorization=authorization).start()
         settings = settings.model_copy(update={"nats_url": embedded.url})
     try:
         _run(rebuild(settings))
@@ -244,6 +247,9 @@ def parser() -> argparse.ArgumentParser:
     spec = sub.add_parser("asyncapi", help="write the AsyncAPI document of every event")
     spec.add_argument("--output", type=Path, default=Path("docs/asyncapi.json"))
     spec.set_defaults(func=cmd_asyncapi)
+    from services.natsauth_cli import register as register_nats
+
+    register_nats(sub)
     return root
 
 

@@ -425,8 +425,9 @@ def _quote(value: str) -> str:
     return json.dumps(value)
 
 
-def _render_list(items: Iterable[str]) -> str:
-    return "[" + ", ".join(_quote(item) for item in items) + "]"
+def _render_list(items: Iterable[str], indent: str) -> str:
+    inner = "".join(f"{indent}  {_quote(item)}\n" for item in items)
+    return f"[\n{inner}{indent}]"
 
 
 def render_users(passwords: Mapping[str, str]) -> str:
@@ -440,15 +441,19 @@ def render_users(passwords: Mapping[str, str]) -> str:
         perms = permissions(grant)
         password = passwords[grant.user]
         rendered = password if password.startswith("$") else _quote(password)
-        lines.append(f"    {{user: {_quote(grant.user)}, password: {rendered}, permissions: {{")
-        lines.append(f"      publish: {{allow: {_render_list(perms.publish)}")
+        lines.append("    {")
+        lines.append(f"      user: {_quote(grant.user)}")
+        lines.append(f"      password: {rendered}")
+        lines.append("      permissions: {")
+        lines.append(f"        publish: {{allow: {_render_list(perms.publish, '        ')}")
         if perms.deny_publish:
-            lines.append(f"                deny: {_render_list(perms.deny_publish)}")
-        lines.append("      }")
-        lines.append(f"      subscribe: {{allow: {_render_list(perms.subscribe)}}}")
+            lines.append(f"          deny: {_render_list(perms.deny_publish, '          ')}")
+        lines.append("        }")
+        lines.append(f"        subscribe: {{allow: {_render_list(perms.subscribe, '        ')}}}")
         if perms.allow_responses:
-            lines.append("      allow_responses: true")
-        lines.append("    }}")
+            lines.append("        allow_responses: true")
+        lines.append("      }")
+        lines.append("    }")
     lines += ["  ]", "}"]
     return "\n".join(lines) + "\n"
 

@@ -286,11 +286,16 @@ class NatsSink:
         async def quiet(exc: Exception) -> None:
             log.warning("NATS connection trouble", extra={"error": repr(exc)[:200]})
 
+        from shared.natsauth import AGENT_USER, env_credentials
+
+        credentials = env_credentials(os.environ, AGENT_USER)
+        auth = credentials.connect_options() if credentials is not None else {}
         nc = Client()
         try:
             await asyncio.wait_for(
                 nc.connect(
                     self.url,
+                    **auth,
                     name=f"vigil-{name}",
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=1,
