@@ -29,9 +29,7 @@ from shared.streams import ALERTS, ensure_streams
 @pytest.fixture
 def secured(tmp_path: Path) -> Iterator[EmbeddedNats]:
     """An embedded server that requires the data dir's generated credentials."""
-    server = EmbeddedNats(
-        tmp_path / "nats", authorization=embedded_authorization(tmp_path)
-    ).start()
+    server = EmbeddedNats(tmp_path / "nats", authorization=embedded_authorization(tmp_path)).start()
     yield server
     server.stop()
 
@@ -67,9 +65,7 @@ async def login(server: EmbeddedNats, data_dir: Path, user: str) -> Session:
 
 
 @pytest.fixture
-async def sessions(
-    secured: EmbeddedNats, tmp_path: Path
-) -> AsyncIterator[dict[str, Session]]:
+async def sessions(secured: EmbeddedNats, tmp_path: Path) -> AsyncIterator[dict[str, Session]]:
     """Every user logged in; the streams declared by the CLI user first, as ``vigil up`` does."""
     opened = {user: await login(secured, tmp_path, user) for user in natsauth.USERS}
     await ensure_streams(opened["cli"].bus.js, Settings())
@@ -114,12 +110,12 @@ async def unanswered(*requests: Awaitable[Any]) -> None:
 
 
 async def test_a_client_without_credentials_is_refused(secured: EmbeddedNats) -> None:
-    with pytest.raises(NatsError, match="[Aa]uthorization"):
+    with pytest.raises(NatsError, match=r"[Aa]uthorization"):
         await nats.connect(secured.url, allow_reconnect=False, max_reconnect_attempts=0)
 
 
 async def test_a_wrong_password_is_refused(secured: EmbeddedNats) -> None:
-    with pytest.raises(NatsError, match="[Aa]uthorization"):
+    with pytest.raises(NatsError, match=r"[Aa]uthorization"):
         await nats.connect(
             secured.url,
             allow_reconnect=False,
