@@ -8,18 +8,25 @@ import io
 import json
 import os
 import re
+import socket
+import subprocess
 import sys
+import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 import yaml
+from nats.errors import Error as NatsError
 from pydantic import AliasChoices
 
 from services.cli import SERVICES, parser
+from shared import natsauth
 from shared.config import load_config
-from shared.natsserver import MAX_PAYLOAD, EmbeddedNats
+from shared.natsserver import MAX_PAYLOAD, EmbeddedNats, free_port, nats_server_binary
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 
@@ -145,16 +152,115 @@ def test_gateway_settings_from_compose_match_the_published_port(
     assert load_config(config_file).rules, "the mounted config must load"
 
 
+ONE_SHOT = {"nats-streams"}  # jobs that run once and exit
+
+
 def test_depends_on_names_defined_services_that_have_health_checks() -> None:
     services = compose_services()
     for name, spec in services.items():
         for dependency, condition in (spec.get("depends_on") or {}).items():
             assert dependency in services, f"{name} depends on undefined {dependency}"
+            if dependency in ONE_SHOT:
+                assert condition == {"condition": "service_completed_successfully"}
+                assert services[dependency].get("restart") == "no"
+                continue
             assert "healthcheck" in services[dependency], f"{dependency} has no healthcheck"
             assert condition == {"condition": "service_healthy"}, f"{name} -> {dependency}"
     for service in SERVICES:
         assert "healthcheck" in services[service], f"{service} has no healthcheck"
-        assert {"nats", "postgres"} <= set(services[service]["depends_on"])
+        assert {"nats", "postgres", "nats-streams"} <= set(services[service]["depends_on"])
+
+
+def test_committed_nats_config_is_the_generated_permission_table() -> None:
+    """deploy/nats-server.conf is rendered from shared/natsauth.py: `vigil nats config`."""
+    nats_service = compose_services()["nats"]
+    command = nats_service["command"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in nats_service["volumes"]}
+    committed = (ROOT / mounts[command[command.index("-c") + 1]]).read_text()
+    assert committed == natsauth.compose_server_config(), (
+        "run: vigil nats config --output deploy/nats-server.conf"
+    )
+
+
+def test_each_service_logs_in_to_nats_as_itself() -> None:
+    services = compose_services()
+    nats_env = services["nats"]["environment"]
+    for user in natsauth.USERS:
+        variable = natsauth.password_variable(user)
+        assert nats_env[variable].startswith(f"${{{variable}:?"), "required, from .env"
+    for service in SERVICES:
+        environment = services[service]["environment"]
+        assert environment["VIGIL_NATS_USER"] == service
+        variable = natsauth.password_variable(service)
+        assert environment["VIGIL_NATS_PASSWORD"].startswith(f"${{{variable}:?")
+    streams = services["nats-streams"]
+    assert streams["command"] == ["nats", "streams"]
+    assert streams["environment"]["VIGIL_NATS_USER"] == natsauth.CLI_USER
+    assert "NATS" not in str(services["agent"].get("environment")), "the agent posts over HTTP"
+
+
+@pytest.fixture
+def compose_nats(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """nats-server run as compose runs it: the committed config, passwords from the env."""
+    passwords = dict(line.split("=", 1) for line in natsauth.env_file_lines())
+    port = free_port()
+    argv = [nats_server_binary(), "-c", str(ROOT / "deploy" / "nats-server.conf")]
+    argv += ["-js", "-sd", str(tmp_path / "js"), "-p", str(port), "-a", "127.0.0.1"]
+    process = subprocess.Popen(
+        argv, env={**os.environ, **passwords}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            time.sleep(0.05)
+        yield f"nats://127.0.0.1:{port}", passwords
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_compose_nats_takes_each_user_with_its_password_from_env(
+    compose_nats: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    url, passwords = compose_nats
+    with pytest.raises(NatsError):
+        await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0)
+    # `vigil nats streams` as the CLI user, then a service with its env credentials
+    env = {
+        **os.environ,
+        "NATS_URL": url,
+        "VIGIL_NATS_USER": "cli",
+        "VIGIL_NATS_PASSWORD": passwords[natsauth.password_variable("cli")],
+        "VIGIL_DATA_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "nats", "streams"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    settings = Settings(
+        nats_url=url,
+        data_dir=tmp_path,
+        nats_user="metrics",
+        nats_password=passwords[natsauth.password_variable("metrics")],  # type: ignore[arg-type]
+    )
+    runtime = ServiceRuntime("metrics", settings)
+    await runtime.start()
+    try:
+        beat_env = {
+            "VIGIL_NATS_USER": "metrics",
+            "VIGIL_NATS_PASSWORD": passwords[natsauth.password_variable("metrics")],
+        }
+        assert await heartbeat_check(url, "metrics", 5.0, beat_env) == 0
+        assert await heartbeat_check(url, "metrics", 2.0) == 1, "no credentials, no beat"
+    finally:
+        await runtime.stop()
 
 
 def test_service_health_checks_listen_for_their_own_heartbeat() -> None:
@@ -188,14 +294,17 @@ def test_bind_mounted_files_exist() -> None:
                 assert (ROOT / source).exists(), f"{name} mounts missing {source}"
 
 
-async def heartbeat_check(nats_url: str, service: str, within_s: float) -> int:
+async def heartbeat_check(
+    nats_url: str, service: str, within_s: float, env: dict[str, str] | None = None
+) -> int:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(HEARTBEAT_CHECK),
         service,
         "--within",
         str(within_s),
-        env={**os.environ, "NATS_URL": nats_url},
+        # this checkout's code, as in the image (the script's own dir comes first on the path)
+        env={**os.environ, "NATS_URL": nats_url, "PYTHONPATH": str(ROOT), **(env or {})},
     )
     return await asyncio.wait_for(process.wait(), within_s + 15)
 
