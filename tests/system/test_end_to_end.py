@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from shared.bus import connect
+from shared.natsauth import client_credentials
 from tests.system.conftest import VigilProcess, WebhookReceiver, shut_down, start_vigil
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -147,7 +148,8 @@ async def test_malformed_bus_message_is_dead_lettered_and_paging_goes_on(
     vigil_up: VigilProcess, webhook_receiver: WebhookReceiver
 ) -> None:
     nats_line = next(line for line in vigil_up.lines if "nats ready" in line)
-    nc = await connect(nats_line.split("(")[1].rstrip(")"), "test-producer")
+    credentials = client_credentials(vigil_up.data_dir, "agent")  # a host sample source
+    nc = await connect(nats_line.split("(")[1].rstrip(")"), "test-producer", credentials)
     try:
         await nc.jetstream().publish("metrics.samples.broken", b'{"type": "SamplesIngested", "samp')
     finally:
