@@ -235,7 +235,8 @@ async def test_compose_nats_takes_each_user_with_its_password_from_env(
         "VIGIL_NATS_PASSWORD": passwords[natsauth.password_variable("cli")],
         "VIGIL_DATA_DIR": str(tmp_path),
     }
-    done = subprocess.run(
+    done = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "services.cli", "nats", "streams"],
         env=env,
         cwd=ROOT,
