@@ -25,12 +25,12 @@ from playwright.async_api import (
 
 from services.alerts.app import build as build_alerts
 from services.gateway.app import Gateway
-from services.gateway.domain import SERVICES
 from services.incidents.app import build as build_incidents
 from services.metrics.app import build as build_metrics
 from services.notifier.app import build as build_notifier
 from services.synthetic.app import build as build_synthetic
 from shared.natsserver import free_port
+from shared.services import SERVICES
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
 from tests.waiting import eventually

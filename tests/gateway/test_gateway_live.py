@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from services.gateway.app import Gateway, build_gateway
-from services.gateway.livestream import LiveEvent, LiveStream
+from services.gateway.live.stream import LiveEvent, LiveStream
 from shared import subjects
 from shared.bus import EventBus
 from shared.events import AlertFired, CheckConfigured, CheckRunRecorded, IncidentOpened

@@ -1,25 +1,33 @@
-"""Consumers: apply each event to its read model, then show it to live clients.
-
-Also the heartbeat listener that feeds /api/monitoring/health/system.
-"""
+"""A section's read model fed by one durable consumer, and the handler that applies each
+batch of events in one transaction with its checkpoint, then shows it to live clients."""
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-import orjson
-from nats.aio.msg import Msg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.gateway.livestream import LiveEvent
-from services.gateway.projections import Projection
-from services.gateway.state import GatewayState
+from services.gateway.common.state import GatewayState
+from services.gateway.live.stream import LiveEvent
 from shared.consumer import BatchHandler, Delivery
 from shared.events import Event
+from shared.streams import StreamSpec
 
 log = logging.getLogger(__name__)
+
+Projector = Callable[[AsyncConnection, Event, int], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Projection:
+    """One read model fed by one durable consumer; ``name`` is also its checkpoint key."""
+
+    name: str
+    stream: StreamSpec
+    filter_subject: str
+    project: Projector
 
 
 def projection_handler(state: GatewayState, projection: Projection) -> BatchHandler:
@@ -46,16 +54,3 @@ def projection_handler(state: GatewayState, projection: Projection) -> BatchHand
 
     project.__doc__ = f"Projects {projection.stream.name} into the gateway read model."
     return project
-
-
-def heartbeat_listener(state: GatewayState) -> Callable[[Msg], Awaitable[None]]:
-    async def on_heartbeat(msg: Msg) -> None:
-        try:
-            payload = orjson.loads(msg.data)
-        except orjson.JSONDecodeError:
-            log.warning("ignored a heartbeat that is not JSON", extra={"subject": msg.subject})
-            return
-        if isinstance(payload, dict):
-            state.liveness.record(payload, time.time())
-
-    return on_heartbeat

@@ -1,0 +1,43 @@
+"""Bodies of the alerts section: updates come in, the alert goes out."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from services.gateway.common.schemas import Body, Public, TimelineEntryPublic, UtcDateTime
+from shared.events import Severity
+
+AlertStatus = Literal["firing", "acknowledged", "resolved"]
+
+
+class AlertPublic(Public):
+    id: str
+    rule: str
+    fingerprint: str
+    metric: str
+    labels: dict[str, str]
+    severity: Severity
+    status: AlertStatus
+    value: float | None
+    threshold: float | None
+    summary: str
+    fired_at: UtcDateTime | None
+    acknowledged_at: UtcDateTime | None
+    acknowledged_by: str | None
+    resolved_at: UtcDateTime | None
+    resolved_by: str | None
+    version: int
+    updated_at: UtcDateTime
+
+
+class AlertDetailPublic(AlertPublic):
+    timeline: list[TimelineEntryPublic]
+
+
+class AlertAckUpdate(Body):
+    by: str = "api"
+    comment: str = ""
+
+
+class AlertResolveUpdate(Body):
+    by: str = "api"
