@@ -18,22 +18,24 @@ Role = Literal["ingest", "evaluation", "delivery", "incidents", "read models"]
 class Durable:
     name: str
     stream: str
-    service: str = "gateway"  # the service that runs it
+    service: str  # the service that runs it
+    filter_subject: str
+    ordered: bool  # one message in flight (checkpointed projections, the evaluator)
     role: Role = "read models"  # what it does for the user, in a health report's words
 
 
 DURABLES: tuple[Durable, ...] = (
-    Durable("metrics-store", "METRICS", "metrics", "ingest"),
-    Durable("alerts-evaluator", "METRICS", "alerts", "evaluation"),
-    Durable("incidents-from-alerts", "ALERTS", "incidents", "incidents"),
-    Durable("notifier-alerts", "ALERTS", "notifier", "delivery"),
-    Durable("notifier-incidents", "INCIDENTS", "notifier", "delivery"),
-    Durable("notifier-watchdog", "WATCHDOG", "notifier", "delivery"),
-    Durable("gateway-alerts", "ALERTS"),
-    Durable("gateway-incidents", "INCIDENTS"),
-    Durable("gateway-synthetic", "SYNTHETIC"),
-    Durable("gateway-notifications", "NOTIFICATIONS"),
-    Durable("gateway-deadletters", "DEADLETTERS"),
+    Durable("metrics-store", "METRICS", "metrics", "metrics.samples.>", True, "ingest"),
+    Durable("alerts-evaluator", "METRICS", "alerts", "metrics.samples.>", True, "evaluation"),
+    Durable("incidents-from-alerts", "ALERTS", "incidents", "alerts.events.>", True, "incidents"),
+    Durable("notifier-alerts", "ALERTS", "notifier", "alerts.events.>", False, "delivery"),
+    Durable("notifier-incidents", "INCIDENTS", "notifier", "incidents.events.>", False, "delivery"),
+    Durable("notifier-watchdog", "WATCHDOG", "notifier", "vigil.watchdog.>", False, "delivery"),
+    Durable("gateway-alerts", "ALERTS", "gateway", "alerts.events.>", True),
+    Durable("gateway-incidents", "INCIDENTS", "gateway", "incidents.events.>", True),
+    Durable("gateway-synthetic", "SYNTHETIC", "gateway", "synthetic.>", True),
+    Durable("gateway-notifications", "NOTIFICATIONS", "gateway", "notifications.events.>", True),
+    Durable("gateway-deadletters", "DEADLETTERS", "gateway", "deadletter.>", True),
 )
 
 BY_NAME: dict[str, Durable] = {d.name: d for d in DURABLES}

@@ -12,8 +12,8 @@ from services.notifier.handlers import consumer_specs
 from shared.durables import BY_NAME, DURABLES, owner_of, role_of
 
 
-def declared() -> dict[str, tuple[str, str]]:
-    """Every durable the code declares: name -> (stream, service)."""
+def declared() -> dict[str, tuple[str, str, str, bool]]:
+    """Every durable the code declares: name -> (stream, service, filter, ordered)."""
     specs = [
         (EVALUATOR, "alerts"),
         (FROM_ALERTS, "incidents"),
@@ -21,16 +21,24 @@ def declared() -> dict[str, tuple[str, str]]:
         (WATCHDOG_CONSUMER, "notifier"),
         *((spec, "notifier") for spec in consumer_specs([])),
     ]
-    found = {spec.durable: (spec.stream.name, service) for spec, service in specs}
-    found.update({p.name: (p.stream.name, "gateway") for p in PROJECTIONS})
+    found = {
+        spec.durable: (spec.stream.name, service, spec.filter_subject, spec.ordered)
+        for spec, service in specs
+    }
+    found.update({p.name: (p.stream.name, "gateway", p.filter_subject, True) for p in PROJECTIONS})
     return found
 
 
 def test_every_declared_durable_is_registered_with_its_stream_and_owner() -> None:
-    for name, (stream, service) in declared().items():
+    for name, facts in declared().items():
         registered = BY_NAME.get(name)
         assert registered is not None, f"{name} is not in shared/durables.py"
-        assert (registered.stream, registered.service) == (stream, service), name
+        assert (
+            registered.stream,
+            registered.service,
+            registered.filter_subject,
+            registered.ordered,
+        ) == facts, name
 
 
 def test_names_are_unique() -> None:

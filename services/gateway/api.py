@@ -26,6 +26,21 @@ __all__ = ["PREFIX", "create_app"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 DASHBOARD_PATHS = ("/", "/monitoring")
+# every route needs one of these unless it says ``security: []`` (common.routes.PUBLIC)
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "apiKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key: Authorization: Bearer vk_...",
+    },
+    "session": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "vigil_session",
+        "description": "A browser session from POST /api/monitoring/auth/login; writes also "
+        "need the X-CSRF-Token header",
+    },
+}
 
 # Sections that install middleware or an authenticator, in this order: the HTTP surface
 # (hosts, content types, headers) first, then identity (the authenticator ``require``
@@ -68,7 +83,11 @@ def create_app(state: GatewayState) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = errors.use_problem_media_type(FastAPI.openapi(app))
+            schema = errors.use_problem_media_type(FastAPI.openapi(app))
+            components = schema.setdefault("components", {})
+            components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
+            schema["security"] = [{name: []} for name in SECURITY_SCHEMES]
+            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -19,6 +19,7 @@ from shared.natsserver import free_port
 from shared.settings import Settings
 from shared.streams import ensure_streams
 from tests.conftest import RuntimeFactory
+from tests.gateway.identities import ADMIN
 from tests.waiting import eventually
 
 SAMPLES = orjson.dumps([{"name": "cpu", "value": 1.0}])
@@ -33,7 +34,7 @@ async def started(settings: Settings, start_service: RuntimeFactory, **tuning: A
 
 def client(gateway: Gateway) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=gateway.app), base_url="http://gateway"
+        transport=httpx.ASGITransport(app=gateway.app), base_url="http://gateway", headers=ADMIN
     )
 
 

@@ -21,9 +21,11 @@ from shared.events import AlertFired, CheckConfigured, CheckRunRecorded, Inciden
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
+from tests.gateway.identities import ADMIN, ADMIN_KEY
 from tests.waiting import eventually
 
 API = "/api/monitoring"
+AUTHORIZATION = f"Authorization: Bearer {ADMIN_KEY}\r\n".encode()
 
 
 @pytest.fixture
@@ -31,7 +33,7 @@ async def served(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the gateway's own uvicorn server."""
     await eventually(lambda: gateway.http.started)
     base = f"http://127.0.0.1:{gateway.runtime.settings.port}"
-    async with httpx.AsyncClient(base_url=base, timeout=5.0) as http:
+    async with httpx.AsyncClient(base_url=base, timeout=5.0, headers=ADMIN) as http:
         yield http
 
 
@@ -268,13 +270,15 @@ async def test_a_live_client_that_stops_reading_is_cut_off_while_others_get_ever
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.setblocking(False)
     await loop.sock_connect(stalled, ("127.0.0.1", tuned.port))
-    await loop.sock_sendall(stalled, b"GET /api/monitoring/events HTTP/1.1\r\nHost: g\r\n\r\n")
+    await loop.sock_sendall(
+        stalled, b"GET /api/monitoring/events HTTP/1.1\r\nHost: g\r\n" + AUTHORIZATION + b"\r\n"
+    )
 
     received: list[int] = []
     published: list[int] = []
     base = f"http://127.0.0.1:{tuned.port}"
     async with (
-        httpx.AsyncClient(base_url=base, timeout=10.0) as http,
+        httpx.AsyncClient(base_url=base, timeout=10.0, headers=ADMIN) as http,
         http.stream("GET", f"{API}/events") as reading,
     ):
 

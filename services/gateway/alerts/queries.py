@@ -8,21 +8,24 @@ from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.gateway.alerts.tables import alert_timeline, alerts
+from services.gateway.common.pagination import Order, PageRequest, fetch_page
 from services.gateway.common.tables import TIMELINE_COLUMNS
 
 Row = RowMapping
 
 
+ALERT_ORDER: Order = ((alerts.c.fired_at, True), (alerts.c.id, False))
+
+
 async def list_alerts(
-    engine: AsyncEngine, status: str | None, severity: str | None, limit: int
-) -> list[Row]:
-    query = select(alerts).order_by(alerts.c.fired_at.desc(), alerts.c.id).limit(limit)
+    engine: AsyncEngine, status: str | None, severity: str | None, page: PageRequest
+) -> tuple[list[Row], str | None]:
+    query = select(alerts)
     if status:
         query = query.where(alerts.c.status == status)
     if severity:
         query = query.where(alerts.c.severity == severity)
-    async with engine.connect() as conn:
-        return list((await conn.execute(query)).mappings())
+    return await fetch_page(engine, query, ALERT_ORDER, page)
 
 
 async def get_alert(engine: AsyncEngine, alert_id: str) -> dict[str, Any] | None:

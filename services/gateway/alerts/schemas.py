@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from services.gateway.common.schemas import Body, Public, TimelineEntryPublic, UtcDateTime
 from shared.events import Severity
 
@@ -35,9 +37,10 @@ class AlertDetailPublic(AlertPublic):
 
 
 class AlertAckUpdate(Body):
-    by: str = "api"
-    comment: str = ""
+    """The actor is the authenticated identity, never a field."""
+
+    comment: str = Field(default="", max_length=2000)
 
 
 class AlertResolveUpdate(Body):
-    by: str = "api"
+    """Nothing to say: the actor is the authenticated identity."""

@@ -12,7 +12,9 @@ import nats.errors
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from services.gateway.common.errors import AUTHENTICATED, problems
 from services.gateway.common.paths import PREFIX
+from services.gateway.common.routes import PUBLIC, Viewer
 from services.gateway.common.state import EngineDep, GatewayState, StateDep
 from services.gateway.health import queries
 from services.gateway.health.monitor import stream_health
@@ -64,6 +66,7 @@ def judged(state: GatewayState) -> tuple[HealthStatus, list[ProblemPublic]]:
 @router.get(
     "/health",
     responses={503: {"model": LivenessPublic, "description": "Failing: pages may not go out"}},
+    openapi_extra=PUBLIC,
 )
 async def liveness(state: StateDep) -> Any:
     """ok, degraded (paging works; an operator is needed) or failing, with the reasons."""
@@ -77,6 +80,7 @@ async def liveness(state: StateDep) -> Any:
 @router.get(
     "/ready",
     responses={503: {"model": ReadinessPublic, "description": "Writes would not be stored now"}},
+    openapi_extra=PUBLIC,
 )
 async def readiness(state: StateDep) -> Any:
     """Ready when a write sent to this gateway now would be stored."""
@@ -88,8 +92,8 @@ async def readiness(state: StateDep) -> Any:
     return body
 
 
-@router.get(f"{PREFIX}/health/system")
-async def system_health(state: StateDep) -> SystemHealthPublic:
+@router.get(f"{PREFIX}/health/system", responses=problems(*AUTHENTICATED))
+async def system_health(_: Viewer, state: StateDep) -> SystemHealthPublic:
     """Every service, stream and durable consumer, and what is wrong, with the cause."""
     try:
         streams, consumers = await asyncio.wait_for(
@@ -108,7 +112,7 @@ async def system_health(state: StateDep) -> SystemHealthPublic:
     )
 
 
-@router.get(f"{PREFIX}/health/dashboard")
-async def dashboard(state: StateDep, engine: EngineDep) -> DashboardPublic:
+@router.get(f"{PREFIX}/health/dashboard", responses=problems(*AUTHENTICATED))
+async def dashboard(_: Viewer, state: StateDep, engine: EngineDep) -> DashboardPublic:
     counts = await queries.dashboard_counts(engine)
     return DashboardPublic.model_validate({**counts, "services": service_health(state)})

@@ -7,22 +7,25 @@ from typing import Any
 from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.gateway.common.pagination import Order, PageRequest, fetch_page
 from services.gateway.common.tables import TIMELINE_COLUMNS
 from services.gateway.incidents.tables import incident_notes, incident_timeline, incidents
 
 Row = RowMapping
 
 
+INCIDENT_ORDER: Order = ((incidents.c.opened_at, True), (incidents.c.id, False))
+
+
 async def list_incidents(
-    engine: AsyncEngine, status: str | None, severity: str | None, limit: int
-) -> list[Row]:
-    query = select(incidents).order_by(incidents.c.opened_at.desc(), incidents.c.id).limit(limit)
+    engine: AsyncEngine, status: str | None, severity: str | None, page: PageRequest
+) -> tuple[list[Row], str | None]:
+    query = select(incidents)
     if status:
         query = query.where(incidents.c.status == status)
     if severity:
         query = query.where(incidents.c.severity == severity)
-    async with engine.connect() as conn:
-        return list((await conn.execute(query)).mappings())
+    return await fetch_page(engine, query, INCIDENT_ORDER, page)
 
 
 async def get_incident(engine: AsyncEngine, incident_id: str) -> dict[str, Any] | None:

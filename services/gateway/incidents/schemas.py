@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from services.gateway.common.schemas import Body, Public, TimelineEntryPublic, UtcDateTime
-from shared.commands import OpenIncident
+from shared.commands import MAX_TITLE_CHARS
 from shared.events import IncidentSeverity, IncidentStatus
 
 
@@ -35,26 +37,28 @@ class IncidentDetailPublic(IncidentPublic):
     notes: list[IncidentNotePublic]
 
 
-class IncidentCreate(OpenIncident):
-    """Opens an incident by hand; alert-driven incidents are opened by the incidents service."""
+class IncidentCreate(Body):
+    """Opens an incident by hand; alert-driven incidents are opened by the incidents service.
+    Who opened it is the authenticated identity."""
+
+    title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
+    severity: IncidentSeverity = "warning"
+    description: str = Field(default="", max_length=10_000)
+    assignee: str = Field(default="", max_length=100)
 
 
 class IncidentStatusUpdate(Body):
     status: IncidentStatus
-    by: str = "api"
-    message: str = ""
+    message: str = Field(default="", max_length=10_000)
 
 
 class IncidentNoteCreate(Body):
-    text: str
-    author: str = "api"
+    text: str = Field(min_length=1, max_length=10_000)
 
 
 class IncidentAssigneeUpdate(Body):
-    assignee: str
-    by: str = "api"
+    assignee: str = Field(min_length=1, max_length=100)
 
 
 class IncidentSeverityUpdate(Body):
     severity: IncidentSeverity
-    by: str = "api"

@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
+from services.gateway.common.errors import problems
 from services.gateway.common.paths import PREFIX
+from services.gateway.common.routes import Viewer
 from services.gateway.common.state import GatewayState, StateDep
 from shared.errors import Overloaded
 
@@ -37,11 +39,15 @@ async def live_events(state: GatewayState) -> AsyncIterator[bytes]:
     EVENTS_PATH,
     response_class=StreamingResponse,
     responses={
+        **problems(401, 403),
         200: {"content": {"text/event-stream": {}}},
-        429: {"description": "As many live clients as the gateway takes are connected"},
+        429: {
+            **problems(429)[429],
+            "description": "As many live clients as the gateway takes are connected",
+        },
     },
 )
-async def event_stream(state: StateDep) -> StreamingResponse:
+async def event_stream(_: Viewer, state: StateDep) -> StreamingResponse:
     """Every projected event as it is applied (server-sent events, keep-alive every 15 s)."""
     if state.live.full:
         raise Overloaded(

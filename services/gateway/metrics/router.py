@@ -9,8 +9,10 @@ import nats.errors
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import TypeAdapter
 
+from services.gateway.common.errors import AUTHENTICATED, problems
 from services.gateway.common.owners import request_owner
 from services.gateway.common.paths import PREFIX
+from services.gateway.common.routes import Ingest, Viewer
 from services.gateway.common.state import StateDep
 from services.gateway.metrics.batch import check_batch_size, parse_label_filter, parse_sample_batch
 from services.gateway.metrics.schemas import SampleBatchPublic
@@ -54,16 +56,19 @@ async def read_limited_body(request: Request) -> bytes:
     "/metrics",
     status_code=202,
     responses={
+        **problems(*AUTHENTICATED, 400, 413, 415, 422, 503),
         429: {
+            **problems(429)[429],
             "description": "The metrics store or the alerts evaluator is too far behind; "
-            "retry after the Retry-After header's seconds"
-        }
+            "retry after the Retry-After header's seconds",
+        },
     },
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": BATCH_SCHEMA}}}
     },
 )
 async def ingest_samples(
+    _: Ingest,
     request: Request,
     state: StateDep,
     idempotency_key: Annotated[
@@ -101,14 +106,15 @@ async def ingest_samples(
     return SampleBatchPublic(accepted=len(samples), batch_id=event.id, seq=seq)
 
 
-@router.get("/metrics/stats")
-async def metrics_stats(state: StateDep) -> Any:
+@router.get("/metrics/stats", responses=problems(*AUTHENTICATED, 502, 503))
+async def metrics_stats(_: Viewer, state: StateDep) -> Any:
     """Samples stored, the store's position in the METRICS stream and the backlog behind it."""
     return await request_owner(state, commands.QUERY_METRICS_STATS, commands.MetricsStats())
 
 
-@router.get("/metrics")
+@router.get("/metrics", responses=problems(*AUTHENTICATED, 422, 502, 503))
 async def query_samples(
+    _: Viewer,
     state: StateDep,
     name: str | None = None,
     labels: Annotated[

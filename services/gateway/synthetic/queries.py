@@ -5,14 +5,23 @@ from __future__ import annotations
 from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.gateway.common.pagination import Order, PageRequest, fetch_page
 from services.gateway.synthetic.tables import check_results, checks
 
 Row = RowMapping
 
 
-async def list_checks(engine: AsyncEngine) -> list[Row]:
-    async with engine.connect() as conn:
-        return list((await conn.execute(select(checks).order_by(checks.c.name))).mappings())
+CHECK_ORDER: Order = ((checks.c.name, False), (checks.c.id, False))
+RESULT_ORDER: Order = ((check_results.c.seq, True),)
+
+
+async def list_checks(
+    engine: AsyncEngine, source: str | None, page: PageRequest
+) -> tuple[list[Row], str | None]:
+    query = select(checks)
+    if source:
+        query = query.where(checks.c.source == source)
+    return await fetch_page(engine, query, CHECK_ORDER, page)
 
 
 async def get_check(engine: AsyncEngine, check_id: str) -> Row | None:
@@ -21,9 +30,10 @@ async def get_check(engine: AsyncEngine, check_id: str) -> Row | None:
         return result.mappings().first()
 
 
-async def list_check_results(engine: AsyncEngine, check_id: str | None, limit: int) -> list[Row]:
-    query = select(check_results).order_by(check_results.c.seq.desc()).limit(limit)
+async def list_check_results(
+    engine: AsyncEngine, check_id: str | None, page: PageRequest
+) -> tuple[list[Row], str | None]:
+    query = select(check_results)
     if check_id:
         query = query.where(check_results.c.check_id == check_id)
-    async with engine.connect() as conn:
-        return list((await conn.execute(query)).mappings())
+    return await fetch_page(engine, query, RESULT_ORDER, page)
