@@ -94,6 +94,9 @@ async def vigil_error_response(request: Request, exc: Exception) -> ProblemRespo
 
 def validation_problem(error: dict[str, Any]) -> tuple[str, str]:
     """The field and the sentence for FastAPI's first validation error."""
+    if error.get("type") == "json_invalid":
+        problem = error.get("ctx", {}).get("error", "invalid")
+        return "body", f"not valid JSON: {problem}"
     loc = [str(part) for part in error.get("loc", ())]
     if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
         loc = loc[1:] or loc
