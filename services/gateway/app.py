@@ -185,6 +185,7 @@ def build_gateway(settings: Settings, config: VigilConfig | None = None) -> Gate
         await store.dispose()
 
     runtime.on_start(prepare)
+    runtime.watch_database(store.engine)
     for projection in PROJECTIONS:
         runtime.consume_batches(
             consumer_spec(projection),

@@ -130,6 +130,12 @@ def bounded_report(payload: dict[str, Any]) -> dict[str, Any]:
     disk = payload.get("disk")
     if isinstance(disk, dict) and all(isinstance(disk.get(k), t) for k, t in _DISK_FIELDS.items()):
         report["disk"] = {k: disk[k] for k in _DISK_FIELDS} | {"path": disk["path"][:300]}
+    database = payload.get("database")
+    if isinstance(database, dict) and isinstance(database.get("ok"), bool):
+        report["database"] = {
+            "ok": database["ok"],
+            "detail": str(database.get("detail", ""))[:MAX_REASON_CHARS],
+        }
     for name in _WATCHDOG_FIELDS:
         value = payload.get(name)
         if isinstance(value, int | float) and not isinstance(value, bool):

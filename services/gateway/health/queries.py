@@ -64,3 +64,21 @@ async def _grouped(conn: AsyncConnection, table: Any) -> dict[tuple[str, str], i
         )
     )
     return {(status, severity): int(count) for status, severity, count in result}
+
+
+async def check_summary(engine: AsyncEngine) -> dict[str, Any]:
+    """How the synthetic checks stand: counts, and the names of those failing."""
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(checks.c.name, checks.c.enabled, checks.c.last_ok).order_by(checks.c.name)
+            )
+        ).all()
+    enabled = [row for row in rows if row.enabled]
+    return {
+        "total": len(rows),
+        "enabled": len(enabled),
+        "passing": sum(1 for row in enabled if row.last_ok is True),
+        "failing": [row.name for row in enabled if row.last_ok is False],
+        "not_run": sum(1 for row in enabled if row.last_ok is None),
+    }

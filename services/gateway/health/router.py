@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -16,19 +17,24 @@ from services.gateway.common.errors import AUTHENTICATED, problems
 from services.gateway.common.paths import PREFIX
 from services.gateway.common.routes import PUBLIC, Viewer
 from services.gateway.common.state import EngineDep, GatewayState, StateDep
-from services.gateway.health import queries
+from services.gateway.health import components, queries
 from services.gateway.health.monitor import stream_health
 from services.gateway.health.schemas import (
+    ConsumerHealthPublic,
     DashboardPublic,
+    HealthChecksPublic,
     HealthStatus,
     LivenessPublic,
     ProblemPublic,
     ReadinessPublic,
     ServiceHealthPublic,
+    StreamHealthPublic,
     SystemHealthPublic,
 )
 from services.gateway.health.verdict import overall
+from shared.bus import EventBus
 from shared.errors import VigilError
+from shared.faults import disk_state
 
 log = logging.getLogger(__name__)
 
@@ -92,16 +98,23 @@ async def readiness(state: StateDep) -> Any:
     return body
 
 
-@router.get(f"{PREFIX}/health/system", responses=problems(*AUTHENTICATED))
-async def system_health(_: Viewer, state: StateDep) -> SystemHealthPublic:
-    """Every service, stream and durable consumer, and what is wrong, with the cause."""
+async def stream_facts(
+    state: GatewayState,
+) -> tuple[list[StreamHealthPublic], list[ConsumerHealthPublic]]:
+    """Fresh stream and consumer figures; the last known when NATS does not answer."""
     try:
-        streams, consumers = await asyncio.wait_for(
+        return await asyncio.wait_for(
             stream_health(state.bus(), state.health.stalls), STREAM_FACTS_WAIT_S
         )
     except (TimeoutError, VigilError, nats.errors.Error) as exc:
         log.warning("stream health unavailable", extra={"error": str(exc)})
-        streams, consumers = state.health.streams, state.health.consumers  # the last known
+        return state.health.streams, state.health.consumers
+
+
+@router.get(f"{PREFIX}/health/system", responses=problems(*AUTHENTICATED))
+async def system_health(_: Viewer, state: StateDep) -> SystemHealthPublic:
+    """Every service, stream and durable consumer, and what is wrong, with the cause."""
+    streams, consumers = await stream_facts(state)
     status, problems = judged(state)
     return SystemHealthPublic(
         status=status,
@@ -116,3 +129,25 @@ async def system_health(_: Viewer, state: StateDep) -> SystemHealthPublic:
 async def dashboard(_: Viewer, state: StateDep, engine: EngineDep) -> DashboardPublic:
     counts = await queries.dashboard_counts(engine)
     return DashboardPublic.model_validate({**counts, "services": service_health(state)})
+
+
+@router.get(f"{PREFIX}/health/checks", responses=problems(*AUTHENTICATED))
+async def component_health(_: Viewer, state: StateDep, engine: EngineDep) -> HealthChecksPublic:
+    """Each component with its status and why: NATS and JetStream storage, each
+    service's database, each durable consumer's lag, the data dir's disk, the checks."""
+    bus: EventBus | None = None
+    with contextlib.suppress(VigilError):
+        bus = state.bus()
+    disk = disk_state(state.settings.data_dir)
+    consumers = (await stream_facts(state))[1]
+    limits = state.health.limits
+    found = [
+        await components.nats_component(
+            bus, state.health.probe_error, disk.free_bytes if disk else None
+        ),
+        *components.database_components(state.liveness.status(time.time())),
+        *components.consumer_components(consumers, limits),
+        components.disk_component(state.settings, limits),
+        components.synthetic_component(await queries.check_summary(engine)),
+    ]
+    return HealthChecksPublic(status=components.worst(found), components=found)

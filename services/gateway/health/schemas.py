@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -101,3 +101,22 @@ class DashboardPublic(Public):
     open_incidents_by_severity: dict[str, int]
     checks: list[CheckSummaryPublic]
     services: dict[str, ServiceHealthPublic]
+
+
+ComponentStatus = Literal["ok", "degraded", "failing", "unknown"]
+
+
+class ComponentPublic(Public):
+    name: str = Field(description="nats, database:<service>, consumer:<durable>, disk, synthetic")
+    kind: Literal["nats", "database", "consumer", "disk", "synthetic"]
+    status: ComponentStatus = Field(
+        description="failing: pages may not go out; degraded: an operator is needed; "
+        "unknown: not reported (yet)"
+    )
+    detail: str
+    facts: dict[str, Any] = Field(default_factory=dict, description="The figures behind it")
+
+
+class HealthChecksPublic(Public):
+    status: HealthStatus = Field(description="The worst component; unknown counts as degraded")
+    components: list[ComponentPublic]
