@@ -119,7 +119,7 @@ async def test_a_redelivered_event_is_applied_once(store: ProjectionStore) -> No
     assert timeline == [{"seq": 1, "type": "AlertFired"}, {"seq": 2, "type": "AlertAcknowledged"}]
     assert await store.last_seq("gateway-alerts") == 2
     pushed = [client.queue.get_nowait() for _ in range(client.queue.qsize())]
-    assert [(item.type, item.seq) for item in pushed if item is not None] == [
+    assert [(item.change, item.seq) for item in pushed if item is not None] == [
         ("AlertFired", 1),
         ("AlertAcknowledged", 2),
     ]

@@ -7,9 +7,11 @@ from typing import Any
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.gateway.alerts.schemas import AlertPublic
 from services.gateway.alerts.tables import alert_timeline, alerts
-from services.gateway.common.projection import Projection
+from services.gateway.common.projection import LiveView, Projection
 from services.gateway.common.tables import upsert
+from services.gateway.common.views import rows_as
 from shared import subjects
 from shared.events import (
     AlertAcknowledged,
@@ -103,4 +105,12 @@ async def _upsert_alert(
         await conn.execute(insert(alerts).values(id=event.aggregate_id, **row))
 
 
-PROJECTIONS = (Projection("gateway-alerts", ALERTS, f"{subjects.ALERT_EVENTS}.>", project_alert),)
+PROJECTIONS = (
+    Projection(
+        "gateway-alerts",
+        ALERTS,
+        f"{subjects.ALERT_EVENTS}.>",
+        project_alert,
+        live=LiveView("alert", rows_as(AlertPublic, alerts)),
+    ),
+)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -18,6 +19,22 @@ from shared.streams import StreamSpec
 log = logging.getLogger(__name__)
 
 Projector = Callable[[AsyncConnection, Event, int], Awaitable[None]]
+# the public views of some rows of a read model, by id (rows gone are absent)
+ViewLoader = Callable[[AsyncConnection, list[str]], Awaitable[dict[str, dict[str, Any]]]]
+
+
+def by_aggregate(event: Event) -> str:
+    return event.aggregate_id
+
+
+@dataclass(frozen=True)
+class LiveView:
+    """How live clients see a projection's changes: the resource's name, which row an
+    event changed, and how to load the public views of rows."""
+
+    resource: str
+    load: ViewLoader
+    key: Callable[[Event], str] = by_aggregate
 
 
 @dataclass(frozen=True)
@@ -28,6 +45,37 @@ class Projection:
     stream: StreamSpec
     filter_subject: str
     project: Projector
+    live: LiveView | None = None
+
+
+async def show_live(
+    state: GatewayState, projection: Projection, applied: list[tuple[Event, Delivery]]
+) -> None:
+    """Tell live clients what changed, with the public view of each changed row: one read
+    per batch, and none at all while nobody is listening."""
+    live = projection.live
+    if live is None or not applied or not state.live.subscribers:
+        return
+    keys = [live.key(event) for event, _ in applied]
+    try:
+        async with state.store.engine.connect() as conn:
+            views = await live.load(conn, sorted(set(keys)))
+    except Exception as exc:  # the change is stored; only its announcement is lost
+        log.warning(
+            "live views not loaded", extra={"projection": projection.name, "error": repr(exc)}
+        )
+        return
+    for key, (event, delivery) in zip(keys, applied, strict=True):
+        state.live.publish(
+            LiveEvent(
+                resource=live.resource,
+                id=key,
+                change=event.type,
+                stream=delivery.stream,
+                seq=delivery.stream_seq,
+                view=views.get(key),
+            )
+        )
 
 
 def projection_handler(state: GatewayState, projection: Projection) -> BatchHandler:
@@ -44,8 +92,7 @@ def projection_handler(state: GatewayState, projection: Projection) -> BatchHand
         through = items[-1][1].stream_seq
         await state.store.apply_through(projection.name, through, change)
         state.progress.advance(projection.name, through)
-        for event, delivery in applied:
-            state.live.publish(LiveEvent.of(event, delivery))
+        await show_live(state, projection, applied)
         if len(applied) < len(items):
             log.debug(
                 "skipped events already projected",

@@ -5,8 +5,10 @@ from __future__ import annotations
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.gateway.common.projection import Projection
+from services.gateway.common.projection import LiveView, Projection
 from services.gateway.common.tables import upsert
+from services.gateway.common.views import rows_as
+from services.gateway.incidents.schemas import IncidentPublic
 from services.gateway.incidents.tables import incident_notes, incident_timeline, incidents
 from shared import subjects
 from shared.events import (
@@ -103,5 +105,11 @@ async def project_incident(conn: AsyncConnection, event: Event, seq: int) -> Non
 
 
 PROJECTIONS = (
-    Projection("gateway-incidents", INCIDENTS, f"{subjects.INCIDENT_EVENTS}.>", project_incident),
+    Projection(
+        "gateway-incidents",
+        INCIDENTS,
+        f"{subjects.INCIDENT_EVENTS}.>",
+        project_incident,
+        live=LiveView("incident", rows_as(IncidentPublic, incidents)),
+    ),
 )

@@ -6,8 +6,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.gateway.common.projection import Projection
+from services.gateway.common.projection import LiveView, Projection
 from services.gateway.common.tables import upsert
+from services.gateway.common.views import rows_as
+from services.gateway.ledgers.schemas import DeadLetterPublic, NotificationPublic
 from services.gateway.ledgers.tables import dead_letters, notifications
 from shared import subjects
 from shared.events import (
@@ -76,14 +78,24 @@ async def project_dead_letter(conn: AsyncConnection, event: Event, seq: int) -> 
     )
 
 
+def by_event_id(event: Event) -> str:
+    """A dead letter is kept under its own event id."""
+    return event.id
+
+
 PROJECTIONS = (
     Projection(
         "gateway-notifications",
         NOTIFICATIONS,
         f"{subjects.NOTIFICATION_EVENTS}.>",
         project_notification,
+        live=LiveView("notification", rows_as(NotificationPublic, notifications)),
     ),
     Projection(
-        "gateway-deadletters", DEADLETTERS, f"{subjects.DEAD_LETTERS}.>", project_dead_letter
+        "gateway-deadletters",
+        DEADLETTERS,
+        f"{subjects.DEAD_LETTERS}.>",
+        project_dead_letter,
+        live=LiveView("dead_letter", rows_as(DeadLetterPublic, dead_letters), key=by_event_id),
     ),
 )

@@ -117,8 +117,8 @@ function addToFeed(item) {
   feed.prepend(
     el("li", {},
       el("time", {}, new Date().toLocaleTimeString()), " ",
-      el("strong", {}, item.type), " ",
-      el("code", {}, item.aggregate_id))
+      el("strong", {}, item.change), " ",
+      el("code", {}, item.id))
   );
   while (feed.children.length > 30) feed.lastChild.remove();
 }
@@ -278,10 +278,10 @@ async function runCheck(id) {
 
 // --- tabs, refresh and the live stream -----------------------------------------------
 const loaders = { overview: loadOverview, alerts: loadAlerts, incidents: loadIncidents, synthetic: loadSynthetic };
-const tabsForStream = {
-  ALERTS: ["overview", "alerts"],
-  INCIDENTS: ["overview", "incidents"],
-  SYNTHETIC: ["overview", "synthetic"],
+const tabsForResource = {
+  alert: ["overview", "alerts"],
+  incident: ["overview", "incidents"],
+  check: ["overview", "synthetic"],
 };
 const pending = new Set();
 let refreshTimer = null;
@@ -319,13 +319,7 @@ function connectLive() {
     indicator.className = "live offline";
   };
   source.onmessage = (message) => handleLive(message.data);
-  for (const type of [
-    "AlertFired", "AlertEscalated", "AlertAcknowledged", "AlertResolved",
-    "IncidentOpened", "IncidentStatusChanged", "IncidentResolved", "IncidentNoteAdded",
-    "IncidentAssigned", "IncidentSeverityChanged",
-    "CheckConfigured", "CheckRemoved", "CheckRunRecorded",
-    "NotificationDelivered", "NotificationFailed", "MessageDeadLettered",
-  ]) {
+  for (const type of ["alert", "incident", "check", "notification", "dead_letter"]) {
     source.addEventListener(type, (message) => handleLive(message.data));
   }
 }
@@ -333,7 +327,7 @@ function connectLive() {
 function handleLive(data) {
   const item = JSON.parse(data);
   addToFeed(item);
-  refresh(tabsForStream[item.stream] || ["overview"]);
+  refresh(tabsForResource[item.resource] || ["overview"]);
 }
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -5,8 +5,10 @@ from __future__ import annotations
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.gateway.common.projection import Projection
+from services.gateway.common.projection import LiveView, Projection
 from services.gateway.common.tables import upsert
+from services.gateway.common.views import rows_as
+from services.gateway.synthetic.schemas import CheckPublic
 from services.gateway.synthetic.tables import check_results, checks
 from shared.events import (
     CheckConfigured,
@@ -93,4 +95,12 @@ async def _prune_results(conn: AsyncConnection, check_id: str, keep: int) -> Non
         )
 
 
-PROJECTIONS = (Projection("gateway-synthetic", SYNTHETIC, "synthetic.>", project_synthetic),)
+PROJECTIONS = (
+    Projection(
+        "gateway-synthetic",
+        SYNTHETIC,
+        "synthetic.>",
+        project_synthetic,
+        live=LiveView("check", rows_as(CheckPublic, checks)),
+    ),
+)
