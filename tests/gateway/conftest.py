@@ -50,7 +50,7 @@ async def gateway(gateway_settings: Settings, start_service: RuntimeFactory) -> 
 async def client(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=gateway.app)
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://gateway", headers=ADMIN
+        transport=transport, base_url="http://localhost", headers=ADMIN
     ) as http:
         yield http
 

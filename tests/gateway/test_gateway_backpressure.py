@@ -26,7 +26,7 @@ BODY = orjson.dumps([{"name": "cpu", "value": 1.0}])
 async def post(gateway: Gateway) -> httpx.Response:
     transport = httpx.ASGITransport(app=gateway.app)
     async with httpx.AsyncClient(
-        transport=transport, base_url="http://gateway", headers=ADMIN
+        transport=transport, base_url="http://localhost", headers=ADMIN
     ) as http:
         return await http.post(URL, content=BODY, headers={"Content-Type": "application/json"})
 

@@ -27,7 +27,7 @@ KEEPALIVE_S = 0.5
 CLOSE_WITHIN_S = 10.0  # generous: a loaded machine, but far short of "never"
 # a request answered 200 from the read model alone, whatever else runs
 AUTHORIZATION = f"Authorization: Bearer {ADMIN_KEY}\r\n".encode()
-GET_ALERTS = b"GET /api/monitoring/alerts HTTP/1.1\r\nHost: gateway\r\n" + AUTHORIZATION + b"\r\n"
+GET_ALERTS = b"GET /api/monitoring/alerts HTTP/1.1\r\nHost: localhost\r\n" + AUTHORIZATION + b"\r\n"
 
 
 @dataclass
@@ -105,7 +105,7 @@ async def test_a_connection_that_sends_nothing_is_closed(connect: Connect) -> No
 
 async def test_headers_trickled_byte_by_byte_are_cut_off(connect: Connect) -> None:
     slow = await connect()
-    await slow.send(b"GET /health HTTP/1.1\r\nHost: gateway\r\n")
+    await slow.send(b"GET /health HTTP/1.1\r\nHost: localhost\r\n")
     sent = 0
 
     async def trickle() -> None:
@@ -128,7 +128,7 @@ async def test_headers_trickled_byte_by_byte_are_cut_off(connect: Connect) -> No
 async def test_a_body_sent_too_slowly_is_answered_408(connect: Connect) -> None:
     slow = await connect()
     await slow.send(
-        b"POST /api/monitoring/incidents HTTP/1.1\r\nHost: gateway\r\n"
+        b"POST /api/monitoring/incidents HTTP/1.1\r\nHost: localhost\r\n"
         + AUTHORIZATION
         + b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
     )
@@ -179,8 +179,8 @@ async def test_requests_in_pieces_and_kept_alive_within_the_limits_are_served(
     for _ in range(3):
         for piece in (
             b"GET /api/monitoring/al",
-            b"erts HTTP/1.1\r\nHost: gat",
-            b"eway\r\n" + AUTHORIZATION,
+            b"erts HTTP/1.1\r\nHost: local",
+            b"host\r\n" + AUTHORIZATION,
             b"\r\n",
         ):
             await client.send(piece)
@@ -189,7 +189,7 @@ async def test_requests_in_pieces_and_kept_alive_within_the_limits_are_served(
         await asyncio.sleep(KEEPALIVE_S / 3)
     # a body in two pieces, read whole: its validation names the missing field
     await client.send(
-        b"POST /api/monitoring/incidents HTTP/1.1\r\nHost: gateway\r\n"
+        b"POST /api/monitoring/incidents HTTP/1.1\r\nHost: localhost\r\n"
         + AUTHORIZATION
         + b'Content-Type: application/json\r\nContent-Length: 23\r\n\r\n{"severity": '
     )

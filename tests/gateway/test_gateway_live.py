@@ -305,7 +305,8 @@ async def test_a_live_client_that_stops_reading_is_cut_off_while_others_get_ever
     stalled.setblocking(False)
     await loop.sock_connect(stalled, ("127.0.0.1", tuned.port))
     await loop.sock_sendall(
-        stalled, b"GET /api/monitoring/events HTTP/1.1\r\nHost: g\r\n" + AUTHORIZATION + b"\r\n"
+        stalled,
+        b"GET /api/monitoring/events HTTP/1.1\r\nHost: localhost\r\n" + AUTHORIZATION + b"\r\n",
     )
 
     received: list[int] = []
