@@ -48,6 +48,7 @@ failures_before_alert: 2
     check = created.json()
     shown = {key: check[key] for key in item}
     assert shown == {**item, "timeout": "2500ms", "interval": "2m"}
+    assert check["allow_unsafe_method"] is False
     # what the API shows is valid in the file
     assert CheckConfig.model_validate(shown).interval_s == 120.0
 
@@ -58,6 +59,22 @@ failures_before_alert: 2
     assert replaced.status_code == 200, replaced.text
     assert (replaced.json()["interval"], replaced.json()["timeout"]) == ("1h", "10s")
     assert replaced.json()["version"] == check["version"] + 1
+
+
+async def test_a_check_with_another_method_needs_it_allowed_and_says_so(
+    client: httpx.AsyncClient, owners: StandIns
+) -> None:
+    item = {"name": "hook", "url": "http://shop.test/hook", "method": "POST"}
+    refused = await client.post(CHECKS, json=item)
+    assert refused.status_code == 422
+    assert "allow_unsafe_method" in refused.json()["detail"]
+    created = await client.post(CHECKS, json={**item, "allow_unsafe_method": True})
+    assert created.status_code == 201, created.text
+    assert created.json()["allow_unsafe_method"] is True
+    # what GET shows can be sent back as it is
+    shown = created.json()
+    again = {key: shown[key] for key in (*item, "allow_unsafe_method", "timeout", "interval")}
+    assert (await client.put(f"{CHECKS}/{shown['id']}", json=again)).status_code == 200
 
 
 async def test_bad_check_fields_are_named(client: httpx.AsyncClient, owners: StandIns) -> None:

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from services.gateway.common.durations import DurationText
 from services.gateway.common.schemas import Public, UtcDateTime
-from shared.config import CheckConfig
+from shared.config import SAFE_METHODS, CheckConfig
 
 
 class CheckCreate(CheckConfig):
@@ -30,6 +30,7 @@ class CheckCreate(CheckConfig):
             "interval_s": self.interval_s,
             "failures_before_alert": self.failures_before_alert,
             "enabled": self.enabled,
+            "allow_unsafe_method": self.allow_unsafe_method,
         }
 
 
@@ -43,6 +44,10 @@ class CheckPublic(Public):
     timeout: DurationText = Field(examples=["10s"])
     interval: DurationText = Field(examples=["30s"])
     failures_before_alert: int
+    allow_unsafe_method: bool = Field(
+        default=False,
+        description="The method is other than GET or HEAD, which an admin allowed",
+    )
     enabled: bool
     source: str = Field(description='"file": managed in the configuration file, read-only here')
     version: int
@@ -66,6 +71,8 @@ class CheckPublic(Public):
                 values.setdefault("timeout", values.pop("timeout_s"))
             if "interval_s" in values:
                 values.setdefault("interval", values.pop("interval_s"))
+            if "method" in values:  # a stored check with another method was allowed one
+                values.setdefault("allow_unsafe_method", values["method"] not in SAFE_METHODS)
             return values
         return row
 
