@@ -144,6 +144,7 @@ async def test_a_body_sent_too_slowly_is_answered_408(connect: Connect) -> None:
     finally:
         trickling.cancel()
     assert data.startswith(b"HTTP/1.1 408 ")
+    assert data.endswith(b'"detail":"the request body came too slowly"}')
     assert b"too slowly" in data
     assert after >= TIMEOUT_S * 0.8
 
@@ -259,7 +260,8 @@ async def test_at_the_cap_with_every_connection_busy_a_newcomer_gets_503(
             newcomer = await open_counted(capped)
             data, _ = await newcomer.closed_by_server()
             assert data.startswith(b"HTTP/1.1 503 ")
-            assert data.endswith(b"too many open connections\n")
+            assert data.endswith(b'"status":503,"detail":"too many open connections"}')
+            assert b"content-type: application/problem+json" in data
             assert capped.http.connections.refused == 1
             newcomer.close()
         # the streams ended: room again
