@@ -7,10 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from services.gateway.app import Gateway
+from services.gateway.alerts.projector import project_alert
+from services.gateway.alerts.queries import list_alerts
+from services.gateway.app import Gateway, projection_store
+from services.gateway.common.pagination import PageRequest
 from shared import subjects
 from shared.bus import EventBus
 from shared.events import AlertFired, CheckConfigured
+from shared.settings import Settings
 from tests.waiting import eventually
 
 API = "/api/monitoring"
@@ -97,3 +101,37 @@ async def test_a_cursor_not_given_out_and_limits_out_of_range_are_refused(
         assert (query, response.status_code) == (query, 422)
         assert response.json()["field"] == field
         assert response.json()["detail"].startswith(f"{field}: ")
+
+
+async def test_keyset_pages_agree_on_sqlite_and_postgres(database_url: str) -> None:
+    """Times and ids round-trip through the cursor on both databases."""
+    store = projection_store(Settings(database_url=database_url))
+    await store.reset()
+    try:
+        async with store.engine.begin() as conn:
+            for index, alert_id in enumerate(["b", "a", "c", "d", "e"]):
+                event = AlertFired(
+                    aggregate_id=alert_id,
+                    rule="HighCPU",
+                    fingerprint=f"fp-{alert_id}",
+                    metric="cpu",
+                    labels={},
+                    severity="critical",
+                    value=1.0,
+                    threshold=0.5,
+                    time=T0 + timedelta(minutes=min(index, 2)),
+                )
+                await project_alert(conn, event, index + 1)
+        seen: list[str] = []
+        page = PageRequest(limit=2, cursor=None)
+        while True:
+            rows, next_cursor = await list_alerts(store.engine, None, None, page)
+            seen += [row["id"] for row in rows]
+            if next_cursor is None:
+                break
+            page = PageRequest(limit=2, cursor=next_cursor)
+        # minute 2: c, d, e (by id); then minute 1: a; then minute 0: b
+        assert seen == ["c", "d", "e", "a", "b"]
+    finally:
+        await store.drop_all()
+        await store.dispose()
