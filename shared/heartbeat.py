@@ -1,9 +1,9 @@
 """Liveness: each service announces itself on core NATS; the gateway listens.
 
 A beat also carries what the service knows is wrong with it (faults), the state of
-the disk under its data dir, and any figures it adds (``status``), so health can name
-a cause and not only say "down". Core NATS, not JetStream: a beat must get through
-when the event log refuses writes.
+the disk under its data dir, whether its database answers, and any figures it adds
+(``status``), so health can name a cause and not only say "down". Core NATS, not
+JetStream: a beat must get through when the event log refuses writes.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 from nats.aio.client import Client
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import subjects
 
@@ -47,3 +49,39 @@ async def beat_forever(
             body = heartbeat_payload(service, started_at, status() if status else None)
             await nc.publish(subjects.heartbeat(service), body)
         await asyncio.sleep(interval_s)
+
+
+DB_PROBE_TIMEOUT_S = 2.0
+
+
+class DatabaseProbe:
+    """Whether a service's database answers, checked on a timer and told in heartbeats
+    (``database: {ok, detail}``), so health can name a database that stopped answering."""
+
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+        self.ok: bool | None = None
+        self.detail = "not checked yet"
+
+    async def check(self) -> None:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(DB_PROBE_TIMEOUT_S), self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except TimeoutError:
+            self.ok, self.detail = False, f"no answer within {DB_PROBE_TIMEOUT_S:g} s"
+        except Exception as exc:  # what the driver says; no query text, no credentials
+            self.ok, self.detail = False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        else:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            self.ok, self.detail = True, f"answered in {elapsed_ms:.1f} ms"
+
+    async def watch(self, interval_s: float) -> None:
+        while True:
+            await self.check()
+            await asyncio.sleep(interval_s)
+
+    def report(self) -> dict[str, Any]:
+        if self.ok is None:
+            return {}
+        return {"database": {"ok": self.ok, "detail": self.detail}}

@@ -11,6 +11,7 @@ from typing import Any
 
 from faststream.nats import NatsBroker
 from faststream.nats.security import NatsUserPassword
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.bus import EventBus, settle
 from shared.consumer import (
@@ -23,7 +24,7 @@ from shared.consumer import (
     subscribe,
 )
 from shared.faults import FaultBoard, disk_state
-from shared.heartbeat import beat_forever
+from shared.heartbeat import DatabaseProbe, beat_forever
 from shared.natsauth import credentials_for
 from shared.settings import Settings
 from shared.streams import ensure_streams
@@ -116,6 +117,16 @@ class ServiceRuntime:
     def report_status(self, part: Callable[[], dict[str, Any]]) -> None:
         """Figures this service adds to its heartbeat (merged into one object)."""
         self._status.append(part)
+
+    def watch_database(self, engine: AsyncEngine) -> None:
+        """Probe the service's database on the heartbeat timer and report it in beats."""
+        probe = DatabaseProbe(engine)
+
+        async def watch() -> None:
+            await probe.watch(self.settings.heartbeat_interval_s)
+
+        self.background(watch)
+        self.report_status(probe.report)
 
     def status(self) -> dict[str, Any]:
         """What the heartbeat says besides liveness: faults, disk, and added figures."""

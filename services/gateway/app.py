@@ -16,12 +16,15 @@ from fastapi import FastAPI
 from nats.aio.subscription import Subscription
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.gateway.api import PREFIX, create_app
-from services.gateway.handlers import heartbeat_listener, projection_handler
+from services.gateway.api import create_app
+from services.gateway.common.projection import Projection, projection_handler
+from services.gateway.common.state import GatewayState
+from services.gateway.common.tables import SERVICE, metadata
+from services.gateway.health.liveness import heartbeat_listener
 from services.gateway.http_limits import BoundedConfig, HttpLimits
-from services.gateway.livestream import LiveStream
-from services.gateway.projections import PROJECTIONS, SERVICE, Projection, metadata
-from services.gateway.state import GatewayState
+from services.gateway.live.router import EVENTS_PATH
+from services.gateway.live.stream import LiveStream
+from services.gateway.sections import PROJECTIONS
 from shared import subjects
 from shared.bus import EventBus, Recorded, log_session
 from shared.config import VigilConfig, load_config
@@ -76,7 +79,7 @@ class HttpServer:
         config = BoundedConfig(
             app,
             self.limits,
-            streams=frozenset({f"{PREFIX}/events"}),
+            streams=frozenset({EVENTS_PATH}),
             host=settings.host,
             port=settings.port,
             log_level="warning",
@@ -169,7 +172,9 @@ def build_gateway(settings: Settings, config: VigilConfig | None = None) -> Gate
         for projection in PROJECTIONS:
             state.progress.advance(projection.name, await store.last_seq(projection.name))
         subscriptions.append(
-            await runtime.bus.nc.subscribe(f"{subjects.HEARTBEATS}.*", cb=heartbeat_listener(state))
+            await runtime.bus.nc.subscribe(
+                f"{subjects.HEARTBEATS}.*", cb=heartbeat_listener(state.liveness)
+            )
         )
 
     async def close() -> None:
@@ -180,6 +185,7 @@ def build_gateway(settings: Settings, config: VigilConfig | None = None) -> Gate
         await store.dispose()
 
     runtime.on_start(prepare)
+    runtime.watch_database(store.engine)
     for projection in PROJECTIONS:
         runtime.consume_batches(
             consumer_spec(projection),

@@ -26,8 +26,10 @@ import struct
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, cast
 
+import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
@@ -44,14 +46,18 @@ RESET_ON_CLOSE = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close sends a res
 REPORT_EVERY_S = 10.0
 
 
-def _plain_response(status: bytes, text: bytes) -> bytes:
-    return b"HTTP/1.1 %s\r\ncontent-type: text/plain; charset=utf-8\r\n" % status + (
-        b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(text), text)
-    )
+def _problem_response(status: int, detail: str) -> bytes:
+    """A whole response written before any app runs, in the API's one error body."""
+    title = HTTPStatus(status).phrase
+    body = orjson.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail})
+    return (
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/problem+json\r\n"
+        b"content-length: %d\r\nconnection: close\r\n\r\n%s"
+    ) % (status, title.encode(), len(body), body)
 
 
-REFUSED = _plain_response(b"503 Service Unavailable", b"too many open connections\n")
-TIMED_OUT = _plain_response(b"408 Request Timeout", b"the request body came too slowly\n")
+REFUSED = _problem_response(503, "too many open connections")
+TIMED_OUT = _problem_response(408, "the request body came too slowly")
 
 
 def listen_backlog(file_limit: int) -> int:

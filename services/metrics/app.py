@@ -36,6 +36,7 @@ def build(
     runtime = ServiceRuntime(SERVICE, settings)
     store = SampleStore(create_engine(settings.database_url_for(SERVICE)))
     runtime.on_start(store.create_all)
+    runtime.watch_database(store.engine)
     runtime.consume_batches(STORE_CONSUMER, sample_storer(store), store.last_seq)
     queries = MetricsQueries(store, lambda: runtime.bus)
     runtime.respond(QUERY_SAMPLES, queries.samples)

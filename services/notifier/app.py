@@ -34,6 +34,7 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
     )
     deadman = DeadmanSwitch(config.deadman, lambda: dispatcher.session, runtime.faults)
     runtime.on_start(ledger.create)
+    runtime.watch_database(ledger.engine)
     runtime.on_start(dispatcher.open)
     runtime.on_stop(dispatcher.close)
     runtime.on_stop(ledger.flush_marks)

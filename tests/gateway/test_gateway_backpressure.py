@@ -16,6 +16,7 @@ from shared.heartbeat import heartbeat_payload
 from shared.natsserver import free_port
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
+from tests.gateway.identities import ADMIN
 from tests.waiting import eventually
 
 URL = "/api/monitoring/metrics"
@@ -24,8 +25,10 @@ BODY = orjson.dumps([{"name": "cpu", "value": 1.0}])
 
 async def post(gateway: Gateway) -> httpx.Response:
     transport = httpx.ASGITransport(app=gateway.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-        return await http.post(URL, content=BODY)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://localhost", headers=ADMIN
+    ) as http:
+        return await http.post(URL, content=BODY, headers={"Content-Type": "application/json"})
 
 
 async def test_ingest_waits_for_a_running_store_that_is_behind(

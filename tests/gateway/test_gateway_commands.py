@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from services.gateway.app import Gateway
+from services.gateway.common.errors import ACTOR_REFUSAL
 from shared import commands, subjects
 from shared.bus import EventBus
 from shared.errors import Conflict, InvalidInput, InvalidTransition, NotFound
@@ -23,6 +24,7 @@ from shared.events import (
 )
 from tests.gateway.conftest import detail
 from tests.gateway.gateway_standins import StandIns
+from tests.gateway.identities import ADMIN_ACTOR
 from tests.waiting import eventually
 
 API = "/api/monitoring"
@@ -59,22 +61,22 @@ async def test_acknowledge_answers_with_the_acknowledged_alert(
 ) -> None:
     await projected(gateway, "gateway-alerts", await fire(bus, "a-1"))
 
-    response = await client.post(f"{API}/alerts/a-1/ack", json={"by": "ann", "comment": "on it"})
+    response = await client.post(f"{API}/alerts/a-1/ack", json={"comment": "on it"})
 
     assert response.status_code == 200
     alert = response.json()
     assert (alert["status"], alert["acknowledged_by"], alert["version"]) == (
         "acknowledged",
-        "ann",
+        ADMIN_ACTOR,
         2,
     )
     assert [(t["type"], t["by"], t["detail"]) for t in alert["timeline"]] == [
         ("AlertFired", "", "system_cpu_percent = 97 ≥ 90"),
-        ("AlertAcknowledged", "ann", "on it"),
+        ("AlertAcknowledged", ADMIN_ACTOR, "on it"),
     ]
     resolved = await client.post(f"{API}/alerts/a-1/resolve")
     assert resolved.status_code == 200
-    assert (resolved.json()["status"], resolved.json()["resolved_by"]) == ("resolved", "api")
+    assert (resolved.json()["status"], resolved.json()["resolved_by"]) == ("resolved", ADMIN_ACTOR)
 
 
 async def test_alert_lists_filter_by_status_and_severity(
@@ -87,12 +89,12 @@ async def test_alert_lists_filter_by_status_and_severity(
 
     def ids(response: httpx.Response) -> set[str]:
         assert response.status_code == 200
-        return {alert["id"] for alert in response.json()}
+        return {alert["id"] for alert in response.json()["items"]}
 
     assert ids(await client.get(f"{API}/alerts")) == {"a-1", "a-2", "a-3"}
     assert ids(await client.get(f"{API}/alerts?status=firing")) == {"a-1", "a-2"}
     assert ids(await client.get(f"{API}/alerts?status=firing&severity=critical")) == {"a-1"}
-    assert len((await client.get(f"{API}/alerts?limit=1")).json()) == 1
+    assert len((await client.get(f"{API}/alerts?limit=1")).json()["items"]) == 1
     bad = await client.get(f"{API}/alerts?status=sleeping")
     assert bad.status_code == 422
     assert detail(bad).startswith("status: Input should be 'firing'")
@@ -102,18 +104,20 @@ async def test_an_incident_is_worked_from_open_to_resolved(
     client: httpx.AsyncClient, owners: StandIns
 ) -> None:
     opened = await client.post(
-        f"{API}/incidents", json={"title": "checkout down", "severity": "critical", "by": "ann"}
+        f"{API}/incidents", json={"title": "checkout down", "severity": "critical"}
     )
     assert opened.status_code == 201
     incident = opened.json()
     incident_id = incident["id"]
     assert opened.headers["location"] == f"{API}/incidents/{incident_id}"
-    assert (incident["status"], incident["opened_by"]) == ("investigating", "ann")
+    assert (incident["status"], incident["opened_by"]) == ("investigating", ADMIN_ACTOR)
 
     url = f"{API}/incidents/{incident_id}"
-    noted = await client.post(f"{url}/notes", json={"text": "rolled back", "author": "bob"})
+    noted = await client.post(f"{url}/notes", json={"text": "rolled back"})
     assert noted.status_code == 201
-    assert [(n["author"], n["text"]) for n in noted.json()["notes"]] == [("bob", "rolled back")]
+    assert [(n["author"], n["text"]) for n in noted.json()["notes"]] == [
+        (ADMIN_ACTOR, "rolled back")
+    ]
     assigned = await client.put(f"{url}/assignee", json={"assignee": "bob"})
     assert assigned.json()["assignee"] == "bob"
     lowered = await client.put(f"{url}/severity", json={"severity": "warning"})
@@ -139,8 +143,8 @@ async def test_an_incident_is_worked_from_open_to_resolved(
         "IncidentStatusChanged",
     ]
     listed = await client.get(f"{API}/incidents?status=resolved")
-    assert [i["id"] for i in listed.json()] == [incident_id]
-    assert (await client.get(f"{API}/incidents?status=investigating")).json() == []
+    assert [i["id"] for i in listed.json()["items"]] == [incident_id]
+    assert (await client.get(f"{API}/incidents?status=investigating")).json()["items"] == []
 
 
 async def test_a_synthetic_check_is_created_run_and_removed(
@@ -148,25 +152,30 @@ async def test_a_synthetic_check_is_created_run_and_removed(
 ) -> None:
     created = await client.post(
         f"{API}/synthetic/checks",
-        json={"name": "homepage", "url": "http://shop.test/", "interval_s": 60},
+        json={"name": "homepage", "url": "http://shop.test/", "interval": "60s"},
     )
     assert created.status_code == 201
     check = created.json()
-    assert (check["id"], check["interval_s"], check["last_ok"]) == ("homepage", 60.0, None)
+    assert (check["id"], check["interval"], check["timeout"], check["last_ok"]) == (
+        "homepage",
+        "1m",
+        "10s",
+        None,
+    )
     assert created.headers["location"] == f"{API}/synthetic/checks/homepage"
     assert (await client.get(created.headers["location"])).json() == check
 
     ran = await client.post(f"{API}/synthetic/checks/homepage/run")
     assert ran.status_code == 200
     assert (ran.json()["last_ok"], ran.json()["last_status_code"]) == (True, 200)
-    results = (await client.get(f"{API}/synthetic/results?check_id=homepage")).json()
+    results = (await client.get(f"{API}/synthetic/results?check_id=homepage")).json()["items"]
     assert [(r["check_id"], r["trigger"], r["latency_ms"]) for r in results] == [
         ("homepage", "manual", 4.2)
     ]
 
     removed = await client.delete(f"{API}/synthetic/checks/homepage")
     assert removed.status_code == 204
-    assert (await client.get(f"{API}/synthetic/checks")).json() == []
+    assert (await client.get(f"{API}/synthetic/checks")).json()["items"] == []
     gone = await client.post(f"{API}/synthetic/checks/homepage/run")
     assert gone.status_code == 404
     assert detail(gone) == "check_id: no check 'homepage'"
@@ -204,7 +213,8 @@ async def test_owner_errors_map_to_http_statuses(client: httpx.AsyncClient, bus:
 async def test_bad_bodies_are_refused_before_reaching_the_owner(client: httpx.AsyncClient) -> None:
     # no responders run in this test: a 422 proves the gateway refused the body itself
     cases = [
-        ("post", f"{API}/alerts/a-1/ack", {"by": ""}, "by: String should have at least 1"),
+        ("post", f"{API}/alerts/a-1/ack", {"by": "ceo"}, f"by: {ACTOR_REFUSAL}"),
+        ("post", f"{API}/incidents/i-1/notes", {"text": "x", "author": "ceo"}, "author: the actor"),
         ("post", f"{API}/alerts/a-1/ack", {"who": "ann"}, "who: Extra inputs are not permitted"),
         ("post", f"{API}/incidents", {"severity": "critical"}, "title: Field required"),
         ("post", f"{API}/incidents", {"title": "x", "severity": "huge"}, "severity: Input should"),
@@ -268,14 +278,14 @@ async def test_ledgers_list_notifications_and_dead_letters(
         await bus.publish(subjects.dead_letter("notifier-alerts"), letter),
     )
 
-    ledger = (await client.get(f"{API}/notifications")).json()
+    ledger = (await client.get(f"{API}/notifications")).json()["items"]
     assert [(n["id"], n["status"], n["status_code"], n["permanent"]) for n in ledger] == [
         ("d-2", "failed", None, True),
         ("d-1", "delivered", 204, False),
     ]
-    only_ops = (await client.get(f"{API}/notifications?channel=ops")).json()
+    only_ops = (await client.get(f"{API}/notifications?channel=ops")).json()["items"]
     assert [n["id"] for n in only_ops] == ["d-1"]
-    letters = (await client.get(f"{API}/deadletters")).json()
+    letters = (await client.get(f"{API}/deadletters")).json()["items"]
     assert [(d["consumer"], d["stream_seq"], d["error"]) for d in letters] == [
         ("notifier-alerts", 9, "ValueError: no")
     ]
@@ -316,7 +326,7 @@ async def test_alert_commands_answer_202_and_where_to_look_until_the_read_model_
     await projected(gateway, "gateway-alerts", fired)
 
     async with paused(bus, "ALERTS", "gateway-alerts"):
-        acked = await client.post(f"{API}/alerts/a-1/ack", json={"by": "ann"})
+        acked = await client.post(f"{API}/alerts/a-1/ack")
         assert acked.status_code == 202
         location = acked.headers["location"]
         assert location == f"{API}/alerts/a-1"
@@ -326,7 +336,7 @@ async def test_alert_commands_answer_202_and_where_to_look_until_the_read_model_
         # the resource still shows the older state, as itself and not as the command's result
         assert ((await body_at(client, location))["status"]) == "firing"
 
-        resolved = await client.post(f"{API}/alerts/a-1/resolve", json={"by": "bob"})
+        resolved = await client.post(f"{API}/alerts/a-1/resolve")
         assert (resolved.status_code, resolved.headers["location"]) == (202, location)
         assert resolved.json()["version"] == 3
 
@@ -375,7 +385,7 @@ async def test_check_commands_answer_202_and_where_to_look_until_the_read_model_
     client: httpx.AsyncClient, gateway: Gateway, bus: EventBus, owners: StandIns
 ) -> None:
     gateway.state.consistency_wait_s = LAG_WAIT_S
-    check = {"name": "homepage", "url": "http://shop.test/", "interval_s": 60}
+    check = {"name": "homepage", "url": "http://shop.test/", "interval": 60}
     async with paused(bus, "SYNTHETIC", "gateway-synthetic"):
         created = await client.post(f"{API}/synthetic/checks", json=check)
         assert created.status_code == 202

@@ -25,14 +25,15 @@ from playwright.async_api import (
 
 from services.alerts.app import build as build_alerts
 from services.gateway.app import Gateway
-from services.gateway.domain import SERVICES
 from services.incidents.app import build as build_incidents
 from services.metrics.app import build as build_metrics
 from services.notifier.app import build as build_notifier
 from services.synthetic.app import build as build_synthetic
 from shared.natsserver import free_port
+from shared.services import SERVICES
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
+from tests.gateway.identities import ADMIN, ADMIN_ACTOR, with_admin_key
 from tests.waiting import eventually
 
 API = "/api/monitoring"
@@ -73,7 +74,9 @@ class Console:
 def gateway_settings(settings: Settings) -> Settings:
     """A slower heartbeat than the default test one, so that a browser busy on a shared
     CPU cannot make a service look down (down = three missed beats)."""
-    return settings.model_copy(update={"port": free_port(), "heartbeat_interval_s": 1.0})
+    return with_admin_key(
+        settings.model_copy(update={"port": free_port(), "heartbeat_interval_s": 1.0})
+    )
 
 
 @pytest.fixture
@@ -85,7 +88,7 @@ async def system(
         await start_service(build(gateway_settings))
     await eventually(lambda: gateway.http.started)
     base = f"http://127.0.0.1:{gateway_settings.port}"
-    async with httpx.AsyncClient(base_url=base, timeout=10.0) as http:
+    async with httpx.AsyncClient(base_url=base, timeout=10.0, headers=ADMIN) as http:
 
         async def all_up() -> bool:
             services = (await http.get(f"{API}/health/dashboard")).json()["services"]
@@ -115,7 +118,10 @@ async def dashboard(
     browser: Browser, system: httpx.AsyncClient
 ) -> AsyncIterator[tuple[Page, Console]]:
     """The dashboard open at the overview, its live stream connected."""
-    context = await browser.new_context(viewport={"width": 1400, "height": 900})
+    # the page calls the API with the admin's key, as a browser does once logged in
+    context = await browser.new_context(
+        viewport={"width": 1400, "height": 900}, extra_http_headers=ADMIN
+    )
     page = await context.new_page()
     page.set_default_timeout(WAIT_MS)
     console = Console()
@@ -171,7 +177,7 @@ async def test_an_operator_works_an_alert_and_its_incident_from_the_dashboard(
     await expect(row.locator(".badge").nth(1)).to_have_text("acknowledged")
     await expect(row.get_by_role("button", name="Acknowledge")).to_have_count(0)
     alert = await api_get(system, f"/alerts/{alert_id}")
-    assert (alert["status"], alert["acknowledged_by"]) == ("acknowledged", "dashboard")
+    assert (alert["status"], alert["acknowledged_by"]) == ("acknowledged", ADMIN_ACTOR)
 
     # the overview counts what happened, and the feed shows the live events
     await page.get_by_role("tab", name="Overview").click()
@@ -195,7 +201,7 @@ async def test_an_operator_works_an_alert_and_its_incident_from_the_dashboard(
     await incident_row.click()
     detail = page.locator("#incident-detail")
     await expect(detail.locator("#incident-title")).to_have_text(title)
-    incident_id = (await api_get(system, "/incidents"))[0]["id"]
+    incident_id = (await api_get(system, "/incidents"))["items"][0]["id"]
 
     status_form = page.locator("#incident-status-form")
     await status_form.locator("select").select_option("identified")
@@ -205,7 +211,7 @@ async def test_an_operator_works_an_alert_and_its_incident_from_the_dashboard(
     await expect(incident_row.locator(".badge").nth(1)).to_have_text("identified")
     timeline = detail.locator("#incident-timeline li")
     await expect(timeline.filter(has_text="IncidentStatusChanged")).to_contain_text(
-        "by dashboard — runaway worker"
+        f"by {ADMIN_ACTOR} — runaway worker"
     )
     assert (await api_get(system, f"/incidents/{incident_id}"))["status"] == "identified"
 
@@ -220,7 +226,7 @@ async def test_an_operator_works_an_alert_and_its_incident_from_the_dashboard(
     )
     notes = (await api_get(system, f"/incidents/{incident_id}"))["notes"]
     assert [(n["author"], n["text"]) for n in notes] == [
-        ("dashboard", "restarted the worker on web-1")
+        (ADMIN_ACTOR, "restarted the worker on web-1")
     ]
 
     # a refused action is shown in the page, and the page keeps the real state
@@ -258,9 +264,9 @@ async def test_an_incident_opened_from_the_dashboard_can_be_worked_there(
     await expect(row).to_have_count(1)
     await expect(row).to_have_class("selected clickable")
     await expect(page.locator("#incident-title")).to_have_text("checkout is slow")
-    await expect(page.locator("#incident-meta")).to_contain_text("by dashboard")
+    await expect(page.locator("#incident-meta")).to_contain_text(f"by {ADMIN_ACTOR}")
     await expect(opener.locator("input[name=title]")).to_have_value("")
-    incidents = await api_get(system, "/incidents")
+    incidents = (await api_get(system, "/incidents"))["items"]
     assert [(i["title"], i["severity"], i["status"]) for i in incidents] == [
         ("checkout is slow", "critical", "investigating")
     ]

@@ -7,11 +7,10 @@ import json
 import orjson
 import pytest
 
-from services.gateway.domain import (
+from services.gateway.health.liveness import ServiceLiveness, bounded_report
+from services.gateway.metrics.batch import (
     MalformedBody,
     PayloadTooLarge,
-    ServiceLiveness,
-    bounded_report,
     parse_label_filter,
     parse_sample_batch,
 )

@@ -19,8 +19,10 @@ from shared.natsserver import free_port
 from shared.settings import Settings
 from shared.streams import ensure_streams
 from tests.conftest import RuntimeFactory
+from tests.gateway.identities import ADMIN
 from tests.waiting import eventually
 
+JSON = {"Content-Type": "application/json"}
 SAMPLES = orjson.dumps([{"name": "cpu", "value": 1.0}])
 
 
@@ -33,7 +35,7 @@ async def started(settings: Settings, start_service: RuntimeFactory, **tuning: A
 
 def client(gateway: Gateway) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=gateway.app), base_url="http://gateway"
+        transport=httpx.ASGITransport(app=gateway.app), base_url="http://localhost", headers=ADMIN
     )
 
 
@@ -74,7 +76,9 @@ async def test_a_stalled_evaluator_makes_health_fail_with_the_reason(
         assert stalled["stalled_s"] >= 1.0
         # a stall is not a reason to refuse writes: the log still stores them
         assert (await http.get("/ready")).status_code == 200
-        assert (await http.post("/api/monitoring/metrics", content=SAMPLES)).status_code == 202
+        assert (
+            await http.post("/api/monitoring/metrics", content=SAMPLES, headers=JSON)
+        ).status_code == 202
 
 
 async def test_writes_are_refused_at_once_while_the_log_refuses_them(
@@ -95,7 +99,7 @@ async def test_writes_are_refused_at_once_while_the_log_refuses_them(
         assert ready["ready"] is False
         assert ready["reason"].startswith("the event log refuses writes")
         began = time.monotonic()
-        ingest = await http.post("/api/monitoring/metrics", content=SAMPLES)
+        ingest = await http.post("/api/monitoring/metrics", content=SAMPLES, headers=JSON)
         command = await http.post(
             "/api/monitoring/incidents", json={"title": "db down", "severity": "critical"}
         )
@@ -111,7 +115,9 @@ async def test_writes_are_refused_at_once_while_the_log_refuses_them(
         await eventually(
             lambda: gateway.state.health.refusal is None, within_s=10, what="writes taken"
         )
-        assert (await http.post("/api/monitoring/metrics", content=SAMPLES)).status_code == 202
+        assert (
+            await http.post("/api/monitoring/metrics", content=SAMPLES, headers=JSON)
+        ).status_code == 202
 
 
 async def test_the_watchdog_and_own_figures_arrive_as_samples(

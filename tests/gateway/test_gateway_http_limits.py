@@ -19,13 +19,15 @@ from services.gateway.app import Gateway, build_gateway
 from services.gateway.http_limits import connection_cap, listen_backlog
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
+from tests.gateway.identities import ADMIN, ADMIN_KEY
 from tests.waiting import eventually
 
 TIMEOUT_S = 1.0
 KEEPALIVE_S = 0.5
 CLOSE_WITHIN_S = 10.0  # generous: a loaded machine, but far short of "never"
 # a request answered 200 from the read model alone, whatever else runs
-GET_ALERTS = b"GET /api/monitoring/alerts HTTP/1.1\r\nHost: gateway\r\n\r\n"
+AUTHORIZATION = f"Authorization: Bearer {ADMIN_KEY}\r\n".encode()
+GET_ALERTS = b"GET /api/monitoring/alerts HTTP/1.1\r\nHost: localhost\r\n" + AUTHORIZATION + b"\r\n"
 
 
 @dataclass
@@ -103,7 +105,7 @@ async def test_a_connection_that_sends_nothing_is_closed(connect: Connect) -> No
 
 async def test_headers_trickled_byte_by_byte_are_cut_off(connect: Connect) -> None:
     slow = await connect()
-    await slow.send(b"GET /health HTTP/1.1\r\nHost: gateway\r\n")
+    await slow.send(b"GET /health HTTP/1.1\r\nHost: localhost\r\n")
     sent = 0
 
     async def trickle() -> None:
@@ -126,8 +128,9 @@ async def test_headers_trickled_byte_by_byte_are_cut_off(connect: Connect) -> No
 async def test_a_body_sent_too_slowly_is_answered_408(connect: Connect) -> None:
     slow = await connect()
     await slow.send(
-        b"POST /api/monitoring/incidents HTTP/1.1\r\nHost: gateway\r\n"
-        b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
+        b"POST /api/monitoring/incidents HTTP/1.1\r\nHost: localhost\r\n"
+        + AUTHORIZATION
+        + b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"
     )
 
     async def trickle() -> None:
@@ -141,6 +144,7 @@ async def test_a_body_sent_too_slowly_is_answered_408(connect: Connect) -> None:
     finally:
         trickling.cancel()
     assert data.startswith(b"HTTP/1.1 408 ")
+    assert data.endswith(b'"detail":"the request body came too slowly"}')
     assert b"too slowly" in data
     assert after >= TIMEOUT_S * 0.8
 
@@ -176,8 +180,8 @@ async def test_requests_in_pieces_and_kept_alive_within_the_limits_are_served(
     for _ in range(3):
         for piece in (
             b"GET /api/monitoring/al",
-            b"erts HTTP/1.1\r\nHost: gat",
-            b"eway\r\n",
+            b"erts HTTP/1.1\r\nHost: local",
+            b"host\r\n" + AUTHORIZATION,
             b"\r\n",
         ):
             await client.send(piece)
@@ -186,14 +190,15 @@ async def test_requests_in_pieces_and_kept_alive_within_the_limits_are_served(
         await asyncio.sleep(KEEPALIVE_S / 3)
     # a body in two pieces, read whole: its validation names the missing field
     await client.send(
-        b"POST /api/monitoring/incidents HTTP/1.1\r\nHost: gateway\r\n"
-        b'Content-Type: application/json\r\nContent-Length: 23\r\n\r\n{"severity": '
+        b"POST /api/monitoring/incidents HTTP/1.1\r\nHost: localhost\r\n"
+        + AUTHORIZATION
+        + b'Content-Type: application/json\r\nContent-Length: 23\r\n\r\n{"severity": '
     )
     await asyncio.sleep(TIMEOUT_S / 4)
     await client.send(b'"warning"}')
     answer = await client.response()
     assert answer.startswith(b"HTTP/1.1 422 ")
-    assert answer.endswith(b'{"detail":"title: Field required"}')
+    assert b'"detail":"title: Field required","field":"title"' in answer
 
 
 # --- the connection cap ---------------------------------------------------------------
@@ -219,7 +224,7 @@ async def open_counted(gateway: Gateway) -> Raw:
 async def test_at_the_cap_the_longest_idle_connection_makes_room(capped: Gateway) -> None:
     table = capped.http.connections
     base = f"http://127.0.0.1:{capped.runtime.settings.port}"
-    async with httpx.AsyncClient(base_url=base, timeout=5.0) as served:
+    async with httpx.AsyncClient(base_url=base, timeout=5.0, headers=ADMIN) as served:
         async with served.stream("GET", "/api/monitoring/events") as live:
             assert live.status_code == 200  # busy for as long as it streams
             idle = [await open_counted(capped) for _ in range(3)]
@@ -243,7 +248,9 @@ async def test_at_the_cap_with_every_connection_busy_a_newcomer_gets_503(
 ) -> None:
     base = f"http://127.0.0.1:{capped.runtime.settings.port}"
     limits = httpx.Limits(max_connections=10)
-    async with httpx.AsyncClient(base_url=base, timeout=5.0, limits=limits) as served:
+    async with httpx.AsyncClient(
+        base_url=base, timeout=5.0, limits=limits, headers=ADMIN
+    ) as served:
         async with (
             served.stream("GET", "/api/monitoring/events"),
             served.stream("GET", "/api/monitoring/events"),
@@ -253,7 +260,8 @@ async def test_at_the_cap_with_every_connection_busy_a_newcomer_gets_503(
             newcomer = await open_counted(capped)
             data, _ = await newcomer.closed_by_server()
             assert data.startswith(b"HTTP/1.1 503 ")
-            assert data.endswith(b"too many open connections\n")
+            assert data.endswith(b'"status":503,"detail":"too many open connections"}')
+            assert b"content-type: application/problem+json" in data
             assert capped.http.connections.refused == 1
             newcomer.close()
         # the streams ended: room again
@@ -344,7 +352,9 @@ async def test_health_answers_while_more_idle_sockets_are_open_than_files_allowe
         while holders.held < FLOOD:
             await holders.open(min(gateway.http.limits.backlog, FLOOD - holders.held))
             await eventually(lambda: taken_in() >= holders.held, what="a round taken in")
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5.0) as http:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=5.0, headers=ADMIN
+        ) as http:
             await health_answers(http)
             assert len(table.open) <= cap
             assert table.evicted >= FLOOD - cap

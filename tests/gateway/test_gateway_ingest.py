@@ -13,6 +13,7 @@ from shared.bus import EventBus
 from shared.events import MAX_BATCH_BYTES, Sample, SamplesIngested
 from tests.gateway.conftest import detail
 
+JSON = {"Content-Type": "application/json"}
 URL = "/api/monitoring/metrics"
 
 
@@ -27,7 +28,7 @@ async def test_a_batch_is_stored_as_one_event(client: httpx.AsyncClient, bus: Ev
         {"name": "system_cpu_percent", "value": 93.5, "labels": {"host": "web-1"}},
         {"name": "system_cpu_percent", "value": 12, "timestamp": stamp},
     ]
-    response = await client.post(URL, content=orjson.dumps(batch))
+    response = await client.post(URL, content=orjson.dumps(batch), headers=JSON)
     assert response.status_code == 202
     body = response.json()
     assert body["accepted"] == 2
@@ -47,9 +48,9 @@ async def test_a_retried_post_with_the_same_idempotency_key_is_stored_once(
 ) -> None:
     content = orjson.dumps([{"name": "app_error_rate_percent", "value": 2.5}])
     headers = {"Idempotency-Key": "batch-7f3a"}
-    first = await client.post(URL, content=content, headers=headers)
-    second = await client.post(URL, content=content, headers=headers)
-    other = await client.post(URL, content=content)
+    first = await client.post(URL, content=content, headers={**JSON, **headers})
+    second = await client.post(URL, content=content, headers={**JSON, **headers})
+    other = await client.post(URL, content=content, headers=JSON)
     assert first.status_code == second.status_code == other.status_code == 202
     assert first.json() == second.json() == {"accepted": 1, "batch_id": "batch-7f3a", "seq": 1}
     assert other.json()["seq"] == 2
@@ -131,7 +132,7 @@ async def test_every_bad_batch_is_refused_with_the_field_named_and_nothing_store
 ) -> None:
     """One gateway for all cases: starting one per case would dominate the run time."""
     for case, content, status, message in BAD_BATCHES:
-        response = await client.post(URL, content=content)
+        response = await client.post(URL, content=content, headers=JSON)
         assert (case, response.status_code) == (case, status)
         assert message in detail(response), case
     info = await bus.js.stream_info("METRICS")
@@ -145,7 +146,7 @@ async def test_an_oversized_body_without_content_length_is_refused(
         yield b"[" + b" " * (MAX_BATCH_BYTES // 2)
         yield b" " * MAX_BATCH_BYTES
 
-    response = await client.post(URL, content=huge())
+    response = await client.post(URL, content=huge(), headers=JSON)
     assert response.status_code == 413
     assert f"over the {MAX_BATCH_BYTES} byte limit" in detail(response)
     assert (await bus.js.stream_info("METRICS")).state.messages == 0
@@ -153,7 +154,7 @@ async def test_an_oversized_body_without_content_length_is_refused(
 
 async def test_an_empty_idempotency_key_is_refused(client: httpx.AsyncClient) -> None:
     response = await client.post(
-        URL, content=b'[{"name": "cpu", "value": 1}]', headers={"Idempotency-Key": ""}
+        URL, content=b'[{"name": "cpu", "value": 1}]', headers={**JSON, "Idempotency-Key": ""}
     )
     assert response.status_code == 422
     assert detail(response).startswith("idempotency-key: ")

@@ -14,16 +14,24 @@ import orjson
 import pytest
 
 from services.gateway.app import Gateway, build_gateway
-from services.gateway.livestream import LiveEvent, LiveStream
+from services.gateway.live.stream import LiveEvent, LiveStream
 from shared import subjects
 from shared.bus import EventBus
-from shared.events import AlertFired, CheckConfigured, CheckRunRecorded, IncidentOpened
+from shared.events import (
+    AlertFired,
+    CheckConfigured,
+    CheckRemoved,
+    CheckRunRecorded,
+    IncidentOpened,
+)
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
+from tests.gateway.identities import ADMIN, ADMIN_KEY
 from tests.waiting import eventually
 
 API = "/api/monitoring"
+AUTHORIZATION = f"Authorization: Bearer {ADMIN_KEY}\r\n".encode()
 
 
 @pytest.fixture
@@ -31,7 +39,7 @@ async def served(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the gateway's own uvicorn server."""
     await eventually(lambda: gateway.http.started)
     base = f"http://127.0.0.1:{gateway.runtime.settings.port}"
-    async with httpx.AsyncClient(base_url=base, timeout=5.0) as http:
+    async with httpx.AsyncClient(base_url=base, timeout=5.0, headers=ADMIN) as http:
         yield http
 
 
@@ -76,18 +84,46 @@ async def test_a_projected_event_reaches_a_live_client(
         seq = await bus.publish(subjects.alert("a-live"), alert_fired("a-live"))
         received = await asyncio.wait_for(next_sse_event(lines), 5)
 
-    assert received["event"] == "AlertFired"
+    assert received["event"] == "alert"
     assert received["id"] == f"ALERTS:{seq}"
     data = orjson.loads(received["data"])
-    assert (data["type"], data["aggregate_id"], data["stream"], data["seq"]) == (
-        "AlertFired",
+    assert (data["resource"], data["id"], data["change"], data["seq"]) == (
+        "alert",
         "a-live",
-        "ALERTS",
+        "AlertFired",
         seq,
     )
-    assert data["event"]["value"] == 2.5
-    # it was applied before it was shown
-    assert (await served.get(f"{API}/alerts/a-live")).json()["status"] == "firing"
+    # the public view the REST API answers, not the internal event
+    listed = (await served.get(f"{API}/alerts")).json()["items"]
+    assert data["view"] == listed[0]
+    assert (data["view"]["status"], data["view"]["value"]) == ("firing", 2.5)
+    assert "event" not in data and "aggregate_id" not in data["view"]
+
+
+async def test_the_live_stream_needs_a_viewer(served: httpx.AsyncClient) -> None:
+    refused = await served.get(f"{API}/events", headers={"Authorization": ""})
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_removed_check_is_shown_as_gone(
+    served: httpx.AsyncClient, gateway: Gateway, bus: EventBus
+) -> None:
+    configured = CheckConfigured(aggregate_id="c-1", name="shop", url="http://shop.test/")
+    removed = CheckRemoved(aggregate_id="c-1", version=2, name="shop")
+    async with served.stream("GET", f"{API}/events") as response:
+        lines = response.aiter_lines()
+        await asyncio.wait_for(next_sse_event(lines), 5)
+        await bus.publish(subjects.check_definition("c-1"), configured)
+        shown = orjson.loads((await asyncio.wait_for(next_sse_event(lines), 5))["data"])
+        await bus.publish(subjects.check_definition("c-1"), removed)
+        gone = orjson.loads((await asyncio.wait_for(next_sse_event(lines), 5))["data"])
+    assert (shown["resource"], shown["change"], shown["view"]["interval"]) == (
+        "check",
+        "CheckConfigured",
+        "30s",
+    )
+    assert (gone["id"], gone["change"], gone["view"]) == ("c-1", "CheckRemoved", None)
 
 
 async def test_live_clients_past_the_limit_are_refused_and_the_api_stays_reachable(
@@ -138,7 +174,7 @@ async def test_a_slow_client_is_dropped_without_holding_up_others() -> None:
     fast = stream.subscribe()
     seen: list[int] = []
     for seq in range(1, 5):
-        stream.publish(LiveEvent("AlertFired", "a", "ALERTS", seq, {}))
+        stream.publish(LiveEvent("alert", "a", "AlertFired", "ALERTS", seq, {}))
         item = await fast.next(1.0)
         assert item is not None
         seen.append(item.seq)
@@ -268,13 +304,16 @@ async def test_a_live_client_that_stops_reading_is_cut_off_while_others_get_ever
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.setblocking(False)
     await loop.sock_connect(stalled, ("127.0.0.1", tuned.port))
-    await loop.sock_sendall(stalled, b"GET /api/monitoring/events HTTP/1.1\r\nHost: g\r\n\r\n")
+    await loop.sock_sendall(
+        stalled,
+        b"GET /api/monitoring/events HTTP/1.1\r\nHost: localhost\r\n" + AUTHORIZATION + b"\r\n",
+    )
 
     received: list[int] = []
     published: list[int] = []
     base = f"http://127.0.0.1:{tuned.port}"
     async with (
-        httpx.AsyncClient(base_url=base, timeout=10.0) as http,
+        httpx.AsyncClient(base_url=base, timeout=10.0, headers=ADMIN) as http,
         http.stream("GET", f"{API}/events") as reading,
     ):
 
@@ -322,4 +361,4 @@ async def test_a_live_client_that_stops_reading_is_cut_off_while_others_get_ever
             break
         drained += chunk
     stalled.close()
-    assert 0 < drained.count(b"\nevent: AlertFired\n") < len(published)
+    assert 0 < drained.count(b"\nevent: alert\n") < len(published)

@@ -10,18 +10,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.gateway.alerts.tables import alert_timeline, alerts
 from services.gateway.app import build_gateway, projection_store, rebuild
-from services.gateway.handlers import projection_handler
-from services.gateway.projections import (
-    PROJECTION_BY_STREAM,
-    alert_timeline,
-    alerts,
-    check_results,
-    checks,
-    metadata,
-    project_synthetic,
-)
-from services.gateway.state import GatewayState
+from services.gateway.common.projection import projection_handler
+from services.gateway.common.state import GatewayState
+from services.gateway.common.tables import metadata
+from services.gateway.sections import PROJECTION_BY_STREAM
+from services.gateway.synthetic.projector import project_synthetic
+from services.gateway.synthetic.tables import check_results, checks
 from shared import subjects
 from shared.bus import EventBus
 from shared.consumer import Delivery
@@ -123,7 +119,7 @@ async def test_a_redelivered_event_is_applied_once(store: ProjectionStore) -> No
     assert timeline == [{"seq": 1, "type": "AlertFired"}, {"seq": 2, "type": "AlertAcknowledged"}]
     assert await store.last_seq("gateway-alerts") == 2
     pushed = [client.queue.get_nowait() for _ in range(client.queue.qsize())]
-    assert [(item.type, item.seq) for item in pushed if item is not None] == [
+    assert [(item.change, item.seq) for item in pushed if item is not None] == [
         ("AlertFired", 1),
         ("AlertAcknowledged", 2),
     ]

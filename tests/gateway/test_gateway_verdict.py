@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.gateway.domain import ServiceStatus
-from services.gateway.verdict import (
+from services.gateway.health.liveness import ServiceStatus
+from services.gateway.health.verdict import (
     ConsumerFacts,
     HealthLimits,
     SelfFigures,

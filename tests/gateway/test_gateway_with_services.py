@@ -18,6 +18,7 @@ from shared.natsserver import free_port
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
 from tests.gateway.conftest import detail
+from tests.gateway.identities import actor_of, headers_for
 from tests.waiting import eventually
 
 API = "/api/monitoring"
@@ -58,7 +59,7 @@ async def test_a_hot_sample_becomes_an_alert_and_an_incident_worked_through_the_
     firing: list[dict[str, Any]] = []
 
     async def alert_fired() -> bool:
-        firing[:] = (await client.get(f"{API}/alerts?status=firing")).json()
+        firing[:] = (await client.get(f"{API}/alerts?status=firing")).json()["items"]
         return len(firing) == 1
 
     await eventually(alert_fired, within_s=10)
@@ -68,25 +69,30 @@ async def test_a_hot_sample_becomes_an_alert_and_an_incident_worked_through_the_
     incidents: list[dict[str, Any]] = []
 
     async def incident_opened() -> bool:
-        incidents[:] = (await client.get(f"{API}/incidents")).json()
+        incidents[:] = (await client.get(f"{API}/incidents")).json()["items"]
         return len(incidents) == 1
 
     await eventually(incident_opened, within_s=10)
     assert incidents[0]["alert_id"] == alert["id"]
 
-    acked = await client.post(f"{API}/alerts/{alert['id']}/ack", json={"by": "ann"})
+    responder = await headers_for(gateway.app, client, "responder")
+    acked = await client.post(f"{API}/alerts/{alert['id']}/ack", headers=responder)
     assert acked.status_code == 200
-    assert (acked.json()["status"], acked.json()["acknowledged_by"]) == ("acknowledged", "ann")
-    twice = await client.post(f"{API}/alerts/{alert['id']}/ack", json={"by": "bob"})
+    assert (acked.json()["status"], acked.json()["acknowledged_by"]) == (
+        "acknowledged",
+        actor_of("responder"),
+    )
+    twice = await client.post(f"{API}/alerts/{alert['id']}/ack")
     assert twice.status_code == 200  # acknowledging twice is a no-op
     assert (twice.json()["acknowledged_by"], twice.json()["version"]) == (
-        "ann",
+        actor_of("responder"),
         acked.json()["version"],
     )
 
     identified = await client.put(
         f"{API}/incidents/{incidents[0]['id']}/status",
-        json={"status": "identified", "by": "ann", "message": "runaway worker"},
+        json={"status": "identified", "message": "runaway worker"},
+        headers=responder,
     )
     assert identified.status_code == 200
     assert identified.json()["status"] == "identified"
@@ -95,7 +101,7 @@ async def test_a_hot_sample_becomes_an_alert_and_an_incident_worked_through_the_
     assert stored.status_code == 200
     assert [s["value"] for s in stored.json()["samples"]] == [97.0]
 
-    resolved = await client.post(f"{API}/alerts/{alert['id']}/resolve", json={"by": "ann"})
+    resolved = await client.post(f"{API}/alerts/{alert['id']}/resolve", headers=responder)
     assert (resolved.status_code, resolved.json()["status"]) == (200, "resolved")
     again = await client.post(f"{API}/alerts/{alert['id']}/resolve")
     assert again.status_code == 409
@@ -110,7 +116,7 @@ async def test_a_synthetic_check_runs_on_demand(
     client: httpx.AsyncClient, owners: None, shop: str
 ) -> None:
     created = await client.post(
-        f"{API}/synthetic/checks", json={"name": "shop home", "url": shop, "interval_s": 3600}
+        f"{API}/synthetic/checks", json={"name": "shop home", "url": shop, "interval": "1h"}
     )
     assert created.status_code == 201
     check_id = created.json()["id"]
@@ -118,9 +124,11 @@ async def test_a_synthetic_check_runs_on_demand(
     ran = await client.post(f"{API}/synthetic/checks/{check_id}/run")
     assert ran.status_code == 200
     assert (ran.json()["last_ok"], ran.json()["last_status_code"]) == (True, 200)
-    results = (await client.get(f"{API}/synthetic/results", params={"check_id": check_id})).json()
+    results = (await client.get(f"{API}/synthetic/results", params={"check_id": check_id})).json()[
+        "items"
+    ]
     assert any(r["trigger"] == "manual" and r["ok"] for r in results)
 
     removed = await client.delete(f"{API}/synthetic/checks/{check_id}")
     assert removed.status_code == 204
-    assert (await client.get(f"{API}/synthetic/checks")).json() == []
+    assert (await client.get(f"{API}/synthetic/checks")).json()["items"] == []

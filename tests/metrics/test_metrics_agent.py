@@ -18,7 +18,7 @@ import psutil
 import pytest
 from aiohttp import web
 
-from services.gateway.domain import parse_sample_batch
+from services.gateway.metrics.batch import parse_sample_batch
 from services.metrics.agent import (
     Backoff,
     GatewaySink,

@@ -117,8 +117,8 @@ function addToFeed(item) {
   feed.prepend(
     el("li", {},
       el("time", {}, new Date().toLocaleTimeString()), " ",
-      el("strong", {}, item.type), " ",
-      el("code", {}, item.aggregate_id))
+      el("strong", {}, item.change), " ",
+      el("code", {}, item.id))
   );
   while (feed.children.length > 30) feed.lastChild.remove();
 }
@@ -128,7 +128,7 @@ async function loadAlerts() {
   const params = new URLSearchParams({ limit: "200" });
   if ($("alert-status").value) params.set("status", $("alert-status").value);
   if ($("alert-severity").value) params.set("severity", $("alert-severity").value);
-  const alerts = await api(`/alerts?${params}`);
+  const alerts = (await api(`/alerts?${params}`)).items;
   $("alerts-empty").hidden = alerts.length > 0;
   $("alert-rows").replaceChildren(
     ...alerts.map((a) => {
@@ -153,13 +153,13 @@ async function loadAlerts() {
 }
 
 async function alertAction(id, action) {
-  await api(`/alerts/${encodeURIComponent(id)}/${action}`, { method: "POST", body: { by: "dashboard" } });
+  await api(`/alerts/${encodeURIComponent(id)}/${action}`, { method: "POST", body: {} });
   await Promise.all([loadAlerts(), loadOverview()]);
 }
 
 // --- incidents ---------------------------------------------------------------------
 async function loadIncidents() {
-  const incidents = await api("/incidents?limit=200");
+  const incidents = (await api("/incidents?limit=200")).items;
   $("incidents-empty").hidden = incidents.length > 0;
   $("incident-rows").replaceChildren(
     ...incidents.map((i) =>
@@ -213,7 +213,7 @@ function wireIncidentForms() {
   onSubmit("open-incident", async (form) => {
     const incident = await api("/incidents", {
       method: "POST",
-      body: { title: form.elements.title.value, severity: form.elements.severity.value, by: "dashboard" },
+      body: { title: form.elements.title.value, severity: form.elements.severity.value },
     });
     form.reset();
     // 202 (not yet in the read model) answers with the command result instead
@@ -223,7 +223,7 @@ function wireIncidentForms() {
   onSubmit("incident-status-form", async (form) => {
     await api(`/incidents/${encodeURIComponent(state.incident)}/status`, {
       method: "PUT",
-      body: { status: form.elements.status.value, message: form.elements.message.value, by: "dashboard" },
+      body: { status: form.elements.status.value, message: form.elements.message.value },
     });
     form.elements.message.value = "";
     await loadIncidents();
@@ -231,7 +231,7 @@ function wireIncidentForms() {
   onSubmit("incident-note-form", async (form) => {
     await api(`/incidents/${encodeURIComponent(state.incident)}/notes`, {
       method: "POST",
-      body: { text: form.elements.text.value, author: "dashboard" },
+      body: { text: form.elements.text.value },
     });
     form.reset();
     await loadIncident(state.incident);
@@ -240,10 +240,10 @@ function wireIncidentForms() {
 
 // --- synthetic checks --------------------------------------------------------------
 async function loadSynthetic() {
-  const [checks, results] = await Promise.all([
+  const [checks, results] = (await Promise.all([
     api("/synthetic/checks"),
     api("/synthetic/results?limit=50"),
-  ]);
+  ])).map((page) => page.items);
   $("checks-empty").hidden = checks.length > 0;
   $("check-rows").replaceChildren(
     ...checks.map((c) =>
@@ -278,10 +278,10 @@ async function runCheck(id) {
 
 // --- tabs, refresh and the live stream -----------------------------------------------
 const loaders = { overview: loadOverview, alerts: loadAlerts, incidents: loadIncidents, synthetic: loadSynthetic };
-const tabsForStream = {
-  ALERTS: ["overview", "alerts"],
-  INCIDENTS: ["overview", "incidents"],
-  SYNTHETIC: ["overview", "synthetic"],
+const tabsForResource = {
+  alert: ["overview", "alerts"],
+  incident: ["overview", "incidents"],
+  check: ["overview", "synthetic"],
 };
 const pending = new Set();
 let refreshTimer = null;
@@ -319,13 +319,7 @@ function connectLive() {
     indicator.className = "live offline";
   };
   source.onmessage = (message) => handleLive(message.data);
-  for (const type of [
-    "AlertFired", "AlertEscalated", "AlertAcknowledged", "AlertResolved",
-    "IncidentOpened", "IncidentStatusChanged", "IncidentResolved", "IncidentNoteAdded",
-    "IncidentAssigned", "IncidentSeverityChanged",
-    "CheckConfigured", "CheckRemoved", "CheckRunRecorded",
-    "NotificationDelivered", "NotificationFailed", "MessageDeadLettered",
-  ]) {
+  for (const type of ["alert", "incident", "check", "notification", "dead_letter"]) {
     source.addEventListener(type, (message) => handleLive(message.data));
   }
 }
@@ -333,7 +327,7 @@ function connectLive() {
 function handleLive(data) {
   const item = JSON.parse(data);
   addToFeed(item);
-  refresh(tabsForStream[item.stream] || ["overview"]);
+  refresh(tabsForResource[item.resource] || ["overview"]);
 }
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 
-from services.gateway.state import GatewayState
+from services.gateway.common.state import GatewayState
 from services.gateway.surface.docs import install_docs
 from services.gateway.surface.hosts import HostPolicy
 from services.gateway.surface.middleware import SurfaceMiddleware, SurfacePolicy

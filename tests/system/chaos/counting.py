@@ -18,8 +18,8 @@ from pathlib import Path
 
 import aiohttp
 
-from services.gateway.projections import alerts as alerts_table
-from services.gateway.projections import incidents as incidents_table
+from services.gateway.alerts.tables import alerts as alerts_table
+from services.gateway.incidents.tables import incidents as incidents_table
 from services.metrics.projections import samples_table
 from tests.system.chaos.load import LoadGenerator
 from tests.system.chaos.pager import PageRecorder

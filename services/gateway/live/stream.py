@@ -1,4 +1,4 @@
-"""In-process fan-out of projected events to live clients (server-sent events).
+"""In-process fan-out of read-model changes to live clients (server-sent events).
 
 Publishing never waits: each client has a bounded queue, and a client whose queue is
 full is dropped (its stream ends; browsers reconnect and reload). A slow browser can
@@ -20,9 +20,6 @@ from typing import Any
 
 import orjson
 
-from shared.consumer import Delivery
-from shared.events import Event
-
 log = logging.getLogger(__name__)
 
 CLIENT_QUEUE_SIZE = 1024
@@ -34,36 +31,30 @@ KEEPALIVE_S = 15.0
 
 @dataclass(frozen=True)
 class LiveEvent:
-    type: str
-    aggregate_id: str
+    """What a live client is told: which resource changed, how, and its public view
+    after the change (the shape the REST API answers for it; ``None`` once removed)."""
+
+    resource: str
+    id: str
+    change: str
     stream: str
     seq: int
-    event: dict[str, Any]
-
-    @classmethod
-    def of(cls, event: Event, delivery: Delivery) -> LiveEvent:
-        return cls(
-            type=event.type,
-            aggregate_id=event.aggregate_id,
-            stream=delivery.stream,
-            seq=delivery.stream_seq,
-            event=event.model_dump(mode="json"),
-        )
+    view: dict[str, Any] | None
 
     def sse(self) -> bytes:
         body = orjson.dumps(
             {
-                "type": self.type,
-                "aggregate_id": self.aggregate_id,
-                "stream": self.stream,
+                "resource": self.resource,
+                "id": self.id,
+                "change": self.change,
                 "seq": self.seq,
-                "event": self.event,
+                "view": self.view,
             }
         )
         return b"id: %s:%d\nevent: %s\ndata: %s\n\n" % (
             self.stream.encode(),
             self.seq,
-            self.type.encode(),
+            self.resource.encode(),
             body,
         )
 

@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from services.gateway.domain import ServiceLiveness
+from services.gateway.health.liveness import ServiceLiveness
 from shared.bus import EventBus
+from shared.durables import owner_of
 from shared.errors import Overloaded
 from shared.streams import METRICS
 
@@ -25,11 +26,6 @@ log = logging.getLogger(__name__)
 
 POLL_INTERVAL_S = 0.25
 RETRY_AFTER_S = 1.0
-
-
-def owner(durable: str) -> str:
-    """Durable consumers are named ``<service>-<purpose>``."""
-    return durable.split("-", 1)[0]
 
 
 @dataclass
@@ -44,7 +40,7 @@ class IngestBackpressure:
             return
         up = {s.service for s in self.liveness.status(time.time()) if s.up}
         for durable, behind in self.backlog.items():
-            if behind > self.max_backlog and owner(durable) in up:
+            if behind > self.max_backlog and owner_of(durable) in up:
                 raise Overloaded(
                     f"{durable} is {behind} batches behind (limit {self.max_backlog}); "
                     f"retry after {RETRY_AFTER_S:g} s",

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from services.gateway.domain import ServiceStatus
+from services.gateway.health.liveness import ServiceStatus
+from shared.durables import role_of
 from shared.events import WATCHDOG_METRIC, Sample
 from shared.faults import CHANNEL_FAULT_PREFIX
 
@@ -69,19 +70,6 @@ class StreamFacts:
 def overall(problems: Iterable[Problem]) -> Level:
     levels = {p.status for p in problems}
     return "failing" if "failing" in levels else "degraded" if levels else "ok"
-
-
-def role_of(durable: str) -> str:
-    """What a durable consumer does for the user, in the words of a health report."""
-    if durable == "metrics-store":
-        return "ingest"
-    if durable == "alerts-evaluator":
-        return "evaluation"
-    if durable.startswith("notifier-"):
-        return "delivery"
-    if durable.startswith("incidents-"):
-        return "incidents"
-    return "read models"
 
 
 def disk_problem(service: str, disk: dict[str, Any], limits: HealthLimits) -> Problem | None:

@@ -6,11 +6,15 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from services.gateway.backpressure import IngestBackpressure
-from services.gateway.domain import ServiceLiveness
-from services.gateway.health import HealthMonitor
-from services.gateway.livestream import KEEPALIVE_S, LiveStream
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.gateway.health.liveness import ServiceLiveness
+from services.gateway.health.monitor import HealthMonitor
+from services.gateway.live.stream import KEEPALIVE_S, LiveStream
+from services.gateway.metrics.backpressure import IngestBackpressure
 from shared.bus import EventBus
 from shared.db import ProjectionStore
 from shared.errors import Unavailable
@@ -68,6 +72,8 @@ class GatewayState:
     health: HealthMonitor = field(init=False)
     keepalive_s: float = KEEPALIVE_S
     consistency_wait_s: float = CONSISTENCY_WAIT_S
+    # the read model a command's stream shows up in, filled as sections are included
+    projection_by_stream: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.liveness = ServiceLiveness(self.settings.heartbeat_interval_s)
@@ -89,3 +95,18 @@ class GatewayState:
             return self.bus_of().nc.is_connected
         except RuntimeError:
             return False
+
+
+def get_state(request: Request) -> GatewayState:
+    state: GatewayState = request.app.state.gateway
+    return state
+
+
+StateDep = Annotated[GatewayState, Depends(get_state)]
+
+
+def get_engine(state: StateDep) -> AsyncEngine:
+    return state.store.engine
+
+
+EngineDep = Annotated[AsyncEngine, Depends(get_engine)]

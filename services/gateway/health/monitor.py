@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from services.gateway.domain import ServiceLiveness
-from services.gateway.schemas import ConsumerHealthPublic, StreamHealthPublic
-from services.gateway.verdict import (
+from services.gateway.health.liveness import ServiceLiveness
+from services.gateway.health.schemas import ConsumerHealthPublic, StreamHealthPublic
+from services.gateway.health.verdict import (
     ConsumerFacts,
     HealthLimits,
     Problem,

@@ -1,0 +1,1 @@
+"""Alerts: the read model of the ALERTS stream, and acknowledge/resolve sent to the owner."""

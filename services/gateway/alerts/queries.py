@@ -1,0 +1,41 @@
+"""Reads of the alerts read model; every filter used here has an index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import RowMapping, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.gateway.alerts.tables import alert_timeline, alerts
+from services.gateway.common.pagination import Order, PageRequest, fetch_page
+from services.gateway.common.tables import TIMELINE_COLUMNS
+
+Row = RowMapping
+
+
+ALERT_ORDER: Order = ((alerts.c.fired_at, True), (alerts.c.id, False))
+
+
+async def list_alerts(
+    engine: AsyncEngine, status: str | None, severity: str | None, page: PageRequest
+) -> tuple[list[Row], str | None]:
+    query = select(alerts)
+    if status:
+        query = query.where(alerts.c.status == status)
+    if severity:
+        query = query.where(alerts.c.severity == severity)
+    return await fetch_page(engine, query, ALERT_ORDER, page)
+
+
+async def get_alert(engine: AsyncEngine, alert_id: str) -> dict[str, Any] | None:
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(alerts).where(alerts.c.id == alert_id))).mappings().first()
+        if row is None:
+            return None
+        timeline = await conn.execute(
+            select(*(alert_timeline.c[name] for name in TIMELINE_COLUMNS))
+            .where(alert_timeline.c.alert_id == alert_id)
+            .order_by(alert_timeline.c.seq)
+        )
+        return {**row, "timeline": list(timeline.mappings())}

@@ -1,0 +1,45 @@
+"""The alerts read model: one row per alert, and each alert's timeline."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+)
+
+from services.gateway.common.tables import metadata, timeline
+
+alerts = Table(
+    "gateway_alerts",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("rule", String(200), nullable=False),
+    Column("fingerprint", String(200), nullable=False),
+    Column("metric", String(200), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("severity", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("value", Float),
+    Column("threshold", Float),
+    Column("summary", Text, nullable=False, default=""),
+    Column("fired_at", DateTime(timezone=True)),
+    Column("acknowledged_at", DateTime(timezone=True)),
+    Column("acknowledged_by", String(100)),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("resolved_by", String(100)),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("gateway_alerts_status_severity", "status", "severity"),
+    Index("gateway_alerts_status_fired_at", "status", "fired_at"),
+    Index("gateway_alerts_fired_at", "fired_at"),
+)
+
+
+alert_timeline = timeline("alert", "alert_id")

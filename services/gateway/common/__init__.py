@@ -1,0 +1,1 @@
+"""What every section of the gateway shares: state, owner requests, errors, pages, tables."""

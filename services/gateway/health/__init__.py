@@ -1,0 +1,1 @@
+"""Health: liveness, readiness, the system's health and its components, the watchdog."""

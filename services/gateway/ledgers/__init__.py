@@ -1,0 +1,1 @@
+"""Ledgers: every notification sent or failed, and every dead-lettered message."""

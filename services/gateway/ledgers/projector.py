@@ -1,0 +1,101 @@
+"""Applies NOTIFICATIONS and DEADLETTERS events to the ledgers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.gateway.common.projection import LiveView, Projection
+from services.gateway.common.tables import upsert
+from services.gateway.common.views import rows_as
+from services.gateway.ledgers.schemas import DeadLetterPublic, NotificationPublic
+from services.gateway.ledgers.tables import dead_letters, notifications
+from shared import subjects
+from shared.events import (
+    Event,
+    MessageDeadLettered,
+    NotificationDelivered,
+    NotificationFailed,
+)
+from shared.streams import DEADLETTERS, NOTIFICATIONS
+
+
+async def project_notification(conn: AsyncConnection, event: Event, seq: int) -> None:
+    common: dict[str, Any]
+    if isinstance(event, NotificationDelivered):
+        common = {
+            "status": "delivered",
+            "status_code": event.status_code,
+            "latency_ms": event.latency_ms,
+            "error": "",
+            "permanent": False,
+        }
+    elif isinstance(event, NotificationFailed):
+        common = {
+            "status": "failed",
+            "status_code": None,
+            "latency_ms": None,
+            "error": event.error,
+            "permanent": event.permanent,
+        }
+    else:
+        return
+    await upsert(
+        conn,
+        notifications,
+        {"id": event.aggregate_id},
+        {
+            **common,
+            "event_id": event.event_id,
+            "event_type": event.event_type,
+            "channel": event.channel,
+            "attempts": event.attempts,
+            "time": event.time,
+            "seq": seq,
+        },
+    )
+
+
+async def project_dead_letter(conn: AsyncConnection, event: Event, seq: int) -> None:
+    if not isinstance(event, MessageDeadLettered):
+        return
+    await upsert(
+        conn,
+        dead_letters,
+        {"id": event.id},
+        {
+            "consumer": event.consumer,
+            "stream": event.stream,
+            "stream_seq": event.stream_seq,
+            "subject": event.subject,
+            "deliveries": event.deliveries,
+            "error": event.error,
+            "payload": event.payload,
+            "time": event.time,
+            "seq": seq,
+        },
+    )
+
+
+def by_event_id(event: Event) -> str:
+    """A dead letter is kept under its own event id."""
+    return event.id
+
+
+PROJECTIONS = (
+    Projection(
+        "gateway-notifications",
+        NOTIFICATIONS,
+        f"{subjects.NOTIFICATION_EVENTS}.>",
+        project_notification,
+        live=LiveView("notification", rows_as(NotificationPublic, notifications)),
+    ),
+    Projection(
+        "gateway-deadletters",
+        DEADLETTERS,
+        f"{subjects.DEAD_LETTERS}.>",
+        project_dead_letter,
+        live=LiveView("dead_letter", rows_as(DeadLetterPublic, dead_letters), key=by_event_id),
+    ),
+)

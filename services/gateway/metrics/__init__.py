@@ -1,0 +1,1 @@
+"""Metrics: sample ingest (validated, with backpressure) and queries to the metrics store."""

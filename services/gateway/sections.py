@@ -1,0 +1,34 @@
+"""The gateway's sections, each one package with its tables, projector, queries, schemas
+and router; ``create_app`` includes every router and ``build_gateway`` runs every
+projection."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from services.gateway.alerts.projector import PROJECTIONS as ALERTS
+from services.gateway.alerts.router import router as alerts_router
+from services.gateway.common.projection import Projection
+from services.gateway.health.router import router as health_router
+from services.gateway.incidents.projector import PROJECTIONS as INCIDENTS
+from services.gateway.incidents.router import router as incidents_router
+from services.gateway.ledgers.projector import PROJECTIONS as LEDGERS
+from services.gateway.ledgers.router import router as ledgers_router
+from services.gateway.live.router import router as live_router
+from services.gateway.metrics.router import router as metrics_router
+from services.gateway.synthetic.projector import PROJECTIONS as SYNTHETIC
+from services.gateway.synthetic.router import router as synthetic_router
+
+ROUTERS: tuple[APIRouter, ...] = (
+    metrics_router,
+    alerts_router,
+    incidents_router,
+    synthetic_router,
+    ledgers_router,
+    health_router,
+    live_router,
+)
+
+PROJECTIONS: tuple[Projection, ...] = (*ALERTS, *INCIDENTS, *SYNTHETIC, *LEDGERS)
+
+PROJECTION_BY_STREAM: dict[str, Projection] = {p.stream.name: p for p in PROJECTIONS}

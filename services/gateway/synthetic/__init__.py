@@ -1,0 +1,1 @@
+"""Synthetic checks: their configuration and results, and the commands sent to the owner."""
