@@ -244,6 +244,10 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     check.set_defaults(func=cmd_check_config)
 
+    from services.identity_cli import add_commands as add_identity_commands
+
+    add_identity_commands(sub)
+
     spec = sub.add_parser("asyncapi", help="write the AsyncAPI document of every event")
     spec.add_argument("--output", type=Path, default=Path("docs/asyncapi.json"))
     spec.set_defaults(func=cmd_asyncapi)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import sys
 import time
@@ -52,6 +53,19 @@ def child_setup(niceness: int) -> Callable[[], None]:
                 os.nice(niceness)
 
     return setup
+
+
+AGENT_KEY_FILE = "agent.key"
+
+
+def agent_key_file(data_dir: Path) -> Path:
+    """The host agent's ingest key, made once per data dir (random, mode 0600)."""
+    path = data_dir.resolve() / AGENT_KEY_FILE
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(f"vk_agent_{secrets.token_urlsafe(32)}\n")
+    return path
 
 
 @dataclass
@@ -129,6 +143,8 @@ class Supervisor:
         if opts.tls_cert is not None and opts.tls_key is not None:
             env["VIGIL_TLS_CERT"] = str(opts.tls_cert.resolve())
             env["VIGIL_TLS_KEY"] = str(opts.tls_key.resolve())
+        if opts.agent:  # the gateway makes sure this ingest key exists; the agent sends it
+            env["VIGIL_AGENT_KEY_FILE"] = str(agent_key_file(opts.data_dir))
         return env
 
     def _child_environment(self, child: Child) -> dict[str, str]:

@@ -70,6 +70,30 @@ EVENT_CHANNELS: list[EventChannel] = [
         "switch from them",
         [events.WatchdogEvaluated],
     ),
+    (
+        "identityUsers",
+        f"{subjects.IDENTITY_USERS}.{{nameHash}}",
+        "Users (passwords as argon2id hashes); the gateway writes and projects them",
+        [events.UserCreated, events.UserUpdated, events.UserRemoved],
+    ),
+    (
+        "identityKeys",
+        f"{subjects.IDENTITY_KEYS}.{{keyId}}",
+        "API keys (as SHA-256 hashes) and their revocation",
+        [events.ApiKeyCreated, events.ApiKeyRevoked],
+    ),
+    (
+        "identitySessions",
+        f"{subjects.IDENTITY_SESSIONS}.{{sessionId}}",
+        "Browser sessions (the cookie as a SHA-256 hash)",
+        [events.SessionStarted, events.SessionEnded],
+    ),
+    (
+        "audit",
+        f"{subjects.AUDIT_EVENTS}.{{outcome}}",
+        "Every write through the API, refused ones included",
+        [events.AuditRecorded],
+    ),
 ]
 
 REQUEST_CHANNELS: list[tuple[str, type[BaseModel]]] = [

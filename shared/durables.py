@@ -36,6 +36,8 @@ DURABLES: tuple[Durable, ...] = (
     Durable("gateway-synthetic", "SYNTHETIC", "gateway", "synthetic.>", True),
     Durable("gateway-notifications", "NOTIFICATIONS", "gateway", "notifications.events.>", True),
     Durable("gateway-deadletters", "DEADLETTERS", "gateway", "deadletter.>", True),
+    Durable("gateway-identity", "IDENTITY", "gateway", "identity.>", True),
+    Durable("gateway-audit", "AUDIT", "gateway", "audit.>", True),
 )
 
 BY_NAME: dict[str, Durable] = {d.name: d for d in DURABLES}

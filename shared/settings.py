@@ -111,6 +111,34 @@ class Settings(BaseSettings):
     stream_notifications_max_bytes: ByteSize = Field(default=ByteSize(5 * GIB), gt=0)
     stream_deadletters_max_age_s: float = Field(default=30 * DAY_S, ge=0)
     stream_deadletters_max_bytes: ByteSize = Field(default=ByteSize(2 * GIB), gt=0)
+    stream_identity_max_age_s: float = Field(default=0.0, ge=0)
+    stream_identity_max_bytes: ByteSize = Field(default=ByteSize(GIB), gt=0)
+    stream_audit_max_age_s: float = Field(default=365 * DAY_S, ge=0)
+    stream_audit_max_bytes: ByteSize = Field(default=ByteSize(GIB), gt=0)
+
+    # --- identity: keys, sessions and request limits ---
+    bootstrap_admin_key: SecretStr | None = Field(
+        default=None,
+        description="On a first start with no users, an admin API key with this value "
+        "(at least 32 characters) is created",
+    )
+    agent_key_file: Path | None = Field(
+        default=None,
+        description="File holding the host agent's ingest key; the gateway makes sure an "
+        "ingest key named vigil-agent with that value exists",
+    )
+    session_ttl_s: float = Field(
+        default=12 * 3600.0, gt=0, description="A browser session ends this long after login"
+    )
+    api_rate_per_s: float = Field(
+        default=200.0, gt=0, description="Requests per second each identity may make, sustained"
+    )
+    api_burst: int = Field(
+        default=2000, ge=1, description="Requests an identity may make at once above its rate"
+    )
+    ingest_rate_per_s: float = Field(
+        default=2000.0, gt=0, description="Sample batches per second each ingest identity may send"
+    )
 
     # --- the outbound guard (checks and channels); added to the file's outbound: lists ---
     outbound_deny: Annotated[list[str], NoDecode] = Field(

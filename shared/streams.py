@@ -107,6 +107,22 @@ WATCHDOG = StreamSpec(
     "evaluated (the notifier pings the dead-man's switch from it)",
 )
 
+IDENTITY = StreamSpec(
+    "IDENTITY",
+    (
+        f"{subjects.IDENTITY_USERS}.>",
+        f"{subjects.IDENTITY_KEYS}.>",
+        f"{subjects.IDENTITY_SESSIONS}.>",
+    ),
+    description="Users, API keys and browser sessions; the gateway projects them",
+)
+AUDIT = StreamSpec(
+    "AUDIT",
+    (f"{subjects.AUDIT_EVENTS}.>",),
+    keeps_history=False,
+    description="Every write through the API, refused ones included: who, what, outcome",
+)
+
 ALL_STREAMS: tuple[StreamSpec, ...] = (
     METRICS,
     ALERTS,
@@ -115,6 +131,8 @@ ALL_STREAMS: tuple[StreamSpec, ...] = (
     NOTIFICATIONS,
     DEADLETTERS,
     WATCHDOG,
+    IDENTITY,
+    AUDIT,
 )
 
 
@@ -158,6 +176,10 @@ def stream_limits(settings: Settings) -> dict[str, StreamLimits]:
             settings.stream_deadletters_max_bytes, settings.stream_deadletters_max_age_s
         ),
         WATCHDOG.name: WATCHDOG_LIMITS,
+        IDENTITY.name: StreamLimits(
+            settings.stream_identity_max_bytes, settings.stream_identity_max_age_s
+        ),
+        AUDIT.name: StreamLimits(settings.stream_audit_max_bytes, settings.stream_audit_max_age_s),
     }
 
 

@@ -7,6 +7,8 @@ NATS request/reply; heartbeats are fire-and-forget.
 
 from __future__ import annotations
 
+import hashlib
+
 # --- events (JetStream) ---------------------------------------------------
 SAMPLES = "metrics.samples"  # metrics.samples.<source>
 ALERT_EVENTS = "alerts.events"  # alerts.events.<alert id>
@@ -15,6 +17,10 @@ CHECK_DEFINITIONS = "synthetic.checks"  # synthetic.checks.<check id>
 CHECK_RESULTS = "synthetic.results"  # synthetic.results.<check id>
 NOTIFICATION_EVENTS = "notifications.events"  # notifications.events.<delivery id>
 DEAD_LETTERS = "deadletter"  # deadletter.<consumer>
+IDENTITY_USERS = "identity.users"  # identity.users.<hash of the user name>
+IDENTITY_KEYS = "identity.keys"  # identity.keys.<key id>
+IDENTITY_SESSIONS = "identity.sessions"  # identity.sessions.<session id>
+AUDIT_EVENTS = "audit.events"  # audit.events.<outcome>
 
 # --- commands and queries (request/reply) ---------------------------------
 ALERT_COMMANDS = "vigil.cmd.alerts"  # .acknowledge | .resolve
@@ -62,6 +68,27 @@ def notification(delivery_id: str) -> str:
 
 def dead_letter(consumer: str) -> str:
     return f"{DEAD_LETTERS}.{token(consumer)}"
+
+
+def name_token(name: str) -> str:
+    """A short hash of a free-form name (spaces, dots, any case) as one subject token."""
+    return hashlib.sha256(name.encode()).hexdigest()[:20]
+
+
+def identity_user(name: str) -> str:
+    return f"{IDENTITY_USERS}.{name_token(name)}"
+
+
+def identity_key(key_id: str) -> str:
+    return f"{IDENTITY_KEYS}.{token(key_id)}"
+
+
+def identity_session(session_id: str) -> str:
+    return f"{IDENTITY_SESSIONS}.{token(session_id)}"
+
+
+def audit(outcome: str) -> str:
+    return f"{AUDIT_EVENTS}.{token(outcome)}"
 
 
 def command(prefix: str, name: str) -> str:

@@ -9,12 +9,17 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pydantic import SecretStr
 
 from shared.bus import EventBus, connect
 from shared.natsserver import EmbeddedNats
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from shared.streams import ensure_streams
+
+# every gateway under test starts with this admin key (VIGIL_BOOTSTRAP_ADMIN_KEY)
+TEST_ADMIN_KEY = "vigil-test-bootstrap-admin-key-0123456789abcdef"  # as tests/gateway/identities.py
+ADMIN_HEADERS = {"Authorization": f"Bearer {TEST_ADMIN_KEY}"}
 
 PG_ADMIN_URL = os.environ.get("VIGIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PG_REQUIRED = os.environ.get("VIGIL_REQUIRE_POSTGRES") == "1"
@@ -80,6 +85,7 @@ def settings(nats_server: EmbeddedNats, tmp_path: Path) -> Settings:
         nats_url=nats_server.url,
         data_dir=tmp_path / "data",
         heartbeat_interval_s=0.2,
+        bootstrap_admin_key=SecretStr(TEST_ADMIN_KEY),
     )
 
 

@@ -52,6 +52,8 @@ async def test_the_default_limits_reach_the_server(bus: EventBus) -> None:
         "NOTIFICATIONS": DiscardPolicy.NEW,
         "DEADLETTERS": DiscardPolicy.OLD,
         "WATCHDOG": DiscardPolicy.OLD,
+        "IDENTITY": DiscardPolicy.NEW,
+        "AUDIT": DiscardPolicy.OLD,
     }
     metrics = (await bus.js.stream_info("METRICS")).config
     assert (metrics.max_age, metrics.max_bytes) == (7 * DAY, 10 * GIB)

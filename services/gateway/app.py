@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from nats.aio.subscription import Subscription
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.gateway import identity
 from services.gateway.api import create_app
 from services.gateway.common.projection import Projection, projection_handler
 from services.gateway.common.state import GatewayState
@@ -186,6 +187,7 @@ def build_gateway(settings: Settings, config: VigilConfig | None = None) -> Gate
 
     runtime.on_start(prepare)
     runtime.watch_database(store.engine)
+    identity.attach(runtime, app)
     for projection in PROJECTIONS:
         runtime.consume_batches(
             consumer_spec(projection),
@@ -232,6 +234,8 @@ async def rebuild(settings: Settings) -> None:
                     "rebuilt projection",
                     extra={"projection": projection.name, "events": replayed},
                 )
+            for name, replayed in (await identity.rebuild(bus, store.engine)).items():
+                log.info("rebuilt projection", extra={"projection": name, "events": replayed})
     finally:
         await store.dispose()
 

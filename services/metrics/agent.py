@@ -368,6 +368,15 @@ async def http_post(
     return int(fields[1]), detail
 
 
+def agent_key_from_env() -> str | None:
+    """The ingest key ``vigil up`` made for this agent (VIGIL_AGENT_KEY_FILE), or VIGIL_API_KEY."""
+    path = os.environ.get("VIGIL_AGENT_KEY_FILE")
+    if path:
+        with contextlib.suppress(OSError), open(path) as source:
+            return source.read().strip() or None
+    return os.environ.get("VIGIL_API_KEY") or None
+
+
 class GatewaySink:
     """POSTs the samples to the gateway; the batch id travels as the Idempotency-Key.
 
@@ -375,15 +384,24 @@ class GatewaySink:
     not justify the ~20 MB that importing aiohttp costs, nor a worker thread's arena.
     """
 
-    def __init__(self, url: str, timeout_s: float = 10.0, ca_file: str | None = None):
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float = 10.0,
+        ca_file: str | None = None,
+        key: str | None = None,
+    ):
         base = url.rstrip("/")
         self.url = base if base.endswith(METRICS_PATH) else base + METRICS_PATH
         self.timeout_s = timeout_s
         self.tls = pinned_tls(ca_file) if ca_file else None
+        self.key = key if key is not None else agent_key_from_env()
 
     async def send(self, batch: HostBatch) -> None:
         body = orjson.dumps(batch.samples)
         headers = {"Content-Type": "application/json", "Idempotency-Key": batch.id}
+        if self.key:
+            headers["Authorization"] = f"Bearer {self.key}"
         try:
             status, detail = await http_post(self.url, body, headers, self.timeout_s, self.tls)
         except OSError as exc:  # refused, reset, timeout, TLS

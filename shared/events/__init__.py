@@ -8,8 +8,18 @@ from shared.events.alerts import (
     AlertResolved,
     Severity,
 )
+from shared.events.audit import AuditRecorded
 from shared.events.base import Event, UndecodableEvent, decode_event, derived_id, new_id, utcnow
 from shared.events.deadletters import MessageDeadLettered
+from shared.events.identity import (
+    ApiKeyCreated,
+    ApiKeyRevoked,
+    SessionEnded,
+    SessionStarted,
+    UserCreated,
+    UserRemoved,
+    UserUpdated,
+)
 from shared.events.incidents import (
     IncidentAssigned,
     IncidentNoteAdded,
@@ -42,6 +52,9 @@ __all__ = [
     "AlertEvent",
     "AlertFired",
     "AlertResolved",
+    "ApiKeyCreated",
+    "ApiKeyRevoked",
+    "AuditRecorded",
     "CheckConfigured",
     "CheckRemoved",
     "CheckRunRecorded",
@@ -59,8 +72,13 @@ __all__ = [
     "NotificationFailed",
     "Sample",
     "SamplesIngested",
+    "SessionEnded",
+    "SessionStarted",
     "Severity",
     "UndecodableEvent",
+    "UserCreated",
+    "UserRemoved",
+    "UserUpdated",
     "WatchdogEvaluated",
     "decode_event",
     "derived_id",

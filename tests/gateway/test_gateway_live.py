@@ -225,6 +225,8 @@ async def test_system_health_shows_a_service_up_then_down(
         "NOTIFICATIONS",
         "DEADLETTERS",
         "WATCHDOG",
+        "IDENTITY",
+        "AUDIT",
     }
     durables = {(c["stream"], c["durable"]): c for c in health["consumers"]}
     assert durables[("ALERTS", "gateway-alerts")]["lag"] == 0

@@ -24,6 +24,7 @@ import pytest
 from aiohttp import web
 
 from shared.natsserver import free_port
+from tests.conftest import ADMIN_HEADERS, TEST_ADMIN_KEY
 
 WEBHOOK_SECRET = "e2e-secret"
 
@@ -87,7 +88,8 @@ class VigilProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=10.0)
+        """A client with the bootstrap admin key."""
+        return httpx.AsyncClient(base_url=self.url, timeout=10.0, headers=ADMIN_HEADERS)
 
     def tree(self) -> list[psutil.Process]:
         try:
@@ -144,14 +146,24 @@ channels:
 
 
 def start_vigil(
-    tmp_path: Path, receiver: WebhookReceiver, env_extra: dict[str, str], extra_config: str = ""
+    tmp_path: Path,
+    receiver: WebhookReceiver,
+    env_extra: dict[str, str],
+    extra_config: str = "",
+    agent: bool = False,
 ) -> VigilProcess:
-    """``vigil up`` in its own process with a config that pages ``receiver``."""
+    """``vigil up`` in its own process with a config that pages ``receiver``, and the
+    bootstrap admin key (unless ``env_extra`` sets VIGIL_BOOTSTRAP_ADMIN_KEY to "")."""
     config = write_config(tmp_path / "vigil.yaml", receiver.port, extra_config)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
+    env["VIGIL_BOOTSTRAP_ADMIN_KEY"] = TEST_ADMIN_KEY
     env.update(env_extra)
-    argv = [sys.executable, "-m", "services.cli", "up", "--port", str(port), "--no-agent"]
+    if not env["VIGIL_BOOTSTRAP_ADMIN_KEY"]:
+        del env["VIGIL_BOOTSTRAP_ADMIN_KEY"]
+    argv = [sys.executable, "-m", "services.cli", "up", "--port", str(port)]
+    if not agent:
+        argv.append("--no-agent")
     argv += ["--data-dir", str(tmp_path / "data"), "--config", str(config)]
     process = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
