@@ -17,7 +17,7 @@ ME = "/api/monitoring/auth/me"
 
 def client_for(gateway: Gateway, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=gateway.app)
-    return httpx.AsyncClient(transport=transport, base_url="http://gateway", headers=headers)
+    return httpx.AsyncClient(transport=transport, base_url="http://localhost", headers=headers)
 
 
 def bearer(key: str) -> dict[str, str]:

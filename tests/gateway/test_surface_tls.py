@@ -16,6 +16,7 @@ from shared.errors import TransientDeliveryError
 from shared.events import Sample
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
+from tests.gateway.identities import ADMIN_KEY
 from tests.gateway.surface_server import PROBE, Served, self_signed, serve
 
 
@@ -76,12 +77,12 @@ async def test_the_agent_trusts_exactly_the_gateways_certificate(
     cert, key = self_signed(tmp_path / "tls", names=("vigil.example.com",), loopback=False)
     settings = gateway_settings.model_copy(update={"tls_cert": cert, "tls_key": key})
     served = await serve(settings, start_service)
-    await GatewaySink(served.url, ca_file=str(cert)).send(batch())
+    await GatewaySink(served.url, ca_file=str(cert), key=ADMIN_KEY).send(batch())
     await served.gateway.state.bus().js.get_last_msg("METRICS", "metrics.samples.api")
 
     other, _ = self_signed(tmp_path / "other", names=("vigil.example.com",), loopback=False)
     with pytest.raises(TransientDeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
-        await GatewaySink(served.url, ca_file=str(other)).send(batch())
+        await GatewaySink(served.url, ca_file=str(other), key=ADMIN_KEY).send(batch())
 
 
 async def test_the_agent_refuses_an_unknown_certificate_without_one_to_trust(

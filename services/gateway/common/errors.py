@@ -177,18 +177,21 @@ COMMAND = problems(*AUTHENTICATED, 404, 409, 415, 422, 502, 503)
 
 
 def use_problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
-    """Error responses are documented under application/problem+json, the type sent."""
+    """Every error response is documented with the body really sent: problem details
+    under application/problem+json (FastAPI's own 422 schema is never used)."""
+    problem = {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
     for path in schema.get("paths", {}).values():
         for operation in path.values():
             if not isinstance(operation, dict):
                 continue
             for status, response in operation.get("responses", {}).items():
-                content = response.get("content", {})
-                json_body = content.get("application/json")
-                if (
-                    str(status)[0] in "45"
-                    and json_body is not None
-                    and json_body.get("schema", {}).get("$ref", "").endswith("/ProblemDetails")
-                ):
-                    content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+                if str(status)[0] in "45":
+                    response["content"] = {PROBLEM_MEDIA_TYPE: problem}
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    components.setdefault(
+        "ProblemDetails",
+        ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}"),
+    )
     return schema

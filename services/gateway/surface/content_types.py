@@ -7,7 +7,8 @@ in its OpenAPI request body (``openapi_extra={"requestBody": {"content": {...}}}
 protocol endpoint would; everything else takes ``application/json``.
 
 A POST with no body and no Content-Type is refused too unless it carries an
-``Authorization`` header, which a browser cannot add cross-origin without a CORS grant.
+``Authorization`` or ``X-CSRF-Token`` header, which a browser cannot add cross-origin
+without a CORS grant.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette.datastructures import Headers
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
+
+# headers a page on another origin cannot send without a CORS grant
+PREFLIGHTED_HEADERS = frozenset({"authorization", "x-csrf-token"})
 
 JSON = "application/json"
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -85,9 +89,9 @@ def refusal(scope: Scope, headers: Headers, accepted: frozenset[str]) -> str | N
         return f"Content-Type: {sent} is not accepted; send {expected}"
     if has_body(headers):
         return f"Content-Type: missing; send {expected}"
-    if scope["method"] == "POST" and "authorization" not in headers:
+    if scope["method"] == "POST" and not PREFLIGHTED_HEADERS.intersection(headers.keys()):
         return (
             f"Content-Type: missing; send {expected} (a POST without a body needs it "
-            "unless it carries an API key)"
+            "unless it carries an API key or a CSRF token)"
         )
     return None
