@@ -1,4 +1,4 @@
-"""The ``vigil`` command: up, run, agent, rebuild, check-config, asyncapi.
+"""The ``vigil`` command: up, run, agent, rebuild, check-config, config, secrets, asyncapi.
 
 Each command imports what it needs when it runs: the host agent must stay under
 40 MB resident, and the YAML config, the web stack and uvloop are not its business.
@@ -193,6 +193,18 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_export(args: argparse.Namespace) -> int:
+    from services.config_cli import cmd_config_export as export
+
+    return export(args)
+
+
+def cmd_secrets_rotate(args: argparse.Namespace) -> int:
+    from services.config_cli import cmd_secrets_rotate as rotate
+
+    return rotate(args)
+
+
 def cmd_asyncapi(args: argparse.Namespace) -> int:
     from shared.asyncapi import write_asyncapi
 
@@ -247,6 +259,23 @@ def parser() -> argparse.ArgumentParser:
     from services.identity_cli import add_commands as add_identity_commands
 
     add_identity_commands(sub)
+
+    config = sub.add_parser("config", help="the configuration in use")
+    export = config.add_subparsers(dest="config_command", required=True).add_parser(
+        "export", help="write the rules, channels and checks in use (API items too) as YAML"
+    )
+    export.add_argument("--data-dir", type=Path, default=None, help="of a stopped system")
+    export.add_argument("--config", type=Path, default=None, help="carry its other sections")
+    export.add_argument("--output", "-o", type=Path, default=None, help="default: stdout")
+    export.set_defaults(func=cmd_config_export)
+
+    secrets = sub.add_parser("secrets", help="the key that encrypts secrets at rest")
+    rotate = secrets.add_subparsers(dest="secrets_command", required=True).add_parser(
+        "rotate", help="add a new key and encrypt every channel secret with it"
+    )
+    rotate.add_argument("--data-dir", type=Path, default=None, help="of a stopped system")
+    rotate.add_argument("--retire", action="store_true", help="then keep only the newest key")
+    rotate.set_defaults(func=cmd_secrets_rotate)
 
     spec = sub.add_parser("asyncapi", help="write the AsyncAPI document of every event")
     spec.add_argument("--output", type=Path, default=Path("docs/asyncapi.json"))

@@ -64,6 +64,24 @@ EVENT_CHANNELS: list[EventChannel] = [
         [events.MessageDeadLettered],
     ),
     (
+        "configRules",
+        f"{subjects.CONFIG_RULES}.{{nameToken}}",
+        "Rules made through the API (owned by alerts)",
+        [events.RuleCreated, events.RuleUpdated, events.RuleDeleted],
+    ),
+    (
+        "configChannels",
+        f"{subjects.CONFIG_CHANNELS}.{{nameToken}}",
+        "Channels made through the API (owned by the notifier; secrets encrypted)",
+        [events.ChannelCreated, events.ChannelUpdated, events.ChannelDeleted],
+    ),
+    (
+        "configProvisioned",
+        f"{subjects.CONFIG_PROVISIONED}.{{service}}",
+        "The configuration file's items as each owner provisioned them",
+        [events.RulesProvisioned, events.ChannelsProvisioned],
+    ),
+    (
         "watchdog",
         f"{subjects.WATCHDOG}.{{source}}",
         "Watchdog samples the alerts service evaluated; the notifier pings the dead-man's "
@@ -107,6 +125,13 @@ REQUEST_CHANNELS: list[tuple[str, type[BaseModel]]] = [
     (commands.CONFIGURE_CHECK, commands.ConfigureCheck),
     (commands.REMOVE_CHECK, commands.RemoveCheck),
     (commands.RUN_CHECK, commands.RunCheck),
+    (commands.CREATE_RULE, commands.CreateRule),
+    (commands.UPDATE_RULE, commands.UpdateRule),
+    (commands.DELETE_RULE, commands.DeleteRule),
+    (commands.CREATE_CHANNEL, commands.CreateChannel),
+    (commands.UPDATE_CHANNEL, commands.UpdateChannel),
+    (commands.DELETE_CHANNEL, commands.DeleteChannel),
+    (commands.REENCRYPT_CHANNELS, commands.ReencryptChannels),
     (commands.QUERY_SAMPLES, commands.QuerySamples),
 ]
 

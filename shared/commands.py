@@ -12,6 +12,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared import subjects
+from shared.config import ChannelConfig, RuleConfig
 from shared.errors import InvalidInput
 from shared.events.incidents import IncidentSeverity, IncidentStatus
 
@@ -93,6 +94,51 @@ class RunCheck(Command):
     check_id: str
 
 
+# --- rules (owned by alerts) and channels (owned by the notifier) -----------
+class CreateRule(Command):
+    rule: RuleConfig
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class UpdateRule(Command):
+    name: str = Field(min_length=1, max_length=100, description="The rule to change")
+    rule: RuleConfig
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class DeleteRule(Command):
+    name: str = Field(min_length=1, max_length=100)
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class CreateChannel(Command):
+    channel: ChannelConfig = Field(description="The secret in clear; the notifier encrypts it")
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class UpdateChannel(Command):
+    name: str = Field(min_length=1, max_length=100, description="The channel to change")
+    channel: ChannelConfig = Field(description='A secret of "(set)" keeps the current one')
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class DeleteChannel(Command):
+    name: str = Field(min_length=1, max_length=100)
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class ReencryptChannels(Command):
+    """Read the secret keys again and encrypt every current channel secret with the newest."""
+
+    by: Actor = Field(default="vigil secrets rotate", min_length=1, max_length=100)
+
+
+class ReencryptResult(BaseModel):
+    reencrypted: int = Field(description="Channel secrets encrypted again with the newest key")
+    keys: int = Field(description="Keys the notifier now holds")
+    seq: int = Field(description="Stream sequence of the last event appended; 0 if none")
+
+
 # --- metrics queries ---------------------------------------------------------
 class QuerySamples(Command):
     name: str | None = None
@@ -126,6 +172,13 @@ CHANGE_INCIDENT_SEVERITY = subjects.command(subjects.INCIDENT_COMMANDS, "severit
 CONFIGURE_CHECK = subjects.command(subjects.CHECK_COMMANDS, "configure")
 REMOVE_CHECK = subjects.command(subjects.CHECK_COMMANDS, "remove")
 RUN_CHECK = subjects.command(subjects.CHECK_COMMANDS, "run")
+CREATE_RULE = subjects.command(subjects.RULE_COMMANDS, "create")
+UPDATE_RULE = subjects.command(subjects.RULE_COMMANDS, "update")
+DELETE_RULE = subjects.command(subjects.RULE_COMMANDS, "delete")
+CREATE_CHANNEL = subjects.command(subjects.CHANNEL_COMMANDS, "create")
+UPDATE_CHANNEL = subjects.command(subjects.CHANNEL_COMMANDS, "update")
+DELETE_CHANNEL = subjects.command(subjects.CHANNEL_COMMANDS, "delete")
+REENCRYPT_CHANNELS = subjects.command(subjects.CHANNEL_COMMANDS, "reencrypt")
 QUERY_SAMPLES = subjects.command(subjects.METRICS_QUERY, "samples")
 QUERY_METRICS_STATS = subjects.command(subjects.METRICS_QUERY, "stats")
 

@@ -17,7 +17,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -41,8 +43,46 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+_UNITS_DOWN = (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0))
+
+
+def format_duration(seconds: float) -> str:
+    """The file's form of a duration (``30s``, ``5m``, ``250ms``); reads back unchanged."""
+    if seconds == 0:
+        return "0s"
+    for unit, size in _UNITS_DOWN:
+        if seconds >= size and float(seconds / size).is_integer():
+            return f"{int(seconds / size)}{unit}"
+    millis = seconds * 1000
+    if float(millis).is_integer():
+        return f"{int(millis)}ms"
+    return f"{seconds:.9f}".rstrip("0") + "s"
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    # written out (JSON, YAML export) in the file's form, so what the API answers can be
+    # pasted into the file and back
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": _DURATION.pattern},
+                {"type": "number", "minimum": 0},
+            ],
+            "description": "A duration: 250ms, 30s, 5m, 1h, 2d, or a number of seconds",
+        },
+        mode="validation",
+    ),
+    WithJsonSchema(
+        {"type": "string", "description": "A duration: 250ms, 30s, 5m, 1h or 2d"},
+        mode="serialization",
+    ),
+]
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\- ]+$")]
+Threshold = Annotated[float, Field(allow_inf_nan=False)]
+MAX_CHANNEL_TIMEOUT_S = 60.0
 
 
 class _Strict(BaseModel):
@@ -51,21 +91,27 @@ class _Strict(BaseModel):
 
 class RuleConfig(_Strict):
     name: Name
-    metric: str = Field(min_length=1, description="Sample name to watch")
-    labels: dict[str, str] = Field(default_factory=dict, description="Exact-match label filters")
+    metric: str = Field(min_length=1, max_length=200, description="Sample name to watch")
+    labels: dict[str, str] = Field(
+        default_factory=dict, max_length=64, description="Exact-match label filters"
+    )
     direction: Literal["above", "below"] = Field(
         default="above", description="'below' fires when the value drops to the threshold"
     )
-    warning: float | None = Field(default=None, description="Fires warning at or beyond")
-    critical: float | None = Field(default=None, description="Escalates to critical at or beyond")
-    for_s: Duration = Field(default=0.0, alias="for", description="How long the level must hold")
-    hysteresis: float | None = Field(
+    warning: Threshold | None = Field(default=None, description="Fires warning at or beyond")
+    critical: Threshold | None = Field(
+        default=None, description="Escalates to critical at or beyond"
+    )
+    for_s: Duration = Field(
+        default=0.0, alias="for", le=7 * 86400, description="How long the level must hold"
+    )
+    hysteresis: Threshold | None = Field(
         default=None,
         ge=0,
         description="How far back past the warning threshold the value must go to resolve; "
         "default 5% of the threshold",
     )
-    summary: str = ""
+    summary: str = Field(default="", max_length=1000)
 
     @model_validator(mode="after")
     def _thresholds(self) -> RuleConfig:
@@ -95,10 +141,16 @@ ALL_NOTIFIED_EVENTS = (
 class ChannelConfig(_Strict):
     name: Name
     type: Literal["webhook"]
-    url: str = Field(pattern=r"^https?://", description="Where to POST")
-    secret: str = Field(default="", description="HMAC-SHA256 key for X-Vigil-Signature")
-    events: list[str] = Field(default_factory=lambda: list(ALL_NOTIFIED_EVENTS))
-    timeout_s: Duration = Field(default=10.0, alias="timeout")
+    url: str = Field(pattern=r"^https?://", max_length=2000, description="Where to POST")
+    secret: str = Field(
+        default="",
+        max_length=2000,
+        description="HMAC-SHA256 key for the signature headers; stored encrypted, shown "
+        'masked as "(set)" (sending "(set)" back keeps it); an "enc:v1:…" value from '
+        "`vigil config export` is read as the encrypted form",
+    )
+    events: list[str] = Field(default_factory=lambda: list(ALL_NOTIFIED_EVENTS), max_length=20)
+    timeout_s: Duration = Field(default=10.0, alias="timeout", gt=0, le=MAX_CHANNEL_TIMEOUT_S)
 
     @field_validator("events")
     @classmethod
@@ -121,6 +173,7 @@ class CheckConfig(_Strict):
     timeout_s: Duration = Field(default=10.0, alias="timeout", gt=0)
     interval_s: Duration = Field(default=30.0, alias="interval", ge=0.5)
     failures_before_alert: int = Field(default=3, ge=1, le=100)
+    enabled: bool = Field(default=True, description="A disabled check is kept but not run")
     allow_unsafe_method: bool = Field(
         default=False,
         description="A method other than GET or HEAD may change the target's state; "

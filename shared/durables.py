@@ -38,6 +38,8 @@ DURABLES: tuple[Durable, ...] = (
     Durable("gateway-deadletters", "DEADLETTERS", "gateway", "deadletter.>", True),
     Durable("gateway-identity", "IDENTITY", "gateway", "identity.>", True),
     Durable("gateway-audit", "AUDIT", "gateway", "audit.>", True),
+    Durable("gateway-rules", "CONFIG", "gateway", "config.>", True),
+    Durable("gateway-channels", "CONFIG", "gateway", "config.>", True),
 )
 
 BY_NAME: dict[str, Durable] = {d.name: d for d in DURABLES}

@@ -98,6 +98,12 @@ DEADLETTERS = StreamSpec(
     keeps_history=False,
     description="Messages a consumer gave up on, with the reason",
 )
+CONFIG = StreamSpec(
+    "CONFIG",
+    (f"{subjects.CONFIG}.>",),
+    description="Rules and channels: their changes through the API, and the items of the "
+    "configuration file as each owner provisioned them",
+)
 
 WATCHDOG = StreamSpec(
     "WATCHDOG",
@@ -130,6 +136,7 @@ ALL_STREAMS: tuple[StreamSpec, ...] = (
     SYNTHETIC,
     NOTIFICATIONS,
     DEADLETTERS,
+    CONFIG,
     WATCHDOG,
     IDENTITY,
     AUDIT,
@@ -153,6 +160,8 @@ def stream_for_subject(subject: str) -> StreamSpec:
 
 # self-checks matter only while fresh: fixed, not a setting
 WATCHDOG_LIMITS = StreamLimits(max_bytes=64 * 1024 * 1024, max_age_s=3600.0)
+# configuration changes are few and small: kept forever, fixed
+CONFIG_LIMITS = StreamLimits(max_bytes=1024 * 1024 * 1024, max_age_s=0.0)
 
 
 def stream_limits(settings: Settings) -> dict[str, StreamLimits]:
@@ -175,6 +184,7 @@ def stream_limits(settings: Settings) -> dict[str, StreamLimits]:
         DEADLETTERS.name: StreamLimits(
             settings.stream_deadletters_max_bytes, settings.stream_deadletters_max_age_s
         ),
+        CONFIG.name: CONFIG_LIMITS,
         WATCHDOG.name: WATCHDOG_LIMITS,
         IDENTITY.name: StreamLimits(
             settings.stream_identity_max_bytes, settings.stream_identity_max_age_s

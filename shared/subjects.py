@@ -21,11 +21,17 @@ IDENTITY_USERS = "identity.users"  # identity.users.<hash of the user name>
 IDENTITY_KEYS = "identity.keys"  # identity.keys.<key id>
 IDENTITY_SESSIONS = "identity.sessions"  # identity.sessions.<session id>
 AUDIT_EVENTS = "audit.events"  # audit.events.<outcome>
+CONFIG = "config"  # the CONFIG stream: config.rules.<token>, config.channels.<token>, ...
+CONFIG_RULES = "config.rules"  # config.rules.<rule token>
+CONFIG_CHANNELS = "config.channels"  # config.channels.<channel token>
+CONFIG_PROVISIONED = "config.provisioned"  # config.provisioned.<service>: the file's items
 
 # --- commands and queries (request/reply) ---------------------------------
 ALERT_COMMANDS = "vigil.cmd.alerts"  # .acknowledge | .resolve
 INCIDENT_COMMANDS = "vigil.cmd.incidents"  # .open | .status | .note | .assign | .severity
 CHECK_COMMANDS = "vigil.cmd.synthetic"  # .configure | .remove | .run
+RULE_COMMANDS = "vigil.cmd.rules"  # .create | .update | .delete
+CHANNEL_COMMANDS = "vigil.cmd.channels"  # .create | .update | .delete | .reencrypt
 METRICS_QUERY = "vigil.query.metrics"  # .samples | .stats
 
 # --- liveness ---------------------------------------------------------------
@@ -89,6 +95,18 @@ def identity_session(session_id: str) -> str:
 
 def audit(outcome: str) -> str:
     return f"{AUDIT_EVENTS}.{token(outcome)}"
+
+
+def config_rule(name: str) -> str:
+    return f"{CONFIG_RULES}.{name_token(name)}"
+
+
+def config_channel(name: str) -> str:
+    return f"{CONFIG_CHANNELS}.{name_token(name)}"
+
+
+def config_provisioned(service: str) -> str:
+    return f"{CONFIG_PROVISIONED}.{token(service)}"
 
 
 def command(prefix: str, name: str) -> str:

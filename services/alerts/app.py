@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from services.alerts.api import AlertCommands
 from services.alerts.handlers import EVALUATOR, SampleEvaluator
+from services.alerts.rules import RuleCommands
 from services.alerts.watchdog import WatchdogRelay
 from services.alerts.writer import AlertWriter
 from shared.commands import ACKNOWLEDGE_ALERT, RESOLVE_ALERT
@@ -21,16 +22,19 @@ class AlertsService:
     writer: AlertWriter
     evaluator: SampleEvaluator
     commands: AlertCommands
+    rules: RuleCommands
 
 
-def attach(runtime: ServiceRuntime, config: VigilConfig) -> AlertsService:
+def attach(runtime: ServiceRuntime, config: VigilConfig, config_file: str = "") -> AlertsService:
     """Register the evaluator and the commands on ``runtime``; returns them for direct use."""
     writer = AlertWriter(lambda: runtime.bus)
     watchdog = WatchdogRelay(lambda: runtime.bus)
     evaluator = SampleEvaluator(writer, config.rules, watchdog)
-    service = AlertsService(writer, evaluator, AlertCommands(writer))
+    rules = RuleCommands(evaluator, lambda: runtime.bus, config.rules, config_file)
+    service = AlertsService(writer, evaluator, AlertCommands(writer), rules)
     runtime.report_status(watchdog.status)
     runtime.on_start(writer.load)
+    rules.register(runtime)  # the API's rules join the file's before holds are restored
 
     async def restore_holds() -> None:
         await service.evaluator.restore_holds(runtime.bus)
@@ -44,5 +48,6 @@ def attach(runtime: ServiceRuntime, config: VigilConfig) -> AlertsService:
 
 def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRuntime:
     runtime = ServiceRuntime(SERVICE, settings)
-    attach(runtime, config if config is not None else load_config(settings.config))
+    file = str(settings.config) if settings.config is not None else ""
+    attach(runtime, config if config is not None else load_config(settings.config), file)
     return runtime

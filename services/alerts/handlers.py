@@ -49,6 +49,13 @@ class SampleEvaluator:
         self.rules = index_rules(rules)
         self.watchdog = watchdog
 
+    async def use_rules(self, rules: list[RuleConfig]) -> None:
+        """Judge samples by ``rules`` from the next batch on (a batch sees one rule set)."""
+        index = index_rules(rules)
+        async with self.writer.lock:
+            self.rules = index
+        log.info("rules in use", extra={"rules": len(rules)})
+
     async def handle(self, event: Event, delivery: Delivery) -> None:
         """Evaluate a sample batch; a redelivered batch skips what already reached the log."""
         if not isinstance(event, SamplesIngested):

@@ -8,6 +8,8 @@ from fastapi import APIRouter
 
 from services.gateway.alerts.projector import PROJECTIONS as ALERTS
 from services.gateway.alerts.router import router as alerts_router
+from services.gateway.channels import PROJECTIONS as CHANNELS
+from services.gateway.channels import router as channels_router
 from services.gateway.common.projection import Projection
 from services.gateway.health.router import router as health_router
 from services.gateway.incidents.projector import PROJECTIONS as INCIDENTS
@@ -16,12 +18,16 @@ from services.gateway.ledgers.projector import PROJECTIONS as LEDGERS
 from services.gateway.ledgers.router import router as ledgers_router
 from services.gateway.live.router import router as live_router
 from services.gateway.metrics.router import router as metrics_router
+from services.gateway.rules import PROJECTIONS as RULES
+from services.gateway.rules import router as rules_router
 from services.gateway.synthetic.projector import PROJECTIONS as SYNTHETIC
 from services.gateway.synthetic.router import router as synthetic_router
 
 ROUTERS: tuple[APIRouter, ...] = (
     metrics_router,
+    rules_router,  # before alerts: /alerts/{alert_id} would take /alerts/rules
     alerts_router,
+    channels_router,
     incidents_router,
     synthetic_router,
     ledgers_router,
@@ -29,6 +35,13 @@ ROUTERS: tuple[APIRouter, ...] = (
     live_router,
 )
 
-PROJECTIONS: tuple[Projection, ...] = (*ALERTS, *INCIDENTS, *SYNTHETIC, *LEDGERS)
+PROJECTIONS: tuple[Projection, ...] = (
+    *ALERTS,
+    *INCIDENTS,
+    *SYNTHETIC,
+    *LEDGERS,
+    *RULES,
+    *CHANNELS,
+)
 
 PROJECTION_BY_STREAM: dict[str, Projection] = {p.stream.name: p for p in PROJECTIONS}

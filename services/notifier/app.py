@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from services.notifier.channel_commands import ChannelCommands, ChannelSecrets
 from services.notifier.deadman import WATCHDOG_CONSUMER, DeadmanSwitch
 from services.notifier.handlers import NotificationDispatcher, consumer_specs
 from services.notifier.projections import DeliveryLedger
@@ -32,10 +33,14 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
         faults=runtime.faults,
         guard=OutboundGuard.from_settings(settings, config.outbound),
     )
+    secrets = ChannelSecrets(settings.data_dir)
+    file = str(settings.config) if settings.config is not None else ""
+    channels = ChannelCommands(dispatcher, lambda: runtime.bus, config.channels, file, secrets)
     deadman = DeadmanSwitch(config.deadman, lambda: dispatcher.session, runtime.faults)
     runtime.on_start(ledger.create)
     runtime.watch_database(ledger.engine)
     runtime.on_start(dispatcher.open)
+    channels.register(runtime)  # the API's channels join the file's before delivery starts
     runtime.on_stop(dispatcher.close)
     runtime.on_stop(ledger.flush_marks)
     runtime.on_stop(ledger.dispose)

@@ -92,7 +92,10 @@ def summary_for(event: Event) -> str:
                 f"{where}"
             )
         if isinstance(event, AlertResolved):
-            how = f"resolved by {event.by}" if event.reason == "manual" else "recovered"
+            how = {
+                "manual": f"resolved by {event.by}",
+                "rule_deleted": f"closed: its rule was deleted by {event.by}",
+            }.get(event.reason, "recovered")
             value = f": {event.metric}={_number(event.value)}" if event.value is not None else ""
             return f"RESOLVED {event.rule} {how}{value}{where}"
     if isinstance(event, IncidentOpened):

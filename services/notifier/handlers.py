@@ -35,7 +35,7 @@ from services.notifier.domain import (
 from services.notifier.projections import DeliveryLedger, Outcome
 from shared import subjects
 from shared.bus import EventBus
-from shared.config import ChannelConfig
+from shared.config import MAX_CHANNEL_TIMEOUT_S, ChannelConfig
 from shared.consumer import ConsumerSpec, Delivery, Handler, release_held
 from shared.errors import PermanentDeliveryError, TransientDeliveryError
 from shared.events import Event, decode_event, utcnow
@@ -50,8 +50,13 @@ SETTLED_MEMORY = 100_000  # delivery ids this process settled, newest kept
 
 
 def consumer_specs(channels: list[ChannelConfig]) -> tuple[ConsumerSpec, ConsumerSpec]:
-    """The two durable consumers; ack_wait covers the slowest channel plus a Retry-After wait."""
-    slowest = max((c.timeout_s for c in channels), default=10.0)
+    """The two durable consumers; ack_wait covers the slowest channel plus a Retry-After wait.
+
+    Channels made through the API come and go while the consumers run, so the slowest a
+    channel may be counts too.
+    """
+    slowest = max((c.timeout_s for c in channels), default=MAX_CHANNEL_TIMEOUT_S)
+    slowest = max(slowest, MAX_CHANNEL_TIMEOUT_S)
     ack_wait = max(30.0, slowest + INLINE_WAIT_LIMIT_S + 15.0)
     return (
         ConsumerSpec(
@@ -94,9 +99,14 @@ class NotificationDispatcher:
         self._settled: OrderedDict[str, None] = OrderedDict()
         # per stream: sequences up to here may have been tried by a process before us
         self.tried_through: dict[str, int] = {}
-        for channel in self.channels:
+        self.use_channels(channels)
+
+    def use_channels(self, channels: list[ChannelConfig]) -> None:
+        """Deliver to ``channels`` (secrets in clear) from the next event on."""
+        for channel in channels:
             if channel.type not in self.transports:
                 raise ValueError(f"channel {channel.name!r}: no transport for {channel.type!r}")
+        self.channels = list(channels)
 
     async def open(self) -> None:
         if self._session is None:

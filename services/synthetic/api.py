@@ -9,6 +9,7 @@ from services.synthetic.domain import (
     CheckDefinition,
     check_id_for,
     configure,
+    refuse_file_managed,
     remove,
     require_safe_method,
 )
@@ -29,11 +30,16 @@ from shared.streams import SYNTHETIC
 
 class CheckCommands:
     def __init__(
-        self, definitions: CheckDefinitionLog, scheduler: CheckScheduler, runner: CheckRunner
+        self,
+        definitions: CheckDefinitionLog,
+        scheduler: CheckScheduler,
+        runner: CheckRunner,
+        config_file: str = "",
     ):
         self.definitions = definitions
         self.scheduler = scheduler
         self.runner = runner
+        self.config_file = config_file
 
     def _result(self, check_id: str, seq: int) -> dict[str, Any]:
         version = self.definitions.catalog.position(check_id).version
@@ -46,6 +52,7 @@ class CheckCommands:
         command = parse_command(ConfigureCheck, body)
         existing = self.definitions.catalog.by_name(command.name)
         check_id = existing.check_id if existing else check_id_for(command.name)
+        refuse_file_managed(self.definitions.catalog, check_id, self.config_file)
         definition = CheckDefinition.from_command(command, check_id)
         require_safe_method(definition)
         _, seq = await self.definitions.append(check_id, lambda c: configure(c, definition))
@@ -54,6 +61,7 @@ class CheckCommands:
 
     async def remove(self, body: dict[str, Any]) -> dict[str, Any]:
         command = parse_command(RemoveCheck, body)
+        refuse_file_managed(self.definitions.catalog, command.check_id, self.config_file)
         _, seq = await self.definitions.append(
             command.check_id, lambda c: remove(c, command.check_id)
         )

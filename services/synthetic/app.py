@@ -31,6 +31,7 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
     runtime.on_start(runner.open)
     runtime.on_start(load_and_reconcile)
     runtime.on_stop(runner.close)
-    CheckCommands(definitions, scheduler, runner).register(runtime)
+    file = str(settings.config) if settings.config is not None else ""
+    CheckCommands(definitions, scheduler, runner, file).register(runtime)
     runtime.background(scheduler.run_forever)
     return runtime

@@ -16,7 +16,7 @@ import orjson
 
 from shared.commands import ConfigureCheck
 from shared.config import SAFE_METHODS, CheckConfig
-from shared.errors import InvalidInput, NotFound
+from shared.errors import Conflict, InvalidInput, NotFound
 from shared.events import (
     CheckConfigured,
     CheckRemoved,
@@ -32,7 +32,7 @@ UP = "synthetic_check_up"
 LATENCY = "synthetic_check_latency_ms"
 DOWN = "synthetic_check_down"
 
-Source = Literal["config", "api"]
+Source = Literal["file", "api"]
 Trigger = Literal["schedule", "manual"]
 
 
@@ -69,7 +69,7 @@ class CheckDefinition:
             interval_s=event.interval_s,
             failures_before_alert=event.failures_before_alert,
             enabled=event.enabled,
-            source=event.source,
+            source="api" if event.source == "api" else "file",
             allow_unsafe_method=event.allow_unsafe_method,
         )
 
@@ -85,7 +85,8 @@ class CheckDefinition:
             timeout_s=check.timeout_s,
             interval_s=check.interval_s,
             failures_before_alert=check.failures_before_alert,
-            source="config",
+            enabled=check.enabled,
+            source="file",
             allow_unsafe_method=check.allow_unsafe_method,
         )
 
@@ -179,6 +180,18 @@ class CheckCatalog:
 # --- decisions -------------------------------------------------------------------
 
 
+def refuse_file_managed(catalog: CheckCatalog, check_id: str, config_file: str) -> None:
+    """Checks from the configuration file are changed there, not through the API."""
+    definition = catalog.definitions.get(check_id)
+    if definition is not None and definition.source == "file":
+        where = f" {config_file}" if config_file else ""
+        raise Conflict(
+            f"name: check {definition.name!r} is managed by the configuration file{where}; "
+            "change it there",
+            field="name",
+        )
+
+
 def configure(catalog: CheckCatalog, definition: CheckDefinition) -> CheckConfigured | None:
     """The event that makes ``definition`` current, or None when it already is."""
     if catalog.definitions.get(definition.check_id) == definition:
@@ -235,7 +248,7 @@ def reconcile(catalog: CheckCatalog, configured: list[CheckConfig]) -> list[Even
     events.extend(
         remove(catalog, check_id)
         for check_id, definition in catalog.definitions.items()
-        if definition.source == "config" and check_id not in wanted_ids
+        if definition.source == "file" and check_id not in wanted_ids
     )
     return events
 

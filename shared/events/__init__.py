@@ -10,6 +10,16 @@ from shared.events.alerts import (
 )
 from shared.events.audit import AuditRecorded
 from shared.events.base import Event, UndecodableEvent, decode_event, derived_id, new_id, utcnow
+from shared.events.config import (
+    ChannelCreated,
+    ChannelDeleted,
+    ChannelsProvisioned,
+    ChannelUpdated,
+    RuleCreated,
+    RuleDeleted,
+    RulesProvisioned,
+    RuleUpdated,
+)
 from shared.events.deadletters import MessageDeadLettered
 from shared.events.identity import (
     ApiKeyCreated,
@@ -55,6 +65,10 @@ __all__ = [
     "ApiKeyCreated",
     "ApiKeyRevoked",
     "AuditRecorded",
+    "ChannelCreated",
+    "ChannelDeleted",
+    "ChannelUpdated",
+    "ChannelsProvisioned",
     "CheckConfigured",
     "CheckRemoved",
     "CheckRunRecorded",
@@ -70,6 +84,10 @@ __all__ = [
     "MessageDeadLettered",
     "NotificationDelivered",
     "NotificationFailed",
+    "RuleCreated",
+    "RuleDeleted",
+    "RuleUpdated",
+    "RulesProvisioned",
     "Sample",
     "SamplesIngested",
     "SessionEnded",

@@ -45,5 +45,9 @@ class AlertAcknowledged(AlertEvent):
 
 class AlertResolved(AlertEvent):
     by: str = Field(default="", description="Who resolved it; empty when the value recovered")
-    reason: Literal["recovered", "manual"] = "recovered"
+    reason: Literal["recovered", "manual", "rule_deleted"] = Field(
+        default="recovered",
+        description="recovered: the value went back; manual: resolved by hand; "
+        "rule_deleted: its rule was deleted",
+    )
     value: float | None = None

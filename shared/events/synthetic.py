@@ -21,7 +21,11 @@ class CheckConfigured(Event):
     interval_s: float = 30.0
     failures_before_alert: int = 3
     enabled: bool = True
-    source: Literal["config", "api"] = "api"
+    source: Literal["file", "api", "config"] = Field(
+        default="api",
+        description="file: from the configuration file, read-only through the API "
+        '(older events say "config"); api: made through the API',
+    )
     allow_unsafe_method: bool = False
 
 

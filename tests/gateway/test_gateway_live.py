@@ -224,6 +224,7 @@ async def test_system_health_shows_a_service_up_then_down(
         "SYNTHETIC",
         "NOTIFICATIONS",
         "DEADLETTERS",
+        "CONFIG",
         "WATCHDOG",
         "IDENTITY",
         "AUDIT",

@@ -402,6 +402,8 @@ async def test_rebuild_gives_exactly_the_live_state(
         "gateway_check_results": 2,
         "gateway_notifications": 2,
         "gateway_dead_letters": 1,
+        "gateway_rules": 0,
+        "gateway_channels": 0,
         "gateway_checkpoints": 5,
     }
     assert dict(live["gateway_checkpoints"]) == last_seq

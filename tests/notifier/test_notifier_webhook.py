@@ -8,7 +8,13 @@ import aiohttp
 import pytest
 
 from services.notifier.channels.http import RetryAfter
-from services.notifier.channels.webhook import deliver, signature
+from services.notifier.channels.webhook import (
+    deliver,
+    request_for,
+    signature,
+    timestamped_signature,
+    verify,
+)
 from services.notifier.domain import notification_for
 from shared.config import ChannelConfig
 from shared.errors import PermanentDeliveryError, TransientDeliveryError
@@ -41,7 +47,26 @@ async def test_accepted_request_returns_a_receipt(
     assert receipt.latency_ms > 0
     [request] = receiver.requests
     assert request.headers["X-Vigil-Signature"] == signature("k", request.body)
+    stamped = request.headers["X-Vigil-Signature-256"]
+    assert verify("k", stamped, request.body)
+    assert not verify("other", stamped, request.body)
     assert request.json()["incident"]["id"] == "inc-1"
+
+
+def test_the_timestamped_signature_refuses_replays_and_tampering() -> None:
+    body, headers = request_for(channel("http://127.0.0.1:1/hook"), NOTE, at=1_700_000_000)
+    header = headers["X-Vigil-Signature-256"]
+    assert header == timestamped_signature("k", body, 1_700_000_000)
+    assert header.startswith("t=1700000000,v1=")
+    assert verify("k", header, body, now=1_700_000_100)
+    assert not verify("k", header, body, now=1_700_000_000 + 301)  # replayed later
+    assert not verify("k", header, body + b" ", now=1_700_000_000)
+    assert not verify("k", header.replace("t=1700000000", "t=1700000200"), body, 1_700_000_200)
+    assert not verify("k", "v1=" + header.split("v1=")[1], body, now=1_700_000_000)
+    # the old header signs the body alone
+    assert headers["X-Vigil-Signature"] == signature("k", body)
+    unsigned = ChannelConfig(name="ops", type="webhook", url="http://127.0.0.1:1/hook")
+    assert "X-Vigil-Signature-256" not in request_for(unsigned, NOTE)[1]
 
 
 @pytest.mark.parametrize(

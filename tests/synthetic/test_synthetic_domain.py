@@ -36,7 +36,7 @@ def test_a_new_config_check_is_configured_once() -> None:
     assert (event.aggregate_id, event.version, event.source, event.interval_s) == (
         check_id_for("home"),
         1,
-        "config",
+        "file",
         60.0,
     )
     catalog.apply(event, 1)

@@ -99,7 +99,7 @@ async def test_config_reconcile_adds_nothing_on_restart(
     await second.stop()
     [configured] = await definition_events(bus)
     assert isinstance(configured, CheckConfigured)
-    assert (configured.name, configured.source, configured.version) == ("home", "config", 1)
+    assert (configured.name, configured.source, configured.version) == ("home", "file", 1)
 
     changed = VigilConfig(checks=[CheckConfig(name="home", url=target.url, interval=600)])
     third = await start_service(build(settings, changed))

@@ -1,4 +1,11 @@
-"""Webhook channel: POST the notification as signed JSON."""
+"""Webhook channel: POST the notification as signed JSON.
+
+Two signatures, both HMAC-SHA256 keyed by the channel's secret:
+``X-Vigil-Signature-256: t=<unix seconds>,v1=<hex of HMAC("<t>." + body)>`` signs the
+send time with the body, so a receiver can refuse a replayed request (as Stripe and
+Slack do); ``X-Vigil-Signature: <hex of HMAC(body)>`` is the older form, still sent for
+receivers written against it.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +25,47 @@ from shared.config import ChannelConfig
 MAX_RESPONSE_BYTES = 64 * 1024
 
 
+SIGNATURE_HEADER = "X-Vigil-Signature-256"
+LEGACY_SIGNATURE_HEADER = "X-Vigil-Signature"
+DEFAULT_TOLERANCE_S = 300.0
+
+
 def signature(secret: str, body: bytes) -> str:
     """Hex HMAC-SHA256 of the exact body bytes: what X-Vigil-Signature carries."""
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def request_for(channel: ChannelConfig, notification: Notification) -> tuple[bytes, dict[str, str]]:
+def timestamped_signature(secret: str, body: bytes, at: int) -> str:
+    """The X-Vigil-Signature-256 value: ``t=<at>,v1=<hex HMAC of "<at>." + body>``."""
+    signed = hmac.new(secret.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={at},v1={signed}"
+
+
+def verify(
+    secret: str,
+    header: str,
+    body: bytes,
+    now: float | None = None,
+    tolerance_s: float = DEFAULT_TOLERANCE_S,
+) -> bool:
+    """What a receiver does: the signature matches and was made within ``tolerance_s``."""
+    parts: dict[str, list[str]] = {}
+    for item in header.split(","):
+        key, _, value = item.strip().partition("=")
+        parts.setdefault(key, []).append(value)
+    try:
+        at = int(parts["t"][0])
+    except (KeyError, ValueError):
+        return False
+    if abs((time.time() if now is None else now) - at) > tolerance_s:
+        return False
+    expected = timestamped_signature(secret, body, at).rsplit("v1=", 1)[1]
+    return any(hmac.compare_digest(expected, given) for given in parts.get("v1", []))
+
+
+def request_for(
+    channel: ChannelConfig, notification: Notification, at: int | None = None
+) -> tuple[bytes, dict[str, str]]:
     body = orjson.dumps(notification.payload)
     headers = {
         "Content-Type": "application/json",
@@ -33,7 +75,9 @@ def request_for(channel: ChannelConfig, notification: Notification) -> tuple[byt
         "X-Vigil-Delivery": notification.delivery_id,
     }
     if channel.secret:
-        headers["X-Vigil-Signature"] = signature(channel.secret, body)
+        sent_at = int(time.time()) if at is None else at
+        headers[SIGNATURE_HEADER] = timestamped_signature(channel.secret, body, sent_at)
+        headers[LEGACY_SIGNATURE_HEADER] = signature(channel.secret, body)
     return body, headers
 
 
