@@ -9,39 +9,22 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import Request
 
 from services.alerts.app import build as build_alerts
-from services.gateway.access import Identity
 from services.gateway.app import Gateway
 from shared import subjects
 from shared.bus import EventBus
 from shared.config import RuleConfig, VigilConfig
-from shared.errors import Unauthenticated
 from shared.events import AlertFired, Sample, SamplesIngested
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
+from tests.gateway.identities import ADMIN, ADMIN_ACTOR, headers_for
 from tests.waiting import eventually
 
 RULES = "/api/monitoring/alerts/rules"
 FILE = VigilConfig(rules=[RuleConfig(name="HighCPU", metric="cpu", warning=70, critical=90)])
-TOKENS = {
-    "admin-token": Identity(kind="key", name="admin", role="admin"),
-    "viewer-token": Identity(kind="key", name="watcher", role="viewer"),
-}
-ADMIN = {"Authorization": "Bearer admin-token"}
-VIEWER = {"Authorization": "Bearer viewer-token"}
-
-
-class TestKeys:
-    """A fixed token table standing in for the identity section in these tests."""
-
-    async def authenticate(self, request: Request) -> Identity:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        identity = TOKENS.get(token) if scheme.lower() == "bearer" else None
-        if identity is None:
-            raise Unauthenticated("no valid API key")
-        return identity
+# the viewer's key is created through the identity API for each test
+VIEWER: dict[str, str] = {}
 
 
 @pytest.fixture
@@ -62,9 +45,10 @@ async def http(
     owned = gateway_settings.model_copy(update={"config": config_file})
     await start_service(build_alerts(owned, FILE))
     await start_service(build_notifier(owned, FILE))
-    gateway.app.state.authenticator = TestKeys()
     transport = httpx.ASGITransport(app=gateway.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+        VIEWER.clear()
+        VIEWER.update(await headers_for(gateway.app, client, "viewer"))
         yield client
 
 
@@ -99,7 +83,7 @@ async def test_a_rule_made_over_http_fires_on_the_next_sample_and_reads_like_the
     assert (body["for"], body["source"], body["updated_by"], body["version"]) == (
         "5m",
         "api",
-        "key:admin",
+        ADMIN_ACTOR,
         1,
     )
     hot = {**DISK, "name": "DiskHot", "for": 0}
