@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 import pytest
 
@@ -125,7 +124,7 @@ async def test_sigterm_stops_everything_within_seconds(vigil_up: VigilProcess) -
 
 
 async def test_bad_batch_is_rejected_whole(vigil_up: VigilProcess) -> None:
-    async with httpx.AsyncClient(base_url=vigil_up.url) as client:
+    async with vigil_up.client() as client:
         response = await client.post(
             "/api/monitoring/metrics",
             json=[
@@ -141,7 +140,8 @@ async def test_bad_batch_is_rejected_whole(vigil_up: VigilProcess) -> None:
 
 
 def _items(body: Any, key: str) -> list[Any]:
-    return list(body[key] if isinstance(body, dict) else body)
+    """A page's items (lists answer {"items", "next_cursor"}), or a query's ``key``."""
+    return list(body["items"] if "items" in body else body[key])
 
 
 async def test_malformed_bus_message_is_dead_lettered_and_paging_goes_on(
@@ -158,9 +158,12 @@ async def test_malformed_bus_message_is_dead_lettered_and_paging_goes_on(
     async with vigil_up.client() as client:
         letters = await eventually(
             lambda: client.get("/api/monitoring/deadletters"),
-            lambda r: {d["consumer"] for d in r.json()} == {"metrics-store", "alerts-evaluator"},
+            lambda r: (
+                {d["consumer"] for d in _items(r.json(), "items")}
+                == {"metrics-store", "alerts-evaluator"}
+            ),
         )
-        assert {d["subject"] for d in letters.json()} == {"metrics.samples.broken"}
+        assert {d["subject"] for d in _items(letters.json(), "items")} == {"metrics.samples.broken"}
         response = await client.post(
             "/api/monitoring/metrics",
             json=[{"name": "checkout_latency_ms", "value": 4000.0, "labels": {"host": "after"}}],

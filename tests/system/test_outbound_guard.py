@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from shared.natsserver import EmbeddedNats, free_port
+from tests.conftest import TEST_ADMIN_KEY
 from tests.system.conftest import WEBHOOK_SECRET, VigilProcess, WebhookReceiver, shut_down
 from tests.waiting import eventually
 
@@ -62,6 +63,7 @@ def start(tmp_path: Path, nats: EmbeddedNats, receiver: WebhookReceiver) -> Vigi
     path.write_text(config(port, nats.port, receiver.port))
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["NATS_URL"] = nats.url
+    env["VIGIL_BOOTSTRAP_ADMIN_KEY"] = TEST_ADMIN_KEY
     argv = [sys.executable, "-m", "services.cli", "up", "--port", str(port), "--no-agent"]
     argv += ["--data-dir", str(tmp_path / "data"), "--config", str(path)]
     process = subprocess.Popen(

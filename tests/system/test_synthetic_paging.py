@@ -46,7 +46,7 @@ checks:
         healthy = True
         await webhook_receiver.wait_for(lambda: webhook_receiver.of_type("AlertResolved"), 30)
         async with vigil.client() as client:
-            results = (await client.get("/api/monitoring/synthetic/results")).json()
+            results = (await client.get("/api/monitoring/synthetic/results")).json()["items"]
         assert any(r["ok"] is False for r in results) and any(r["ok"] is True for r in results)
     finally:
         shut_down(vigil)

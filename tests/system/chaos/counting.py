@@ -21,6 +21,7 @@ import aiohttp
 from services.gateway.alerts.tables import alerts as alerts_table
 from services.gateway.incidents.tables import incidents as incidents_table
 from services.metrics.projections import samples_table
+from tests.conftest import ADMIN_HEADERS
 from tests.system.chaos.load import LoadGenerator
 from tests.system.chaos.pager import PageRecorder
 from tests.system.chaos.scenario import METRIC, RULE, Scenario
@@ -100,7 +101,9 @@ async def settle(
     samples = sum(b.samples for b in accepted)
     series = {b.series for b in accepted if b.series is not None}
     deadline = started + scenario.settle_timeout_s
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=10), headers=ADMIN_HEADERS
+    ) as session:
         while True:
             counts = await read_counts(models, session, url)
             fired = {p.series for p in pager.of("AlertFired") if p.rule == RULE}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import orjson
 
+from tests.conftest import ADMIN_HEADERS
 from tests.system.chaos.scenario import BULK_VALUE, CRITICAL_VALUE, METRIC, Scenario
 
 METRICS_PATH = "/api/monitoring/metrics"
@@ -56,7 +57,7 @@ class LoadGenerator:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=64),
             timeout=aiohttp.ClientTimeout(total=15, sock_connect=2),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **ADMIN_HEADERS},
         )
         return self
 

@@ -20,6 +20,7 @@ import orjson
 import psutil
 
 from shared.natsserver import free_port
+from tests.conftest import ADMIN_HEADERS, TEST_ADMIN_KEY
 from tests.system.chaos.scenario import NATS, SUPERVISOR, config_text
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -47,6 +48,7 @@ class VigilUnderTest:
         self.config = workdir / "vigil.yaml"
         self.config.write_text(config_text(receiver_port))
         self.env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
+        self.env["VIGIL_BOOTSTRAP_ADMIN_KEY"] = TEST_ADMIN_KEY
         self.env.update(extra_env or {})
         self.process: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
@@ -218,7 +220,9 @@ class LagWatch:
         self.samples: list[tuple[float, dict[str, int]]] = []
 
     async def run(self, started: float) -> None:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        async with aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=5), headers=ADMIN_HEADERS
+        ) as session:
             while True:
                 health = await get_json(session, self.url() + "/api/monitoring/health/system")
                 if health is not None:
