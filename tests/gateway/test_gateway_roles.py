@@ -30,7 +30,7 @@ RESPONDER_WRITES = {
 }
 INGEST_WRITES = {("post", f"{API}/metrics")}
 # calls any signed-in identity may make about itself
-OWN_SESSION_WRITES = {("post", f"{API}/auth/logout")}
+OWN_SESSION_WRITES = {("post", f"{API}/auth/logout"), ("post", f"{API}/auth/password")}
 OWN_SESSION_READS = {("get", f"{API}/auth/me")}
 # reads only an admin may make: who may sign in, and the audit log
 ADMIN_READ_PREFIXES = (f"{API}/users", f"{API}/keys", f"{API}/audit")
