@@ -358,10 +358,12 @@ async def test_a_user_changes_their_password_and_their_other_sessions_end(
     await expect(row).to_have_count(0)  # no longer firing
     alert = (await site.admin.get(f"{API}/alerts/{alert_id}")).json()
     assert (alert["status"], alert["acknowledged_by"]) == ("acknowledged", "pat")
-    # the other browser's session ended: its next request (the alert's live update makes
-    # one) is refused, and the page asks to sign in again
+    # the other browser's session ended: its live stream ends and its next request is
+    # refused, and the page asks to sign in again
     await expect(other.locator("#signin-form")).to_be_visible()
-    await expect(other.locator("#signin-notice")).to_contain_text("log in again")
+    await expect(other.locator("#signin-notice")).to_have_text(
+        "Your session has ended. Sign in again."
+    )
     await sign_in(other, "pat", PASSWORD)
     await expect(other.locator("#signin-error")).to_have_text("name or password is wrong")
     await sign_in(other, "pat", "a brand new secret")

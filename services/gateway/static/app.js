@@ -60,26 +60,34 @@ function showNotice(message) {
   $("notice").hidden = !message;
 }
 
+// Aborted when the session ends, so no answer for the last identity lands on the page.
+let signedInRequests = new AbortController();
+const stopped = () => new DOMException("signed out", "AbortError");
+
 async function api(path, options = {}) {
   const headers = { "Content-Type": "application/json", ...VigilAuth.csrfHeaders(options.method || "GET") };
-  const init = { headers, ...options };
+  const signal = signedInRequests.signal;
+  const init = { headers, signal, ...options };
   if (init.body && typeof init.body !== "string") init.body = JSON.stringify(init.body);
   const from = (init.method || "GET") === "GET" ? "load" : "action";
   let response;
   try {
     response = await fetch(API + path, init);
   } catch (error) {
+    if (signal.aborted) throw stopped();
     showError(`Could not reach the server: ${error.message}`, from);
     throw error;
   }
+  if (signal.aborted) throw stopped();
   if (response.status === 204) {
     if (from === "action" || errorFrom === "load") showError("");
     return null;
   }
   const body = await response.json().catch(() => ({}));
+  if (signal.aborted) throw stopped();
   if (response.status === 401) {
     // the session ended (signed out elsewhere, expired, password changed, user removed)
-    sessionEnded(body.detail || "Your session has ended.");
+    sessionEnded(SESSION_ENDED);
     throw new Error("signed out");
   }
   if (!response.ok) {
@@ -353,6 +361,7 @@ function handleLive(data) {
 }
 
 // --- signing in and out -------------------------------------------------------------
+const SESSION_ENDED = "Your session has ended. Sign in again.";
 let overviewTimer = null;
 
 // Who this browser is signed in as: null when the server says 401 (then the form shows).
@@ -374,7 +383,7 @@ async function checkSession() {
     return;
   }
   if (me == null) {
-    if (state.me != null) sessionEnded("Your session has ended.");
+    if (state.me != null) sessionEnded(SESSION_ENDED);
     else showSignIn("");
   } else if (state.me == null) {
     signedIn(me);
@@ -410,6 +419,8 @@ function signedIn(me) {
 
 // Leave nothing of the last identity's view on the page.
 function stopDashboard() {
+  signedInRequests.abort();
+  signedInRequests = new AbortController();
   if (live) live.close();
   live = null;
   clearInterval(overviewTimer);
@@ -485,12 +496,13 @@ async function signIn(form) {
 }
 
 async function signOut() {
+  stopDashboard(); // nothing more is asked or shown for this session
   const answer = await VigilAuth.postJson("/auth/logout", {});
   if (!answer.ok && answer.status !== 401) {
-    showError(answer.message, "action");
+    showError(`Signing out failed: ${answer.message}`, "action");
+    await checkSession(); // still signed in: back to the dashboard
     return;
   }
-  stopDashboard();
   showSignIn("You have signed out.");
 }
 
@@ -508,7 +520,7 @@ async function changePassword(form) {
   });
   if (answer.status === 401) {
     $("password-dialog").close();
-    sessionEnded(answer.message);
+    sessionEnded(SESSION_ENDED);
     return;
   }
   if (!answer.ok) {
