@@ -26,6 +26,8 @@ __all__ = ["PREFIX", "create_app"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 DASHBOARD_PATHS = ("/", "/monitoring")
+# the page of the one-time link printed on a fresh install (identity.section.offer_setup)
+SETUP_PATH = "/monitoring/setup"
 # every route needs one of these unless it says ``security: []`` (common.routes.PUBLIC)
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "apiKey": {
@@ -76,8 +78,12 @@ def create_app(state: GatewayState) -> FastAPI:
     async def dashboard_page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
+    async def setup_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "setup.html")
+
     for path in DASHBOARD_PATHS:
         app.add_api_route(path, dashboard_page, methods=["GET"], include_in_schema=False)
+    app.add_api_route(SETUP_PATH, setup_page, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     install_sections(app, state)
 

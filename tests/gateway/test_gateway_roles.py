@@ -30,7 +30,7 @@ RESPONDER_WRITES = {
 }
 INGEST_WRITES = {("post", f"{API}/metrics")}
 # calls any signed-in identity may make about itself
-OWN_SESSION_WRITES = {("post", f"{API}/auth/logout")}
+OWN_SESSION_WRITES = {("post", f"{API}/auth/logout"), ("post", f"{API}/auth/password")}
 OWN_SESSION_READS = {("get", f"{API}/auth/me")}
 # reads only an admin may make: who may sign in, and the audit log
 ADMIN_READ_PREFIXES = (f"{API}/users", f"{API}/keys", f"{API}/audit")
@@ -116,10 +116,14 @@ async def test_the_public_routes_are_exactly_the_documented_few(served: httpx.As
 
 
 async def test_the_dashboard_shell_and_docs_need_no_key(served: httpx.AsyncClient) -> None:
-    for path in ("/", "/monitoring", "/static/app.js", "/docs", "/openapi.json", "/health"):
+    pages = ("/", "/monitoring", "/monitoring/setup", "/static/app.js", "/static/setup.js")
+    for path in (*pages, "/docs", "/openapi.json", "/health"):
         response = await served.get(path)
         assert response.status_code == 200, path
     assert (await served.get("/monitoring")).text == (await served.get("/")).text
+    assert "setup.js" in (await served.get("/monitoring/setup")).text
+    documented = (await served.get("/openapi.json")).json()["paths"]
+    assert not set(pages) & set(documented)
 
 
 async def test_a_wrong_or_missing_key_is_401_with_the_reason(served: httpx.AsyncClient) -> None:

@@ -53,6 +53,28 @@ class KeyAndSessionAuthenticator:
         self.limits.take(f"{identity.kind}:{identity.key_id or identity.name}", ingest)
         return identity
 
+    def still_valid(self, request: Request) -> Callable[[], bool]:
+        """For a long answer (the live stream): whether the credentials the request came
+        with still hold, so a session that ends or a key revoked or expired ends it too.
+        One dictionary lookup a call."""
+        now = self.clock
+        header = request.headers.get("authorization")
+        if header is not None:
+            key_hash = digest(header.strip().partition(" ")[2].strip())
+
+            def key_holds() -> bool:
+                key = self.cache.key_for(key_hash)
+                return key is not None and (key.expires_at is None or key.expires_at > now())
+
+            return key_holds
+        token_hash = digest(request.cookies.get(SESSION_COOKIE, ""))
+
+        def session_holds() -> bool:
+            found = self.cache.session_for(token_hash)
+            return found is not None and found[0].expires_at > now()
+
+        return session_holds
+
     def _by_key(self, request: Request, header: str) -> Identity:
         scheme, _, value = header.strip().partition(" ")
         value = value.strip()

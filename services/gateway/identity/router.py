@@ -30,6 +30,7 @@ from services.gateway.identity.schemas import (
     KeyRoleName,
     LoginBody,
     Page,
+    PasswordChange,
     SessionPublic,
     SetupBody,
     UserCreate,
@@ -38,7 +39,7 @@ from services.gateway.identity.schemas import (
     UserUpdate,
 )
 from services.gateway.identity.section import IdentitySection
-from shared.errors import Conflict, NotFound, Unauthenticated
+from shared.errors import Conflict, Forbidden, NotFound, Unauthenticated
 
 PREFIX = "/api/monitoring"
 MAX_SESSIONS_PER_USER = 20
@@ -210,6 +211,40 @@ async def logout(section: SectionDep, identity: AnyIdentity) -> Response:
 async def me(section: SectionDep, identity: AnyIdentity) -> IdentityPublic:
     """Who this request is authenticated as."""
     return identity_view(identity, section)
+
+
+@auth_router.post(
+    "/password",
+    response_model=SessionPublic,
+    responses={
+        **REFUSALS,
+        403: {"description": "The current password is wrong, or another site sent this"},
+        409: {"description": "An API key has no password"},
+        429: {"description": "Too many wrong passwords for this account or address"},
+    },
+)
+async def change_password(
+    request: Request, section: SectionDep, identity: AnyIdentity, body: PasswordChange
+) -> Any:
+    """Change the signed-in user's own password. Every session of the user ends (one
+    opened with the old password may be someone else's); this browser gets a new one."""
+    if identity.kind != "user":
+        raise Conflict("an API key has no password; sign in as a user to change one")
+    address = client_address(request)
+    section.logins.check(identity.name, address)
+    user = section.cache.user_named(identity.name)
+    if not await checked_password(user.password_hash if user else None, body.current_password):
+        section.logins.failed(identity.name, address)
+        raise Forbidden("current_password: not this user's password", field="current_password")
+    section.logins.succeeded(identity.name, address)
+    appended = await ledger.update_user(
+        section.state.bus(),
+        identity.name,
+        identity.actor,
+        password_hash=await hashed(body.new_password),
+    )
+    await section.written(appended)
+    return await open_session(request, section, identity.name, identity.role)
 
 
 @auth_router.post(

@@ -49,6 +49,13 @@ class SetupBody(StrictBody):
     _check_password = field_validator("password")(_password)
 
 
+class PasswordChange(StrictBody):
+    current_password: str = Field(min_length=1, max_length=MAX_PASSWORD_CHARS)
+    new_password: str = Field(description="At least 10 characters")
+
+    _check_password = field_validator("new_password")(_password)
+
+
 class UserCreate(StrictBody):
     name: str = UserName
     role: UserRoleName = "viewer"

@@ -1,8 +1,16 @@
-// Vigil dashboard: loads from the REST API, refreshes from the live event stream.
+// Vigil dashboard: signs a person in, loads from the REST API, refreshes from the live
+// event stream. Signing in and the CSRF token are in auth.js (VigilAuth).
 "use strict";
 
-const API = "/api/monitoring";
-const state = { tab: "overview", incident: null, shownIncident: null, shownStatus: null };
+const API = VigilAuth.API;
+const ROLES = ["viewer", "responder", "admin"]; // each may do what the ones before it may
+const state = { tab: "overview", incident: null, shownIncident: null, shownStatus: null, me: null };
+
+// What the signed-in identity's role allows; the server enforces it anyway, the page only
+// leaves out what would be refused.
+function can(role) {
+  return state.me != null && ROLES.indexOf(state.me.role) >= ROLES.indexOf(role);
+}
 
 // --- small DOM helpers (text only: nothing from the server becomes HTML) -----------
 function el(tag, attrs = {}, ...children) {
@@ -47,32 +55,43 @@ function showError(message, from) {
   errorFrom = message ? from : null;
 }
 
-// A signed-in session's writes carry the CSRF token the server set in a readable cookie.
-function csrfHeaders(method) {
-  if (method === "GET") return {};
-  const entry = document.cookie.split("; ").find((item) => item.startsWith("vigil_csrf="));
-  return entry ? { "X-CSRF-Token": decodeURIComponent(entry.slice("vigil_csrf=".length)) } : {};
+function showNotice(message) {
+  $("notice").textContent = message;
+  $("notice").hidden = !message;
 }
 
+// Aborted when the session ends, so no answer for the last identity lands on the page.
+let signedInRequests = new AbortController();
+const stopped = () => new DOMException("signed out", "AbortError");
+
 async function api(path, options = {}) {
-  const headers = { "Content-Type": "application/json", ...csrfHeaders(options.method || "GET") };
-  const init = { headers, ...options };
+  const headers = { "Content-Type": "application/json", ...VigilAuth.csrfHeaders(options.method || "GET") };
+  const signal = signedInRequests.signal;
+  const init = { headers, signal, ...options };
   if (init.body && typeof init.body !== "string") init.body = JSON.stringify(init.body);
   const from = (init.method || "GET") === "GET" ? "load" : "action";
   let response;
   try {
     response = await fetch(API + path, init);
   } catch (error) {
+    if (signal.aborted) throw stopped();
     showError(`Could not reach the server: ${error.message}`, from);
     throw error;
   }
+  if (signal.aborted) throw stopped();
   if (response.status === 204) {
     if (from === "action" || errorFrom === "load") showError("");
     return null;
   }
   const body = await response.json().catch(() => ({}));
+  if (signal.aborted) throw stopped();
+  if (response.status === 401) {
+    // the session ended (signed out elsewhere, expired, password changed, user removed)
+    sessionEnded(SESSION_ENDED);
+    throw new Error("signed out");
+  }
   if (!response.ok) {
-    const message = body.detail || `${response.status} ${response.statusText}`;
+    const message = VigilAuth.refusal(response, body);
     showError(message, from);
     throw new Error(message);
   }
@@ -133,10 +152,12 @@ async function loadAlerts() {
   $("alert-rows").replaceChildren(
     ...alerts.map((a) => {
       const actions = el("td", { class: "actions" });
-      if (a.status === "firing") {
+      if (!can("responder")) {
+        // a viewer gets no buttons the server would refuse
+      } else if (a.status === "firing") {
         actions.append(el("button", { onclick: () => quietly(alertAction(a.id, "ack")) }, "Acknowledge"));
       }
-      if (a.status !== "resolved") {
+      if (can("responder") && a.status !== "resolved") {
         actions.append(el("button", { onclick: () => quietly(alertAction(a.id, "resolve")) }, "Resolve"));
       }
       return el("tr", { "data-alert": a.id },
@@ -256,7 +277,7 @@ async function loadSynthetic() {
         el("td", {}, String(c.consecutive_failures)),
         el("td", {}, when(c.last_run_at)),
         el("td", { class: "actions" },
-          el("button", { onclick: () => quietly(runCheck(c.id)) }, "Run now"))))
+          can("responder") ? el("button", { onclick: () => quietly(runCheck(c.id)) }, "Run now") : "")))
   );
   $("result-rows").replaceChildren(
     ...results.map((r) =>
@@ -306,9 +327,12 @@ function showTab(tab) {
   loaders[tab]().catch(() => {});
 }
 
+let live = null;
+
 function connectLive() {
   const indicator = $("live");
   const source = new EventSource(`${API}/events`);
+  live = source;
   source.onopen = () => {
     indicator.textContent = "live";
     indicator.className = "live online";
@@ -317,6 +341,12 @@ function connectLive() {
   source.onerror = () => {
     indicator.textContent = "reconnecting";
     indicator.className = "live offline";
+    // a refused stream (401) is not retried by the browser: find out whether the session
+    // ended, and if not, connect again
+    if (source.readyState === EventSource.CLOSED && live === source) {
+      live = null;
+      setTimeout(() => quietly(checkSession()), 2000);
+    }
   };
   source.onmessage = (message) => handleLive(message.data);
   for (const type of ["alert", "incident", "check", "notification", "dead_letter"]) {
@@ -330,6 +360,179 @@ function handleLive(data) {
   refresh(tabsForResource[item.resource] || ["overview"]);
 }
 
+// --- signing in and out -------------------------------------------------------------
+const SESSION_ENDED = "Your session has ended. Sign in again.";
+let overviewTimer = null;
+
+// Who this browser is signed in as: null when the server says 401 (then the form shows).
+async function whoAmI() {
+  const response = await fetch(`${API}/auth/me`);
+  if (response.status === 401) return null;
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(VigilAuth.refusal(response, body));
+  return body;
+}
+
+async function checkSession() {
+  let me;
+  try {
+    me = await whoAmI();
+  } catch (error) {
+    showError(`Could not reach the server: ${error.message}`, "load");
+    setTimeout(() => quietly(checkSession()), 5000);
+    return;
+  }
+  if (me == null) {
+    if (state.me != null) sessionEnded(SESSION_ENDED);
+    else showSignIn("");
+  } else if (state.me == null) {
+    signedIn(me);
+  } else if (live == null) {
+    connectLive();
+  }
+}
+
+function showAccount(me) {
+  $("account").hidden = me == null;
+  if (me == null) return;
+  $("account-name").textContent = me.name;
+  $("account-role").textContent = me.role;
+  $("account-role").className = `badge role-${me.role}`;
+  const session = me.kind === "user"; // an API key has no session to end and no password
+  $("sign-out").hidden = !session;
+  $("change-password").hidden = !session;
+}
+
+function signedIn(me) {
+  state.me = me;
+  document.body.dataset.role = me.role;
+  showAccount(me);
+  for (const node of document.querySelectorAll("[data-needs]")) node.hidden = !can(node.dataset.needs);
+  $("signin").hidden = true;
+  $("dashboard").hidden = false;
+  document.querySelector(".tabs").hidden = false;
+  $("live").hidden = false;
+  showTab(state.tab);
+  connectLive();
+  overviewTimer = setInterval(() => loadOverview().catch(() => {}), 10000); // liveness changes without events
+}
+
+// Leave nothing of the last identity's view on the page.
+function stopDashboard() {
+  signedInRequests.abort();
+  signedInRequests = new AbortController();
+  if (live) live.close();
+  live = null;
+  clearInterval(overviewTimer);
+  clearTimeout(refreshTimer);
+  refreshTimer = null;
+  pending.clear();
+  state.me = null;
+  state.incident = null;
+  state.shownIncident = null;
+  delete document.body.dataset.role;
+  for (const node of $("dashboard").querySelectorAll("tbody, ol, ul")) node.replaceChildren();
+  $("incident-detail").hidden = true;
+  $("dashboard").hidden = true;
+  document.querySelector(".tabs").hidden = true;
+  $("live").hidden = true;
+  showAccount(null);
+  showError("");
+  showNotice("");
+}
+
+function showSignIn(notice) {
+  $("signin").hidden = false;
+  $("signin-notice").textContent = notice;
+  $("signin-notice").hidden = !notice;
+  $("signin-error").hidden = true;
+  $("signin-form").elements.name.focus();
+}
+
+function sessionEnded(message) {
+  if (state.me == null) return;
+  stopDashboard();
+  showSignIn(message);
+}
+
+function wireSignIn() {
+  $("signin-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    quietly(signIn(event.target));
+  });
+  $("sign-out").addEventListener("click", () => quietly(signOut()));
+  $("change-password").addEventListener("click", () => {
+    $("password-form").reset();
+    $("password-error").hidden = true;
+    $("password-dialog").showModal();
+  });
+  $("password-cancel").addEventListener("click", () => $("password-dialog").close());
+  $("password-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    quietly(changePassword(event.target));
+  });
+}
+
+async function signIn(form) {
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const answer = await VigilAuth.postJson("/auth/login", {
+      name: form.elements.name.value,
+      password: form.elements.password.value,
+    });
+    if (!answer.ok) {
+      $("signin-error").textContent = answer.message;
+      $("signin-error").hidden = false;
+      form.elements.password.select();
+      return;
+    }
+    form.reset();
+    $("signin-notice").hidden = true;
+    signedIn(answer.body);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function signOut() {
+  stopDashboard(); // nothing more is asked or shown for this session
+  const answer = await VigilAuth.postJson("/auth/logout", {});
+  if (!answer.ok && answer.status !== 401) {
+    showError(`Signing out failed: ${answer.message}`, "action");
+    await checkSession(); // still signed in: back to the dashboard
+    return;
+  }
+  showSignIn("You have signed out.");
+}
+
+async function changePassword(form) {
+  const error = $("password-error");
+  const { current, password, again } = form.elements;
+  if (password.value !== again.value) {
+    error.textContent = "The new passwords differ.";
+    error.hidden = false;
+    return;
+  }
+  const answer = await VigilAuth.postJson("/auth/password", {
+    current_password: current.value,
+    new_password: password.value,
+  });
+  if (answer.status === 401) {
+    $("password-dialog").close();
+    sessionEnded(SESSION_ENDED);
+    return;
+  }
+  if (!answer.ok) {
+    error.textContent = answer.message;
+    error.hidden = false;
+    return;
+  }
+  form.reset();
+  $("password-dialog").close();
+  showNotice("Password changed. Your other sessions are signed out.");
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("[data-tab]")) {
     button.addEventListener("click", () => showTab(button.dataset.tab));
@@ -337,7 +540,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("alert-status").addEventListener("change", () => loadAlerts().catch(() => {}));
   $("alert-severity").addEventListener("change", () => loadAlerts().catch(() => {}));
   wireIncidentForms();
-  showTab("overview");
-  connectLive();
-  setInterval(() => loadOverview().catch(() => {}), 10000); // service liveness changes without events
+  wireSignIn();
+  quietly(checkSession());
 });
