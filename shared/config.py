@@ -86,7 +86,7 @@ MAX_CHANNEL_TIMEOUT_S = 60.0
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 class RuleConfig(_Strict):

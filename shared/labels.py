@@ -20,9 +20,52 @@ LABEL_NAME_PATTERN = r"^(?:[a-zA-Z]|_(?:[a-zA-Z0-9]|$))[a-zA-Z0-9_]*$"
 LABEL_NAME_RULE = "[a-zA-Z_][a-zA-Z0-9_]* and must not start with __ (reserved)"
 
 # No control characters (C0, C1, DEL), no format characters (bidi overrides and marks,
-# zero-width characters, BOM) and no line or paragraph separators. Rust regex syntax.
-PRINTABLE_PATTERN = r"^[^\p{Cc}\p{Cf}\p{Zl}\p{Zp}]*$"
+# zero-width characters, BOM) and no line or paragraph separators: the code points of
+# categories Cc, Cf, Zl and Zp (Unicode 14, as ``unicodedata`` has them; a test keeps the
+# two in step). Spelled out rather than ``\p{Cc}``, so that every reader of the OpenAPI
+# document (JSON Schema validators, test generators) understands the pattern the same way.
+UNPRINTABLE_RANGES: tuple[tuple[int, int], ...] = (
+    (0x0, 0x1F),
+    (0x7F, 0x9F),
+    (0xAD, 0xAD),
+    (0x600, 0x605),
+    (0x61C, 0x61C),
+    (0x6DD, 0x6DD),
+    (0x70F, 0x70F),
+    (0x890, 0x891),
+    (0x8E2, 0x8E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x2028, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x13438),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+)
 UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def _class_char(code_point: int) -> str:
+    # ``\uXXXX`` reads the same in Rust, Python and ECMAScript patterns; beyond the BMP
+    # the character itself does (ECMAScript has no common escape for it)
+    return f"\\u{code_point:04X}" if code_point <= 0xFFFF else chr(code_point)
+
+
+PRINTABLE_PATTERN = (
+    "^[^"
+    + "".join(
+        _class_char(lo) if lo == hi else f"{_class_char(lo)}-{_class_char(hi)}"
+        for lo, hi in UNPRINTABLE_RANGES
+    )
+    + "]*$"
+)
 
 # what a webhook body or an incident carries of an alert's labels
 NOTIFIED_LABELS = 32

@@ -4,6 +4,10 @@ notification or an incident carries."""
 from __future__ import annotations
 
 import pytest
+import re
+import sys
+import unicodedata
+
 from pydantic import TypeAdapter, ValidationError
 
 from shared.events.metrics import LabelValue
@@ -11,6 +15,9 @@ from shared.labels import (
     MAX_LABEL_VALUE_CHARS,
     NOTIFIED_LABELS,
     NOTIFIED_VALUE_CHARS,
+    PRINTABLE_PATTERN,
+    UNPRINTABLE_CATEGORIES,
+    UNPRINTABLE_RANGES,
     bounded_labels,
     first_unprintable,
     printable,
@@ -38,6 +45,29 @@ def test_the_python_check_and_the_sample_pattern_agree(text: str) -> None:
     except ValidationError:
         accepted = False
     assert accepted == (first_unprintable(text) is None)
+
+
+def test_the_spelled_out_ranges_are_exactly_the_unprintable_categories() -> None:
+    listed = {cp for lo, hi in UNPRINTABLE_RANGES for cp in range(lo, hi + 1)}
+    # surrogates cannot occur in a decoded JSON string that reaches a pattern
+    categories = UNPRINTABLE_CATEGORIES - {"Cs"}
+    unprintable = {cp for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp)) in categories}
+    assert listed == unprintable, f"update UNPRINTABLE_RANGES to Unicode {unicodedata.unidata_version}"
+
+
+def test_pydantic_and_python_read_the_pattern_alike() -> None:
+    """The pattern as the OpenAPI document carries it (read by Python's ``re`` in JSON
+    Schema tools) refuses exactly what the validating engine refuses."""
+    pattern = re.compile(PRINTABLE_PATTERN)
+    for lo, hi in UNPRINTABLE_RANGES:
+        for cp in {lo, hi}:
+            text = f"a{chr(cp)}b"
+            assert pattern.match(text) is None
+            with pytest.raises(ValidationError):
+                LABEL_VALUE.validate_python(text)
+    for text in ("plain", "Zürich 東京 🙂", "\u00ae\u2027\u2030\ufffd"):
+        assert pattern.match(text) is not None
+        assert LABEL_VALUE.validate_python(text) == text
 
 
 @pytest.mark.parametrize("text", AWKWARD)

@@ -14,6 +14,7 @@ import pytest
 
 from services.gateway.surface.headers import DASHBOARD_POLICY
 from shared.settings import Settings
+from tests.conftest import ADMIN_HEADERS as ADMIN
 from tests.conftest import RuntimeFactory
 from tests.gateway.surface_server import PROBE, Served, serve
 
@@ -182,13 +183,39 @@ async def test_json_writes_pass(served: Served) -> None:
         assert response.json() == {"received": {"x": 1}}
 
 
-async def test_a_bodyless_post_needs_a_json_type_or_an_api_key(served: Served) -> None:
-    """A page elsewhere can send a bodyless POST (an acknowledge) with no Content-Type but
-    cannot add an Authorization header without a CORS grant."""
-    for path in (f"{PROBE}/bodyless", f"{API}/alerts/some-alert/ack"):
-        refused = await request(served, "POST", path)
-        assert "content-type" not in refused.request.headers
-        assert_problem(refused, 415, "Content-Type")
+async def test_a_bodyless_post_needs_credentials_and_with_a_cookie_a_csrf_token(
+    served: Served,
+) -> None:
+    """A page elsewhere can make a browser send a bodyless POST (an acknowledge) with no
+    Content-Type and with its cookies, but can neither read the CSRF token nor add it,
+    or an Authorization header, without a CORS grant."""
+    ack = f"{API}/alerts/some-alert/ack"
+    anonymous = await request(served, "POST", ack)
+    assert "content-type" not in anonymous.request.headers
+    assert anonymous.status_code == 401, anonymous.text
+    stale = await request(served, "POST", ack, headers={"Cookie": "vigil_session=ended"})
+    assert stale.status_code == 401, stale.text
+
+    async with httpx.AsyncClient(base_url=served.url, timeout=10.0) as browser:
+        created = await browser.post(
+            f"{API}/users",
+            json={"name": "operator", "role": "responder", "password": "a-long-password"},
+            headers=ADMIN,
+        )
+        assert created.status_code == 201, created.text
+        login = await browser.post(
+            f"{API}/auth/login", json={"name": "operator", "password": "a-long-password"}
+        )
+        assert login.status_code == 200, login.text
+        # the browser sends its cookie along; the page cannot add the CSRF token
+        forged = await browser.post(ack)
+        assert "vigil_session" in forged.request.headers["cookie"]
+        assert_problem(forged, 403, "X-CSRF-Token")
+        token = {"X-CSRF-Token": browser.cookies["vigil_csrf"]}
+        own = await browser.post(ack, headers=token)
+        # past every check of the gateway: the command goes out (no alerts service runs here)
+        assert own.status_code == 503, own.text
+        assert "vigil.cmd.alerts.acknowledge" in own.json()["detail"]
     as_json = await request(
         served, "POST", f"{PROBE}/bodyless", headers={"Content-Type": "application/json"}
     )

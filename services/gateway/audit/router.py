@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.gateway.access import require
 from services.gateway.audit.tables import audit_events
+from services.gateway.common.schemas import DateTimeIn
 from services.gateway.identity.paging import CursorParam, LimitParam, decode_cursor, encode_cursor
 from shared.errors import InvalidInput
 
@@ -73,8 +74,8 @@ async def list_audit(
     ] = None,
     outcome: Literal["ok", "refused", "rejected", "failed"] | None = None,
     status: Annotated[int | None, Query(ge=100, le=599)] = None,
-    since: Annotated[datetime | None, Query(description="From this time on (inclusive)")] = None,
-    until: Annotated[datetime | None, Query(description="Before this time (exclusive)")] = None,
+    since: Annotated[DateTimeIn | None, Query(description="From this time on (inclusive)")] = None,
+    until: Annotated[DateTimeIn | None, Query(description="Before this time (exclusive)")] = None,
     limit: LimitParam = 100,
     cursor: CursorParam = None,
 ) -> AuditPage:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -14,6 +14,24 @@ def _as_utc(value: datetime) -> datetime:
 
 
 UtcDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+def _rfc3339_only(value: Any) -> Any:
+    """pydantic reads a number (``0.5``) as Unix seconds, but the API documents its times
+    as RFC 3339 date-times and takes only those."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("expected an RFC 3339 date-time such as 2024-06-01T12:00:00Z")
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("expected an RFC 3339 date-time such as 2024-06-01T12:00:00Z")
+    return value
+
+
+# a time taken in (query parameter or body field): RFC 3339 only, as documented
+DateTimeIn = Annotated[datetime, BeforeValidator(_rfc3339_only)]
 
 
 class Public(BaseModel):

@@ -1,14 +1,16 @@
 """Writes accept only the media types their route declares.
 
-A browser sends ``text/plain``, form and multipart bodies, and bodyless POSTs, to any
-origin without asking first (CORS "simple" requests); the JSON API accepts none of them,
+A browser sends ``text/plain``, form and multipart bodies to any origin without asking
+first (CORS "simple" requests); the JSON API accepts none of them,
 so a page elsewhere cannot make an operator's browser act. A route declares other types
 in its OpenAPI request body (``openapi_extra={"requestBody": {"content": {...}}}``), as a
 protocol endpoint would; everything else takes ``application/json``.
 
-A POST with no body and no Content-Type is refused too unless it carries an
-``Authorization`` or ``X-CSRF-Token`` header, which a browser cannot add cross-origin
-without a CORS grant.
+A write with no body needs no Content-Type: a bodyless POST (an acknowledge) is
+either anonymous, and its route answers 401, or carries the browser's session cookie,
+and then the session's CSRF token too (``identity.authenticator``: 403 without it), which
+a page elsewhere can neither read nor send cross-origin without a CORS grant. Deciding it
+there, after the session is known, lets a stale cookie get its 401.
 """
 
 from __future__ import annotations
@@ -20,9 +22,6 @@ from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette.datastructures import Headers
 from starlette.routing import BaseRoute, Match
 from starlette.types import Scope
-
-# headers a page on another origin cannot send without a CORS grant
-PREFLIGHTED_HEADERS = frozenset({"authorization", "x-csrf-token"})
 
 JSON = "application/json"
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -89,9 +88,4 @@ def refusal(scope: Scope, headers: Headers, accepted: frozenset[str]) -> str | N
         return f"Content-Type: {sent} is not accepted; send {expected}"
     if has_body(headers):
         return f"Content-Type: missing; send {expected}"
-    if scope["method"] == "POST" and not PREFLIGHTED_HEADERS.intersection(headers.keys()):
-        return (
-            f"Content-Type: missing; send {expected} (a POST without a body needs it "
-            "unless it carries an API key or a CSRF token)"
-        )
     return None
