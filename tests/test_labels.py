@@ -3,11 +3,11 @@ notification or an incident carries."""
 
 from __future__ import annotations
 
-import pytest
 import re
 import sys
 import unicodedata
 
+import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from shared.events.metrics import LabelValue
@@ -51,8 +51,10 @@ def test_the_spelled_out_ranges_are_exactly_the_unprintable_categories() -> None
     listed = {cp for lo, hi in UNPRINTABLE_RANGES for cp in range(lo, hi + 1)}
     # surrogates cannot occur in a decoded JSON string that reaches a pattern
     categories = UNPRINTABLE_CATEGORIES - {"Cs"}
-    unprintable = {cp for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp)) in categories}
-    assert listed == unprintable, f"update UNPRINTABLE_RANGES to Unicode {unicodedata.unidata_version}"
+    unprintable = {
+        cp for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp)) in categories
+    }
+    assert listed == unprintable, f"UNPRINTABLE_RANGES: Unicode {unicodedata.unidata_version}"
 
 
 def test_pydantic_and_python_read_the_pattern_alike() -> None:

@@ -7,7 +7,12 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.gateway.identity.credentials import MAX_PASSWORD_CHARS, password_problem
+from services.gateway.common.schemas import DateTimeIn
+from services.gateway.identity.credentials import (
+    MAX_PASSWORD_CHARS,
+    MIN_PASSWORD_CHARS,
+    password_problem,
+)
 from services.gateway.identity.ledger import (
     MAX_KEY_NAME_CHARS,
     USER_NAME_PATTERN,
@@ -44,7 +49,11 @@ class LoginBody(StrictBody):
 class SetupBody(StrictBody):
     token: str = Field(min_length=1, max_length=200, description="The setup token printed at start")
     name: str = UserName
-    password: str = Field(description="At least 10 characters")
+    password: str = Field(
+        min_length=MIN_PASSWORD_CHARS,
+        max_length=MAX_PASSWORD_CHARS,
+        description=f"At least {MIN_PASSWORD_CHARS} characters",
+    )
 
     _check_password = field_validator("password")(_password)
 
@@ -59,14 +68,23 @@ class PasswordChange(StrictBody):
 class UserCreate(StrictBody):
     name: str = UserName
     role: UserRoleName = "viewer"
-    password: str = Field(description="At least 10 characters")
+    password: str = Field(
+        min_length=MIN_PASSWORD_CHARS,
+        max_length=MAX_PASSWORD_CHARS,
+        description=f"At least {MIN_PASSWORD_CHARS} characters",
+    )
 
     _check_password = field_validator("password")(_password)
 
 
 class UserUpdate(StrictBody):
     role: UserRoleName | None = None
-    password: str | None = Field(default=None, description="At least 10 characters")
+    password: str | None = Field(
+        default=None,
+        min_length=MIN_PASSWORD_CHARS,
+        max_length=MAX_PASSWORD_CHARS,
+        description=f"At least {MIN_PASSWORD_CHARS} characters",
+    )
 
     @field_validator("password")
     @classmethod
@@ -85,7 +103,7 @@ class UserPublic(BaseModel):
 class KeyCreate(StrictBody):
     name: str = Field(min_length=1, max_length=MAX_KEY_NAME_CHARS)
     role: KeyRoleName = "viewer"
-    expires_at: datetime | None = Field(
+    expires_at: DateTimeIn | None = Field(
         default=None, description="When the key stops working (with a time zone); none: never"
     )
 
