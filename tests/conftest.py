@@ -18,7 +18,7 @@ from shared.settings import Settings
 from shared.streams import ensure_streams
 
 # every gateway under test starts with this admin key (VIGIL_BOOTSTRAP_ADMIN_KEY)
-TEST_ADMIN_KEY = "vigil-test-bootstrap-admin-key-0123456789abcdef"  # as tests/gateway/identities.py
+TEST_ADMIN_KEY = "vigil-test-bootstrap-admin-key-0123456789abcdef"
 ADMIN_HEADERS = {"Authorization": f"Bearer {TEST_ADMIN_KEY}"}
 
 PG_ADMIN_URL = os.environ.get("VIGIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

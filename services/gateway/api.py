@@ -6,7 +6,6 @@ for the read model to show them (``common.owners``).
 
 from __future__ import annotations
 
-import importlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from services.gateway import sections
+from services.gateway import identity, sections, surface
 from services.gateway.common import errors
 from services.gateway.common.paths import PREFIX
 from services.gateway.common.state import GatewayState
@@ -44,23 +43,10 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     },
 }
 
+
 # Sections that install middleware or an authenticator, in this order: the HTTP surface
 # (hosts, content types, headers) first, then identity (the authenticator ``require``
 # asks). Each exposes ``install(app, state)``; one not present is skipped.
-INSTALLED_SECTIONS = ("services.gateway.surface", "services.gateway.identity")
-
-
-def install_sections(app: FastAPI, state: GatewayState) -> None:
-    for module_name in INSTALLED_SECTIONS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        module.install(app, state)
-
-
 def create_app(state: GatewayState) -> FastAPI:
     app = FastAPI(
         title="Vigil",
@@ -85,7 +71,8 @@ def create_app(state: GatewayState) -> FastAPI:
         app.add_api_route(path, dashboard_page, methods=["GET"], include_in_schema=False)
     app.add_api_route(SETUP_PATH, setup_page, methods=["GET"], include_in_schema=False)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    install_sections(app, state)
+    surface.install(app, state)  # Host, CORS, media types, headers: before anything runs
+    identity.install(app, state)  # who is asking, and the audit log of every write
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -7,30 +7,14 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from services.gateway import api
 from services.gateway.app import Gateway, build_gateway
-from services.gateway.common.state import GatewayState
 from shared.natsserver import free_port
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
-from tests.gateway.identities import ADMIN, install_test_keys, with_admin_key
+from tests.gateway.identities import ADMIN, with_admin_key
 
 Predicate = Callable[[], bool | Awaitable[bool]]
-
-
-@pytest.fixture(autouse=True)
-def test_keys_until_identity_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every app built in these tests gets the test key table when no identity section
-    installed an authenticator."""
-    installed = api.install_sections
-
-    def install(app: FastAPI, state: GatewayState) -> None:
-        installed(app, state)
-        install_test_keys(app)
-
-    monkeypatch.setattr(api, "install_sections", install)
 
 
 @pytest.fixture
