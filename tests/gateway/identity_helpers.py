@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,18 +39,6 @@ async def create_user(
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], within_s: float = 5.0, every_s: float = 0.02
-) -> float:
-    """Seconds until ``check`` held; fails after ``within_s``."""
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > within_s:
-            raise AssertionError(f"not within {within_s} s")
-        await asyncio.sleep(every_s)
-    return time.monotonic() - started
 
 
 def stored_bytes(directory: Path) -> bytes:

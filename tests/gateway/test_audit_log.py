@@ -16,9 +16,9 @@ from tests.gateway.identity_helpers import (
     client_for,
     create_key,
     create_user,
-    eventually,
     stored_bytes,
 )
+from tests.waiting import eventually
 
 AUDIT = "/api/monitoring/audit"
 PASSWORD = "correct horse battery"

@@ -12,7 +12,6 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +21,6 @@ from playwright.async_api import (
     BrowserContext,
     ConsoleMessage,
     Page,
-    async_playwright,
     expect,
 )
 
@@ -31,28 +29,15 @@ from services.gateway.app import Gateway, build_gateway
 from services.gateway.identity.authenticator import CSRF_COOKIE, SESSION_COOKIE
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
+from tests.gateway.browser import BROWSER_MARKS, WATCH_VIOLATIONS, chromium
 from tests.gateway.identities import ADMIN
 from tests.waiting import eventually
 
 API = "/api/monitoring"
-CHROMIUM = Path("/usr/bin/chromium")
 WAIT_MS = 15_000
 PASSWORD = "correct horse battery"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"no chromium at {CHROMIUM} (./test.sh installs it)"
-    ),
-]
-
-# collects Content-Security-Policy violations as the page reports them to itself
-WATCH_VIOLATIONS = """
-window.__violations = [];
-document.addEventListener("securitypolicyviolation", (event) => {
-  window.__violations.push(`${event.violatedDirective} blocked ${event.blockedURI}`);
-});
-"""
+pytestmark = BROWSER_MARKS
 
 
 @dataclass
@@ -120,23 +105,8 @@ async def site(gateway_settings: Settings, start_service: RuntimeFactory) -> Asy
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

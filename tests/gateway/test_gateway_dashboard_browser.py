@@ -19,7 +19,6 @@ from playwright.async_api import (
     ConsoleMessage,
     Error,
     Page,
-    async_playwright,
     expect,
 )
 
@@ -33,27 +32,14 @@ from shared.natsserver import free_port
 from shared.services import SERVICES
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
+from tests.gateway.browser import BROWSER_MARKS, chromium
 from tests.gateway.identities import ADMIN, ADMIN_ACTOR, with_admin_key
 from tests.waiting import eventually
 
 API = "/api/monitoring"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WAIT_MS = 10_000
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"no chromium at {CHROMIUM} (./test.sh installs it)"
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @dataclass
@@ -101,16 +87,8 @@ async def system(
 @pytest.fixture
 async def browser(system: httpx.AsyncClient) -> AsyncIterator[Browser]:
     """Closed before the services stop, so the page never sees the server go away."""
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

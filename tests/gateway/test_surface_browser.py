@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import nats.js.errors
@@ -18,7 +17,6 @@ from playwright.async_api import (
     ConsoleMessage,
     Page,
     Route,
-    async_playwright,
     expect,
 )
 
@@ -26,27 +24,14 @@ from services.incidents.app import build as build_incidents
 from shared.natsserver import free_port
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
+from tests.gateway.browser import BROWSER_MARKS, WATCH_VIOLATIONS, chromium
 from tests.gateway.surface_server import Answered, Served, serve
 from tests.waiting import eventually
 
-CHROMIUM = Path("/usr/bin/chromium")
 REBOUND = "rebound.test"  # a name the browser resolves to 127.0.0.1, as after DNS rebinding
 WAIT_MS = 15_000
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"no chromium at {CHROMIUM} (./test.sh installs it)"
-    ),
-]
-
-# collects Content-Security-Policy violations as the page reports them to itself
-WATCH_VIOLATIONS = """
-window.__violations = [];
-document.addEventListener("securitypolicyviolation", (event) => {
-  window.__violations.push(`${event.violatedDirective} blocked ${event.blockedURI}`);
-});
-"""
+pytestmark = BROWSER_MARKS
 
 
 @dataclass
@@ -77,23 +62,8 @@ async def served(gateway_settings: Settings, start_service: RuntimeFactory) -> S
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                f"--host-resolver-rules=MAP {REBOUND} 127.0.0.1",
-            ],
-        )
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with chromium(f"--host-resolver-rules=MAP {REBOUND} 127.0.0.1") as launched:
+        yield launched
 
 
 def operator_headers(settings: Settings) -> dict[str, str]:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.gateway.identity_helpers import eventually
 from tests.system.conftest import WebhookReceiver, shut_down, start_vigil
+from tests.waiting import eventually
 
 PASSWORD = "correct horse battery"
 ME = "/api/monitoring/auth/me"
