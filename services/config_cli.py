@@ -24,9 +24,9 @@ import yaml
 from services.synthetic.domain import CheckCatalog
 from shared import subjects
 from shared.bus import EventBus, log_session
+from shared.channelconfig import ChannelBase
 from shared.commands import REENCRYPT_CHANNELS, ReencryptChannels, ReencryptResult
 from shared.config import (
-    ChannelConfig,
     CheckConfig,
     ConfigError,
     RuleConfig,
@@ -120,7 +120,7 @@ async def _checks(bus: EventBus) -> list[CheckConfig]:
 async def current_config(bus: EventBus, base: VigilConfig) -> VigilConfig:
     """``base`` (the file's other sections) with the rules, channels and checks in use."""
     rules: list[RuleConfig] = (await _fold(bus, RULES)).items()
-    channels: list[ChannelConfig] = (await _fold(bus, CHANNELS)).items()
+    channels: list[ChannelBase] = (await _fold(bus, CHANNELS)).items()
     checks = await _checks(bus)
     return base.model_copy(update={"rules": rules, "channels": channels, "checks": checks})
 
@@ -170,10 +170,10 @@ async def reencrypt_in_log(bus: EventBus, data_dir: Path, by: str) -> tuple[int,
 
     secrets = ChannelSecrets(data_dir)
 
-    async def unused(_: list[ChannelConfig]) -> None:
+    async def unused(_: list[ChannelBase]) -> None:
         return None
 
-    owner: ConfigOwner[ChannelConfig] = ConfigOwner(
+    owner: ConfigOwner[ChannelBase] = ConfigOwner(
         CHANNELS, lambda: bus, [], "", unused, secrets.codec()
     )
     await owner.load()

@@ -7,86 +7,42 @@ Errors name the file, the line and the field, e.g.
 from __future__ import annotations
 
 import ipaddress
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
-    PlainSerializer,
     ValidationError,
-    WithJsonSchema,
-    field_validator,
     model_validator,
 )
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+from shared.channelconfig import (
+    ALL_NOTIFIED_EVENTS,
+    CHANNEL_KINDS,
+    MAX_CHANNEL_TIMEOUT_S,
+    ChannelBase,
+    ChannelConfig,
+    parse_channel,
+)
+from shared.configtypes import (
+    Duration,
+    Name,
+    Strict,
+    Threshold,
+)
 
+_Strict = Strict
 
-def parse_duration(value: Any) -> float:
-    """``250ms``, ``30s``, ``5m``, ``1h``, ``2d`` or a plain number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError("duration must be like 30s, 5m or 1h")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_S[match.group(2)]
-    else:
-        raise ValueError(f"duration must be like 30s, 5m or 1h, not {value!r}")
-    if seconds < 0:
-        raise ValueError("duration must not be negative")
-    return seconds
-
-
-_UNITS_DOWN = (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0))
-
-
-def format_duration(seconds: float) -> str:
-    """The file's form of a duration (``30s``, ``5m``, ``250ms``); reads back unchanged."""
-    if seconds == 0:
-        return "0s"
-    for unit, size in _UNITS_DOWN:
-        if seconds >= size and float(seconds / size).is_integer():
-            return f"{int(seconds / size)}{unit}"
-    millis = seconds * 1000
-    if float(millis).is_integer():
-        return f"{int(millis)}ms"
-    return f"{seconds:.9f}".rstrip("0") + "s"
-
-
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    # written out (JSON, YAML export) in the file's form, so what the API answers can be
-    # pasted into the file and back
-    PlainSerializer(format_duration, return_type=str, when_used="json"),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "pattern": _DURATION.pattern},
-                {"type": "number", "minimum": 0},
-            ],
-            "description": "A duration: 250ms, 30s, 5m, 1h, 2d, or a number of seconds",
-        },
-        mode="validation",
-    ),
-    WithJsonSchema(
-        {"type": "string", "description": "A duration: 250ms, 30s, 5m, 1h or 2d"},
-        mode="serialization",
-    ),
+__all__ = [
+    "ALL_NOTIFIED_EVENTS",
+    "MAX_CHANNEL_TIMEOUT_S",
+    "ChannelBase",
+    "ChannelConfig",
+    "Duration",
+    "parse_channel",
 ]
-Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:\- ]+$")]
-Threshold = Annotated[float, Field(allow_inf_nan=False)]
-MAX_CHANNEL_TIMEOUT_S = 60.0
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 class RuleConfig(_Strict):
@@ -127,38 +83,6 @@ class RuleConfig(_Strict):
                 side = "at or above" if self.direction == "above" else "at or below"
                 raise ValueError(f"critical must be {side} warning")
         return self
-
-
-ALL_NOTIFIED_EVENTS = (
-    "AlertFired",
-    "AlertEscalated",
-    "AlertResolved",
-    "IncidentOpened",
-    "IncidentResolved",
-)
-
-
-class ChannelConfig(_Strict):
-    name: Name
-    type: Literal["webhook"]
-    url: str = Field(pattern=r"^https?://", max_length=2000, description="Where to POST")
-    secret: str = Field(
-        default="",
-        max_length=2000,
-        description="HMAC-SHA256 key for the signature headers; stored encrypted, shown "
-        'masked as "(set)" (sending "(set)" back keeps it); an "enc:v1:…" value from '
-        "`vigil config export` is read as the encrypted form",
-    )
-    events: list[str] = Field(default_factory=lambda: list(ALL_NOTIFIED_EVENTS), max_length=20)
-    timeout_s: Duration = Field(default=10.0, alias="timeout", gt=0, le=MAX_CHANNEL_TIMEOUT_S)
-
-    @field_validator("events")
-    @classmethod
-    def _known_events(cls, events: list[str]) -> list[str]:
-        unknown = sorted(set(events) - set(ALL_NOTIFIED_EVENTS))
-        if unknown:
-            raise ValueError(f"unknown events {unknown}; choose from {list(ALL_NOTIFIED_EVENTS)}")
-        return events
 
 
 SAFE_METHODS = ("GET", "HEAD")
@@ -397,6 +321,22 @@ def _dotted(loc: tuple[Any, ...]) -> str:
     return text
 
 
+def field_path(error: Any) -> tuple[Any, ...]:
+    """Where a pydantic error points, in the file's terms: the tag a tagged union adds
+    (``channels[0].slack.url``) is left out, and a bad tag points at ``type``."""
+    loc: list[Any] = []
+    raw = error["loc"]
+    for index, part in enumerate(raw):
+        if isinstance(part, str) and "[" in part:
+            continue  # pydantic's name for a union member
+        if index and isinstance(raw[index - 1], int) and part in CHANNEL_KINDS:
+            continue
+        loc.append(part)
+    if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc.append("type")
+    return tuple(loc)
+
+
 def parse_config(text: str, source: str = "vigil.yaml") -> VigilConfig:
     try:
         node = yaml.compose(text)
@@ -417,7 +357,7 @@ def parse_config(text: str, source: str = "vigil.yaml") -> VigilConfig:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
+            loc = field_path(error)
             line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), 1)
             field = _dotted(loc) or "(top level)"
             message = error["msg"].removeprefix("Value error, ")

@@ -14,7 +14,8 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 from pydantic import BaseModel
 
 from shared import subjects
-from shared.config import ChannelConfig, RuleConfig
+from shared.channelconfig import ChannelBase
+from shared.config import RuleConfig
 from shared.events import (
     ChannelCreated,
     ChannelDeleted,
@@ -83,7 +84,7 @@ RULES: ConfigKind[RuleConfig] = ConfigKind(
     items_field="rules",
 )
 
-CHANNELS: ConfigKind[ChannelConfig] = ConfigKind(
+CHANNELS: ConfigKind[ChannelBase] = ConfigKind(
     noun="channel",
     service="notifier",
     subject_prefix=subjects.CONFIG_CHANNELS,

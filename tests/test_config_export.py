@@ -14,8 +14,9 @@ from services.config_cli import export, rotate
 from services.notifier.app import build as build_notifier
 from services.synthetic.app import build as build_synthetic
 from shared.bus import EventBus, connect
+from shared.channelconfig import WebhookChannel
 from shared.commands import CONFIGURE_CHECK, CREATE_CHANNEL, CREATE_RULE
-from shared.config import ChannelConfig, CheckConfig, RuleConfig, VigilConfig, parse_config
+from shared.config import CheckConfig, RuleConfig, VigilConfig, parse_config
 from shared.natsserver import EmbeddedNats
 from shared.secrets import KEY_FILE, SecretBox, load_keys
 from shared.settings import Settings
@@ -27,7 +28,7 @@ FILE = VigilConfig(
         RuleConfig.model_validate({"name": "HighCPU", "metric": "cpu", "warning": 70, "for": "5m"})
     ],
     channels=[
-        ChannelConfig(name="file-hook", type="webhook", url="http://127.0.0.1:9/h", secret="f-s")
+        WebhookChannel(name="file-hook", type="webhook", url="http://127.0.0.1:9/h", secret="f-s")
     ],
     checks=[CheckConfig(name="home", url="http://127.0.0.1:9/", interval=3600)],
 )

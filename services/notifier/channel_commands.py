@@ -5,12 +5,13 @@ the command is answered. Secrets are encrypted in every event and decrypted only
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from services.notifier.handlers import NotificationDispatcher
 from shared.bus import EventBus
+from shared.channelconfig import ChannelBase
 from shared.commands import (
     CREATE_CHANNEL,
     DELETE_CHANNEL,
@@ -23,7 +24,6 @@ from shared.commands import (
     UpdateChannel,
     parse_command,
 )
-from shared.config import ChannelConfig
 from shared.configbook import CHANNELS
 from shared.configowner import ConfigOwner, ItemCodec
 from shared.runtime import ServiceRuntime
@@ -42,29 +42,49 @@ class ChannelSecrets:
     def reload(self) -> None:
         self.box = SecretBox.load(self.data_dir)
 
-    def seal(self, channel: ChannelConfig) -> ChannelConfig:
-        return channel.model_copy(update={"secret": self.box.encrypt(channel.secret)})
+    def seal(self, channel: ChannelBase) -> ChannelBase:
+        return channel.with_secrets(
+            {name: self.box.encrypt(value) for name, value in channel.secrets().items()}
+        )
 
-    def open(self, channel: ChannelConfig) -> ChannelConfig:
-        secret = self.box.decrypt(channel.secret, f"channels.{channel.name}.secret")
-        return channel.model_copy(update={"secret": secret})
+    def open(self, channel: ChannelBase) -> ChannelBase:
+        return channel.with_secrets(
+            {
+                name: self.box.decrypt(value, f"channels.{channel.name}.{name}")
+                for name, value in channel.secrets().items()
+            }
+        )
 
-    def carry(self, current: ChannelConfig, wanted: ChannelConfig) -> ChannelConfig:
-        """A secret sent back as the mask keeps the current one."""
-        if wanted.secret == MASK:
-            return wanted.model_copy(update={"secret": current.secret})
-        return wanted
+    def carry(self, current: ChannelBase, wanted: ChannelBase) -> ChannelBase:
+        """A credential sent back as the mask keeps the current one (same kind only)."""
+        if type(current) is not type(wanted):
+            return wanted
+        kept = {
+            name: getattr(current, name)
+            for name, value in wanted.secrets().items()
+            if value == MASK
+        }
+        return wanted.with_secrets(kept) if kept else wanted
 
-    def rewrap(self, stored: ChannelConfig) -> ChannelConfig | None:
-        if self.box.encrypted_with_newest(stored.secret):
+    def rewrap(self, stored: ChannelBase) -> ChannelBase | None:
+        stale = {
+            name: value
+            for name, value in stored.secrets().items()
+            if not self.box.encrypted_with_newest(value)
+        }
+        if not stale:
             return None
-        what = f"channels.{stored.name}.secret"
-        return stored.model_copy(update={"secret": self.box.reencrypt(stored.secret, what)})
+        return stored.with_secrets(
+            {
+                name: self.box.reencrypt(value, f"channels.{stored.name}.{name}")
+                for name, value in stale.items()
+            }
+        )
 
     def digest(self, data: bytes) -> str:
         return self.box.fingerprint(data)
 
-    def codec(self) -> ItemCodec[ChannelConfig]:
+    def codec(self) -> ItemCodec[ChannelBase]:
         return ItemCodec(self.seal, self.open, self.carry, self.rewrap, self.digest)
 
 
@@ -73,17 +93,17 @@ class ChannelCommands:
         self,
         dispatcher: NotificationDispatcher,
         bus: Callable[[], EventBus],
-        file_channels: list[ChannelConfig],
+        file_channels: Sequence[ChannelBase],
         file_path: str,
         secrets: ChannelSecrets,
     ):
         self.dispatcher = dispatcher
         self.secrets = secrets
-        self.owner: ConfigOwner[ChannelConfig] = ConfigOwner(
-            CHANNELS, bus, file_channels, file_path, self._use, secrets.codec()
+        self.owner: ConfigOwner[ChannelBase] = ConfigOwner(
+            CHANNELS, bus, list(file_channels), file_path, self._use, secrets.codec()
         )
 
-    async def _use(self, channels: list[ChannelConfig]) -> None:
+    async def _use(self, channels: Sequence[ChannelBase]) -> None:
         self.dispatcher.use_channels(channels)
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from shared.config import ALL_NOTIFIED_EVENTS, ChannelConfig
+from shared.channelconfig import ALL_NOTIFIED_EVENTS, ChannelBase
 from shared.events import (
     AlertEscalated,
     AlertEvent,
@@ -43,7 +43,7 @@ def is_notifiable(event: Event) -> bool:
     return event.type in NOTIFIABLE_EVENTS
 
 
-def subscribed_channels(event: Event, channels: list[ChannelConfig]) -> list[ChannelConfig]:
+def subscribed_channels(event: Event, channels: list[ChannelBase]) -> list[ChannelBase]:
     if not is_notifiable(event):
         return []
     return [channel for channel in channels if event.type in channel.events]
@@ -57,6 +57,13 @@ class Notification:
     event_id: str
     event_type: str
     payload: dict[str, Any]
+    # what an earlier delivery about the same alert or incident to this channel returned
+    # (Slack: "<channel id>:<ts>" of the message to update; email: the thread's root id)
+    thread: str | None = None
+    # a user's contact address that replaces the channel's own target ("" = the channel's)
+    recipient: str = ""
+    # payloads merged into this message while the receiver was rate limited or grouped
+    digest: tuple[dict[str, Any], ...] = ()
 
 
 def notification_for(event: Event, channel: str) -> Notification:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import aiohttp
 from nats.js import JetStreamContext
@@ -35,7 +35,7 @@ from services.notifier.domain import (
 from services.notifier.projections import DeliveryLedger, Outcome
 from shared import subjects
 from shared.bus import EventBus
-from shared.config import MAX_CHANNEL_TIMEOUT_S, ChannelConfig
+from shared.channelconfig import MAX_CHANNEL_TIMEOUT_S, ChannelBase
 from shared.consumer import ConsumerSpec, Delivery, Handler, release_held
 from shared.errors import PermanentDeliveryError, TransientDeliveryError
 from shared.events import Event, decode_event, utcnow
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 SETTLED_MEMORY = 100_000  # delivery ids this process settled, newest kept
 
 
-def consumer_specs(channels: list[ChannelConfig]) -> tuple[ConsumerSpec, ConsumerSpec]:
+def consumer_specs(channels: Sequence[ChannelBase]) -> tuple[ConsumerSpec, ConsumerSpec]:
     """The two durable consumers; ack_wait covers the slowest channel plus a Retry-After wait.
 
     Channels made through the API come and go while the consumers run, so the slowest a
@@ -81,7 +81,7 @@ class NotificationDispatcher:
 
     def __init__(
         self,
-        channels: list[ChannelConfig],
+        channels: Sequence[ChannelBase],
         ledger: DeliveryLedger,
         bus: Callable[[], EventBus],
         transports: dict[str, Transport] | None = None,
@@ -101,7 +101,7 @@ class NotificationDispatcher:
         self.tried_through: dict[str, int] = {}
         self.use_channels(channels)
 
-    def use_channels(self, channels: list[ChannelConfig]) -> None:
+    def use_channels(self, channels: Sequence[ChannelBase]) -> None:
         """Deliver to ``channels`` (secrets in clear) from the next event on."""
         for channel in channels:
             if channel.type not in self.transports:
@@ -219,7 +219,7 @@ class NotificationDispatcher:
             self._settled.popitem(last=False)
 
     async def _notify_channel(
-        self, event: Event, channel: ChannelConfig, entry: LedgerEntry | None, delivery: Delivery
+        self, event: Event, channel: ChannelBase, entry: LedgerEntry | None, delivery: Delivery
     ) -> str | None:
         """None once the pair is settled; otherwise why another attempt is needed."""
         notification = notification_for(event, channel.name)

@@ -11,8 +11,9 @@ from services.notifier.app import build
 from services.notifier.channels.webhook import verify
 from shared import subjects
 from shared.bus import EventBus
+from shared.channelconfig import WebhookChannel
 from shared.commands import CREATE_CHANNEL, DELETE_CHANNEL, REENCRYPT_CHANNELS, UPDATE_CHANNEL
-from shared.config import ChannelConfig, VigilConfig
+from shared.config import VigilConfig
 from shared.errors import Conflict, NotFound
 from shared.events import (
     AlertFired,
@@ -129,7 +130,7 @@ async def test_file_channels_are_provisioned_encrypted_once_and_read_only(
     path = tmp_path / "vigil.yaml"
     settings = settings.model_copy(update={"config": path})
     file = VigilConfig(
-        channels=[ChannelConfig(name="ops", type="webhook", url=receiver.url, secret=CLEAR)]
+        channels=[WebhookChannel(name="ops", type="webhook", url=receiver.url, secret=CLEAR)]
     )
     first = await start_service(build(settings, file))
     with pytest.raises(
@@ -160,7 +161,9 @@ async def test_rotating_the_key_encrypts_every_secret_again_and_the_old_key_can_
 ) -> None:
     receiver = await receiver_factory()
     file = VigilConfig(
-        channels=[ChannelConfig(name="file-ops", type="webhook", url=receiver.url, secret="file-s")]
+        channels=[
+            WebhookChannel(name="file-ops", type="webhook", url=receiver.url, secret="file-s")
+        ]
     )
     first = await start_service(build(settings, file))
     channel = {"name": "api-ops", "type": "webhook", "url": receiver.url, "secret": CLEAR}

@@ -15,7 +15,8 @@ from services.notifier.handlers import NotificationDispatcher
 from services.notifier.projections import DeliveryLedger
 from shared import subjects
 from shared.bus import EventBus
-from shared.config import ChannelConfig, VigilConfig
+from shared.channelconfig import WebhookChannel
+from shared.config import VigilConfig
 from shared.consumer import Delivery
 from shared.db import create_engine
 from shared.errors import TransientDeliveryError
@@ -48,8 +49,8 @@ def fired(alert_id: str = "alert-1") -> AlertFired:
     )
 
 
-def webhook(name: str, url: str, secret: str = "", timeout: float = 5.0) -> ChannelConfig:
-    return ChannelConfig(name=name, type="webhook", url=url, secret=secret, timeout=timeout)
+def webhook(name: str, url: str, secret: str = "", timeout: float = 5.0) -> WebhookChannel:
+    return WebhookChannel(name=name, type="webhook", url=url, secret=secret, timeout=timeout)
 
 
 async def outcomes(bus: EventBus) -> list[Event]:

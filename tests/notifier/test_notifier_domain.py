@@ -18,7 +18,7 @@ from services.notifier.domain import (
     plan,
     subscribed_channels,
 )
-from shared.config import ChannelConfig
+from shared.channelconfig import WebhookChannel
 from shared.events import (
     AlertAcknowledged,
     AlertEscalated,
@@ -45,10 +45,10 @@ FIRED = AlertFired(
 )
 
 
-def channel(name: str, events: list[str] | None = None) -> ChannelConfig:
+def channel(name: str, events: list[str] | None = None) -> WebhookChannel:
     if events is None:
-        return ChannelConfig(name=name, type="webhook", url="http://x.invalid/")
-    return ChannelConfig(name=name, type="webhook", url="http://x.invalid/", events=events)
+        return WebhookChannel(name=name, type="webhook", url="http://x.invalid/")
+    return WebhookChannel(name=name, type="webhook", url="http://x.invalid/", events=events)
 
 
 def test_delivery_id_is_the_same_for_the_same_event_and_channel() -> None:
@@ -68,7 +68,8 @@ def test_only_channels_subscribed_to_the_type_get_the_event() -> None:
         severity="critical",
         by="alice",
     )
-    assert subscribed_channels(acked, [ops, incidents_only]) == []
+    # an acknowledgement updates what was sent (a Slack message, a PagerDuty incident)
+    assert subscribed_channels(acked, [ops, incidents_only]) == [ops]
 
 
 def test_alert_fired_payload() -> None:

@@ -15,7 +15,8 @@ from services.notifier.app import build
 from services.notifier.deadman import DEADMAN_FAULT
 from shared import subjects
 from shared.bus import EventBus
-from shared.config import ChannelConfig, DeadmanConfig, OutboundConfig, VigilConfig
+from shared.channelconfig import WebhookChannel
+from shared.config import DeadmanConfig, OutboundConfig, VigilConfig
 from shared.events import (
     AlertFired,
     NotificationDelivered,
@@ -57,8 +58,8 @@ def vigil_settings(settings: Settings, gateway: HttpServer) -> Settings:
     return settings.model_copy(update={"port": gateway.port})
 
 
-def webhook(name: str, url: str) -> ChannelConfig:
-    return ChannelConfig(name=name, type="webhook", url=url, secret="s", timeout=3)
+def webhook(name: str, url: str) -> WebhookChannel:
+    return WebhookChannel(name=name, type="webhook", url=url, secret="s", timeout=3)
 
 
 def fired() -> AlertFired:
@@ -81,7 +82,7 @@ async def outcomes(bus: EventBus) -> dict[str, NotificationDelivered | Notificat
     return found
 
 
-async def settled(bus: EventBus, channels: list[ChannelConfig]) -> dict[str, object]:
+async def settled(bus: EventBus, channels: list[WebhookChannel]) -> dict[str, object]:
     async def all_recorded() -> dict[str, object] | None:
         found = await outcomes(bus)
         return dict(found) if len(found) == len(channels) else None

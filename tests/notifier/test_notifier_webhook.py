@@ -16,7 +16,7 @@ from services.notifier.channels.webhook import (
     verify,
 )
 from services.notifier.domain import notification_for
-from shared.config import ChannelConfig
+from shared.channelconfig import WebhookChannel
 from shared.errors import PermanentDeliveryError, TransientDeliveryError
 from shared.events import IncidentOpened
 from shared.natsserver import free_port
@@ -34,8 +34,8 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client
 
 
-def channel(url: str, timeout: float = 2.0) -> ChannelConfig:
-    return ChannelConfig(name="ops", type="webhook", url=url, secret="k", timeout=timeout)
+def channel(url: str, timeout: float = 2.0) -> WebhookChannel:
+    return WebhookChannel(name="ops", type="webhook", url=url, secret="k", timeout=timeout)
 
 
 async def test_accepted_request_returns_a_receipt(
@@ -65,7 +65,7 @@ def test_the_timestamped_signature_refuses_replays_and_tampering() -> None:
     assert not verify("k", "v1=" + header.split("v1=")[1], body, now=1_700_000_000)
     # the old header signs the body alone
     assert headers["X-Vigil-Signature"] == signature("k", body)
-    unsigned = ChannelConfig(name="ops", type="webhook", url="http://127.0.0.1:1/hook")
+    unsigned = WebhookChannel(name="ops", type="webhook", url="http://127.0.0.1:1/hook")
     assert "X-Vigil-Signature-256" not in request_for(unsigned, NOTE)[1]
 
 

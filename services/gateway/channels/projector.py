@@ -7,11 +7,12 @@ from typing import Any
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.gateway.channels.schemas import masked
 from services.gateway.channels.tables import channels
 from services.gateway.common.projection import Projection
 from services.gateway.common.tables import upsert
 from shared import subjects
-from shared.config import ChannelConfig
+from shared.channelconfig import ChannelBase
 from shared.events import (
     ChannelCreated,
     ChannelDeleted,
@@ -19,18 +20,15 @@ from shared.events import (
     ChannelUpdated,
     Event,
 )
-from shared.secrets import ENCRYPTED_PREFIX
 from shared.streams import CONFIG
 
 
-def _row(channel: ChannelConfig, event: Event, seq: int, **meta: Any) -> dict[str, Any]:
-    secret = channel.secret if channel.secret.startswith(ENCRYPTED_PREFIX) else ""
+def _row(channel: ChannelBase, event: Event, seq: int, **meta: Any) -> dict[str, Any]:
     return {
         "type": channel.type,
-        "definition": channel.model_dump(mode="json", by_alias=True, exclude={"secret"}),
-        # only the encrypted form is ever kept; a clear value (never sent by the notifier)
-        # is dropped rather than stored, and the channel still shows as having a secret
-        "secret": secret or ("(set)" if channel.secret else ""),
+        # credentials are never kept here, only whether each is set
+        "definition": masked(channel),
+        "secret": "(set)" if any(channel.secrets().values()) else "",
         "version": event.version,
         "updated_at": event.time,
         "seq": seq,

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.gateway.access import Identity, require
 from services.gateway.channels import queries
 from services.gateway.channels.projector import PROJECTION_NAME
-from services.gateway.channels.schemas import ChannelPublic, Source
+from services.gateway.channels.schemas import ChannelPublic, Source, public_channel
 from services.gateway.common.errors import COMMAND, READ, READ_ONE
 from services.gateway.common.owners import ACCEPTED, accepted, send_command, updated_view
 from services.gateway.common.pagination import Page, PageParams
@@ -33,9 +33,9 @@ def location(name: str) -> str:
     return resource_path("channels", name)
 
 
-async def load_channel(engine: AsyncEngine, name: str) -> ChannelPublic | None:
+async def load_channel(engine: AsyncEngine, name: str) -> Any:
     row = await queries.get_channel(engine, name)
-    return None if row is None else ChannelPublic.of(row)
+    return None if row is None else public_channel(row)
 
 
 @router.get("", responses=READ)
@@ -44,11 +44,11 @@ async def list_channels(
 ) -> Page[ChannelPublic]:
     """Every channel in use, by name: the configuration file's and those made here."""
     rows, next_cursor = await queries.list_channels(engine, source, page)
-    return Page(items=[ChannelPublic.of(row) for row in rows], next_cursor=next_cursor)
+    return Page(items=[public_channel(row) for row in rows], next_cursor=next_cursor)
 
 
-@router.get("/{name}", responses=READ_ONE)
-async def get_channel(_: Viewer, engine: EngineDep, name: ChannelName) -> ChannelPublic:
+@router.get("/{name}", response_model=ChannelPublic, responses=READ_ONE)
+async def get_channel(_: Viewer, engine: EngineDep, name: ChannelName) -> Any:
     channel = await load_channel(engine, name)
     if channel is None:
         raise NotFound(f"name: no channel {name!r}", field="name")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 
 from services.notifier.domain import Notification
-from shared.config import ChannelConfig
 
 
 @dataclass(frozen=True)
@@ -17,6 +16,7 @@ class Receipt:
 
     status_code: int | None
     latency_ms: float
+    thread: str | None = None  # what later messages about the same subject refer to
 
 
 class Transport(Protocol):
@@ -28,5 +28,5 @@ class Transport(Protocol):
     """
 
     async def __call__(
-        self, session: aiohttp.ClientSession, channel: ChannelConfig, notification: Notification
+        self, session: aiohttp.ClientSession, channel: Any, notification: Notification
     ) -> Receipt: ...

@@ -20,7 +20,7 @@ from services.notifier.channels.http import outbound_errors, raise_for_status
 from services.notifier.channels.transport import Receipt
 from services.notifier.domain import Notification
 from shared import outbound
-from shared.config import ChannelConfig
+from shared.channelconfig import WebhookChannel
 
 MAX_RESPONSE_BYTES = 64 * 1024
 
@@ -64,7 +64,7 @@ def verify(
 
 
 def request_for(
-    channel: ChannelConfig, notification: Notification, at: int | None = None
+    channel: WebhookChannel, notification: Notification, at: int | None = None
 ) -> tuple[bytes, dict[str, str]]:
     body = orjson.dumps(notification.payload)
     headers = {
@@ -82,7 +82,7 @@ def request_for(
 
 
 async def deliver(
-    session: aiohttp.ClientSession, channel: ChannelConfig, notification: Notification
+    session: aiohttp.ClientSession, channel: WebhookChannel, notification: Notification
 ) -> Receipt:
     body, headers = request_for(channel, notification)
     started = time.perf_counter()
