@@ -58,6 +58,12 @@ EVENT_CHANNELS: list[EventChannel] = [
         [events.NotificationDelivered, events.NotificationFailed],
     ),
     (
+        "pagingEvents",
+        f"{subjects.PAGING_EVENTS}.{{aggregateId}}",
+        "Escalations through policies: step deadlines and the pages they sent",
+        list(events.PAGING_EVENTS),
+    ),
+    (
         "deadLetters",
         f"{subjects.DEAD_LETTERS}.{{consumer}}",
         "Messages a consumer gave up on",

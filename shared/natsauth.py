@@ -121,6 +121,7 @@ GRANTS: tuple[Grant, ...] = (
             "INCIDENTS",
             "SYNTHETIC",
             "NOTIFICATIONS",
+            "PAGING",
             "DEADLETTERS",
             IDENTITY,
             AUDIT,
@@ -176,11 +177,12 @@ GRANTS: tuple[Grant, ...] = (
         "notifier",
         events=(
             f"{subjects.NOTIFICATION_EVENTS}.>",
+            f"{subjects.PAGING_EVENTS}.>",
             f"{CONFIG_CHANNELS}.>",
             _provisioned("notifier"),
         ),
         answers=(_commands(CHANNEL_COMMANDS),),
-        reads=("ALERTS", "INCIDENTS", "WATCHDOG", "NOTIFICATIONS", CONFIG),
+        reads=("ALERTS", "INCIDENTS", "WATCHDOG", "NOTIFICATIONS", "PAGING", CONFIG),
         durables=("notifier-alerts", "notifier-incidents", "notifier-watchdog"),
     ),
     # ``vigil agent --nats-url``: host samples straight to METRICS, never a source

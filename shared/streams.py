@@ -92,6 +92,11 @@ NOTIFICATIONS = StreamSpec(
     (f"{subjects.NOTIFICATION_EVENTS}.>",),
     description="Delivery ledger: one outcome per (event, channel)",
 )
+PAGING = StreamSpec(
+    "PAGING",
+    (f"{subjects.PAGING_EVENTS}.>",),
+    description="Escalations: each alert's run through its policy, step deadlines included",
+)
 DEADLETTERS = StreamSpec(
     "DEADLETTERS",
     (f"{subjects.DEAD_LETTERS}.>",),
@@ -135,6 +140,7 @@ ALL_STREAMS: tuple[StreamSpec, ...] = (
     INCIDENTS,
     SYNTHETIC,
     NOTIFICATIONS,
+    PAGING,
     DEADLETTERS,
     CONFIG,
     WATCHDOG,
@@ -180,6 +186,9 @@ def stream_limits(settings: Settings) -> dict[str, StreamLimits]:
         ),
         NOTIFICATIONS.name: StreamLimits(
             settings.stream_notifications_max_bytes, settings.stream_notifications_max_age_s
+        ),
+        PAGING.name: StreamLimits(
+            settings.stream_paging_max_bytes, settings.stream_paging_max_age_s
         ),
         DEADLETTERS.name: StreamLimits(
             settings.stream_deadletters_max_bytes, settings.stream_deadletters_max_age_s

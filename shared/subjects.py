@@ -16,6 +16,7 @@ INCIDENT_EVENTS = "incidents.events"  # incidents.events.<incident id>
 CHECK_DEFINITIONS = "synthetic.checks"  # synthetic.checks.<check id>
 CHECK_RESULTS = "synthetic.results"  # synthetic.results.<check id>
 NOTIFICATION_EVENTS = "notifications.events"  # notifications.events.<delivery id>
+PAGING_EVENTS = "paging.events"  # paging.events.<escalation id>
 DEAD_LETTERS = "deadletter"  # deadletter.<consumer>
 IDENTITY_USERS = "identity.users"  # identity.users.<hash of the user name>
 IDENTITY_KEYS = "identity.keys"  # identity.keys.<key id>
@@ -70,6 +71,10 @@ def check_result(check_id: str) -> str:
 
 def notification(delivery_id: str) -> str:
     return f"{NOTIFICATION_EVENTS}.{delivery_id}"
+
+
+def escalation(escalation_id: str) -> str:
+    return f"{PAGING_EVENTS}.{escalation_id}"
 
 
 def dead_letter(consumer: str) -> str:

@@ -50,6 +50,7 @@ async def test_the_default_limits_reach_the_server(bus: EventBus) -> None:
         "INCIDENTS": DiscardPolicy.NEW,
         "SYNTHETIC": DiscardPolicy.NEW,
         "NOTIFICATIONS": DiscardPolicy.NEW,
+        "PAGING": DiscardPolicy.NEW,
         "DEADLETTERS": DiscardPolicy.OLD,
         "CONFIG": DiscardPolicy.NEW,
         "WATCHDOG": DiscardPolicy.OLD,

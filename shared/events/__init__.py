@@ -48,6 +48,15 @@ from shared.events.metrics import (
     SamplesIngested,
 )
 from shared.events.notifications import NotificationDelivered, NotificationFailed
+from shared.events.paging import (
+    PAGING_EVENTS,
+    EscalationEvent,
+    EscalationStarted,
+    EscalationStepFired,
+    EscalationStepScheduled,
+    EscalationStopped,
+    PageTarget,
+)
 from shared.events.synthetic import CheckConfigured, CheckRemoved, CheckRunRecorded
 from shared.events.watchdog import SELF_SOURCE, WATCHDOG_METRIC, WatchdogEvaluated
 
@@ -55,6 +64,7 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_BATCH_SAMPLES",
     "MAX_FUTURE_S",
+    "PAGING_EVENTS",
     "SELF_SOURCE",
     "WATCHDOG_METRIC",
     "AlertAcknowledged",
@@ -72,6 +82,11 @@ __all__ = [
     "CheckConfigured",
     "CheckRemoved",
     "CheckRunRecorded",
+    "EscalationEvent",
+    "EscalationStarted",
+    "EscalationStepFired",
+    "EscalationStepScheduled",
+    "EscalationStopped",
     "Event",
     "IncidentAssigned",
     "IncidentNoteAdded",
@@ -84,6 +99,7 @@ __all__ = [
     "MessageDeadLettered",
     "NotificationDelivered",
     "NotificationFailed",
+    "PageTarget",
     "RuleCreated",
     "RuleDeleted",
     "RuleUpdated",
