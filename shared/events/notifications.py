@@ -1,25 +1,40 @@
-"""The delivery ledger's events: one outcome per (event, channel)."""
+"""The delivery ledger's events: one outcome per (event, channel, recipient)."""
 
 from __future__ import annotations
+
+from pydantic import Field
 
 from shared.events.base import Event
 
 
-class NotificationDelivered(Event):
-    """aggregate_id is the delivery id: derived from (event id, channel)."""
+class NotificationOutcome(Event):
+    """aggregate_id is the delivery id: derived from (event id, channel[, recipient])."""
 
     event_id: str
     event_type: str
     channel: str
     attempts: int
+    subject_id: str = Field(
+        default="", description="The alert or incident the event was about (its timeline)"
+    )
+    recipient: str = Field(default="", description="A person's address; empty = the channel's")
+    user: str = Field(default="", description="The person paged, when an escalation step did")
+    digest: str = Field(
+        default="",
+        description="The delivery id of the message this one went out in, when it was merged "
+        "into a digest (rate limit or grouping); empty when it had a message of its own",
+    )
+
+
+class NotificationDelivered(NotificationOutcome):
     status_code: int | None = None
     latency_ms: float
 
 
-class NotificationFailed(Event):
-    event_id: str
-    event_type: str
-    channel: str
-    attempts: int
+class NotificationFailed(NotificationOutcome):
     error: str
     permanent: bool
+    gave_up: bool = Field(
+        default=False,
+        description="Retried for the channel's whole retry window, then dead-lettered",
+    )
