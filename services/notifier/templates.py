@@ -22,7 +22,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from services.notifier.domain import Notification
-from shared.config import ChannelConfig
+from shared.channelconfig import ChannelBase
 from shared.errors import PermanentDeliveryError
 
 PUBLIC_URL_ENV = "VIGIL_PUBLIC_URL"
@@ -94,7 +94,7 @@ def context_for(notification: Notification) -> dict[str, Any]:
     }
 
 
-def title_for(channel: ChannelConfig, notification: Notification) -> str:
+def title_for(channel: ChannelBase, notification: Notification) -> str:
     """The channel's title template rendered, or the default headline."""
     template = channel.template.title if channel.template else None
     if template:
@@ -104,7 +104,7 @@ def title_for(channel: ChannelConfig, notification: Notification) -> str:
     return headline(notification.payload)
 
 
-def text_for(channel: ChannelConfig, notification: Notification) -> str:
+def text_for(channel: ChannelBase, notification: Notification) -> str:
     """The channel's text template rendered, or the notification's summary line."""
     template = channel.template.text if channel.template else None
     if template:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from services.notifier.channels import webhook
+from services.notifier.channels import discord, pagerduty, slack, teams, webhook
 from services.notifier.channels.transport import Receipt, Transport
 
 TRANSPORTS: dict[str, Transport] = {
     "webhook": webhook.deliver,
+    "slack": slack.deliver,
+    "pagerduty": pagerduty.deliver,
+    "teams": teams.deliver,
+    "discord": discord.deliver,
 }
 
 

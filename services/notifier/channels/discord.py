@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-from shared.channelconfig import DiscordChannel
 
 from services.notifier.channels.http import RetryAfter, parse_retry_after, raise_for_status
 from services.notifier.channels.posting import Answer, post_json
@@ -27,7 +26,7 @@ from services.notifier.templates import (
     text_for,
     title_for,
 )
-from shared.config import ChannelConfig
+from shared.channelconfig import ChannelBase, DiscordChannel
 from shared.errors import PermanentDeliveryError
 
 COLORS = {
@@ -51,23 +50,20 @@ def color_for(payload: dict[str, Any]) -> int:
     return COLORS.get(status_of(payload)) or COLORS.get(severity_of(payload), COLORS["info"])
 
 
-def embed_for(channel: ChannelConfig, notification: Notification) -> dict[str, Any]:
+def embed_for(channel: ChannelBase, notification: Notification) -> dict[str, Any]:
     payload = notification.payload
     title = clip(title_for(channel, notification), MAX_TITLE)
-    fields = [
-        {
-            "name": clip(name, MAX_FIELD_NAME) or "-",
-            "value": clip(value, MAX_FIELD_VALUE) or "-",
-            "inline": True,
-        }
+    pairs = [
+        (clip(name, MAX_FIELD_NAME) or "-", clip(value, MAX_FIELD_VALUE) or "-")
         for name, value in fields_of(payload)[:MAX_FIELDS]
     ]
+    fields = [{"name": name, "value": value, "inline": True} for name, value in pairs]
     footer = f"Vigil · {payload.get('event', '')}"
     links = f"[Open in Vigil]({dashboard_url(payload)})"
     if runbook := runbook_url(payload):
         links += f" · [Runbook]({runbook})"
     tail = "\n\n".join(["\n".join(digest_lines(notification)), links]).strip()
-    used = len(title) + len(footer) + sum(len(f["name"]) + len(f["value"]) for f in fields)
+    used = len(title) + len(footer) + sum(len(name) + len(value) for name, value in pairs)
     room = min(MAX_DESCRIPTION, MAX_EMBED_TOTAL - used) - len(tail) - 2
     text = clip(text_for(channel, notification), max(room, 1))
     embed: dict[str, Any] = {
@@ -83,7 +79,7 @@ def embed_for(channel: ChannelConfig, notification: Notification) -> dict[str, A
     return embed
 
 
-def message_for(channel: ChannelConfig, notification: Notification) -> dict[str, Any]:
+def message_for(channel: ChannelBase, notification: Notification) -> dict[str, Any]:
     return {"embeds": [embed_for(channel, notification)], "allowed_mentions": {"parse": []}}
 
 
@@ -98,7 +94,7 @@ def retry_after_of(answer: Answer) -> float | None:
 
 
 async def deliver(
-    session: aiohttp.ClientSession, channel: ChannelConfig, notification: Notification
+    session: aiohttp.ClientSession, channel: ChannelBase, notification: Notification
 ) -> Receipt:
     if not isinstance(channel, DiscordChannel):
         raise PermanentDeliveryError(f"channel {channel.name} is not a Discord channel")

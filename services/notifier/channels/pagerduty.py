@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import aiohttp
-from shared.channelconfig import PagerDutyChannel
 
 from services.notifier.channels.http import raise_for_status
 from services.notifier.channels.posting import post_json
@@ -26,7 +25,7 @@ from services.notifier.templates import (
     status_of,
     text_for,
 )
-from shared.config import ChannelConfig
+from shared.channelconfig import ChannelBase, PagerDutyChannel
 from shared.errors import PermanentDeliveryError
 
 Action = Literal["trigger", "acknowledge", "resolve"]
@@ -112,7 +111,7 @@ def event_for(channel: PagerDutyChannel, notification: Notification) -> dict[str
 
 
 async def deliver(
-    session: aiohttp.ClientSession, channel: ChannelConfig, notification: Notification
+    session: aiohttp.ClientSession, channel: ChannelBase, notification: Notification
 ) -> Receipt:
     if not isinstance(channel, PagerDutyChannel):
         raise PermanentDeliveryError(f"channel {channel.name} is not a PagerDuty channel")

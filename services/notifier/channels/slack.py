@@ -19,7 +19,6 @@ import re
 from typing import Any
 
 import aiohttp
-from shared.channelconfig import SlackChannel
 
 from services.notifier.channels.http import RetryAfter, parse_retry_after, raise_for_status
 from services.notifier.channels.posting import Answer, post_json
@@ -36,7 +35,7 @@ from services.notifier.templates import (
     text_for,
     title_for,
 )
-from shared.config import ChannelConfig
+from shared.channelconfig import ChannelBase, SlackChannel
 from shared.errors import PermanentDeliveryError, TransientDeliveryError
 
 COLORS = {
@@ -79,7 +78,7 @@ def color_for(payload: dict[str, Any]) -> str:
     return COLORS.get(status) or COLORS.get(severity_of(payload), COLORS["info"])
 
 
-def blocks_for(channel: ChannelConfig, notification: Notification) -> list[dict[str, Any]]:
+def blocks_for(channel: ChannelBase, notification: Notification) -> list[dict[str, Any]]:
     payload = notification.payload
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": plain(clip(title_for(channel, notification), 150))},
@@ -118,7 +117,7 @@ def blocks_for(channel: ChannelConfig, notification: Notification) -> list[dict[
     return blocks
 
 
-def message_for(channel: ChannelConfig, notification: Notification) -> dict[str, Any]:
+def message_for(channel: ChannelBase, notification: Notification) -> dict[str, Any]:
     """The message body both modes send: fallback text plus the coloured blocks."""
     return {
         "text": clip(escape(text_for(channel, notification)), 3000),
@@ -161,7 +160,7 @@ def parse_thread(thread: str | None) -> tuple[str, str] | None:
 
 
 async def deliver(
-    session: aiohttp.ClientSession, channel: ChannelConfig, notification: Notification
+    session: aiohttp.ClientSession, channel: ChannelBase, notification: Notification
 ) -> Receipt:
     if not isinstance(channel, SlackChannel):
         raise PermanentDeliveryError(f"channel {channel.name} is not a Slack channel")

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-from shared.channelconfig import TeamsChannel
 
 from services.notifier.channels.http import raise_for_status
 from services.notifier.channels.posting import post_json
@@ -27,7 +26,7 @@ from services.notifier.templates import (
     text_for,
     title_for,
 )
-from shared.config import ChannelConfig
+from shared.channelconfig import ChannelBase, TeamsChannel
 from shared.errors import PermanentDeliveryError, TransientDeliveryError
 
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -48,7 +47,7 @@ def style_for(payload: dict[str, Any]) -> str:
     return STYLES.get(status_of(payload)) or STYLES.get(severity_of(payload), "accent")
 
 
-def card_for(channel: ChannelConfig, notification: Notification) -> dict[str, Any]:
+def card_for(channel: ChannelBase, notification: Notification) -> dict[str, Any]:
     payload = notification.payload
     body: list[dict[str, Any]] = [
         {
@@ -108,7 +107,7 @@ def card_for(channel: ChannelConfig, notification: Notification) -> dict[str, An
     }
 
 
-def message_for(channel: ChannelConfig, notification: Notification) -> dict[str, Any]:
+def message_for(channel: ChannelBase, notification: Notification) -> dict[str, Any]:
     return {
         "type": "message",
         "attachments": [
@@ -122,7 +121,7 @@ def message_for(channel: ChannelConfig, notification: Notification) -> dict[str,
 
 
 async def deliver(
-    session: aiohttp.ClientSession, channel: ChannelConfig, notification: Notification
+    session: aiohttp.ClientSession, channel: ChannelBase, notification: Notification
 ) -> Receipt:
     if not isinstance(channel, TeamsChannel):
         raise PermanentDeliveryError(f"channel {channel.name} is not a Teams channel")
