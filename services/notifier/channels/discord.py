@@ -43,6 +43,8 @@ MAX_FIELDS = 25
 MAX_FIELD_NAME = 256
 MAX_FIELD_VALUE = 1024
 MAX_EMBED_TOTAL = 6000
+DESCRIPTION_SHARE = 2500
+MIN_FIELD_VALUE = 16
 MAX_RETRY_AFTER_S = 3600.0
 
 
@@ -51,24 +53,35 @@ def color_for(payload: dict[str, Any]) -> int:
 
 
 def embed_for(channel: ChannelBase, notification: Notification) -> dict[str, Any]:
+    """One embed within Discord's limits; of the 6000 characters an embed may hold, the
+    description keeps up to ``DESCRIPTION_SHARE`` and the fields share what is left."""
     payload = notification.payload
     title = clip(title_for(channel, notification), MAX_TITLE)
-    pairs = [
-        (clip(name, MAX_FIELD_NAME) or "-", clip(value, MAX_FIELD_VALUE) or "-")
-        for name, value in fields_of(payload)[:MAX_FIELDS]
-    ]
-    fields = [{"name": name, "value": value, "inline": True} for name, value in pairs]
     footer = f"Vigil · {payload.get('event', '')}"
     links = f"[Open in Vigil]({dashboard_url(payload)})"
     if runbook := runbook_url(payload):
         links += f" · [Runbook]({runbook})"
-    tail = "\n\n".join(["\n".join(digest_lines(notification)), links]).strip()
-    used = len(title) + len(footer) + sum(len(name) + len(value) for name, value in pairs)
-    room = min(MAX_DESCRIPTION, MAX_EMBED_TOTAL - used) - len(tail) - 2
-    text = clip(text_for(channel, notification), max(room, 1))
+    tail = clip("\n\n".join(["\n".join(digest_lines(notification)), links]).strip(), 2000)
+    text = text_for(channel, notification)
+    budget = MAX_EMBED_TOTAL - len(title) - len(footer)
+    left = budget - min(len(text) + 2 + len(tail), DESCRIPTION_SHARE)
+    fields: list[dict[str, Any]] = []
+    pairs = fields_of(payload)[:MAX_FIELDS]
+    for index, (name, value) in enumerate(pairs):
+        shown_name = clip(name, MAX_FIELD_NAME) or "-"
+        fair_share = left // (len(pairs) - index)  # long values do not crowd out the rest
+        room = min(MAX_FIELD_VALUE, fair_share - len(shown_name))
+        if room < MIN_FIELD_VALUE:
+            break
+        shown_value = clip(value, room) or "-"
+        fields.append({"name": shown_name, "value": shown_value, "inline": True})
+        left -= len(shown_name) + len(shown_value)
+    used = sum(len(f["name"]) + len(f["value"]) for f in fields)
+    room = min(MAX_DESCRIPTION, budget - used) - len(tail) - 2
+    description = clip(f"{clip(text, max(room, 1))}\n\n{tail}", min(MAX_DESCRIPTION, budget - used))
     embed: dict[str, Any] = {
         "title": title,
-        "description": clip(f"{text}\n\n{tail}", MAX_DESCRIPTION),
+        "description": description,
         "url": dashboard_url(payload),
         "color": color_for(payload),
         "fields": fields,
