@@ -63,6 +63,7 @@ class Receiver:
     received: list[Received] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     _failures: list[Failure] = field(default_factory=list)
+    _failed: set[int] = field(default_factory=set)  # ids of requests answered by the script
     _runner: web.AppRunner | None = None
 
     # --- life ------------------------------------------------------------------
@@ -115,8 +116,8 @@ class Receiver:
 
     @property
     def accepted(self) -> list[Received]:
-        """The requests the provider would have acted on."""
-        refused = {id(r.request) for r in self.rejected}
+        """The requests the provider acted on: neither failed as scripted nor refused."""
+        refused = {id(r.request) for r in self.rejected} | self._failed
         return [r for r in self.received if id(r) not in refused]
 
     # --- what subclasses say ---------------------------------------------------
@@ -148,6 +149,7 @@ class Receiver:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if self._failures:
+            self._failed.add(id(received))
             return self.failure_response(self._failures.pop(0))
         return await self.answer(received)
 

@@ -35,7 +35,6 @@ BLOCK_KEYS: dict[str, set[str]] = {
     "actions": {"type", "block_id", "elements"},
     "divider": {"type", "block_id"},
 }
-TRANSIENT_ERRORS = ("ratelimited", "internal_error", "fatal_error", "service_unavailable")
 
 
 def text_object_problems(obj: Any, where: str, limit: int, plain_only: bool = False) -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.receivers import Received, Receiver, json_body, text_problems, url_problems
+from tests.receivers import Failure, Received, Receiver, json_body, text_problems, url_problems
 
 WEBHOOK_PATH = "/webhookb2/vigil-test@tenant/IncomingWebhook/0123abcd/guid"
 CARD_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -120,6 +120,11 @@ class TeamsReceiver(Receiver):
     @property
     def url(self) -> str:
         return self.base_url + WEBHOOK_PATH
+
+    def failure_response(self, failure: Failure) -> web.Response:
+        if failure.error is not None:  # the old connector's way: an error as text in a 200
+            return web.Response(status=failure.status, text=failure.error)
+        return super().failure_response(failure)
 
     async def answer(self, request: Received) -> web.Response:
         if request.path != WEBHOOK_PATH or request.method != "POST":

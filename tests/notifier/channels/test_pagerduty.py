@@ -190,3 +190,16 @@ async def test_a_slow_answer_is_a_transient_timeout(
     pagerduty.delay_s = 1.0
     with pytest.raises(TransientDeliveryError, match=r"timed out after 0\.2s"):
         await deliver(session, channel(pagerduty.url, timeout=0.2), FIRED)
+
+
+async def test_failures_repeat_as_scripted_then_clear(
+    session: aiohttp.ClientSession, pagerduty: PagerDutyReceiver
+) -> None:
+    pagerduty.fail_next(500, times=2)
+    for _ in range(2):
+        with pytest.raises(TransientDeliveryError):
+            await deliver(session, channel(pagerduty.url), FIRED)
+    assert (await deliver(session, channel(pagerduty.url), FIRED)).status_code == 202
+    assert len(pagerduty.received) == 3
+    assert pagerduty.accepted == pagerduty.received[2:]
+    assert pagerduty.rejected == []  # scripted failures are not format rejections

@@ -124,6 +124,17 @@ async def test_failures(
     assert isinstance(raised.value, RetryAfter) == (retry_after is not None)
 
 
+async def test_throttling_reported_inside_a_200_is_transient(
+    session: aiohttp.ClientSession, teams: TeamsReceiver
+) -> None:
+    teams.fail_next(
+        200, error="Microsoft Teams endpoint returned HTTP error 429 with ContextId tcid=0"
+    )
+    with pytest.raises(TransientDeliveryError, match="rate limited"):
+        await deliver(session, channel(teams.url), FIRED)
+    assert (await deliver(session, channel(teams.url), FIRED)).status_code == 200
+
+
 async def test_a_slow_answer_is_a_transient_timeout(
     session: aiohttp.ClientSession, teams: TeamsReceiver
 ) -> None:
