@@ -146,6 +146,8 @@ def headline(payload: dict[str, Any]) -> str:
     if incident := payload.get("incident"):
         mark = mark or str(incident.get("severity") or "incident").upper()
         return f"[{mark}] Incident: {incident.get('title', '')}"
+    if (page := payload.get("page")) and page.get("rule"):
+        return f"[{str(page.get('severity') or 'alert').upper()}] {page['rule']} firing"
     return str(payload.get("summary") or payload.get("event") or "Vigil notification")
 
 

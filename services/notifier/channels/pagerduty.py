@@ -52,7 +52,7 @@ def dedup_key(notification: Notification) -> str:
     elif incident := payload.get("incident"):
         key = str(incident.get("id"))
     elif page := payload.get("page"):
-        key = str(page.get("escalation_id") or notification.event_id)
+        key = str(page.get("fingerprint") or page.get("alert_id") or notification.event_id)
     else:
         key = notification.event_id
     return key[:MAX_DEDUP_KEY]

@@ -203,3 +203,19 @@ async def test_failures_repeat_as_scripted_then_clear(
     assert len(pagerduty.received) == 3
     assert pagerduty.accepted == pagerduty.received[2:]
     assert pagerduty.rejected == []  # scripted failures are not format rejections
+
+
+def test_an_escalation_step_triggers_on_the_alerts_key() -> None:
+    step = dataclasses.replace(
+        FIRED,
+        event_type="EscalationStepFired",
+        payload={
+            "event": "EscalationStepFired",
+            "summary": "Paging step 2 for cpu-high",
+            "page": {"fingerprint": "fp-cpu-high-db-1", "rule": "cpu-high", "severity": "critical"},
+        },
+    )
+    event = event_for(channel("https://events.pagerduty.com/v2/enqueue"), step)
+    assert (event["event_action"], event["dedup_key"]) == ("trigger", "fp-cpu-high-db-1")
+    assert event["payload"]["severity"] == "critical"
+    assert event_problems(event) == []
