@@ -26,6 +26,7 @@ from shared.consumer import (
 from shared.faults import FaultBoard, disk_state
 from shared.heartbeat import DatabaseProbe, beat_forever
 from shared.natsauth import credentials_for
+from shared.sentry import init_sentry
 from shared.settings import Settings
 from shared.streams import ensure_streams
 
@@ -260,6 +261,7 @@ class ServiceRuntime:
         return False
 
     async def run_until_signalled(self) -> None:
+        init_sentry(self.name)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
