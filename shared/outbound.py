@@ -295,6 +295,22 @@ class OutboundGuard:
             self.check(ip, parsed.port or 0, parsed.raw_host)
         return parsed
 
+    async def addresses(self, host: str, port: int) -> list[str]:
+        """The addresses of ``host`` a connection that is not HTTP (SMTP) may go to, each
+        checked as the HTTP sessions check theirs. Connect to these, never to ``host``
+        again: a second lookup may answer differently. Raises OutboundRefused when the
+        policy refuses every address, OSError when the name does not resolve."""
+        literal = parse_address(host)
+        if literal is not None:
+            self.check(literal, port, host)
+            return [str(literal)]
+        resolver = GuardedResolver(self, self.resolver_factory())
+        try:
+            results = await resolver.resolve(host, port, socket.AF_UNSPEC)
+        finally:
+            await resolver.close()
+        return [result["host"] for result in results]
+
     async def refresh(self) -> None:
         """Resolve the names among Vigil's own endpoints (NATS in compose), now and then."""
         now = time.monotonic()

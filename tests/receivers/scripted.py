@@ -27,6 +27,8 @@ class Failure:
 class Invalid(Exception):
     """The request breaks the documented format; the message says how."""
 
+    status = 400
+
 
 Route = Callable[[web.Request], Awaitable[Any]]
 
@@ -67,7 +69,7 @@ class ScriptedReceiver:
                 record = await handler(request)
             except Invalid as exc:
                 self.rejected.append(str(exc))
-                return web.json_response({"errors": [str(exc)]}, status=400)
+                return web.json_response({"errors": [str(exc)]}, status=exc.status)
             self.received.append(record)
             async with self._arrived:
                 self._arrived.notify_all()
