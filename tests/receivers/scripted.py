@@ -81,11 +81,11 @@ class ScriptedReceiver:
         return web.json_response({"status": "ok"}, status=self.accepted_status)
 
     def fail_next(
-        self, status: int = 500, count: int = 1, retry_after: float | None = None, body: str = ""
+        self, status: int = 500, times: int = 1, retry_after: float | None = None, body: str = ""
     ) -> None:
-        """The next ``count`` requests get ``status`` (with Retry-After when given)."""
+        """The next ``times`` requests get ``status`` (with Retry-After when given)."""
         headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
-        self._failures.extend(Failure(status, headers, body) for _ in range(count))
+        self._failures.extend(Failure(status, headers, body) for _ in range(times))
 
     async def wait_for(self, count: int = 1, within_s: float = 10.0) -> list[Any]:
         """What was accepted, once at least ``count`` requests were."""

@@ -14,6 +14,7 @@ import datetime
 import ipaddress
 import re
 import ssl
+import warnings
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -95,7 +96,7 @@ class Mail:
     def part(self, content_type: str) -> str:
         for part in self.message.walk():
             if part.get_content_type() == content_type and not part.is_multipart():
-                return str(part.get_content())  # type: ignore[attr-defined]
+                return str(part.get_content())
         raise KeyError(content_type)
 
     @property
@@ -122,7 +123,7 @@ def check_message(message: EmailMessage) -> None:
             raise ValueError(f"References holds {ref!r}, not a msg-id")
     if message.get_content_type() != "multipart/alternative":
         raise ValueError(f"not multipart/alternative but {message.get_content_type()}")
-    parts = [p.get_content_type() for p in message.iter_parts()]  # type: ignore[attr-defined]
+    parts = [p.get_content_type() for p in message.iter_parts()]
     if parts != ["text/plain", "text/html"]:
         raise ValueError(f"parts are {parts}, not text then HTML")
 
@@ -158,8 +159,8 @@ class SmtpReceiver:
     def url(self) -> str:
         return f"smtp://{self.host}:{self.port}"
 
-    def fail_next(self, code: int = 451, count: int = 1, stage: Stage = "DATA") -> None:
-        self._failures.extend(_Failure(code, stage) for _ in range(count))
+    def fail_next(self, code: int = 451, times: int = 1, stage: Stage = "DATA") -> None:
+        self._failures.extend(_Failure(code, stage) for _ in range(times))
 
     async def wait_for(self, count: int = 1, within_s: float = 10.0) -> list[Mail]:
         deadline = asyncio.get_running_loop().time() + within_s
@@ -179,7 +180,7 @@ class SmtpReceiver:
             return REPLIES[self._failures.pop(0).code]
         return None
 
-    async def handle_MAIL(  # noqa: N802 (aiosmtpd's hook names)
+    async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         self.transactions += 1
@@ -189,7 +190,7 @@ class SmtpReceiver:
         envelope.mail_options.extend(options)
         return "250 OK"
 
-    async def handle_RCPT(  # noqa: N802
+    async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         if reply := self._failure_at("RCPT"):
@@ -197,9 +198,7 @@ class SmtpReceiver:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(  # noqa: N802
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if reply := self._failure_at("DATA"):
@@ -212,13 +211,18 @@ class SmtpReceiver:
         except ValueError as exc:
             self.rejected.append(str(exc))
             return "554 5.6.0 " + str(exc).replace("\n", " ")[:200]
-        user = session.auth_data.login.decode() if session.authenticated else None  # type: ignore[union-attr]
+        login = session.auth_data if session.authenticated else None
+        user = login.login.decode() if isinstance(login, LoginPassword) else None
         self.received.append(
             Mail(
                 mail_from=str(envelope.mail_from),
                 rcpt_tos=list(envelope.rcpt_tos),
                 message=message,
-                tls=session.ssl is not None,
+                tls=session.ssl is not None
+                or (
+                    server.transport is not None
+                    and server.transport.get_extra_info("sslcontext") is not None
+                ),
                 user=user,
             )
         )
@@ -245,6 +249,11 @@ class SmtpReceiver:
 
     def _protocol(self) -> SMTP:
         auth = self.username is not None
+        with warnings.catch_warnings():  # AUTH without STARTTLS is what a test asks for
+            warnings.simplefilter("ignore", UserWarning)
+            return self._smtp(auth)
+
+    def _smtp(self, auth: bool) -> SMTP:
         return SMTP(
             self,
             hostname="mail.test",
@@ -253,7 +262,8 @@ class SmtpReceiver:
             require_starttls=self.tls == "starttls",
             authenticator=self._authenticate if auth else None,
             auth_required=auth,
-            auth_require_tls=self.tls != "none",
+            # aiosmtpd knows of STARTTLS only; implicit TLS is TLS from the first byte
+            auth_require_tls=self.tls == "starttls",
         )
 
     async def start(self) -> Self:

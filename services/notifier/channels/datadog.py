@@ -68,7 +68,8 @@ def _text(payload: dict[str, Any], body: str | None) -> str:
         lines += [
             "",
             f"rule: {alert['rule']}",
-            f"metric: {alert['metric']} = {alert.get('value')} (threshold {alert.get('threshold')})",
+            f"metric: {alert['metric']} = {alert.get('value')}"
+            f" (threshold {alert.get('threshold')})",
             f"status: {alert.get('status')}",
         ]
     elif incident := payload.get("incident"):
