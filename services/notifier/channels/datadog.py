@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from services.notifier import templates
 from services.notifier.channels.http import outbound_errors, raise_for_status
 from services.notifier.channels.transport import Receipt
 from services.notifier.domain import Notification
@@ -62,19 +63,16 @@ def _tags(channel: DatadogChannel, payload: dict[str, Any]) -> list[str]:
     return [tag[:MAX_TAG_CHARS] for tag in tags]
 
 
-def _text(payload: dict[str, Any], body: str | None) -> str:
-    lines = [body or payload.get("summary", "")]
-    if alert := payload.get("alert"):
-        lines += [
-            "",
-            f"rule: {alert['rule']}",
-            f"metric: {alert['metric']} = {alert.get('value')}"
-            f" (threshold {alert.get('threshold')})",
-            f"status: {alert.get('status')}",
-        ]
-    elif incident := payload.get("incident"):
-        lines += ["", f"incident: {incident['title']}", f"status: {incident.get('status')}"]
-    return "\n".join(lines)[:MAX_TEXT_CHARS]
+def _text(notification: Notification, body: str | None) -> str:
+    payload = notification.payload
+    lines = [body or str(payload.get("summary") or notification.event_type), ""]
+    lines += [f"{name}: {value}" for name, value in templates.fields_of(payload)]
+    lines += ["", f"Vigil: {templates.dashboard_url(payload)}"]
+    if runbook := templates.runbook_url(payload):
+        lines.append(f"Runbook: {runbook}")
+    if digest := templates.digest_lines(notification):
+        lines += ["", *digest]
+    return "\n".join(lines).strip()[:MAX_TEXT_CHARS]
 
 
 def _happened(payload: dict[str, Any]) -> int:
@@ -84,21 +82,19 @@ def _happened(payload: dict[str, Any]) -> int:
         return int(time.time())
 
 
-def event_for(
-    channel: DatadogChannel,
-    notification: Notification,
-    title: str | None = None,
-    text: str | None = None,
-) -> dict[str, Any]:
-    """The documented v1 event body. ``title``/``text`` are the channel template's
-    rendering, when it has one."""
+def event_for(channel: DatadogChannel, notification: Notification) -> dict[str, Any]:
+    """The documented v1 event body; the channel's templates, when it has them, write
+    the title and the first lines of the text."""
     payload = notification.payload
+    template = channel.template
+    title = templates.title_for(channel, notification) if template and template.title else None
+    text = templates.text_for(channel, notification) if template and template.text else None
     subject = _subject(payload)
     severity = subject.get("severity")
     key = subject.get("fingerprint") or subject.get("id") or notification.event_id
     return {
         "title": (title or payload.get("summary") or notification.event_type)[:MAX_TITLE_CHARS],
-        "text": _text(payload, text),
+        "text": _text(notification, text),
         "alert_type": alert_type(notification.event_type, severity),
         "priority": "low" if notification.event_type in RESOLVED_EVENTS else "normal",
         "tags": _tags(channel, payload),
