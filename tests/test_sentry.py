@@ -16,8 +16,8 @@ import pytest
 
 from shared.natsserver import EmbeddedNats
 from shared.sentry import init_sentry, vigil_version
-from tests.receivers.scripted import Invalid
-from tests.receivers.sentry import SentryReceiver, parse_envelope
+from tests.receivers.sentry import Invalid, SentryReceiver, parse_envelope
+from tests.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,8 +107,7 @@ async def test_an_error_that_ends_a_service_reaches_sentry(
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode != 0, stderr.decode()
     assert b"store is corrupt at page 7" in stderr  # still in its own log, too
-    await receiver.wait_for(1, within_s=10)
-    [event] = receiver.events()
+    [event] = await eventually(receiver.events, 10, "the error reported")
     assert_reported(event, "RuntimeError", "store is corrupt at page 7")
     assert event["level"] in ("error", "fatal")
     assert not receiver.rejected
@@ -119,8 +118,7 @@ async def test_an_error_logged_by_a_running_service_reaches_sentry(
 ) -> None:
     process = await start_service("log", environment(nats_server, tmp_path, receiver.dsn))
     try:
-        await receiver.wait_for(1, within_s=30)
-        [event] = receiver.events()
+        [event] = await eventually(receiver.events, 30, "the error reported")
         assert_reported(event, "ValueError", "projection went backwards")
         assert event["logger"] == "shared.runtime"
         assert event["logentry"]["message"] == "background task failed; restarting"

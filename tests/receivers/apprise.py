@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from aiohttp import web
 
-from tests.receivers.scripted import Invalid, ScriptedReceiver
+from tests.receivers import Received, Receiver, json_body
 
 APPRISE_TYPES = {"info", "success", "warning", "failure"}
 NTFY_FIELDS = {
@@ -51,21 +50,41 @@ class Notice:
         return str(self.body.get("message", ""))
 
 
-async def _json(request: web.Request) -> Any:
-    if request.content_type != "application/json":
-        raise Invalid("Content-Type must be application/json")
-    try:
-        return orjson.loads(await request.read())
-    except orjson.JSONDecodeError as exc:
-        raise Invalid("the body is not JSON") from exc
+def apprise_problems(body: dict[str, Any]) -> list[str]:
+    expected = {"version", "title", "message", "attachments", "type"}
+    if set(body) != expected:
+        return [f"fields are {sorted(body)}, not {sorted(expected)}"]
+    problems = []
+    if body["version"] != "1.0":
+        problems.append("version must be 1.0")
+    if not isinstance(body["message"], str) or not body["message"]:
+        problems.append("message is required")
+    if body["type"] not in APPRISE_TYPES:
+        problems.append(f"type {body['type']!r} is not one of {sorted(APPRISE_TYPES)}")
+    return problems
 
 
-class AppriseReceiver(ScriptedReceiver):
-    def __init__(self, path: str = "notify"):
-        super().__init__()
-        self.path = path
-        self.route("POST", f"/{path}", self._apprise_json)
-        self.route("POST", "/", self._ntfy)
+def ntfy_problems(body: dict[str, Any]) -> list[str]:
+    problems = []
+    unknown = set(body) - NTFY_FIELDS
+    if unknown:
+        problems.append(f"unknown fields {sorted(unknown)}")
+    if not isinstance(body.get("topic"), str) or not body["topic"]:
+        problems.append("topic is required")
+    if not isinstance(body.get("message", ""), str):
+        problems.append("message must be a string")
+    return problems
+
+
+@dataclass
+class AppriseReceiver(Receiver):
+    """``POST /<path>``: apprise's JSON notification; ``POST /``: ntfy."""
+
+    path: str = "notify"
+
+    @property
+    def url(self) -> str:
+        return self.json_url()
 
     def json_url(self) -> str:
         return f"json://{self.host}:{self.port}/{self.path}"
@@ -74,37 +93,20 @@ class AppriseReceiver(ScriptedReceiver):
         return f"ntfy://{self.host}:{self.port}/{topic}"
 
     def of(self, kind: str) -> list[Notice]:
-        return [notice for notice in self.received if notice.kind == kind]
+        notices = [
+            Notice("ntfy" if r.path == "/" else "json", r.headers, r.json()) for r in self.accepted
+        ]
+        return [notice for notice in notices if notice.kind == kind]
 
-    async def _apprise_json(self, request: web.Request) -> Notice:
-        body = await _json(request)
-        if not isinstance(body, dict):
-            raise Invalid("the body must be an object")
-        expected = {"version", "title", "message", "attachments", "type"}
-        if set(body) != expected:
-            raise Invalid(f"fields are {sorted(body)}, not {sorted(expected)}")
-        if body["version"] != "1.0":
-            raise Invalid("version must be 1.0")
-        if not isinstance(body["message"], str) or not body["message"]:
-            raise Invalid("message is required")
-        if body["type"] not in APPRISE_TYPES:
-            raise Invalid(f"type {body['type']!r} is not one of {sorted(APPRISE_TYPES)}")
-        return Notice("json", dict(request.headers), body)
-
-    async def _ntfy(self, request: web.Request) -> Notice:
-        body = await _json(request)
-        if not isinstance(body, dict):
-            raise Invalid("the body must be an object")
-        unknown = set(body) - NTFY_FIELDS
-        if unknown:
-            raise Invalid(f"unknown fields {sorted(unknown)}")
-        if not isinstance(body.get("topic"), str) or not body["topic"]:
-            raise Invalid("topic is required")
-        if not isinstance(body.get("message", ""), str):
-            raise Invalid("message must be a string")
-        return Notice("ntfy", dict(request.headers), body)
-
-    def response_for(self, record: Any) -> web.StreamResponse:
-        if record.kind == "ntfy":  # ntfy answers with the message it stored
-            return web.json_response({"id": "m1", "event": "message", **record.body})
+    async def answer(self, request: Received) -> web.Response:
+        if request.method != "POST" or request.path not in ("/", f"/{self.path}"):
+            return web.Response(status=404)
+        body, problems = json_body(request)
+        if not problems:
+            problems = ntfy_problems(body) if request.path == "/" else apprise_problems(body)
+        if problems:
+            self.reject(request, problems)
+            return web.json_response({"errors": problems}, status=400)
+        if request.path == "/":  # ntfy answers with the message it stored
+            return web.json_response({"id": "m1", "event": "message", **body})
         return web.Response(status=200, text="")

@@ -12,10 +12,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from aiohttp import web
 
-from tests.receivers.scripted import Invalid, ScriptedReceiver
+from tests.receivers import Received, Receiver, json_body
+
+
+class Invalid(Exception):
+    """The body breaks the documented format; the message says how."""
+
 
 EVENT_FIELDS = {
     "aggregation_key",
@@ -43,15 +47,10 @@ SERIES_FIELDS = {
     "source_type_name",
 }
 MAX_SERIES_BYTES = 512_000
+EVENTS_PATH = "/api/v1/events"
+SERIES_PATH = "/api/v2/series"
 MAX_PAST_S = 3600
 MAX_FUTURE_S = 600
-
-
-@dataclass(frozen=True)
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
 
 
 def _strings(value: Any, what: str) -> None:
@@ -116,63 +115,57 @@ def check_series(body: Any, now: float | None = None) -> None:
                 raise Invalid(f"{where}: a resource is {{name, type}}")
 
 
-class DatadogReceiver(ScriptedReceiver):
-    accepted_status = 202
+@dataclass
+class DatadogReceiver(Receiver):
+    """``api_key`` (and ``app_key`` when given) must come as ``DD-API-KEY`` /
+    ``DD-APPLICATION-KEY``; a wrong key gets 403 like DataDog's."""
 
-    def __init__(self, api_key: str = "dd-api-key", app_key: str | None = None):
-        super().__init__()
-        self.api_key = api_key
-        self.app_key = app_key
-        self.route("POST", "/api/v1/events", self._event)
-        self.route("POST", "/api/v2/series", self._series)
+    api_key: str = "dd-api-key"
+    app_key: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The channel's ``api_url``."""
+        return self.base_url
+
+    def _bodies(self, path: str) -> list[dict[str, Any]]:
+        return [r.json() for r in self.accepted if r.path == path]
 
     @property
     def events(self) -> list[dict[str, Any]]:
-        return [r.body for r in self.received if r.path == "/api/v1/events"]
+        return self._bodies(EVENTS_PATH)
 
     @property
     def series(self) -> list[dict[str, Any]]:
         """Every series of every accepted v2 request, in order."""
-        return [s for r in self.received if r.path == "/api/v2/series" for s in r.body["series"]]
+        return [s for body in self._bodies(SERIES_PATH) for s in body["series"]]
 
     def points(self, metric: str) -> list[float]:
         return [p["value"] for s in self.series if s["metric"] == metric for p in s["points"]]
 
-    async def _authenticated(self, request: web.Request) -> tuple[dict[str, str], Any]:
-        if request.headers.get("DD-API-KEY") != self.api_key:
-            raise Forbidden()
-        if self.app_key is not None and request.headers.get("DD-APPLICATION-KEY") != self.app_key:
-            raise Forbidden()
-        if request.content_type != "application/json":
-            raise Invalid("Content-Type must be application/json")
-        body = await request.read()
-        try:
-            return dict(request.headers), orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise Invalid("the body is not JSON") from exc
-
-    async def _event(self, request: web.Request) -> Received:
-        headers, body = await self._authenticated(request)
-        check_event(body)
-        return Received(request.path, headers, body)
-
-    async def _series(self, request: web.Request) -> Received:
-        if request.content_length is not None and request.content_length > MAX_SERIES_BYTES:
-            raise Invalid("the payload is limited to 500 kB")
-        headers, body = await self._authenticated(request)
-        check_series(body)
-        return Received(request.path, headers, body)
-
-    def response_for(self, record: Any) -> web.StreamResponse:
-        if record.path == "/api/v1/events":
-            return web.json_response({"status": "ok", "event": record.body}, status=202)
+    async def answer(self, request: Received) -> web.Response:
+        if request.method != "POST" or request.path not in (EVENTS_PATH, SERIES_PATH):
+            return web.json_response({"errors": ["Not found"]}, status=404)
+        keys_ok = request.headers.get("DD-API-KEY") == self.api_key and (
+            self.app_key is None or request.headers.get("DD-APPLICATION-KEY") == self.app_key
+        )
+        if not keys_ok:
+            self.reject(request, ["Forbidden: wrong or missing DD-API-KEY/DD-APPLICATION-KEY"])
+            return web.json_response({"errors": ["Forbidden"]}, status=403)
+        body, problems = json_body(request)
+        if not problems:
+            try:
+                if request.path == EVENTS_PATH:
+                    check_event(body)
+                else:
+                    if len(request.body) > MAX_SERIES_BYTES:
+                        raise Invalid("the payload is limited to 500 kB")
+                    check_series(body)
+            except Invalid as exc:
+                problems = [str(exc)]
+        if problems:
+            self.reject(request, problems)
+            return web.json_response({"errors": problems}, status=400)
+        if request.path == EVENTS_PATH:
+            return web.json_response({"status": "ok", "event": body}, status=202)
         return web.json_response({"errors": []}, status=202)
-
-
-class Forbidden(Invalid):
-    """DataDog answers 403 to a missing or wrong key."""
-
-    status = 403
-
-    def __init__(self) -> None:
-        super().__init__("Forbidden")

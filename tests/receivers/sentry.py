@@ -15,7 +15,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.receivers.scripted import Invalid, ScriptedReceiver
+from tests.receivers import Received, Receiver
+
+
+class Invalid(Exception):
+    """The envelope's framing is broken; the message says how."""
 
 
 @dataclass(frozen=True)
@@ -68,12 +72,14 @@ def parse_envelope(body: bytes, project: str = "") -> Envelope:
     return Envelope(project, headers, items)
 
 
-class SentryReceiver(ScriptedReceiver):
-    def __init__(self, public_key: str = "publickey", project: str = "42"):
-        super().__init__()
-        self.public_key = public_key
-        self.project = project
-        self.route("POST", "/api/{project}/envelope/", self._envelope)
+@dataclass
+class SentryReceiver(Receiver):
+    public_key: str = "publickey"
+    project: str = "42"
+
+    @property
+    def url(self) -> str:
+        return self.dsn
 
     @property
     def dsn(self) -> str:
@@ -81,15 +87,17 @@ class SentryReceiver(ScriptedReceiver):
 
     @property
     def envelopes(self) -> list[Envelope]:
-        return list(self.received)
+        # aiohttp has undone a gzip Content-Encoding as it read the body
+        return [parse_envelope(r.body, self.project) for r in self.accepted]
 
     def events(self) -> list[dict[str, Any]]:
         return [event for envelope in self.envelopes for event in envelope.events()]
 
-    async def _envelope(self, request: web.Request) -> Envelope:
-        project = request.match_info["project"]
-        if project != self.project:
-            raise Invalid(f"unknown project {project!r}")
+    async def answer(self, request: Received) -> web.Response:
+        if request.method != "POST" or request.path != f"/api/{self.project}/envelope/":
+            self.reject(request, [f"not the project's envelope endpoint: {request.path}"])
+            return web.json_response({"detail": "not found"}, status=404)
+        problems = []
         auth = request.headers.get("X-Sentry-Auth", "")
         fields = dict(
             part.strip().split("=", 1)
@@ -97,9 +105,15 @@ class SentryReceiver(ScriptedReceiver):
             if "=" in part
         )
         if fields.get("sentry_key") != self.public_key:
-            raise Invalid("X-Sentry-Auth does not carry the project's public key")
-        encoding = request.headers.get("Content-Encoding", "")
-        if encoding not in ("", "gzip"):
-            raise Invalid(f"unsupported Content-Encoding {encoding!r}")
-        # aiohttp undoes the gzip encoding as it reads the body
-        return parse_envelope(await request.read(), project)
+            problems.append("X-Sentry-Auth does not carry the project's public key")
+        if request.headers.get("Content-Encoding", "") not in ("", "gzip"):
+            problems.append("unsupported Content-Encoding")
+        if not problems:
+            try:
+                parse_envelope(request.body, self.project)
+            except Invalid as exc:
+                problems.append(str(exc))
+        if problems:
+            self.reject(request, problems)
+            return web.json_response({"detail": problems}, status=400)
+        return web.json_response({"id": request.headers.get("X-Request-Id", "")})

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from services.notifier.channels import discord, pagerduty, slack, teams, webhook
+from services.notifier.channels import (
+    apprise_channel,
+    datadog,
+    discord,
+    email,
+    pagerduty,
+    slack,
+    teams,
+    webhook,
+)
 from services.notifier.channels.transport import Receipt, Transport
 
 TRANSPORTS: dict[str, Transport] = {
@@ -11,6 +20,9 @@ TRANSPORTS: dict[str, Transport] = {
     "pagerduty": pagerduty.deliver,
     "teams": teams.deliver,
     "discord": discord.deliver,
+    "email": email.deliver,
+    "apprise": apprise_channel.deliver,
+    "datadog": datadog.deliver,
 }
 
 
