@@ -55,7 +55,7 @@ EVENT_CHANNELS: list[EventChannel] = [
         "notificationEvents",
         f"{subjects.NOTIFICATION_EVENTS}.{{aggregateId}}",
         "Delivery ledger",
-        [events.NotificationDelivered, events.NotificationFailed],
+        [events.NotificationQueued, events.NotificationDelivered, events.NotificationFailed],
     ),
     (
         "pagingEvents",

@@ -76,6 +76,14 @@ class ChannelBase(Strict):
         "pending messages of one group are merged into a digest while it is empty",
     )
     burst: int = Field(default=1, ge=1, le=1000, description="Bucket size for ``rate``")
+    retry_for_s: Duration = Field(
+        default=6 * 3600.0,
+        alias="retry_for",
+        gt=0,
+        le=7 * 86400,
+        description="How long a failing receiver is retried (capped backoff) before the "
+        "notification is dead-lettered",
+    )
     template: MessageTemplate | None = Field(
         default=None, description="Title and text templates; the defaults when absent"
     )

@@ -32,6 +32,7 @@ from shared.configtypes import (
     Strict,
     Threshold,
 )
+from shared.routingconfig import RouteConfig
 
 _Strict = Strict
 
@@ -272,6 +273,10 @@ class VigilConfig(_Strict):
     outbound: OutboundConfig = Field(
         default_factory=OutboundConfig,
         description="Where checks and channels may connect",
+    )
+    route: RouteConfig | None = Field(
+        default=None,
+        description="The routing tree; without it every event goes to every channel at once",
     )
 
     @model_validator(mode="before")

@@ -30,6 +30,7 @@ DURABLES: tuple[Durable, ...] = (
     Durable("incidents-from-alerts", "ALERTS", "incidents", "alerts.events.>", True, "incidents"),
     Durable("notifier-alerts", "ALERTS", "notifier", "alerts.events.>", False, "delivery"),
     Durable("notifier-incidents", "INCIDENTS", "notifier", "incidents.events.>", False, "delivery"),
+    Durable("notifier-pages", "PAGING", "notifier", "paging.events.>", False, "delivery"),
     Durable("notifier-watchdog", "WATCHDOG", "notifier", "vigil.watchdog.>", False, "delivery"),
     Durable("gateway-alerts", "ALERTS", "gateway", "alerts.events.>", True),
     Durable("gateway-incidents", "INCIDENTS", "gateway", "incidents.events.>", True),

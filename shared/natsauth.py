@@ -183,7 +183,7 @@ GRANTS: tuple[Grant, ...] = (
         ),
         answers=(_commands(CHANNEL_COMMANDS),),
         reads=("ALERTS", "INCIDENTS", "WATCHDOG", "NOTIFICATIONS", "PAGING", CONFIG),
-        durables=("notifier-alerts", "notifier-incidents", "notifier-watchdog"),
+        durables=("notifier-alerts", "notifier-incidents", "notifier-pages", "notifier-watchdog"),
     ),
     # ``vigil agent --nats-url``: host samples straight to METRICS, never a source
     # another part of Vigil speaks for

@@ -11,7 +11,7 @@ from services.notifier.projections import DeliveryLedger
 from shared.bus import log_session
 from shared.config import VigilConfig, load_config
 from shared.db import create_engine
-from shared.events import NotificationDelivered, NotificationFailed
+from shared.events import NotificationDelivered, NotificationFailed, NotificationQueued
 from shared.outbound import OutboundGuard
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
@@ -32,6 +32,7 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
         lambda: runtime.bus,
         faults=runtime.faults,
         guard=OutboundGuard.from_settings(settings, config.outbound),
+        routing=config.route,
     )
     secrets = ChannelSecrets(settings.data_dir)
     file = str(settings.config) if settings.config is not None else ""
@@ -61,8 +62,7 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
 async def rebuild(settings: Settings) -> None:
     """Drop the ledger and recreate it from the NOTIFICATIONS stream.
 
-    Rows that were only ``retrying`` (never on the stream) are gone afterwards; a
-    redelivered trigger simply tries those channels again.
+    Queued rows come back with what they need to be sent; the next start sends them.
     """
     ledger = DeliveryLedger(create_engine(settings.database_url_for(SERVICE)))
     try:
@@ -70,7 +70,9 @@ async def rebuild(settings: Settings) -> None:
             await ledger.store.reset()
             applied = 0
             async for recorded in bus.replay(NOTIFICATIONS.name):
-                if isinstance(recorded.event, NotificationDelivered | NotificationFailed):
+                if isinstance(
+                    recorded.event, NotificationQueued | NotificationDelivered | NotificationFailed
+                ):
                     await ledger.apply_recorded(recorded.event, recorded.seq)
                     applied += 1
         log.info("rebuilt delivery ledger", extra={"service": SERVICE, "events": applied})

@@ -7,15 +7,17 @@ pair given what the delivery ledger already knows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from shared.channelconfig import ALL_NOTIFIED_EVENTS, ChannelBase
 from shared.events import (
+    AlertAcknowledged,
     AlertEscalated,
     AlertEvent,
     AlertFired,
     AlertResolved,
+    EscalationStepFired,
     Event,
     IncidentOpened,
     IncidentResolved,
@@ -27,15 +29,13 @@ from shared.labels import bounded_labels
 
 NOTIFIABLE_EVENTS = frozenset(ALL_NOTIFIED_EVENTS)
 
-# A Retry-After this short is waited out inside one delivery attempt instead of
-# spending a redelivery on a request the receiver asked us not to send yet.
-INLINE_WAIT_LIMIT_S = 5.0
-
-LedgerStatus = Literal["retrying", "delivered", "failed"]
+LedgerStatus = Literal["queued", "delivered", "failed"]
 
 
-def delivery_id(event_id: str, channel: str) -> str:
-    """One id per (event, channel): the ledger key and the receiver's dedupe key."""
+def delivery_id(event_id: str, channel: str, recipient: str = "") -> str:
+    """One id per (event, channel, recipient): the ledger key and the receiver's dedupe key."""
+    if recipient:
+        return derived_id("delivery", event_id, channel, recipient)
     return derived_id("delivery", event_id, channel)
 
 
@@ -66,13 +66,21 @@ class Notification:
     digest: tuple[dict[str, Any], ...] = ()
 
 
-def notification_for(event: Event, channel: str) -> Notification:
+def notification_for(event: Event, channel: str, recipient: str = "") -> Notification:
     return Notification(
-        delivery_id=delivery_id(event.id, channel),
+        delivery_id=delivery_id(event.id, channel, recipient),
         event_id=event.id,
         event_type=event.type,
         payload=payload_for(event),
+        recipient=recipient,
     )
+
+
+def subject_of(event: Event) -> str:
+    """The alert or incident an event is about: its messages form one thread."""
+    if isinstance(event, EscalationStepFired):
+        return event.alert_id
+    return event.aggregate_id
 
 
 # --- payload -------------------------------------------------------------------
@@ -98,6 +106,9 @@ def summary_for(event: Event) -> str:
                 f" {event.metric}={_number(event.value)} (threshold {_number(event.threshold)})"
                 f"{where}"
             )
+        if isinstance(event, AlertAcknowledged):
+            note = f": {event.comment}" if event.comment else ""
+            return f"ACKNOWLEDGED {event.rule} by {event.by}{note}{where}"
         if isinstance(event, AlertResolved):
             how = {
                 "manual": f"resolved by {event.by}",
@@ -105,6 +116,13 @@ def summary_for(event: Event) -> str:
             }.get(event.reason, "recovered")
             value = f": {event.metric}={_number(event.value)}" if event.value is not None else ""
             return f"RESOLVED {event.rule} {how}{value}{where}"
+    if isinstance(event, EscalationStepFired):
+        where = f" [{bounded_labels(event.labels).text()}]" if event.labels else ""
+        extra = f": {event.summary}" if event.summary else ""
+        return (
+            f"{event.severity.upper()} {event.rule} still firing, not acknowledged "
+            f"(escalation {event.policy}, step {event.step + 1}){where}{extra}"
+        )
     if isinstance(event, IncidentOpened):
         return f"{event.severity.upper()} incident opened: {event.title}"
     if isinstance(event, IncidentResolved):
@@ -131,6 +149,10 @@ def _alert_body(event: AlertEvent) -> dict[str, Any]:
         body["threshold"] = event.threshold
     if isinstance(event, AlertEscalated):
         body["previous_severity"] = event.previous_severity
+    if isinstance(event, AlertAcknowledged):
+        body["status"] = "acknowledged"
+        body["acknowledged_by"] = event.by
+        body["comment"] = event.comment
     if isinstance(event, AlertResolved):
         body["value"] = event.value
         body["status"] = "resolved"
@@ -166,12 +188,36 @@ def payload_for(event: Event) -> dict[str, Any]:
     }
     if isinstance(event, AlertEvent):
         payload["alert"] = _alert_body(event)
+    elif isinstance(event, EscalationStepFired):
+        labels = bounded_labels(event.labels)
+        payload["alert"] = {
+            "id": event.alert_id,
+            "rule": event.rule,
+            "severity": event.severity,
+            "metric": event.metric,
+            "labels": labels.labels,
+            "labels_truncated": labels.truncated,
+            "fingerprint": event.fingerprint,
+            "value": None,
+            "threshold": None,
+            "status": "firing",
+        }
+        payload["page"] = {
+            "escalation_id": event.aggregate_id,
+            "alert_id": event.alert_id,
+            "policy": event.policy,
+            "step": event.step,
+            "round": event.round,
+            "fingerprint": event.fingerprint,
+            "rule": event.rule,
+            "severity": event.severity,
+        }
     elif isinstance(event, IncidentOpened | IncidentResolved):
         payload["incident"] = _incident_body(event)
     return payload
 
 
-# --- retry rules -------------------------------------------------------------
+# --- what the ledger says ------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -185,49 +231,21 @@ class LedgerEntry:
     next_attempt_at: datetime | None = None
     outbox: bytes | None = None  # an outcome event recorded but not yet on the stream
 
-
-@dataclass(frozen=True)
-class Skip:
-    """Already settled: delivered, or failed for good."""
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """Send now, after waiting ``wait_s`` for a receiver's Retry-After."""
-
-    wait_s: float = 0.0
-
-
-@dataclass(frozen=True)
-class Defer:
-    """The receiver asked us to come back later than we are willing to wait now."""
-
-    retry_in_s: float
-
-
-Plan = Skip | Attempt | Defer
-
-
-def plan(entry: LedgerEntry | None, now: datetime) -> Plan:
-    if entry is None:
-        return Attempt()
-    if entry.status == "delivered" or (entry.status == "failed" and entry.permanent):
-        return Skip()
-    if entry.next_attempt_at is None or entry.next_attempt_at <= now:
-        return Attempt()
-    wait = (entry.next_attempt_at - now).total_seconds()
-    return Attempt(wait) if wait <= INLINE_WAIT_LIMIT_S else Defer(wait)
-
-
-def next_attempt_at(now: datetime, retry_after_s: float | None) -> datetime | None:
-    return None if retry_after_s is None else now + timedelta(seconds=retry_after_s)
-
-
-def is_last_attempt(deliveries: int, max_attempts: int) -> bool:
-    return deliveries >= max_attempts
+    @property
+    def settled(self) -> bool:
+        return self.status in ("delivered", "failed")
 
 
 # --- outcome events ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Addressed:
+    """Who a delivery was for: its subject, and the person and address when a step paged one."""
+
+    subject_id: str = ""
+    recipient: str = ""
+    user: str = ""
 
 
 def delivered(
@@ -237,6 +255,9 @@ def delivered(
     attempts: int,
     status_code: int | None,
     latency_ms: float,
+    to: Addressed = Addressed(),
+    digest: str = "",
+    thread: str | None = None,
 ) -> NotificationDelivered:
     return NotificationDelivered(
         id=derived_id(notification.delivery_id, "delivered"),
@@ -247,6 +268,11 @@ def delivered(
         attempts=attempts,
         status_code=status_code,
         latency_ms=round(latency_ms, 3),
+        subject_id=to.subject_id,
+        recipient=to.recipient,
+        user=to.user,
+        digest=digest,
+        thread=thread or "",
         correlation_id=trigger.correlation_id,
         causation_id=trigger.id,
     )
@@ -259,6 +285,9 @@ def failed(
     attempts: int,
     error: str,
     permanent: bool,
+    to: Addressed = Addressed(),
+    digest: str = "",
+    gave_up: bool = False,
 ) -> NotificationFailed:
     return NotificationFailed(
         id=derived_id(notification.delivery_id, "failed", attempts),
@@ -269,6 +298,11 @@ def failed(
         attempts=attempts,
         error=error[:2000],
         permanent=permanent,
+        gave_up=gave_up,
+        subject_id=to.subject_id,
+        recipient=to.recipient,
+        user=to.user,
+        digest=digest,
         correlation_id=trigger.correlation_id,
         causation_id=trigger.id,
     )

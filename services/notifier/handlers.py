@@ -1,9 +1,10 @@
-"""Consumers that fan each notifiable event out to its channels, once per (event, channel).
+"""Consumers that route each notifiable event to its channels, once per (event, channel,
+recipient), through the channels' lanes (services/notifier/lanes.py).
 
-The consumers are not ordered: a channel that keeps failing naks its own message
-with backoff while later events flow. Within one event all channels are tried
-concurrently and each settles on its own, so a slow or dead channel does not
-hold back a healthy one.
+The consumers are not ordered: each event is routed and handed to its lanes, which keep
+the per-subject order, the pace and the grouping. A channel that keeps failing holds
+back only its own lane. The trigger is acknowledged once every target was delivered,
+failed for good, or recorded as queued.
 """
 
 from __future__ import annotations
@@ -12,68 +13,107 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 import aiohttp
+import orjson
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from services.notifier.channels import TRANSPORTS, Transport
 from services.notifier.channels.http import RetryAfter
 from services.notifier.domain import (
-    INLINE_WAIT_LIMIT_S,
-    Defer,
+    Addressed,
     LedgerEntry,
-    Skip,
     delivered,
     failed,
-    is_last_attempt,
-    next_attempt_at,
     notification_for,
-    plan,
-    subscribed_channels,
+    subject_of,
 )
+from services.notifier.lanes import Lane, Pending, Sent
 from services.notifier.projections import DeliveryLedger, Outcome
+from services.notifier.routing import Grouping, Route, compile_tree, routes_for
 from shared import subjects
 from shared.bus import EventBus
 from shared.channelconfig import MAX_CHANNEL_TIMEOUT_S, ChannelBase
 from shared.consumer import ConsumerSpec, Delivery, Handler, release_held
 from shared.errors import PermanentDeliveryError, TransientDeliveryError
-from shared.events import Event, decode_event, utcnow
+from shared.events import (
+    AlertEvent,
+    EscalationStepFired,
+    Event,
+    MessageDeadLettered,
+    NotificationQueued,
+    decode_event,
+    derived_id,
+)
 from shared.faults import FaultBoard, channel_fault
 from shared.outbound import OutboundGuard
+from shared.routingconfig import RouteConfig
 from shared.settings import Settings
-from shared.streams import ALERTS, INCIDENTS
+from shared.streams import ALERTS, INCIDENTS, PAGING
 
 log = logging.getLogger(__name__)
 
 SETTLED_MEMORY = 100_000  # delivery ids this process settled, newest kept
+NO_GROUPING = Grouping(("...",), 0.0, 0.0, 0.0)
 
 
-def consumer_specs(channels: Sequence[ChannelBase]) -> tuple[ConsumerSpec, ConsumerSpec]:
-    """The two durable consumers; ack_wait covers the slowest channel plus a Retry-After wait.
+def consumer_specs(channels: Sequence[ChannelBase]) -> tuple[ConsumerSpec, ...]:
+    """The durable consumers; ack_wait covers the slowest channel's one attempt.
 
     Channels made through the API come and go while the consumers run, so the slowest a
     channel may be counts too.
     """
     slowest = max((c.timeout_s for c in channels), default=MAX_CHANNEL_TIMEOUT_S)
-    slowest = max(slowest, MAX_CHANNEL_TIMEOUT_S)
-    ack_wait = max(30.0, slowest + INLINE_WAIT_LIMIT_S + 15.0)
-    return (
+    ack_wait = max(30.0, max(slowest, MAX_CHANNEL_TIMEOUT_S) + 15.0)
+    return tuple(
         ConsumerSpec(
-            durable="notifier-alerts",
-            stream=ALERTS,
-            filter_subject=f"{subjects.ALERT_EVENTS}.>",
+            durable=durable,
+            stream=stream,
+            filter_subject=f"{prefix}.>",
             ordered=False,
             ack_wait_s=ack_wait,
-        ),
-        ConsumerSpec(
-            durable="notifier-incidents",
-            stream=INCIDENTS,
-            filter_subject=f"{subjects.INCIDENT_EVENTS}.>",
-            ordered=False,
-            ack_wait_s=ack_wait,
-        ),
+            max_ack_pending=1024,
+            workers=32,
+        )
+        for durable, stream, prefix in (
+            ("notifier-alerts", ALERTS, subjects.ALERT_EVENTS),
+            ("notifier-incidents", INCIDENTS, subjects.INCIDENT_EVENTS),
+            ("notifier-pages", PAGING, subjects.PAGING_EVENTS),
+        )
     )
+
+
+class EscalationHook(Protocol):
+    async def on_alert_event(self, event: AlertEvent, policy: str | None) -> None: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    channel: ChannelBase
+    to: Addressed
+    group: str
+    grouping: Grouping
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where the trigger is on the log, so a dead letter can name it and be re-driven."""
+
+    stream: str
+    seq: int
+    consumer: str
+    subject: str
+
+
+@dataclass
+class Queued(Pending):
+    channel: str = ""
+    trigger: Event | None = None
+    origin: Origin | None = None
+    to: Addressed = field(default_factory=Addressed)
 
 
 class NotificationDispatcher:
@@ -87,8 +127,8 @@ class NotificationDispatcher:
         transports: dict[str, Transport] | None = None,
         faults: FaultBoard | None = None,
         guard: OutboundGuard | None = None,
+        routing: RouteConfig | None = None,
     ):
-        self.channels = list(channels)
         self.faults = faults if faults is not None else FaultBoard()
         self.ledger = ledger
         self._bus = bus
@@ -97,22 +137,57 @@ class NotificationDispatcher:
         self.guard = guard if guard is not None else OutboundGuard.from_settings(Settings())
         self._session: aiohttp.ClientSession | None = None
         self._settled: OrderedDict[str, None] = OrderedDict()
+        self._threads: OrderedDict[tuple[str, str], str] = OrderedDict()
         # per stream: sequences up to here may have been tried by a process before us
         self.tried_through: dict[str, int] = {}
+        self.tree: Route = compile_tree(routing)
+        self.escalation: EscalationHook | None = None
+        self.channels: dict[str, ChannelBase] = {}
+        self.lanes: dict[str, Lane] = {}
+        self._running = False
         self.use_channels(channels)
 
-    def use_channels(self, channels: Sequence[ChannelBase]) -> None:
+    # --- configuration -------------------------------------------------------------
+
+    def use_channels(self, channels: Iterable[ChannelBase]) -> None:
         """Deliver to ``channels`` (secrets in clear) from the next event on."""
+        channels = list(channels)
         for channel in channels:
             if channel.type not in self.transports:
                 raise ValueError(f"channel {channel.name!r}: no transport for {channel.type!r}")
-        self.channels = list(channels)
+        self.channels = {channel.name: channel for channel in channels}
+        for channel in channels:
+            self._lane(channel.name)
+
+    def use_routing(self, routing: RouteConfig | None) -> None:
+        self.tree = compile_tree(routing)
+
+    def _lane(self, name: str) -> Lane:
+        lane = self.lanes.get(name)
+        if lane is None:
+            lane = Lane(name, self._sender(name), self._give_up, 6 * 3600.0)
+            self.lanes[name] = lane
+            if self._running:
+                lane.start()
+        channel = self.channels.get(name)
+        if channel is not None:
+            lane.configure(channel.rate, channel.burst, channel.retry_for_s)
+        return lane
+
+    # --- lifecycle -------------------------------------------------------------------
 
     async def open(self) -> None:
         if self._session is None:
             self._session = self.guard.session()
+        self._running = True
+        await self._restore_queued()
+        for lane in self.lanes.values():
+            lane.start()
 
     async def close(self) -> None:
+        self._running = False
+        for lane in self.lanes.values():
+            await lane.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -122,6 +197,29 @@ class NotificationDispatcher:
         if self._session is None:
             raise RuntimeError("the notifier's HTTP session is not open")
         return self._session
+
+    async def _restore_queued(self) -> None:
+        """What an earlier process left waiting goes out again, in its order."""
+        restored = 0
+        for row in await self.ledger.queued():
+            trigger = decode_event(row["trigger"])
+            origin = Origin(**orjson.loads(row["origin"]))
+            channel = self.channels.get(row["channel"])
+            to = Addressed(row["subject_id"], row["recipient"], row["user"])
+            grouping = NO_GROUPING if channel is None else self._grouping_of(trigger, channel)
+            item = self._pending(trigger, row["channel"], to, row["group_key"], grouping, origin)
+            item.attempts = int(row["attempts"])
+            item.error = row["last_error"]
+            self._lane(row["channel"]).restore(item)
+            restored += 1
+        if restored:
+            log.info("restored queued notifications", extra={"count": restored})
+
+    def _grouping_of(self, trigger: Event, channel: ChannelBase) -> Grouping:
+        for match in routes_for(self.tree, trigger):
+            if match.channels is None or channel.name in match.channels:
+                return match.grouping
+        return NO_GROUPING
 
     async def release_held(self, js: JetStreamContext, specs: Iterable[ConsumerSpec]) -> None:
         """Deliveries a dead notifier held go out now, not after the ack wait.
@@ -140,60 +238,93 @@ class NotificationDispatcher:
                 continue
             if not info.num_ack_pending:
                 continue
-            delivered = info.delivered.stream_seq if info.delivered else 0
-            self.tried_through[spec.stream.name] = delivered or 0
+            delivered_seq = info.delivered.stream_seq if info.delivered else 0
+            self.tried_through[spec.stream.name] = delivered_seq or 0
             await release_held(js, spec)
+
+    # --- routing ---------------------------------------------------------------------
+
+    def targets_for(self, event: Event) -> tuple[list[Target], list[str]]:
+        """Where ``event`` goes, and the escalation policies its routes chose."""
+        if isinstance(event, EscalationStepFired):
+            return self._page_targets(event), []
+        targets: dict[str, Target] = {}
+        policies: list[str] = []
+        subject = subject_of(event)
+        for match in routes_for(self.tree, event):
+            if match.policy and match.policy not in policies:
+                policies.append(match.policy)
+            names = self.channels.keys() if match.channels is None else match.channels
+            for name in names:
+                channel = self.channels.get(name)
+                if channel is None or event.type not in channel.events or name in targets:
+                    continue
+                targets[name] = Target(channel, Addressed(subject), match.group, match.grouping)
+        return list(targets.values()), policies
+
+    def _page_targets(self, event: EscalationStepFired) -> list[Target]:
+        found: list[Target] = []
+        for target in event.targets:
+            channel = self.channels.get(target.channel)
+            if channel is None:
+                log.error(
+                    "escalation step names a channel that does not exist",
+                    extra={"channel": target.channel, "policy": event.policy},
+                )
+                continue
+            to = Addressed(event.alert_id, target.recipient, target.user)
+            group = f"page/{event.aggregate_id}/{event.round}/{event.step}/{target.recipient}"
+            found.append(Target(channel, to, group, NO_GROUPING))
+        if not found:
+            self.faults.report(
+                f"paging:{event.policy}",
+                f"escalation step {event.step + 1} of {event.policy} reached nobody",
+            )
+            log.error(
+                "escalation step reached nobody",
+                extra={"policy": event.policy, "alert_id": event.alert_id, "step": event.step},
+            )
+        else:
+            self.faults.clear(f"paging:{event.policy}")
+        return found
+
+    # --- the consumers ---------------------------------------------------------------
 
     def handler(self, spec: ConsumerSpec) -> Handler:
         async def deliver_to_channels(event: Event, delivery: Delivery) -> None:
-            """Deliver one notifiable event to every subscribed channel."""
-            await self.notify(event, delivery, spec.max_attempts)
+            """Route one notifiable event and hand it to its channels' lanes."""
+            await self.notify(event, delivery)
 
         return deliver_to_channels
 
-    async def notify(self, event: Event, delivery: Delivery, max_attempts: int) -> None:
-        """Raises TransientDeliveryError when a channel needs another attempt."""
-        targets = subscribed_channels(event, self.channels)
-        if not targets:
-            return
-        ids = {c.name: notification_for(event, c.name).delivery_id for c in targets}
-        entries = await self._ledger_entries(list(ids.values()), delivery)
-        results = await asyncio.gather(
-            *(
-                self._notify_channel(event, channel, entries.get(ids[channel.name]), delivery)
-                for channel in targets
-            ),
-            return_exceptions=True,
-        )
-        pending: dict[str, str] = {}
-        unexpected: list[Exception] = []
-        for channel, result in zip(targets, results, strict=True):
-            if isinstance(result, BaseException):
-                if not isinstance(result, Exception):
-                    raise result
-                unexpected.append(result)
-            elif result is not None:
-                pending[channel.name] = result
-        if unexpected:
-            raise unexpected[0]
-        if not pending:
-            return
-        if is_last_attempt(delivery.deliveries, max_attempts):
-            for channel in targets:
-                if channel.name in pending:
-                    await self._settle(
-                        failed(
-                            event,
-                            notification_for(event, channel.name),
-                            channel.name,
-                            delivery.deliveries,
-                            pending[channel.name],
-                            permanent=False,
-                        )
-                    )
-        raise TransientDeliveryError(
-            "; ".join(f"{name}: {error}" for name, error in sorted(pending.items()))
-        )
+    async def notify(self, event: Event, delivery: Delivery) -> None:
+        if getattr(delivery, "redrive", False):
+            reopened = await self.ledger.reopen(event.id)
+            log.info("re-driven", extra={"event_id": event.id, "reopened": reopened})
+        targets, policies = self.targets_for(event)
+        if targets:
+            origin = Origin(
+                delivery.stream, delivery.stream_seq, delivery.consumer, delivery.subject
+            )
+            ids = [
+                notification_for(event, t.channel.name, t.to.recipient).delivery_id for t in targets
+            ]
+            entries = await self._ledger_entries(ids, delivery)
+            results = await asyncio.gather(
+                *(
+                    self._deliver(event, target, entries.get(delivery_id), origin)
+                    for target, delivery_id in zip(targets, ids, strict=True)
+                ),
+                return_exceptions=True,
+            )
+            errors = [r for r in results if isinstance(r, BaseException)]
+            for error in errors:
+                if not isinstance(error, Exception):
+                    raise error
+            if errors:
+                raise errors[0]
+        if self.escalation is not None and isinstance(event, AlertEvent):
+            await self.escalation.on_alert_event(event, policies[0] if policies else None)
 
     async def _ledger_entries(
         self, delivery_ids: list[str], delivery: Delivery
@@ -209,76 +340,207 @@ class NotificationDispatcher:
         ledger first.
         """
         fresh = delivery.stream_seq > self.tried_through.get(delivery.stream, 0)
-        if delivery.deliveries == 1 and fresh and not any(i in self._settled for i in delivery_ids):
+        redrive = getattr(delivery, "redrive", False)
+        if (
+            delivery.deliveries == 1
+            and fresh
+            and not redrive
+            and not any(i in self._settled for i in delivery_ids)
+        ):
             return {}
         return await self.ledger.entries(delivery_ids)
+
+    def _pending(
+        self,
+        trigger: Event,
+        channel: str,
+        to: Addressed,
+        group: str,
+        grouping: Grouping,
+        origin: Origin,
+    ) -> Queued:
+        notification = notification_for(trigger, channel, to.recipient)
+        return Queued(
+            delivery_id=notification.delivery_id,
+            subject=to.subject_id or notification.delivery_id,
+            group=group,
+            group_wait_s=grouping.group_wait_s,
+            group_interval_s=grouping.group_interval_s,
+            notification=notification,
+            channel=channel,
+            trigger=trigger,
+            origin=origin,
+            to=to,
+        )
+
+    async def _deliver(
+        self, event: Event, target: Target, entry: LedgerEntry | None, origin: Origin
+    ) -> None:
+        name = target.channel.name
+        item = self._pending(event, name, target.to, target.group, target.grouping, origin)
+        if entry is not None and entry.settled:
+            if entry.outbox is not None:
+                await self._publish(item.delivery_id, decode_event(entry.outbox))
+            return
+        lane = self._lane(name)
+        if lane.holds(item.delivery_id):
+            return  # waiting already (restored at start, or a redelivery of its trigger)
+        if entry is not None:  # queued by a process that died before its trigger was acked
+            lane.restore(item)
+            return
+        result = await lane.submit(item)
+        if result == "queued" and lane.holds(item.delivery_id):
+            await self._record_queued(item)
+
+    async def _record_queued(self, item: Queued) -> None:
+        assert item.trigger is not None and item.origin is not None
+        queued = NotificationQueued(
+            id=derived_id(item.delivery_id, "queued"),
+            aggregate_id=item.delivery_id,
+            event_id=item.trigger.id,
+            event_type=item.trigger.type,
+            channel=item.channel,
+            attempts=item.attempts,
+            subject_id=item.to.subject_id,
+            recipient=item.to.recipient,
+            user=item.to.user,
+            trigger=item.trigger.encode().decode(),
+            origin_stream=item.origin.stream,
+            origin_seq=item.origin.seq,
+            origin_consumer=item.origin.consumer,
+            origin_subject=item.origin.subject,
+            group=item.group,
+            error=item.error[:2000],
+            correlation_id=item.trigger.correlation_id,
+            causation_id=item.trigger.id,
+        )
+        await self.ledger.record_queued(queued)
+        await self._bus().publish(subjects.notification(item.delivery_id), queued)
+
+    # --- sending (called by the lanes) ---------------------------------------------
+
+    def _sender(self, name: str) -> Callable[[list[Pending]], Any]:
+        async def send(batch: list[Pending]) -> Sent:
+            return await self._send(name, [item for item in batch if isinstance(item, Queued)])
+
+        return send
+
+    async def _send(self, name: str, batch: list[Queued]) -> Sent:
+        head = batch[0]
+        channel = self.channels.get(name)
+        context = {
+            "channel": name,
+            "delivery_id": head.delivery_id,
+            "event_type": head.notification.event_type,
+            "merged": len(batch) - 1,
+        }
+        if channel is None:
+            await self._fail_for_good(batch, f"channel {name!r} was removed")
+            return Sent(ok=False, permanent=True, error="channel removed")
+        notification = replace(
+            head.notification,
+            thread=await self._thread(name, head.to.subject_id),
+            digest=tuple(item.notification.payload for item in batch[1:]),
+        )
+        transport = self.transports[channel.type]
+        try:
+            receipt = await transport(self.session, channel, notification)
+        except PermanentDeliveryError as exc:
+            self.faults.report(channel_fault(name), exc.message)
+            log.warning("delivery failed for good", extra=context | {"error": exc.message})
+            await self._fail_for_good(batch, exc.message)
+            return Sent(ok=False, permanent=True, error=exc.message)
+        except TransientDeliveryError as exc:
+            self.faults.report(channel_fault(name), exc.message)
+            retry_after = exc.retry_after_s if isinstance(exc, RetryAfter) else None
+            log.info("delivery failed; will retry", extra=context | {"error": exc.message})
+            return Sent(ok=False, error=exc.message, retry_after_s=retry_after)
+        self.faults.clear(channel_fault(name))
+        if receipt.thread and head.to.subject_id:
+            self._remember_thread(name, head.to.subject_id, receipt.thread)
+        for index, item in enumerate(batch):
+            assert item.trigger is not None
+            await self._settle(
+                delivered(
+                    item.trigger,
+                    item.notification,
+                    name,
+                    item.attempts,
+                    receipt.status_code,
+                    receipt.latency_ms,
+                    item.to,
+                    digest="" if index == 0 else head.delivery_id,
+                    thread=receipt.thread if index == 0 else None,
+                )
+            )
+        log.info("delivered", extra=context | {"latency_ms": round(receipt.latency_ms, 1)})
+        return Sent(ok=True)
+
+    async def _fail_for_good(self, batch: list[Queued], error: str, gave_up: bool = False) -> None:
+        head = batch[0]
+        for index, item in enumerate(batch):
+            assert item.trigger is not None and item.origin is not None
+            outcome = failed(
+                item.trigger,
+                item.notification,
+                item.channel,
+                item.attempts,
+                error,
+                permanent=not gave_up,
+                to=item.to,
+                digest="" if index == 0 else head.delivery_id,
+                gave_up=gave_up,
+            )
+            await self._settle(outcome)
+            await self._dead_letter(item, outcome.id, error)
+
+    async def _give_up(self, batch: list[Pending], error: str) -> None:
+        items = [item for item in batch if isinstance(item, Queued)]
+        log.error(
+            "gave up on notifications after their retry window; dead-lettered",
+            extra={"count": len(items), "error": error[:200]},
+        )
+        await self._fail_for_good(items, error, gave_up=True)
+
+    async def _dead_letter(self, item: Queued, failure_id: str, error: str) -> None:
+        assert item.trigger is not None and item.origin is not None
+        record = MessageDeadLettered(
+            id=derived_id("dead-letter", failure_id),
+            aggregate_id=item.origin.consumer,
+            consumer=item.origin.consumer,
+            stream=item.origin.stream,
+            stream_seq=item.origin.seq,
+            subject=item.origin.subject,
+            deliveries=item.attempts,
+            error=f"{item.channel}: {error}"[:2000],
+            payload=item.trigger.encode().decode(),
+        )
+        await self._bus().publish(subjects.dead_letter(item.origin.consumer), record)
+
+    # --- threads ---------------------------------------------------------------------
+
+    async def _thread(self, channel: str, subject: str) -> str | None:
+        if not subject:
+            return None
+        known = self._threads.get((channel, subject))
+        if known is not None:
+            return known
+        found = await self.ledger.thread(channel, subject)
+        if found:
+            self._remember_thread(channel, subject, found)
+        return found
+
+    def _remember_thread(self, channel: str, subject: str, thread: str) -> None:
+        self._threads.setdefault((channel, subject), thread)
+        if len(self._threads) > SETTLED_MEMORY:
+            self._threads.popitem(last=False)
+
+    # --- outcomes --------------------------------------------------------------------
 
     def _remember_settled(self, delivery_id: str) -> None:
         self._settled[delivery_id] = None
         if len(self._settled) > SETTLED_MEMORY:
             self._settled.popitem(last=False)
-
-    async def _notify_channel(
-        self, event: Event, channel: ChannelBase, entry: LedgerEntry | None, delivery: Delivery
-    ) -> str | None:
-        """None once the pair is settled; otherwise why another attempt is needed."""
-        notification = notification_for(event, channel.name)
-        context = {
-            "event_id": event.id,
-            "event_type": event.type,
-            "channel": channel.name,
-            "delivery_id": notification.delivery_id,
-            "deliveries": delivery.deliveries,
-            "correlation_id": event.correlation_id,
-        }
-        decision = plan(entry, utcnow())
-        if isinstance(decision, Skip):
-            if entry is not None and entry.outbox is not None:
-                await self._publish(notification.delivery_id, decode_event(entry.outbox))
-            return None
-        if isinstance(decision, Defer):
-            log.info("delivery deferred by Retry-After", extra=context)
-            return f"receiver asked to retry in {decision.retry_in_s:.1f}s"
-        if decision.wait_s > 0:
-            await asyncio.sleep(decision.wait_s)
-        transport = self.transports[channel.type]
-        try:
-            receipt = await transport(self.session, channel, notification)
-        except PermanentDeliveryError as exc:
-            self.faults.report(channel_fault(channel.name), exc.message)
-            log.warning("delivery failed for good", extra=context | {"error": exc.message})
-            await self._settle(
-                failed(event, notification, channel.name, delivery.deliveries, exc.message, True)
-            )
-            return None
-        except TransientDeliveryError as exc:
-            self.faults.report(channel_fault(channel.name), exc.message)
-            retry_after = exc.retry_after_s if isinstance(exc, RetryAfter) else None
-            now = utcnow()
-            await self.ledger.record_retrying(
-                notification.delivery_id,
-                event,
-                channel.name,
-                delivery.deliveries,
-                exc.message,
-                next_attempt_at(now, retry_after),
-                now,
-            )
-            log.info("delivery failed; will retry", extra=context | {"error": exc.message})
-            return exc.message
-        await self._settle(
-            delivered(
-                event,
-                notification,
-                channel.name,
-                delivery.deliveries,
-                receipt.status_code,
-                receipt.latency_ms,
-            )
-        )
-        self.faults.clear(channel_fault(channel.name))
-        log.info("delivered", extra=context | {"latency_ms": round(receipt.latency_ms, 1)})
-        return None
 
     async def _settle(self, outcome: Outcome) -> None:
         await self.ledger.record_outcome(outcome)

@@ -1,4 +1,8 @@
-"""The delivery ledger: one row per (event, channel), so each is delivered once.
+"""The delivery ledger: one row per (event, channel, recipient), so each is delivered once.
+
+A row is ``queued`` while its channel cannot take it yet (grouping, a rate limit, a
+receiver being retried; the row then holds the trigger so a restart can send it),
+then ``delivered`` or ``failed``.
 
 The handler writes an outcome here *before* putting its event on the
 NOTIFICATIONS stream (the row keeps the encoded event in ``outbox`` until the
@@ -15,6 +19,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -28,6 +33,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    delete,
     select,
     update,
 )
@@ -36,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.notifier.domain import LedgerEntry
 from shared.db import ProjectionStore, is_sqlite
-from shared.events import Event, NotificationDelivered, NotificationFailed
+from shared.events import NotificationDelivered, NotificationFailed, NotificationQueued
 
 SERVICE = "notifier"
 LEDGER_PROJECTION = "notifier-ledger"
@@ -44,13 +50,21 @@ LEDGER_PROJECTION = "notifier-ledger"
 metadata = MetaData()
 
 deliveries = Table(
-    "notifier_deliveries",
+    "notifier_ledger",
     metadata,
     Column("delivery_id", String(64), primary_key=True),
     Column("event_id", String(64), nullable=False, index=True),
     Column("event_type", String(64), nullable=False),
     Column("channel", String(100), nullable=False),
-    Column("status", String(16), nullable=False),  # retrying | delivered | failed
+    Column("subject_id", String(100), nullable=False, default="", index=True),
+    Column("recipient", String(500), nullable=False, default=""),
+    Column("user", String(100), nullable=False, default=""),
+    Column("group_key", String(200), nullable=False, default=""),
+    Column("trigger", LargeBinary, nullable=True),  # queued rows: the event to send
+    Column("origin", Text, nullable=False, default=""),  # queued rows: stream/seq/consumer
+    Column("thread", String(500), nullable=True),  # delivered rows: what updates refer to
+    Column("digest", String(64), nullable=False, default=""),
+    Column("status", String(16), nullable=False),  # queued | delivered | failed
     Column("permanent", Boolean, nullable=False, default=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("status_code", Integer, nullable=True),
@@ -71,29 +85,53 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 Outcome = NotificationDelivered | NotificationFailed
+Recorded = NotificationQueued | NotificationDelivered | NotificationFailed
 
 
-def _outcome_values(outcome: Outcome) -> dict[str, Any]:
+def _outcome_values(outcome: Recorded) -> dict[str, Any]:
     common: dict[str, Any] = {
         "event_id": outcome.event_id,
         "event_type": outcome.event_type,
         "channel": outcome.channel,
+        "subject_id": outcome.subject_id,
+        "recipient": outcome.recipient,
+        "user": outcome.user,
+        "digest": outcome.digest,
         "attempts": outcome.attempts,
         "next_attempt_at": None,
         "updated_at": outcome.time,
     }
+    if isinstance(outcome, NotificationQueued):
+        return common | {
+            "status": "queued",
+            "permanent": False,
+            "group_key": outcome.group,
+            "trigger": outcome.trigger.encode(),
+            "origin": orjson.dumps(
+                {
+                    "stream": outcome.origin_stream,
+                    "seq": outcome.origin_seq,
+                    "consumer": outcome.origin_consumer,
+                    "subject": outcome.origin_subject,
+                }
+            ).decode(),
+            "last_error": outcome.error,
+        }
     if isinstance(outcome, NotificationDelivered):
         return common | {
             "status": "delivered",
             "permanent": False,
             "status_code": outcome.status_code,
             "latency_ms": outcome.latency_ms,
+            "thread": outcome.thread or None,
             "last_error": "",
+            "trigger": None,
         }
     return common | {
         "status": "failed",
         "permanent": outcome.permanent,
         "last_error": outcome.error,
+        "trigger": None,
     }
 
 
@@ -112,16 +150,18 @@ class DeliveryLedger:
     async def dispose(self) -> None:
         await self.store.dispose()
 
-    def _upsert(self, values: dict[str, Any], keep_delivered: bool = True) -> Any:
-        """Insert or update one row; a delivered row is never downgraded."""
+    def _upsert(self, values: dict[str, Any]) -> Any:
+        """Insert or update one row; a delivered row is never downgraded, and a settled
+        one never goes back to the queue."""
         dialect = sqlite if is_sqlite(self.engine) else postgresql
         statement = dialect.insert(deliveries).values(**values)
         kept = ("delivery_id", "created_at")
         changes = {k: statement.excluded[k] for k in values if k not in kept}
+        settled = ("delivered", "failed") if values["status"] == "queued" else ("delivered",)
         return statement.on_conflict_do_update(
             index_elements=[deliveries.c.delivery_id],
             set_=changes,
-            where=(deliveries.c.status != "delivered") if keep_delivered else None,
+            where=deliveries.c.status.not_in(settled),
         )
 
     async def entries(self, delivery_ids: Iterable[str]) -> dict[str, LedgerEntry]:
@@ -144,32 +184,49 @@ class DeliveryLedger:
                 for row in rows
             }
 
-    async def record_retrying(
-        self,
-        delivery_id: str,
-        trigger: Event,
-        channel: str,
-        attempts: int,
-        error: str,
-        next_attempt_at: datetime | None,
-        now: datetime,
-    ) -> None:
-        """A transient failure that will be retried: kept for inspection, not on the stream."""
-        values = {
-            "delivery_id": delivery_id,
-            "event_id": trigger.id,
-            "event_type": trigger.type,
-            "channel": channel,
-            "status": "retrying",
-            "permanent": False,
-            "attempts": attempts,
-            "last_error": error[:2000],
-            "next_attempt_at": next_attempt_at,
-            "created_at": now,
-            "updated_at": now,
+    async def record_queued(self, queued: NotificationQueued) -> None:
+        """Waiting for its channel; the row keeps what a restart needs to send it."""
+        values = _outcome_values(queued) | {
+            "delivery_id": queued.aggregate_id,
+            "created_at": queued.time,
         }
         async with self.engine.begin() as conn:
             await conn.execute(self._upsert(values))
+
+    async def queued(self) -> list[dict[str, Any]]:
+        """The rows still waiting, oldest first: what the channels' queues restart with."""
+        async with self.engine.connect() as conn:
+            result = await conn.execute(
+                select(deliveries)
+                .where(deliveries.c.status == "queued")
+                .order_by(deliveries.c.created_at, deliveries.c.delivery_id)
+            )
+            return [dict(row) for row in result.mappings()]
+
+    async def reopen(self, event_id: str) -> int:
+        """Failed deliveries of an event are forgotten so a re-drive tries them again."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                delete(deliveries).where(
+                    deliveries.c.event_id == event_id, deliveries.c.status == "failed"
+                )
+            )
+            return int(result.rowcount or 0)
+
+    async def thread(self, channel: str, subject_id: str) -> str | None:
+        """What the first message about ``subject_id`` to ``channel`` returned, if any."""
+        async with self.engine.connect() as conn:
+            value = await conn.scalar(
+                select(deliveries.c.thread)
+                .where(
+                    deliveries.c.channel == channel,
+                    deliveries.c.subject_id == subject_id,
+                    deliveries.c.thread.is_not(None),
+                )
+                .order_by(deliveries.c.created_at)
+                .limit(1)
+            )
+            return None if value is None else str(value)
 
     async def record_outcome(self, outcome: Outcome) -> None:
         """The settled outcome, with its event waiting in the outbox."""
@@ -212,7 +269,7 @@ class DeliveryLedger:
             await asyncio.sleep(every_s)
             await self.flush_marks()
 
-    async def apply_recorded(self, outcome: Outcome, seq: int) -> bool:
+    async def apply_recorded(self, outcome: Recorded, seq: int) -> bool:
         """Project one NOTIFICATIONS event (rebuild); checkpointed, so replays are harmless."""
 
         async def change(conn: AsyncConnection) -> None:

@@ -47,7 +47,12 @@ from shared.events.metrics import (
     Sample,
     SamplesIngested,
 )
-from shared.events.notifications import NotificationDelivered, NotificationFailed
+from shared.events.notifications import (
+    NotificationDelivered,
+    NotificationFailed,
+    NotificationOutcome,
+    NotificationQueued,
+)
 from shared.events.paging import (
     PAGING_EVENTS,
     EscalationEvent,
@@ -99,6 +104,8 @@ __all__ = [
     "MessageDeadLettered",
     "NotificationDelivered",
     "NotificationFailed",
+    "NotificationOutcome",
+    "NotificationQueued",
     "PageTarget",
     "RuleCreated",
     "RuleDeleted",

@@ -29,6 +29,11 @@ class NotificationOutcome(Event):
 class NotificationDelivered(NotificationOutcome):
     status_code: int | None = None
     latency_ms: float
+    thread: str = Field(
+        default="",
+        description="What later messages about the same subject refer to (a Slack "
+        "message, an email thread); empty when the channel has no such thing",
+    )
 
 
 class NotificationFailed(NotificationOutcome):
@@ -38,3 +43,17 @@ class NotificationFailed(NotificationOutcome):
         default=False,
         description="Retried for the channel's whole retry window, then dead-lettered",
     )
+
+
+class NotificationQueued(NotificationOutcome):
+    """Accepted for a channel that cannot take it now: its group waits for
+    ``group_interval``, the channel is rate limited, or the receiver failed and it is
+    being retried. Carries what is needed to send it after a restart."""
+
+    trigger: str = Field(description="The event to notify, as it was on its stream (JSON)")
+    origin_stream: str
+    origin_seq: int
+    origin_consumer: str
+    origin_subject: str
+    group: str = Field(description="Messages of one group are merged while they wait")
+    error: str = Field(default="", description="Why the last attempt failed, if one did")

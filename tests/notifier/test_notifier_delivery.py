@@ -19,7 +19,6 @@ from shared.channelconfig import WebhookChannel
 from shared.config import VigilConfig
 from shared.consumer import Delivery
 from shared.db import create_engine
-from shared.errors import TransientDeliveryError
 from shared.events import (
     AlertAcknowledged,
     AlertFired,
@@ -27,6 +26,7 @@ from shared.events import (
     IncidentOpened,
     NotificationDelivered,
     NotificationFailed,
+    NotificationQueued,
 )
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
@@ -54,7 +54,20 @@ def webhook(name: str, url: str, secret: str = "", timeout: float = 5.0) -> Webh
 
 
 async def outcomes(bus: EventBus) -> list[Event]:
-    return [r.event async for r in bus.replay("NOTIFICATIONS")]
+    """The settled outcomes on NOTIFICATIONS (queued records left out)."""
+    return [
+        r.event
+        async for r in bus.replay("NOTIFICATIONS")
+        if isinstance(r.event, NotificationDelivered | NotificationFailed)
+    ]
+
+
+async def queued_records(bus: EventBus) -> list[NotificationQueued]:
+    return [
+        r.event
+        async for r in bus.replay("NOTIFICATIONS")
+        if isinstance(r.event, NotificationQueued)
+    ]
 
 
 @pytest.fixture
@@ -176,8 +189,8 @@ async def test_one_delivery_per_event_and_channel_across_restarts_and_repeats(
     await dispatcher.open()
     try:
         delivery = Delivery("ALERTS", subjects.alert("alert-1"), 1, 2, "notifier-alerts")
-        await dispatcher.notify(event, delivery, max_attempts=8)
-        await dispatcher.notify(event, delivery, max_attempts=8)
+        await dispatcher.notify(event, delivery)
+        await dispatcher.notify(event, delivery)
     finally:
         await dispatcher.close()
 
@@ -213,7 +226,9 @@ async def test_server_errors_are_retried_with_delay_until_one_success(
     await eventually(delivered)
     assert len(receiver.requests) == 3
     gaps = [b.at - a.at for a, b in zip(receiver.requests, receiver.requests[1:], strict=False)]
-    assert gaps[0] >= 0.04 and gaps[1] >= 0.15  # the consumer's backoff: 50 ms, then 200 ms
+    assert gaps[0] >= 0.75 and gaps[1] >= 1.5  # the lane's backoff: ~1 s, then ~2 s (±20 %)
+    # waiting between attempts, the notification was on record, the trigger acknowledged
+    assert [q.attempts for q in await queued_records(bus)][:1] == [1]
     [outcome] = await outcomes(bus)
     assert isinstance(outcome, NotificationDelivered)
     assert outcome.attempts == 3
@@ -256,8 +271,10 @@ async def test_client_error_is_permanent_and_not_retried(
     assert [r.headers["X-Vigil-Event-Id"] for r in broken.requests] == [event.id, later.id]
     rows = {row["channel"]: row for row in await ledger.rows() if row["event_id"] == event.id}
     assert (rows["broken"]["status"], rows["broken"]["permanent"]) == ("failed", True)
-    dead = [r async for r in bus.replay("DEADLETTERS")]
-    assert dead == []
+    # shown where an operator looks, and re-drivable once the receiver is fixed
+    dead = [r.event async for r in bus.replay("DEADLETTERS")]
+    assert sorted(d.stream_seq for d in dead) == [1, 2]  # type: ignore[attr-defined]
+    assert all("broken: HTTP 404" in d.error for d in dead)  # type: ignore[attr-defined]
 
 
 async def test_too_many_requests_waits_for_retry_after(
@@ -306,31 +323,33 @@ async def test_a_dead_channel_does_not_delay_a_healthy_one(
     assert len(hanging.requests) == 1  # still waiting on the dead one
 
 
-async def test_last_attempt_records_the_failure_before_giving_up(
+async def test_a_receiver_down_past_the_retry_window_is_dead_lettered_loudly(
+    settings: Settings,
     bus: EventBus,
+    start_service: RuntimeFactory,
     receiver_factory: ReceiverFactory,
     ledger: DeliveryLedger,
 ) -> None:
     receiver = await receiver_factory(default=Reply(503))
-    dispatcher = NotificationDispatcher([webhook("ops", receiver.url)], ledger, lambda: bus)
-    await dispatcher.open()
+    channel = WebhookChannel.model_validate(
+        {"name": "ops", "type": "webhook", "url": receiver.url, "retry_for": "2s"}
+    )
+    await start_service(build(settings, VigilConfig(channels=[channel])))
     event = fired()
-    try:
-        early = Delivery("ALERTS", subjects.alert("alert-1"), 1, 2, "notifier-alerts")
-        with pytest.raises(TransientDeliveryError, match="ops: HTTP 503"):
-            await dispatcher.notify(event, early, max_attempts=3)
-        assert await outcomes(bus) == []
-        last = Delivery("ALERTS", subjects.alert("alert-1"), 1, 3, "notifier-alerts")
-        with pytest.raises(TransientDeliveryError):
-            await dispatcher.notify(event, last, max_attempts=3)
-    finally:
-        await dispatcher.close()
+    await bus.publish(subjects.alert(event.aggregate_id), event)
+
+    async def gave_up() -> bool:
+        return any(isinstance(e, NotificationFailed) for e in await outcomes(bus))
+
+    await eventually(gave_up, within_s=15)
     [failure] = await outcomes(bus)
     assert isinstance(failure, NotificationFailed)
-    assert (failure.permanent, failure.attempts, failure.channel) == (False, 3, "ops")
+    assert (failure.permanent, failure.gave_up, failure.channel) == (False, True, "ops")
+    assert failure.attempts >= 2 and failure.error == "HTTP 503 Service Unavailable"
+    [dead] = [r.event async for r in bus.replay("DEADLETTERS")]
+    assert (dead.consumer, dead.stream_seq) == ("notifier-alerts", 1)  # type: ignore[attr-defined]
     [row] = await ledger.rows()
-    assert (row["status"], row["permanent"], row["attempts"]) == ("failed", False, 3)
-    assert len(receiver.requests) == 2
+    assert (row["status"], row["permanent"]) == ("failed", False)
 
 
 async def test_rebuild_recreates_the_ledger_from_the_stream(
@@ -359,7 +378,8 @@ async def test_rebuild_recreates_the_ledger_from_the_stream(
     after = sorted(tuple(row[k] for k in keys) for row in await ledger.rows())
     assert after == before
     assert len(after) == 4
-    assert await ledger.store.last_seq("notifier-ledger") == 4
+    last = (await bus.js.stream_info("NOTIFICATIONS")).state.last_seq
+    assert await ledger.store.last_seq("notifier-ledger") == last
 
 
 async def test_deliveries_a_dead_notifier_held_go_out_at_once_and_only_once(
@@ -383,7 +403,7 @@ async def test_deliveries_a_dead_notifier_held_go_out_at_once_and_only_once(
     dead = NotificationDispatcher(config.channels, ledger, lambda: bus)
     await dead.open()
     try:
-        await dead.notify(sent, Delivery("ALERTS", "", 1, 1, "notifier-alerts"), max_attempts=8)
+        await dead.notify(sent, Delivery("ALERTS", "", 1, 1, "notifier-alerts"))
     finally:
         await dead.close()
     await held.unsubscribe()

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import orjson
 
 from services.notifier.channels.http import parse_retry_after
 from services.notifier.domain import (
-    Attempt,
-    Defer,
     LedgerEntry,
-    Skip,
     delivery_id,
     notification_for,
     payload_for,
-    plan,
     subscribed_channels,
 )
 from shared.channelconfig import WebhookChannel
@@ -163,21 +159,12 @@ def test_incident_payloads() -> None:
     assert payload_for(resolved)["summary"] == "RESOLVED incident: API down (by bob)"
 
 
-def test_plan_skips_settled_deliveries_and_retries_the_rest() -> None:
-    assert plan(None, NOW) == Attempt()
-    assert plan(LedgerEntry("d", "delivered"), NOW) == Skip()
-    assert plan(LedgerEntry("d", "failed", permanent=True), NOW) == Skip()
-    assert plan(LedgerEntry("d", "failed", permanent=False), NOW) == Attempt()
-    assert plan(LedgerEntry("d", "retrying"), NOW) == Attempt()
-
-
-def test_plan_honours_retry_after() -> None:
-    soon = LedgerEntry("d", "retrying", next_attempt_at=NOW + timedelta(seconds=2))
-    later = LedgerEntry("d", "retrying", next_attempt_at=NOW + timedelta(seconds=60))
-    past = LedgerEntry("d", "retrying", next_attempt_at=NOW - timedelta(seconds=1))
-    assert plan(soon, NOW) == Attempt(2.0)
-    assert plan(later, NOW) == Defer(60.0)
-    assert plan(past, NOW) == Attempt()
+def test_delivered_and_failed_rows_are_settled_queued_ones_are_not() -> None:
+    assert LedgerEntry("d", "delivered").settled
+    assert LedgerEntry("d", "failed", permanent=True).settled
+    # a failure after the whole retry window is settled too: only a re-drive reopens it
+    assert LedgerEntry("d", "failed", permanent=False).settled
+    assert not LedgerEntry("d", "queued", attempts=3).settled
 
 
 def test_retry_after_header_forms() -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
 from services.notifier.domain import delivered, failed, notification_for
 from services.notifier.projections import DeliveryLedger
 from shared.db import create_engine
-from shared.events import IncidentOpened
+from shared.events import IncidentOpened, NotificationQueued, decode_event
 
 TRIGGER = IncidentOpened(id="evt-1", aggregate_id="inc-1", title="API down", severity="critical")
 NOTE = notification_for(TRIGGER, "ops")
@@ -26,15 +27,42 @@ async def ledger(database_url: str) -> AsyncIterator[DeliveryLedger]:
     await store.dispose()
 
 
-async def test_retrying_then_delivered_then_published(ledger: DeliveryLedger) -> None:
-    await ledger.record_retrying(NOTE.delivery_id, TRIGGER, "ops", 1, "HTTP 500", NOW, NOW)
-    entry = (await ledger.entries([NOTE.delivery_id]))[NOTE.delivery_id]
-    assert (entry.status, entry.attempts, entry.next_attempt_at) == ("retrying", 1, NOW)
+def queued(attempts: int, error: str = "") -> NotificationQueued:
+    return NotificationQueued(
+        id=f"q-{attempts}",
+        aggregate_id=NOTE.delivery_id,
+        event_id=TRIGGER.id,
+        event_type=TRIGGER.type,
+        channel="ops",
+        attempts=attempts,
+        subject_id="inc-1",
+        trigger=TRIGGER.encode().decode(),
+        origin_stream="INCIDENTS",
+        origin_seq=3,
+        origin_consumer="notifier-incidents",
+        origin_subject="incidents.events.inc-1",
+        group="root/inc-1",
+        error=error,
+        time=NOW,
+    )
+
+
+async def test_queued_then_delivered_then_published(ledger: DeliveryLedger) -> None:
+    await ledger.record_queued(queued(1, "HTTP 500"))
+    [waiting] = await ledger.queued()
+    assert (waiting["status"], waiting["attempts"], waiting["last_error"]) == (
+        "queued",
+        1,
+        "HTTP 500",
+    )
+    assert decode_event(waiting["trigger"]) == TRIGGER
+    assert orjson.loads(waiting["origin"])["seq"] == 3
 
     outcome = delivered(TRIGGER, NOTE, "ops", 2, 200, 12.5)
     await ledger.record_outcome(outcome)
     entry = (await ledger.entries([NOTE.delivery_id]))[NOTE.delivery_id]
     assert (entry.status, entry.attempts, entry.outbox) == ("delivered", 2, outcome.encode())
+    assert await ledger.queued() == []
 
     ledger.mark_published_soon(NOTE.delivery_id, 7)
     assert (await ledger.rows())[0]["outbox"] == outcome.encode()  # not until the flush
@@ -48,12 +76,23 @@ async def test_retrying_then_delivered_then_published(ledger: DeliveryLedger) ->
     )
 
 
-async def test_a_delivered_row_is_never_downgraded(ledger: DeliveryLedger) -> None:
+async def test_a_settled_row_is_never_downgraded(ledger: DeliveryLedger) -> None:
     await ledger.record_outcome(delivered(TRIGGER, NOTE, "ops", 1, 200, 3.0))
     await ledger.record_outcome(failed(TRIGGER, NOTE, "ops", 2, "HTTP 500", permanent=False))
-    await ledger.record_retrying(NOTE.delivery_id, TRIGGER, "ops", 3, "HTTP 500", None, NOW)
+    await ledger.record_queued(queued(3, "HTTP 500"))
     [row] = await ledger.rows()
     assert (row["status"], row["attempts"]) == ("delivered", 1)
+
+
+async def test_a_failure_is_not_queued_again_until_a_redrive_reopens_it(
+    ledger: DeliveryLedger,
+) -> None:
+    await ledger.record_outcome(failed(TRIGGER, NOTE, "ops", 9, "HTTP 500", permanent=False))
+    await ledger.record_queued(queued(10))
+    assert [r["status"] for r in await ledger.rows()] == ["failed"]
+    assert await ledger.reopen(TRIGGER.id) == 1
+    await ledger.record_queued(queued(1))
+    assert [r["status"] for r in await ledger.rows()] == ["queued"]
 
 
 async def test_replaying_the_stream_is_checkpointed(ledger: DeliveryLedger) -> None:

@@ -1,0 +1,311 @@
+"""One lane per channel: the order, pace and grouping of what it sends.
+
+A notification first tries the fast path: when its channel has nothing waiting, a
+token to spend and no group interval to honour, it is sent at once, inside the
+handler of its trigger, and the trigger is acknowledged only after the outcome is
+recorded. Anything else waits in the lane (recorded as ``queued`` first, so a crash
+loses nothing) and goes out as soon as it may:
+
+- per subject (an alert, an incident) in the order its events arrived; a later event
+  never overtakes an earlier one that is still waiting or being retried;
+- per group, at most one message per ``group_interval``; what arrived in between goes
+  out together, as one message with a digest;
+- at most ``rate`` messages a second (a token bucket of ``burst``); while the bucket is
+  empty everything waiting is merged into the next message, so a storm becomes a few
+  digests instead of a backlog, and nothing is dropped;
+- a receiver that fails is retried with capped exponential backoff and jitter (its
+  ``Retry-After`` honoured) for ``retry_for``; the lane holds back meanwhile, and the
+  next attempt carries everything that piled up. After that the notification is
+  dead-lettered, loudly, and can be re-driven.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from services.notifier.domain import Notification
+
+log = logging.getLogger(__name__)
+
+MAX_DIGEST = 500  # notifications one message carries at most
+BACKOFF_FIRST_S = 1.0
+BACKOFF_CAP_S = 300.0
+GROUP_MEMORY_S = 3600.0  # a group with nothing waiting is forgotten this long after it sent
+
+Result = Literal["delivered", "failed", "queued"]
+
+
+@dataclass
+class Pending:
+    """One notification waiting for its lane (or being sent by it)."""
+
+    delivery_id: str
+    subject: str
+    group: str
+    group_wait_s: float
+    group_interval_s: float
+    notification: Notification
+    first_tried: float | None = None  # time.time() of the first attempt
+    attempts: int = 0
+    ready_at: float = 0.0  # loop time
+    error: str = ""
+    accepted: asyncio.Future[Result] | None = None  # the handler waiting on the fast path
+
+
+@dataclass
+class Sent:
+    ok: bool
+    permanent: bool = False
+    error: str = ""
+    retry_after_s: float | None = None
+
+
+# Sends one message (the first notification, the rest as its digest) and records the
+# outcome of every notification in it; answers what happened.
+Sender = Callable[[list[Pending]], Awaitable[Sent]]
+GiveUp = Callable[[list[Pending], str], Awaitable[None]]
+
+
+@dataclass
+class TokenBucket:
+    rate: float
+    burst: int
+    tokens: float = 0.0
+    stamp: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.tokens = float(self.burst)
+        self.stamp = time.monotonic()
+
+    def _refill(self, now: float) -> None:
+        self.tokens = min(float(self.burst), self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def wait_s(self, now: float) -> float:
+        self._refill(now)
+        return 0.0 if self.tokens >= 1.0 else (1.0 - self.tokens) / self.rate
+
+    def take(self, now: float) -> None:
+        self._refill(now)
+        self.tokens -= 1.0
+
+
+@dataclass
+class GroupState:
+    last_sent: float | None = None
+
+
+@dataclass
+class Lane:
+    channel: str
+    send: Sender
+    give_up: GiveUp
+    retry_for_s: float
+    bucket: TokenBucket | None = None
+    waiting: list[Pending] = field(default_factory=list)
+    groups: dict[str, GroupState] = field(default_factory=dict)
+    held_until: float = 0.0  # the receiver failed: nothing is tried before this
+    congested: bool = False  # the bucket ran dry: merge everything waiting
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _task: asyncio.Task[None] | None = None
+    _ids: set[str] = field(default_factory=set)
+    _sending: bool = False
+
+    # --- what the dispatcher calls ---------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"lane {self.channel}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for item in self.waiting:
+            if item.accepted is not None and not item.accepted.done():
+                item.accepted.cancel()
+
+    def holds(self, delivery_id: str) -> bool:
+        return delivery_id in self._ids
+
+    async def submit(self, item: Pending) -> Result:
+        """Delivered or failed when it went out at once; queued when it has to wait (the
+        caller then records it as queued before acknowledging its trigger)."""
+        if item.delivery_id in self._ids:
+            return "queued"
+        item.accepted = asyncio.get_running_loop().create_future()
+        behind = self._sending or bool(self.waiting)
+        self._enqueue(item)
+        if behind:  # the lane is busy: this one waits its turn, its handler moves on
+            item.accepted.set_result("queued")
+        return await asyncio.shield(item.accepted)
+
+    def restore(self, item: Pending) -> None:
+        """A notification recorded as queued by an earlier process."""
+        if item.delivery_id not in self._ids:
+            self._enqueue(item)
+
+    def configure(self, rate: float | None, burst: int, retry_for_s: float) -> None:
+        self.retry_for_s = retry_for_s
+        if rate is None:
+            self.bucket = None
+        elif self.bucket is None or (self.bucket.rate, self.bucket.burst) != (rate, burst):
+            self.bucket = TokenBucket(rate, burst)
+
+    @property
+    def depth(self) -> int:
+        return len(self.waiting)
+
+    # --- the loop ----------------------------------------------------------------
+
+    def _enqueue(self, item: Pending) -> None:
+        now = time.monotonic()
+        state = self.groups.setdefault(item.group, GroupState())
+        if state.last_sent is None:
+            ready = now + item.group_wait_s
+        else:
+            ready = max(now, state.last_sent + item.group_interval_s)
+        same_group = [p.ready_at for p in self.waiting if p.group == item.group]
+        item.ready_at = max(item.ready_at, min([ready, *same_group]))
+        self.waiting.append(item)
+        self._ids.add(item.delivery_id)
+        self._wake.set()
+
+    def _ready(self, now: float) -> tuple[list[Pending], float | None]:
+        """What may go now, in arrival order, and when the next waiting one may."""
+        blocked: set[str] = set()
+        ready: list[Pending] = []
+        soonest: float | None = None
+        for item in self.waiting:
+            if item.subject in blocked:
+                continue
+            if item.ready_at <= now:
+                ready.append(item)
+            else:
+                blocked.add(item.subject)  # its later events wait behind it
+                soonest = item.ready_at if soonest is None else min(soonest, item.ready_at)
+        return ready, soonest
+
+    async def _sleep(self, seconds: float | None) -> None:
+        self._wake.clear()
+        if seconds is not None and seconds <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # the sender records outcomes; a failure to do so (the broker or the
+                # database away) is retried after a pause, with nothing dropped
+                log.exception("channel lane failed; retrying", extra={"channel": self.channel})
+                await asyncio.sleep(1.0)
+
+    async def _step(self) -> None:
+        now = time.monotonic()
+        if self.held_until > now:
+            self._release_fast_path()
+            await self._sleep(self.held_until - now)
+            return
+        ready, soonest = self._ready(now)
+        if not ready:
+            self.congested = False
+            self._release_fast_path()
+            self._forget_idle_groups(now)
+            await self._sleep(None if soonest is None else soonest - now)
+            return
+        if self.bucket is not None:
+            wait = self.bucket.wait_s(now)
+            if wait > 0:
+                self.congested = True
+                self._release_fast_path()
+                await self._sleep(wait)
+                return
+            self.bucket.take(now)
+        batch = self._batch(ready)
+        self._release_fast_path(keep=batch)
+        await self._send(batch)
+
+    def _batch(self, ready: list[Pending]) -> list[Pending]:
+        head = ready[0]
+        if self.congested or head.attempts:
+            # rate limited or catching up after a failure: one message for everything
+            batch = ready
+        else:
+            batch = [item for item in ready if item.group == head.group]
+        return batch[:MAX_DIGEST]
+
+    def _release_fast_path(self, keep: list[Pending] | None = None) -> None:
+        """Handlers waiting on a notification that will not go out right now record it
+        as queued and move on."""
+        sending = {id(item) for item in keep or ()}
+        for item in self.waiting:
+            if id(item) in sending:
+                continue
+            if item.accepted is not None and not item.accepted.done():
+                item.accepted.set_result("queued")
+
+    async def _send(self, batch: list[Pending]) -> None:
+        started = time.time()
+        for item in batch:
+            item.attempts += 1
+            if item.first_tried is None:
+                item.first_tried = started
+        self._sending = True
+        try:
+            outcome = await self.send(batch)
+        finally:
+            self._sending = False
+        now = time.monotonic()
+        for item in batch:
+            state = self.groups.setdefault(item.group, GroupState())
+            state.last_sent = now
+        if outcome.ok or outcome.permanent:
+            self._drop(batch, "delivered" if outcome.ok else "failed")
+            return
+        expired = [i for i in batch if time.time() - (i.first_tried or started) >= self.retry_for_s]
+        if expired:
+            await self.give_up(expired, outcome.error)
+            self._drop(expired, "failed")
+        attempts = max((i.attempts for i in batch), default=1)
+        delay = outcome.retry_after_s
+        if delay is None:
+            delay = min(BACKOFF_CAP_S, BACKOFF_FIRST_S * 2 ** (attempts - 1))
+            delay *= random.uniform(0.8, 1.2)  # receivers coming back are not hit at once
+        self.held_until = now + delay
+        for item in batch:
+            item.error = outcome.error
+            item.ready_at = self.held_until
+            if item.accepted is not None and not item.accepted.done():
+                item.accepted.set_result("queued")
+
+    def _drop(self, items: list[Pending], result: Result) -> None:
+        gone = {id(item) for item in items}
+        self.waiting = [item for item in self.waiting if id(item) not in gone]
+        for item in items:
+            self._ids.discard(item.delivery_id)
+            if item.accepted is not None and not item.accepted.done():
+                item.accepted.set_result(result)
+
+    def _forget_idle_groups(self, now: float) -> None:
+        if len(self.groups) < 10_000:
+            return
+        waiting = {item.group for item in self.waiting}
+        self.groups = {
+            key: state
+            for key, state in self.groups.items()
+            if key in waiting or (state.last_sent or now) > now - GROUP_MEMORY_S
+        }

@@ -1,0 +1,110 @@
+"""The routing tree: which receivers an alert or incident goes to, grouped how.
+
+Alertmanager's model and meaning (matchers, ``continue``, ``group_by``, ``group_wait``,
+``group_interval``, ``repeat_interval``), with one difference: ``group_wait`` defaults
+to 0, so the first notification of a new group goes out at once and grouping never
+costs the first page its speed. Labels a route sees: the alert's labels plus ``rule``
+(also as ``alertname``), ``severity``, ``metric`` and ``kind`` (``alert``,
+``incident`` or ``page``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from shared.configtypes import Duration, Name, Strict
+
+_MATCHER = re.compile(
+    r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^"\s]*))\s*$'
+)
+Op = Literal["=", "!=", "=~", "!~"]
+ALL_LABELS = "..."
+
+
+@dataclass(frozen=True)
+class Matcher:
+    name: str
+    op: Op
+    value: str
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        given = labels.get(self.name, "")
+        if self.op == "=":
+            return given == self.value
+        if self.op == "!=":
+            return given != self.value
+        hit = re.fullmatch(self.value, given) is not None  # anchored, as in Prometheus
+        return hit if self.op == "=~" else not hit
+
+
+def parse_matcher(text: str) -> Matcher:
+    """``name="value"``, ``name!=value``, ``name=~"re"``, ``name!~"re"``."""
+    found = _MATCHER.match(text)
+    if found is None:
+        raise ValueError(f'{text!r} is not a matcher like severity="critical" or team=~"db|web"')
+    name, op, quoted, bare = found.groups()
+    value = re.sub(r'\\(["\\])', r"\1", quoted) if quoted is not None else bare
+    if op in ("=~", "!~"):
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{text!r}: bad regular expression: {exc}") from None
+    return Matcher(name, op, value)  # type: ignore[arg-type]
+
+
+class RouteConfig(Strict):
+    """A node of the tree; a field left out is inherited from the parent."""
+
+    matchers: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description='Alertmanager matchers, all of which must hold: severity="critical", '
+        'team=~"db|web", env!="dev"',
+    )
+    channels: list[Name] | None = Field(
+        default=None,
+        max_length=50,
+        description="Receivers; at the root, left out = every channel (each by its events)",
+    )
+    escalation_policy: Name | None = Field(
+        default=None, description="Page through this policy (steps, delays, on-call)"
+    )
+    continue_: bool = Field(
+        default=False, alias="continue", description="Also try the next sibling routes"
+    )
+    group_by: list[str] | None = Field(
+        default=None,
+        max_length=30,
+        description='Labels that make a group; ["..."] = every label (no grouping)',
+    )
+    group_wait: Duration | None = Field(default=None, le=3600)
+    group_interval: Duration | None = Field(default=None, le=86400)
+    repeat_interval: Duration | None = Field(
+        default=None, le=30 * 86400, description="Send a still-firing group again; 0 = never"
+    )
+    routes: list[RouteConfig] = Field(default_factory=list, max_length=100)
+
+    @field_validator("matchers")
+    @classmethod
+    def _parse(cls, matchers: list[str]) -> list[str]:
+        for index, text in enumerate(matchers):
+            try:
+                parse_matcher(text)
+            except ValueError as exc:
+                raise ValueError(f"matchers[{index}]: {exc}") from None
+        return matchers
+
+
+RouteConfig.model_rebuild()
+
+# What the root inherits when the file says nothing: every event to every channel at once
+ROOT_DEFAULTS = {
+    "group_by": [ALL_LABELS],
+    "group_wait": 0.0,
+    "group_interval": 0.0,
+    "repeat_interval": 0.0,
+}
