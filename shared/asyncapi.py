@@ -88,6 +88,39 @@ EVENT_CHANNELS: list[EventChannel] = [
         [events.RulesProvisioned, events.ChannelsProvisioned],
     ),
     (
+        "configContacts",
+        f"{subjects.CONFIG_CONTACTS}.{{nameToken}}",
+        "People's contact methods set through the API (owned by the notifier)",
+        [events.ContactCreated, events.ContactUpdated, events.ContactDeleted],
+    ),
+    (
+        "configSchedules",
+        f"{subjects.CONFIG_SCHEDULES}.{{nameToken}}",
+        "On-call schedules made through the API (owned by the notifier)",
+        [events.ScheduleCreated, events.ScheduleUpdated, events.ScheduleDeleted],
+    ),
+    (
+        "configPolicies",
+        f"{subjects.CONFIG_POLICIES}.{{nameToken}}",
+        "Escalation policies made through the API (owned by the notifier)",
+        [
+            events.EscalationPolicyCreated,
+            events.EscalationPolicyUpdated,
+            events.EscalationPolicyDeleted,
+        ],
+    ),
+    (
+        "configProvisionedKinds",
+        f"{subjects.CONFIG_PROVISIONED}.{{service}}.{{kind}}",
+        "The configuration file's items of an owner's further kinds (contacts, schedules, "
+        "policies), each kind on its own subject",
+        [
+            events.ContactsProvisioned,
+            events.SchedulesProvisioned,
+            events.EscalationPoliciesProvisioned,
+        ],
+    ),
+    (
         "watchdog",
         f"{subjects.WATCHDOG}.{{source}}",
         "Watchdog samples the alerts service evaluated; the notifier pings the dead-man's "
@@ -138,6 +171,15 @@ REQUEST_CHANNELS: list[tuple[str, type[BaseModel]]] = [
     (commands.UPDATE_CHANNEL, commands.UpdateChannel),
     (commands.DELETE_CHANNEL, commands.DeleteChannel),
     (commands.REENCRYPT_CHANNELS, commands.ReencryptChannels),
+    (commands.CREATE_CONTACT, commands.CreateContact),
+    (commands.UPDATE_CONTACT, commands.UpdateContact),
+    (commands.DELETE_CONTACT, commands.DeleteContact),
+    (commands.CREATE_SCHEDULE, commands.CreateSchedule),
+    (commands.UPDATE_SCHEDULE, commands.UpdateSchedule),
+    (commands.DELETE_SCHEDULE, commands.DeleteSchedule),
+    (commands.CREATE_POLICY, commands.CreatePolicy),
+    (commands.UPDATE_POLICY, commands.UpdatePolicy),
+    (commands.DELETE_POLICY, commands.DeletePolicy),
     (commands.QUERY_SAMPLES, commands.QuerySamples),
 ]
 

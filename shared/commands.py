@@ -15,6 +15,7 @@ from shared import subjects
 from shared.config import ChannelConfig, RuleConfig
 from shared.errors import InvalidInput
 from shared.events.incidents import IncidentSeverity, IncidentStatus
+from shared.pagingconfig import ContactConfig, EscalationPolicyConfig, ScheduleConfig
 
 Actor = str
 MAX_TITLE_CHARS = 300  # an incident's title, whoever opens it
@@ -139,6 +140,55 @@ class ReencryptResult(BaseModel):
     seq: int = Field(description="Stream sequence of the last event appended; 0 if none")
 
 
+# --- contacts, schedules and escalation policies (owned by the notifier) -----
+class CreateContact(Command):
+    contact: ContactConfig
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class UpdateContact(Command):
+    name: str = Field(min_length=1, max_length=100, description="The user whose contact changes")
+    contact: ContactConfig
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class DeleteContact(Command):
+    name: str = Field(min_length=1, max_length=100)
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class CreateSchedule(Command):
+    schedule: ScheduleConfig
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class UpdateSchedule(Command):
+    name: str = Field(min_length=1, max_length=100, description="The schedule to change")
+    schedule: ScheduleConfig
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class DeleteSchedule(Command):
+    name: str = Field(min_length=1, max_length=100)
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class CreatePolicy(Command):
+    policy: EscalationPolicyConfig
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class UpdatePolicy(Command):
+    name: str = Field(min_length=1, max_length=100, description="The policy to change")
+    policy: EscalationPolicyConfig
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class DeletePolicy(Command):
+    name: str = Field(min_length=1, max_length=100)
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
 # --- metrics queries ---------------------------------------------------------
 class QuerySamples(Command):
     name: str | None = None
@@ -179,6 +229,15 @@ CREATE_CHANNEL = subjects.command(subjects.CHANNEL_COMMANDS, "create")
 UPDATE_CHANNEL = subjects.command(subjects.CHANNEL_COMMANDS, "update")
 DELETE_CHANNEL = subjects.command(subjects.CHANNEL_COMMANDS, "delete")
 REENCRYPT_CHANNELS = subjects.command(subjects.CHANNEL_COMMANDS, "reencrypt")
+CREATE_CONTACT = subjects.command(subjects.CONTACT_COMMANDS, "create")
+UPDATE_CONTACT = subjects.command(subjects.CONTACT_COMMANDS, "update")
+DELETE_CONTACT = subjects.command(subjects.CONTACT_COMMANDS, "delete")
+CREATE_SCHEDULE = subjects.command(subjects.SCHEDULE_COMMANDS, "create")
+UPDATE_SCHEDULE = subjects.command(subjects.SCHEDULE_COMMANDS, "update")
+DELETE_SCHEDULE = subjects.command(subjects.SCHEDULE_COMMANDS, "delete")
+CREATE_POLICY = subjects.command(subjects.POLICY_COMMANDS, "create")
+UPDATE_POLICY = subjects.command(subjects.POLICY_COMMANDS, "update")
+DELETE_POLICY = subjects.command(subjects.POLICY_COMMANDS, "delete")
 QUERY_SAMPLES = subjects.command(subjects.METRICS_QUERY, "samples")
 QUERY_METRICS_STATS = subjects.command(subjects.METRICS_QUERY, "stats")
 

@@ -1,4 +1,5 @@
-"""Configured items of one kind (rules or channels) folded from the CONFIG stream.
+"""Configured items of one kind (rules, channels, contacts, schedules, escalation
+policies) folded from the CONFIG stream.
 
 Two sources: the configuration file, whose items an owner provisions at start as one
 event, and the API, whose items are aggregates of their own. Names are unique across
@@ -21,12 +22,25 @@ from shared.events import (
     ChannelDeleted,
     ChannelsProvisioned,
     ChannelUpdated,
+    ContactCreated,
+    ContactDeleted,
+    ContactsProvisioned,
+    ContactUpdated,
+    EscalationPoliciesProvisioned,
+    EscalationPolicyCreated,
+    EscalationPolicyDeleted,
+    EscalationPolicyUpdated,
     Event,
     RuleCreated,
     RuleDeleted,
     RulesProvisioned,
     RuleUpdated,
+    ScheduleCreated,
+    ScheduleDeleted,
+    SchedulesProvisioned,
+    ScheduleUpdated,
 )
+from shared.pagingconfig import ContactConfig, EscalationPolicyConfig, ScheduleConfig
 
 Source = Literal["file", "api"]
 
@@ -41,7 +55,12 @@ T = TypeVar("T", bound=BaseModel)
 
 @dataclass(frozen=True)
 class ConfigKind(Generic[T]):
-    """What differs between rules and channels: names, subjects and event types."""
+    """What differs between kinds: names, subjects and event types.
+
+    ``provisioned_as`` is empty for an owner's first kind (its provisioning keeps the
+    subject ``config.provisioned.<service>`` that stored streams already hold) and names
+    every further kind of the same owner, which provisions on a subject of its own.
+    """
 
     noun: str
     service: str  # the owner
@@ -52,13 +71,20 @@ class ConfigKind(Generic[T]):
     provisioned: type[Event]
     item_field: str
     items_field: str
+    provisioned_as: str = ""
 
     def subject(self, name: str) -> str:
         return f"{self.subject_prefix}.{subjects.name_token(name)}"
 
     @property
     def provisioned_subject(self) -> str:
-        return subjects.config_provisioned(self.service)
+        return subjects.config_provisioned(self.service, self.provisioned_as)
+
+    @property
+    def provisioned_aggregate(self) -> str:
+        """The provisioning's aggregate id; it also seeds the event id, so two kinds'
+        identical provisionings (both empty, say) never share an id and deduplicate."""
+        return f"{self.service}.{self.provisioned_as}" if self.provisioned_as else self.service
 
     def item_of(self, event: Event) -> T:
         item: T = getattr(event, self.item_field)
@@ -95,6 +121,47 @@ CHANNELS: ConfigKind[ChannelBase] = ConfigKind(
     item_field="channel",
     items_field="channels",
 )
+
+CONTACTS: ConfigKind[ContactConfig] = ConfigKind(
+    noun="contact",
+    service="notifier",
+    subject_prefix=subjects.CONFIG_CONTACTS,
+    created=ContactCreated,
+    updated=ContactUpdated,
+    deleted=ContactDeleted,
+    provisioned=ContactsProvisioned,
+    item_field="contact",
+    items_field="contacts",
+    provisioned_as="contacts",
+)
+
+SCHEDULES: ConfigKind[ScheduleConfig] = ConfigKind(
+    noun="schedule",
+    service="notifier",
+    subject_prefix=subjects.CONFIG_SCHEDULES,
+    created=ScheduleCreated,
+    updated=ScheduleUpdated,
+    deleted=ScheduleDeleted,
+    provisioned=SchedulesProvisioned,
+    item_field="schedule",
+    items_field="schedules",
+    provisioned_as="schedules",
+)
+
+POLICIES: ConfigKind[EscalationPolicyConfig] = ConfigKind(
+    noun="policy",
+    service="notifier",
+    subject_prefix=subjects.CONFIG_POLICIES,
+    created=EscalationPolicyCreated,
+    updated=EscalationPolicyUpdated,
+    deleted=EscalationPolicyDeleted,
+    provisioned=EscalationPoliciesProvisioned,
+    item_field="policy",
+    items_field="policies",
+    provisioned_as="policies",
+)
+
+KINDS: tuple[ConfigKind[Any], ...] = (RULES, CHANNELS, CONTACTS, SCHEDULES, POLICIES)
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The owner's side of configured items: replay at start, provision the file's items,
 and the create/update/delete commands, each applied live before it is answered.
 
-One owner per kind per deployment (alerts for rules, the notifier for channels). Every
+One owner per kind per deployment (alerts for rules, the notifier for channels, contacts,
+schedules and escalation policies). Every
 append names the subject sequence it decided on, so a concurrent writer causes a
 Conflict, and the owner reloads the subject and decides again.
 """
@@ -163,11 +164,11 @@ class ConfigOwner(Generic[T]):
                 {
                     "id": derived_id(
                         "config-provisioned",
-                        self.kind.service,
+                        self.kind.provisioned_aggregate,
                         position.version + 1,
                         self._fingerprint(stored),
                     ),
-                    "aggregate_id": self.kind.service,
+                    "aggregate_id": self.kind.provisioned_aggregate,
                     "version": position.version + 1,
                     "file": self.file_path,
                     self.kind.items_field: stored,
@@ -189,7 +190,7 @@ class ConfigOwner(Generic[T]):
                 extra={"kind": self.kind.noun, "items": len(stored), "stream_seq": seq},
             )
             return seq
-        raise Conflict(f"the provisioned {self.kind.noun}s keep changing; try again")
+        raise Conflict(f"the provisioned {self.kind.items_field} keep changing; try again")
 
     # --- commands ---------------------------------------------------------------
 

@@ -91,11 +91,21 @@ IDENTITY_EVENTS = "identity"  # identity.users.<name>, identity.keys.<id>, ident
 AUDIT_EVENTS = "audit"  # audit.events.<outcome>
 CONFIG_RULES = "config.rules"  # config.rules.<rule token>
 CONFIG_CHANNELS = "config.channels"  # config.channels.<channel token>
-CONFIG_PROVISIONED = "config.provisioned"  # config.provisioned.<service>
+CONFIG_PROVISIONED = "config.provisioned"  # config.provisioned.<service>[.<kind>]
+# the notifier's paging configuration: who, when on call, and how escalations go
+PAGING_CONFIG = (subjects.CONFIG_CONTACTS, subjects.CONFIG_SCHEDULES, subjects.CONFIG_POLICIES)
+PAGING_COMMANDS = (
+    subjects.CONTACT_COMMANDS,
+    subjects.SCHEDULE_COMMANDS,
+    subjects.POLICY_COMMANDS,
+)
 
 
-def _provisioned(service: str) -> str:
-    return f"{CONFIG_PROVISIONED}.{service}"
+def _provisioned(service: str, *kinds: str) -> tuple[str, ...]:
+    return (
+        f"{CONFIG_PROVISIONED}.{service}",
+        *(f"{CONFIG_PROVISIONED}.{service}.{k}" for k in kinds),
+    )
 
 
 GRANTS: tuple[Grant, ...] = (
@@ -114,6 +124,7 @@ GRANTS: tuple[Grant, ...] = (
             _commands(subjects.CHECK_COMMANDS),
             _commands(RULE_COMMANDS),
             _commands(CHANNEL_COMMANDS),
+            *(_commands(prefix) for prefix in PAGING_COMMANDS),
             _commands(subjects.METRICS_QUERY),
         ),
         reads=(
@@ -149,7 +160,7 @@ GRANTS: tuple[Grant, ...] = (
             f"{subjects.ALERT_EVENTS}.>",
             f"{subjects.WATCHDOG}.>",
             f"{CONFIG_RULES}.>",
-            _provisioned("alerts"),
+            *_provisioned("alerts"),
         ),
         answers=(_commands(subjects.ALERT_COMMANDS), _commands(RULE_COMMANDS)),
         reads=("METRICS", "ALERTS", CONFIG),
@@ -168,7 +179,7 @@ GRANTS: tuple[Grant, ...] = (
             f"{subjects.CHECK_DEFINITIONS}.>",
             f"{subjects.CHECK_RESULTS}.>",
             subjects.samples("synthetic"),
-            _provisioned("synthetic"),
+            *_provisioned("synthetic"),
         ),
         answers=(_commands(subjects.CHECK_COMMANDS),),
         reads=("SYNTHETIC", CONFIG),
@@ -179,9 +190,13 @@ GRANTS: tuple[Grant, ...] = (
             f"{subjects.NOTIFICATION_EVENTS}.>",
             f"{subjects.PAGING_EVENTS}.>",
             f"{CONFIG_CHANNELS}.>",
-            _provisioned("notifier"),
+            *(f"{prefix}.>" for prefix in PAGING_CONFIG),
+            *_provisioned("notifier", "contacts", "schedules", "policies"),
         ),
-        answers=(_commands(CHANNEL_COMMANDS),),
+        answers=(
+            _commands(CHANNEL_COMMANDS),
+            *(_commands(prefix) for prefix in PAGING_COMMANDS),
+        ),
         reads=("ALERTS", "INCIDENTS", "WATCHDOG", "NOTIFICATIONS", "PAGING", CONFIG),
         durables=("notifier-alerts", "notifier-incidents", "notifier-pages", "notifier-watchdog"),
     ),

@@ -106,7 +106,8 @@ DEADLETTERS = StreamSpec(
 CONFIG = StreamSpec(
     "CONFIG",
     (f"{subjects.CONFIG}.>",),
-    description="Rules and channels: their changes through the API, and the items of the "
+    description="Rules, channels, contacts, schedules and escalation policies: their changes "
+    "through the API, and the items of the "
     "configuration file as each owner provisioned them",
 )
 

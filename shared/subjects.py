@@ -25,7 +25,12 @@ AUDIT_EVENTS = "audit.events"  # audit.events.<outcome>
 CONFIG = "config"  # the CONFIG stream: config.rules.<token>, config.channels.<token>, ...
 CONFIG_RULES = "config.rules"  # config.rules.<rule token>
 CONFIG_CHANNELS = "config.channels"  # config.channels.<channel token>
-CONFIG_PROVISIONED = "config.provisioned"  # config.provisioned.<service>: the file's items
+CONFIG_CONTACTS = "config.contacts"  # config.contacts.<user token>
+CONFIG_SCHEDULES = "config.schedules"  # config.schedules.<schedule token>
+CONFIG_POLICIES = "config.policies"  # config.policies.<escalation policy token>
+# the file's items: config.provisioned.<service> for a service's first kind (rules,
+# channels), config.provisioned.<service>.<kind> for each further kind of the same owner
+CONFIG_PROVISIONED = "config.provisioned"
 
 # --- commands and queries (request/reply) ---------------------------------
 ALERT_COMMANDS = "vigil.cmd.alerts"  # .acknowledge | .resolve
@@ -33,6 +38,9 @@ INCIDENT_COMMANDS = "vigil.cmd.incidents"  # .open | .status | .note | .assign |
 CHECK_COMMANDS = "vigil.cmd.synthetic"  # .configure | .remove | .run
 RULE_COMMANDS = "vigil.cmd.rules"  # .create | .update | .delete
 CHANNEL_COMMANDS = "vigil.cmd.channels"  # .create | .update | .delete | .reencrypt
+CONTACT_COMMANDS = "vigil.cmd.contacts"  # .create | .update | .delete
+SCHEDULE_COMMANDS = "vigil.cmd.schedules"  # .create | .update | .delete
+POLICY_COMMANDS = "vigil.cmd.policies"  # .create | .update | .delete
 METRICS_QUERY = "vigil.query.metrics"  # .samples | .stats
 
 # --- liveness ---------------------------------------------------------------
@@ -110,8 +118,12 @@ def config_channel(name: str) -> str:
     return f"{CONFIG_CHANNELS}.{name_token(name)}"
 
 
-def config_provisioned(service: str) -> str:
-    return f"{CONFIG_PROVISIONED}.{token(service)}"
+def config_provisioned(service: str, kind: str = "") -> str:
+    """Where an owner provisions the file's items of one kind. A further kind of the same
+    owner gets a token of its own after the service's: reading one exact subject never
+    returns another kind's provisioning."""
+    base = f"{CONFIG_PROVISIONED}.{token(service)}"
+    return f"{base}.{token(kind)}" if kind else base
 
 
 def command(prefix: str, name: str) -> str:

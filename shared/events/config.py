@@ -1,9 +1,11 @@
-"""Configuration as events: rules (owned by alerts) and channels (owned by the notifier).
+"""Configuration as events: rules (owned by alerts); channels, contacts, schedules and
+escalation policies (owned by the notifier).
 
 An item changed through the API is an aggregate on its own subject
 (``config.rules.<token>``, ``config.channels.<token>``, the token a short hash of the
 name). The configuration file's items are provisioned by each owner at start as one
-event on ``config.provisioned.<service>``, only when they differ from the last one:
+event on ``config.provisioned.<service>`` (a further kind of the same owner:
+``config.provisioned.<service>.<kind>``), only when they differ from the last one:
 such items are file-managed and read-only through the API. A channel's secret is only
 ever in these events encrypted (``enc:v1:…``).
 """
@@ -14,6 +16,7 @@ from pydantic import Field
 
 from shared.config import ChannelConfig, RuleConfig
 from shared.events.base import Event
+from shared.pagingconfig import ContactConfig, EscalationPolicyConfig, ScheduleConfig
 
 
 class RuleCreated(Event):
@@ -72,5 +75,94 @@ class ChannelsProvisioned(Event):
     channels: list[ChannelConfig]
 
 
+class ContactCreated(Event):
+    """A person's contact methods were set through the API."""
+
+    contact: ContactConfig
+    by: str
+
+
+class ContactUpdated(Event):
+    """A contact created through the API was changed."""
+
+    contact: ContactConfig
+    by: str
+
+
+class ContactDeleted(Event):
+    """A contact created through the API was deleted (or the configuration file took its name)."""
+
+    name: str
+    by: str
+
+
+class ContactsProvisioned(Event):
+    """The contacts of the configuration file, as the notifier loaded them."""
+
+    file: str = Field(default="", description="The file's path; empty when there is none")
+    contacts: list[ContactConfig]
+
+
+class ScheduleCreated(Event):
+    """An on-call schedule was created through the API."""
+
+    schedule: ScheduleConfig
+    by: str
+
+
+class ScheduleUpdated(Event):
+    """A schedule created through the API was changed (its layers or overrides)."""
+
+    schedule: ScheduleConfig
+    by: str
+
+
+class ScheduleDeleted(Event):
+    """A schedule created through the API was deleted (or the configuration file took its name)."""
+
+    name: str
+    by: str
+
+
+class SchedulesProvisioned(Event):
+    """The schedules of the configuration file, as the notifier loaded them."""
+
+    file: str = Field(default="", description="The file's path; empty when there is none")
+    schedules: list[ScheduleConfig]
+
+
+class EscalationPolicyCreated(Event):
+    """An escalation policy was created through the API."""
+
+    policy: EscalationPolicyConfig
+    by: str
+
+
+class EscalationPolicyUpdated(Event):
+    """An escalation policy created through the API was changed; escalations under way
+    keep the steps they started with."""
+
+    policy: EscalationPolicyConfig
+    by: str
+
+
+class EscalationPolicyDeleted(Event):
+    """An escalation policy created through the API was deleted (or the configuration file
+    took its name)."""
+
+    name: str
+    by: str
+
+
+class EscalationPoliciesProvisioned(Event):
+    """The escalation policies of the configuration file, as the notifier loaded them."""
+
+    file: str = Field(default="", description="The file's path; empty when there is none")
+    policies: list[EscalationPolicyConfig]
+
+
 RULE_EVENTS = (RuleCreated, RuleUpdated, RuleDeleted)
 CHANNEL_EVENTS = (ChannelCreated, ChannelUpdated, ChannelDeleted)
+CONTACT_EVENTS = (ContactCreated, ContactUpdated, ContactDeleted)
+SCHEDULE_EVENTS = (ScheduleCreated, ScheduleUpdated, ScheduleDeleted)
+POLICY_EVENTS = (EscalationPolicyCreated, EscalationPolicyUpdated, EscalationPolicyDeleted)
