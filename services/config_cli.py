@@ -2,10 +2,11 @@
 keys, against a stopped system's data dir (its log opened like ``vigil rebuild`` does) or a
 running one (``NATS_URL``).
 
-The export is YAML that ``vigil check-config`` accepts: every rule, channel and check in
-use, those made through the API included, plus the other sections of the configuration
-file when one is given. Channel secrets are written encrypted (``enc:v1:…``): such a file
-works with this data dir's secret key, and nothing in it is a secret in clear.
+The export is YAML that ``vigil check-config`` accepts: every rule, channel, check,
+contact, schedule and escalation policy in use, those made through the API included, plus
+the other sections of the configuration file when one is given. Channel secrets are
+written encrypted (``enc:v1:…``): such a file works with this data dir's secret key, and
+nothing in it is a secret in clear.
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ from shared.config import (
     load_config,
     parse_config,
 )
-from shared.configbook import CHANNELS, RULES, ConfigBook, ConfigKind
+from shared.configbook import (
+    CHANNELS,
+    CONTACTS,
+    POLICIES,
+    RULES,
+    SCHEDULES,
+    ConfigBook,
+    ConfigKind,
+)
 from shared.configowner import ConfigOwner
 from shared.errors import VigilError
 from shared.secrets import KEY_ENV, SecretKeyError, key_file, load_keys, new_key, write_key_file
@@ -117,12 +126,22 @@ async def _checks(bus: EventBus) -> list[CheckConfig]:
     ]
 
 
+PAGING_SECTIONS: dict[str, ConfigKind[Any]] = {
+    "contacts": CONTACTS,
+    "schedules": SCHEDULES,
+    "escalation_policies": POLICIES,
+}
+
+
 async def current_config(bus: EventBus, base: VigilConfig) -> VigilConfig:
     """``base`` (the file's other sections) with the rules, channels and checks in use."""
     rules: list[RuleConfig] = (await _fold(bus, RULES)).items()
     channels: list[ChannelBase] = (await _fold(bus, CHANNELS)).items()
     checks = await _checks(bus)
-    return base.model_copy(update={"rules": rules, "channels": channels, "checks": checks})
+    update: dict[str, Any] = {"rules": rules, "channels": channels, "checks": checks}
+    for section, kind in PAGING_SECTIONS.items():
+        update[section] = (await _fold(bus, kind)).items()
+    return base.model_copy(update=update)
 
 
 def _section(items: list[Any]) -> list[dict[str, Any]]:
@@ -136,8 +155,16 @@ def render(config: VigilConfig, origin: str) -> str:
         "channels": _section(config.channels),
         "checks": _section(config.checks),
     }
+    # an empty paging section is left out: present, it would make every policy's
+    # reference to that kind be checked against it
+    for section in PAGING_SECTIONS:
+        if getattr(config, section):
+            body[section] = _section(getattr(config, section))
     rest = config.model_dump(
-        mode="json", by_alias=True, exclude_none=True, exclude={"rules", "channels", "checks"}
+        mode="json",
+        by_alias=True,
+        exclude_none=True,
+        exclude={"rules", "channels", "checks", *PAGING_SECTIONS},
     )
     body.update(rest)
     header = (
@@ -148,7 +175,13 @@ def render(config: VigilConfig, origin: str) -> str:
         "# every item in it is file-managed (read-only through the API).\n"
     )
     text = header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
-    parse_config(text, "export")  # never write what check-config would refuse
+    try:
+        parse_config(text, "export")  # never write what check-config would refuse
+    except ConfigError as exc:
+        # a policy made through the API may name a person or schedule nobody made yet
+        raise CliError(
+            f"the configuration in use would not be a valid file; fix it first:\n{exc}"
+        ) from exc
     return text
 
 

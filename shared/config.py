@@ -1,4 +1,5 @@
-"""Configuration as code: one YAML file of rules, channels and checks.
+"""Configuration as code: one YAML file of rules, channels, checks and who gets paged
+(contacts, schedules, escalation policies).
 
 Errors name the file, the line and the field, e.g.
 ``vigil.yaml:7: rules[0].warning: Input should be a valid number``.
@@ -7,6 +8,7 @@ Errors name the file, the line and the field, e.g.
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -32,6 +34,7 @@ from shared.configtypes import (
     Strict,
     Threshold,
 )
+from shared.pagingconfig import ContactConfig, EscalationPolicyConfig, ScheduleConfig
 from shared.routingconfig import RouteConfig
 
 _Strict = Strict
@@ -260,6 +263,8 @@ def _defaults() -> list[RuleConfig]:
 
 
 DEFAULT_RULES: tuple[RuleConfig, ...] = tuple(_defaults())
+# sections of items with unique names, each a kind the API can change too
+NAMED_SECTIONS = ("rules", "channels", "checks", "contacts", "schedules", "escalation_policies")
 
 
 class VigilConfig(_Strict):
@@ -278,6 +283,15 @@ class VigilConfig(_Strict):
         default=None,
         description="The routing tree; without it every event goes to every channel at once",
     )
+    contacts: list[ContactConfig] = Field(
+        default_factory=list, description="How each person is reached when paged"
+    )
+    schedules: list[ScheduleConfig] = Field(
+        default_factory=list, description="On-call rotations: who is paged when"
+    )
+    escalation_policies: list[EscalationPolicyConfig] = Field(
+        default_factory=list, description="Steps that page again until someone answers"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -295,12 +309,37 @@ class VigilConfig(_Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> VigilConfig:
-        for section in ("rules", "channels", "checks"):
+        for section in NAMED_SECTIONS:
             seen: set[str] = set()
             for index, item in enumerate(getattr(self, section)):
                 if item.name in seen:
                     raise ValueError(f"{section}[{index}].name: duplicate name {item.name!r}")
                 seen.add(item.name)
+        return self
+
+    @model_validator(mode="after")
+    def _policy_targets(self) -> VigilConfig:
+        """A policy's ``user:`` and ``schedule:`` must name one of the file's contacts and
+        schedules, but only when the file has that section at all: without it they are
+        left to the running system, where the API may have made them. ``channel:`` is
+        never checked here, as environment variables add channels no file lists."""
+        known = {
+            section: {item.name for item in getattr(self, section)}
+            for section in ("contacts", "schedules")
+            if section in self.model_fields_set
+        }
+        for p, policy in enumerate(self.escalation_policies):
+            for s, step in enumerate(policy.steps):
+                for n, target in enumerate(step.notify):
+                    for field, section in (("user", "contacts"), ("schedule", "schedules")):
+                        name = getattr(target, field)
+                        if name is None or section not in known or name in known[section]:
+                            continue
+                        raise ValueError(
+                            f"escalation_policies[{p}].steps[{s}].notify[{n}].{field}: "
+                            f"{name!r} is not in {section} (the file lists "
+                            f"{', '.join(sorted(known[section])) or 'none'})"
+                        )
         return self
 
 
@@ -342,10 +381,40 @@ def field_path(error: Any) -> tuple[Any, ...]:
     return tuple(loc)
 
 
+_NAMED_FIELD = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\]|\.[A-Za-z_]\w*)*): (.*)$", re.S)
+_PART = re.compile(r"\[(\d+)\]|\.?([A-Za-z_]\w*)")
+
+
+def _named_in_message(message: str) -> tuple[tuple[Any, ...], str]:
+    """A whole-file check names its field at the start of its message
+    (``rules[1].name: duplicate name``): that field, for its line, and the rest."""
+    found = _NAMED_FIELD.match(message)
+    if found is None:
+        return (), message
+    parts = _PART.findall(found.group(1))
+    return tuple(int(i) if i else key for i, key in parts), found.group(2)
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as people write a schedule: ``start: 2026-01-05`` and ``handoff: 10:30`` stay
+    the text they read as (YAML 1.1 would make a date and the base-60 number 630)."""
+
+    yaml_implicit_resolvers = {
+        first: [
+            (tag, re.compile(r"^(?!.*:)" + pattern.pattern[1:], re.X))
+            if tag.endswith((":int", ":float"))
+            else (tag, pattern)
+            for tag, pattern in resolvers
+            if not tag.endswith(":timestamp")
+        ]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
 def parse_config(text: str, source: str = "vigil.yaml") -> VigilConfig:
     try:
-        node = yaml.compose(text)
-        raw = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_Loader)
+        raw = yaml.load(text, Loader=_Loader)  # a SafeLoader: no Python objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
@@ -363,9 +432,11 @@ def parse_config(text: str, source: str = "vigil.yaml") -> VigilConfig:
         problems = []
         for error in exc.errors():
             loc = field_path(error)
+            message = error["msg"].removeprefix("Value error, ")
+            if not loc:
+                loc, message = _named_in_message(message)
             line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), 1)
             field = _dotted(loc) or "(top level)"
-            message = error["msg"].removeprefix("Value error, ")
             problems.append(f"{source}:{line}: {field}: {message}")
         raise ConfigError("\n".join(problems)) from exc
 

@@ -7,6 +7,8 @@ import logging
 from services.notifier.channel_commands import ChannelCommands, ChannelSecrets
 from services.notifier.deadman import WATCHDOG_CONSUMER, DeadmanSwitch
 from services.notifier.handlers import NotificationDispatcher, consumer_specs
+from services.notifier.paging_commands import PagingCommands
+from services.notifier.paging_directory import PagingDirectory
 from services.notifier.projections import DeliveryLedger
 from shared.bus import log_session
 from shared.config import VigilConfig, load_config
@@ -42,6 +44,17 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
     runtime.watch_database(ledger.engine)
     runtime.on_start(dispatcher.open)
     channels.register(runtime)  # the API's channels join the file's before delivery starts
+    # who gets paged: contacts, schedules and escalation policies, live in ``directory``
+    directory = PagingDirectory()
+    paging = PagingCommands(
+        directory,
+        lambda: runtime.bus,
+        config.contacts,
+        config.schedules,
+        config.escalation_policies,
+        file,
+    )
+    paging.register(runtime)
     runtime.on_stop(dispatcher.close)
     runtime.on_stop(ledger.flush_marks)
     runtime.on_stop(ledger.dispose)

@@ -14,6 +14,7 @@ from shared.bus import EventBus
 from shared.channelconfig import WebhookChannel
 from shared.commands import CREATE_CHANNEL, DELETE_CHANNEL, REENCRYPT_CHANNELS, UPDATE_CHANNEL
 from shared.config import VigilConfig
+from shared.configbook import CHANNELS
 from shared.errors import Conflict, NotFound
 from shared.events import (
     AlertFired,
@@ -52,7 +53,8 @@ async def page(bus: EventBus, alert_id: str) -> None:
 
 
 async def config_events(bus: EventBus) -> list[Event]:
-    return [r.event async for r in bus.replay(CONFIG.name)]
+    """The channels' events (the notifier provisions its other kinds on CONFIG too)."""
+    return [r.event async for r in bus.replay(CONFIG.name) if CHANNELS.makes(r.event)]
 
 
 async def delivered(bus: EventBus, count: int) -> list[NotificationDelivered]:
