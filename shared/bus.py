@@ -149,6 +149,17 @@ class EventBus:
         last = info.state.last_seq if end_seq is None else min(end_seq, info.state.last_seq)
         if info.state.messages == 0 or last <= 0:
             return
+        if filter_subject != ">" and start_time is None:
+            # nothing matching: one direct read says so, where a fetch would wait out its
+            # timeout for a message that never comes
+            try:
+                first = await self.js.get_msg(
+                    stream, seq=1, subject=filter_subject, next=True, direct=True
+                )
+            except NotFoundError:
+                return
+            if first.seq is None or first.seq > last:
+                return
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.ALL if start_time is None else DeliverPolicy.BY_START_TIME,
             opt_start_time=start_time,
@@ -164,7 +175,7 @@ class EventBus:
             while True:
                 try:
                     msgs = await sub.fetch(batch, timeout=1.0)
-                except NatsTimeout:
+                except TimeoutError:  # nats' own, or asyncio's when the deadline ran out
                     return
                 for msg in msgs:
                     meta = msg.metadata

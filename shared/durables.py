@@ -41,6 +41,9 @@ DURABLES: tuple[Durable, ...] = (
     Durable("gateway-audit", "AUDIT", "gateway", "audit.>", True),
     Durable("gateway-rules", "CONFIG", "gateway", "config.>", True),
     Durable("gateway-channels", "CONFIG", "gateway", "config.>", True),
+    Durable("gateway-contacts", "CONFIG", "gateway", "config.>", True),
+    Durable("gateway-schedules", "CONFIG", "gateway", "config.>", True),
+    Durable("gateway-policies", "CONFIG", "gateway", "config.>", True),
 )
 
 BY_NAME: dict[str, Durable] = {d.name: d for d in DURABLES}

@@ -11,6 +11,8 @@ from services.gateway.alerts.router import router as alerts_router
 from services.gateway.channels import PROJECTIONS as CHANNELS
 from services.gateway.channels import router as channels_router
 from services.gateway.common.projection import Projection
+from services.gateway.contacts import PROJECTIONS as CONTACTS
+from services.gateway.contacts import router as contacts_router
 from services.gateway.health.router import router as health_router
 from services.gateway.incidents.projector import PROJECTIONS as INCIDENTS
 from services.gateway.incidents.router import router as incidents_router
@@ -18,8 +20,12 @@ from services.gateway.ledgers.projector import PROJECTIONS as LEDGERS
 from services.gateway.ledgers.router import router as ledgers_router
 from services.gateway.live.router import router as live_router
 from services.gateway.metrics.router import router as metrics_router
+from services.gateway.policies import PROJECTIONS as POLICIES
+from services.gateway.policies import router as policies_router
 from services.gateway.rules import PROJECTIONS as RULES
 from services.gateway.rules import router as rules_router
+from services.gateway.schedules import PROJECTIONS as SCHEDULES
+from services.gateway.schedules import router as schedules_router
 from services.gateway.synthetic.projector import PROJECTIONS as SYNTHETIC
 from services.gateway.synthetic.router import router as synthetic_router
 
@@ -28,6 +34,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     rules_router,  # before alerts: /alerts/{alert_id} would take /alerts/rules
     alerts_router,
     channels_router,
+    contacts_router,
+    schedules_router,
+    policies_router,
     incidents_router,
     synthetic_router,
     ledgers_router,
@@ -42,6 +51,9 @@ PROJECTIONS: tuple[Projection, ...] = (
     *LEDGERS,
     *RULES,
     *CHANNELS,
+    *CONTACTS,
+    *SCHEDULES,
+    *POLICIES,
 )
 
 PROJECTION_BY_STREAM: dict[str, Projection] = {p.stream.name: p for p in PROJECTIONS}

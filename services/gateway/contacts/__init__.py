@@ -1,0 +1,7 @@
+"""People's contact methods: the file's and the API's, read from CONFIG; changes sent to the
+notifier, their owner. ``router`` and ``PROJECTIONS`` for the app."""
+
+from services.gateway.contacts.projector import PROJECTIONS
+from services.gateway.contacts.router import router
+
+__all__ = ["PROJECTIONS", "router"]

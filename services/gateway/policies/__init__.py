@@ -1,0 +1,7 @@
+"""Escalation policies: the file's and the API's, read from CONFIG; changes sent to the
+notifier, their owner. ``router`` and ``PROJECTIONS`` for the app."""
+
+from services.gateway.policies.projector import PROJECTIONS
+from services.gateway.policies.router import router
+
+__all__ = ["PROJECTIONS", "router"]
