@@ -404,6 +404,9 @@ async def test_rebuild_gives_exactly_the_live_state(
         "gateway_dead_letters": 1,
         "gateway_rules": 0,
         "gateway_channels": 0,
+        "gateway_contacts": 0,
+        "gateway_schedules": 0,
+        "gateway_escalation_policies": 0,
         "gateway_checkpoints": 5,
     }
     assert dict(live["gateway_checkpoints"]) == last_seq
