@@ -139,7 +139,10 @@ async def test_each_kind_is_made_read_changed_and_deleted_by_admins_only(
 async def test_file_items_are_read_only_and_bad_fields_are_named(
     http: httpx.AsyncClient, config_file: Path
 ) -> None:
-    await eventually(lambda: _names(http, POLICIES), what="the file's policies in the read model")
+    async def file_items_shown() -> bool:
+        return all([await _names(http, path) for path in (CONTACTS, SCHEDULES, POLICIES)])
+
+    await eventually(file_items_shown, what="the file's items in each read model")
     for path, name, body in (
         (CONTACTS, "alice", {**BOB, "name": "alice"}),
         (SCHEDULES, "primary", {**NIGHTS, "name": "primary"}),
