@@ -31,6 +31,7 @@ DURABLES: tuple[Durable, ...] = (
     Durable("notifier-alerts", "ALERTS", "notifier", "alerts.events.>", False, "delivery"),
     Durable("notifier-incidents", "INCIDENTS", "notifier", "incidents.events.>", False, "delivery"),
     Durable("notifier-pages", "PAGING", "notifier", "paging.events.>", False, "delivery"),
+    Durable("notifier-datadog", "METRICS", "notifier", "metrics.samples.>", False, "delivery"),
     Durable("notifier-watchdog", "WATCHDOG", "notifier", "vigil.watchdog.>", False, "delivery"),
     Durable("gateway-alerts", "ALERTS", "gateway", "alerts.events.>", True),
     Durable("gateway-incidents", "INCIDENTS", "gateway", "incidents.events.>", True),

@@ -197,8 +197,14 @@ GRANTS: tuple[Grant, ...] = (
             _commands(CHANNEL_COMMANDS),
             *(_commands(prefix) for prefix in PAGING_COMMANDS),
         ),
-        reads=("ALERTS", "INCIDENTS", "WATCHDOG", "NOTIFICATIONS", "PAGING", CONFIG),
-        durables=("notifier-alerts", "notifier-incidents", "notifier-pages", "notifier-watchdog"),
+        reads=("METRICS", "ALERTS", "INCIDENTS", "WATCHDOG", "NOTIFICATIONS", "PAGING", CONFIG),
+        durables=(
+            "notifier-alerts",
+            "notifier-incidents",
+            "notifier-pages",
+            "notifier-datadog",
+            "notifier-watchdog",
+        ),
     ),
     # ``vigil agent --nats-url``: host samples straight to METRICS, never a source
     # another part of Vigil speaks for

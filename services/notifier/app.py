@@ -1,18 +1,23 @@
-"""Wiring for the notifier: two durable consumers, one HTTP session, the delivery ledger."""
+"""Wiring for the notifier: its consumers, one HTTP session, the lanes and the delivery ledger."""
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping, Sequence
 
 from services.notifier.channel_commands import ChannelCommands, ChannelSecrets
+from services.notifier.datadog_feed import SERIES_CONSUMER, DatadogFeed
 from services.notifier.deadman import WATCHDOG_CONSUMER, DeadmanSwitch
 from services.notifier.handlers import NotificationDispatcher, consumer_specs
 from services.notifier.paging_commands import PagingCommands
 from services.notifier.paging_directory import PagingDirectory
 from services.notifier.projections import DeliveryLedger
 from shared.bus import log_session
-from shared.config import VigilConfig, load_config
+from shared.channelconfig import ChannelBase
+from shared.config import ConfigError, VigilConfig, load_config
 from shared.db import create_engine
+from shared.envchannels import channels_from_env
 from shared.events import NotificationDelivered, NotificationFailed, NotificationQueued
 from shared.outbound import OutboundGuard
 from shared.runtime import ServiceRuntime
@@ -24,12 +29,30 @@ SERVICE = "notifier"
 log = logging.getLogger(__name__)
 
 
+def with_env_channels(
+    channels: Sequence[ChannelBase], environ: Mapping[str, str]
+) -> list[ChannelBase]:
+    """The file's channels and those the environment variables make; a name in both is an
+    error that names it, not a silent pick."""
+    from_env = channels_from_env(environ)
+    taken = {c.name for c in channels}
+    for channel in from_env:
+        if channel.name in taken:
+            raise ConfigError(
+                f"channels: {channel.name!r} is made by an environment variable and also "
+                "listed in the configuration file; rename the file's"
+            )
+    return [*channels, *from_env]
+
+
 def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRuntime:
     config = config if config is not None else load_config(settings.config)
     runtime = ServiceRuntime(SERVICE, settings)
     ledger = DeliveryLedger(create_engine(settings.database_url_for(SERVICE)))
+    # the seed's variables (SLACK_WEBHOOK_URL, ...) add read-only channels beside the file's
+    provisioned = with_env_channels(config.channels, os.environ)
     dispatcher = NotificationDispatcher(
-        config.channels,
+        provisioned,
         ledger,
         lambda: runtime.bus,
         faults=runtime.faults,
@@ -38,7 +61,7 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
     )
     secrets = ChannelSecrets(settings.data_dir)
     file = str(settings.config) if settings.config is not None else ""
-    channels = ChannelCommands(dispatcher, lambda: runtime.bus, config.channels, file, secrets)
+    channels = ChannelCommands(dispatcher, lambda: runtime.bus, provisioned, file, secrets)
     deadman = DeadmanSwitch(config.deadman, lambda: dispatcher.session, runtime.faults)
     runtime.on_start(ledger.create)
     runtime.watch_database(ledger.engine)
@@ -55,10 +78,11 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
         file,
     )
     paging.register(runtime)
+    runtime.on_start(dispatcher.start_lanes)  # once every channel is known
     runtime.on_stop(dispatcher.close)
     runtime.on_stop(ledger.flush_marks)
     runtime.on_stop(ledger.dispose)
-    specs = consumer_specs(config.channels)
+    specs = consumer_specs(provisioned)
 
     async def release_held() -> None:
         await dispatcher.release_held(runtime.bus.js, specs)
@@ -67,6 +91,12 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
     for spec in specs:
         runtime.consume(spec, dispatcher.handler(spec))
     runtime.consume(WATCHDOG_CONSUMER, deadman.on_watchdog)
+    series = DatadogFeed(provisioned, lambda: dispatcher.session)
+    if series.wanted:
+        runtime.on_start(series.start)
+        runtime.consume(SERIES_CONSUMER, series.on_samples)
+        runtime.background(series.run_forever)
+        runtime.report_status(series.status)
     runtime.report_status(deadman.status)
     runtime.background(ledger.flush_marks_forever)
     return runtime

@@ -179,6 +179,11 @@ class NotificationDispatcher:
     async def open(self) -> None:
         if self._session is None:
             self._session = self.guard.session()
+
+    async def start_lanes(self) -> None:
+        """Send what an earlier process left queued, then whatever comes; called once the
+        channels made through the API are known too."""
+        await self.open()
         self._running = True
         await self._restore_queued()
         for lane in self.lanes.values():

@@ -186,7 +186,7 @@ async def test_one_delivery_per_event_and_channel_across_restarts_and_repeats(
     # Same event handled again by a fresh runtime and twice by hand: nothing new is sent.
     await start_service(build(settings, config))
     dispatcher = NotificationDispatcher(config.channels, ledger, lambda: bus)
-    await dispatcher.open()
+    await dispatcher.start_lanes()
     try:
         delivery = Delivery("ALERTS", subjects.alert("alert-1"), 1, 2, "notifier-alerts")
         await dispatcher.notify(event, delivery)
@@ -401,7 +401,7 @@ async def test_deliveries_a_dead_notifier_held_go_out_at_once_and_only_once(
     )
     assert len(await held.fetch(2, timeout=5)) == 2
     dead = NotificationDispatcher(config.channels, ledger, lambda: bus)
-    await dead.open()
+    await dead.start_lanes()
     try:
         await dead.notify(sent, Delivery("ALERTS", "", 1, 1, "notifier-alerts"))
     finally:
