@@ -187,6 +187,49 @@ class UpdatePolicy(Command):
 class DeletePolicy(Command):
     name: str = Field(min_length=1, max_length=100)
     by: Actor = Field(default="api", min_length=1, max_length=100)
+class SendChannelTest(Command):
+    """Send a clearly marked test message through one channel, now, outside the ledger."""
+
+    name: str = Field(min_length=1, max_length=100, description="The channel to test")
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class ChannelTestResult(BaseModel):
+    channel: str
+    delivered: bool
+    status_code: int | None = Field(description="The receiver's HTTP status, when it answered")
+    latency_ms: float
+    error: str = Field(default="", description="Why the receiver did not take it; empty if it did")
+
+
+# --- dead letters (answered by the service running the dead letter's consumer) --
+class RetryDeadLetter(Command):
+    """Hand a dead-lettered message to its consumer's handler again.
+
+    Carries the dead letter as recorded; the owner checks that the id matches the
+    consumer, stream and sequence before acting on it.
+    """
+
+    dead_letter_id: str = Field(min_length=1, max_length=100)
+    consumer: str = Field(min_length=1, max_length=200)
+    stream: str = Field(min_length=1, max_length=100)
+    stream_seq: int = Field(ge=1)
+    subject: str = Field(max_length=500)
+    deliveries: int = Field(ge=0)
+    payload: str = Field(
+        description="The message as dead-lettered, used when the stream no longer holds it"
+    )
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class DeadLetterRetryResult(BaseModel):
+    dead_letter_id: str
+    consumer: str
+    attempt: int = Field(description="How many times this dead letter has been re-driven")
+    outcome: Literal["succeeded", "failed"]
+    source: Literal["stream", "payload"]
+    seq: int = Field(description="Stream sequence of the DeadLetterRetried event")
+    stream: str = Field(description="The stream that event is on (DEADLETTERS)")
 
 
 # --- metrics queries ---------------------------------------------------------
@@ -238,6 +281,7 @@ DELETE_SCHEDULE = subjects.command(subjects.SCHEDULE_COMMANDS, "delete")
 CREATE_POLICY = subjects.command(subjects.POLICY_COMMANDS, "create")
 UPDATE_POLICY = subjects.command(subjects.POLICY_COMMANDS, "update")
 DELETE_POLICY = subjects.command(subjects.POLICY_COMMANDS, "delete")
+TEST_CHANNEL = subjects.command(subjects.CHANNEL_COMMANDS, "test")
 QUERY_SAMPLES = subjects.command(subjects.METRICS_QUERY, "samples")
 QUERY_METRICS_STATS = subjects.command(subjects.METRICS_QUERY, "stats")
 

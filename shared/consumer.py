@@ -53,6 +53,9 @@ class Delivery:
     stream_seq: int
     deliveries: int
     consumer: str
+    # handed over again by an operator's re-drive of its dead letter (shared.redrive):
+    # a handler that settled the message for good may reopen it
+    redrive: bool = False
 
 
 Handler = Callable[[Event, Delivery], Awaitable[None]]
@@ -94,7 +97,7 @@ async def dead_letter(
     bus: EventBus, spec: ConsumerSpec, msg: Msg, deliveries: int, stream_seq: int, error: str
 ) -> None:
     record = MessageDeadLettered(
-        id=derived_id("dead-letter", spec.durable, spec.stream.name, stream_seq),
+        id=dead_letter_id(spec, spec.stream.name, stream_seq),
         aggregate_id=spec.durable,
         consumer=spec.durable,
         stream=spec.stream.name,
@@ -109,6 +112,12 @@ async def dead_letter(
         "dead-lettered message",
         extra={"consumer": spec.durable, "stream_seq": stream_seq, "error": error[:200]},
     )
+
+
+def dead_letter_id(spec: ConsumerSpec, stream: str, stream_seq: int) -> str:
+    """One dead letter per (consumer, message): the same message dead-lettered twice is
+    stored once, and a re-drive can check what it is asked to retry."""
+    return derived_id("dead-letter", spec.durable, stream, stream_seq)
 
 
 def _printable(data: bytes) -> str:
@@ -205,7 +214,14 @@ def subscribe(
         stream=JStream(spec.stream.name, declare=False),
         durable=spec.durable,
         config=spec.consumer_config(),
-        pull_sub=PullSub(batch_size=1 if spec.ordered else spec.workers, timeout=FETCH_TIMEOUT_S),
+        # One message per pull request, also with many workers: nats-py's multi-message
+        # fetch can leave a pull request on the server that outlives the fetch (when a
+        # late status answers its no-wait probe); the next fetch then waits for that
+        # request to expire before handing over what it caught (up to FETCH_TIMEOUT_S
+        # for one event), and raises a bare TimeoutError FastStream logs as a crash.
+        # A one-message fetch returns at its first message; the workers still run
+        # concurrently, each pull is a loopback round trip.
+        pull_sub=PullSub(batch_size=1, timeout=FETCH_TIMEOUT_S),
         inbox_prefix=f"{inbox_prefix}.".encode(),
         max_workers=1 if spec.ordered else spec.workers,
         ack_policy=AckPolicy.MANUAL,
@@ -382,6 +398,22 @@ async def _pull_subscription(js: JetStreamContext, spec: ConsumerSpec) -> Any:
     )
 
 
+async def _fetch_available(subscription: Any, batch: int) -> list[Msg]:
+    """Wait for one message, then take at once what the durable says is pending behind it.
+
+    A multi-message fetch that waits (nats-py's) may leave a pull request on the server
+    that outlives it; the next fetch is then held until that request expires (up to
+    FETCH_TIMEOUT_S for a lone event). Waiting only ever for one message, and then asking
+    for no more than the server has, never waits for a batch to fill.
+    """
+    msgs: list[Msg] = await subscription.fetch(1, timeout=FETCH_TIMEOUT_S)
+    pending = msgs[-1].metadata.num_pending or 0
+    if batch > 1 and pending > 0:
+        with contextlib.suppress(TimeoutError, nats.errors.TimeoutError):
+            msgs += await subscription.fetch(min(batch - 1, pending), timeout=FETCH_TIMEOUT_S)
+    return msgs
+
+
 async def consume_batches_forever(
     bus: Callable[[], EventBus],
     spec: ConsumerSpec,
@@ -392,8 +424,8 @@ async def consume_batches_forever(
 ) -> None:
     """A durable pull loop handing over whatever has arrived, up to ``spec.batch`` at once.
 
-    nats-py's fetch returns the messages already waiting without delay, so batches
-    grow with the backlog and a lone message is not held back. With ``checkpoint``
+    Batches grow with the backlog and a lone message is not held back
+    (``_fetch_available``). With ``checkpoint``
     (the last stream sequence the handler has applied) the durable resumes right
     after it, in order, whatever a crashed predecessor left unacknowledged, and
     again after every reconnect: a nats-server killed and restarted may recover a
@@ -421,7 +453,7 @@ async def consume_batches_forever(
                     await subscription.unsubscribe()
                 subscription = await _pull_subscription(js, spec)
             try:
-                msgs = await subscription.fetch(spec.batch, timeout=FETCH_TIMEOUT_S)
+                msgs = await _fetch_available(subscription, spec.batch)
             except (TimeoutError, nats.errors.TimeoutError):
                 continue
             except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):

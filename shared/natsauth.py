@@ -48,6 +48,7 @@ IDENTITY = "IDENTITY"
 AUDIT = "AUDIT"
 CONFIG = "CONFIG"
 STREAM_NAMES_AHEAD = (IDENTITY, AUDIT, CONFIG)
+DEADLETTERS = "DEADLETTERS"
 
 # What only the CLI user may do: each of these destroys or rewrites stored history.
 DESTRUCTIVE_API = (
@@ -126,6 +127,7 @@ GRANTS: tuple[Grant, ...] = (
             _commands(CHANNEL_COMMANDS),
             *(_commands(prefix) for prefix in PAGING_COMMANDS),
             _commands(subjects.METRICS_QUERY),
+            f"{subjects.DEAD_LETTER_COMMANDS}.*.retry",  # to the consumer's owner
         ),
         reads=(
             "ALERTS",
@@ -308,11 +310,18 @@ def permissions(grant: Grant) -> Permissions:
     registered = _registered_durables(grant.user)
     durables = list(grant.durables) + [name for name, _ in registered]
     add(publish, (subjects.dead_letter(name) for name in durables))
+    answers = list(grant.answers)
+    if durables:
+        # it re-drives its consumers' dead letters (shared.redrive): answers the command,
+        # records each re-drive, counts the earlier ones
+        answers.append(subjects.retry_dead_letter(grant.user))
+        add(publish, (f"{subjects.dead_letter(name)}.retried.*" for name in durables))
+        add(publish, [f"$JS.API.DIRECT.GET.{DEADLETTERS}", f"$JS.API.DIRECT.GET.{DEADLETTERS}.>"])
     add(publish, grant.sends)
     if grant.beats:
         add(publish, [subjects.heartbeat(grant.user)])
         add(subscribe, [subjects.heartbeat(grant.user)])  # the container health check
-    add(subscribe, grant.answers)
+    add(subscribe, answers)
     add(subscribe, grant.listens)
     if grant.declares_streams or grant.reads or grant.inspects_all:
         add(publish, ["$JS.API.STREAM.INFO.*"])
@@ -337,7 +346,7 @@ def permissions(grant: Grant) -> Permissions:
         publish=tuple(publish),
         subscribe=tuple(subscribe),
         deny_publish=(*grant.denied_events, *DESTRUCTIVE_API),
-        allow_responses=bool(grant.answers),
+        allow_responses=bool(answers),
     )
 
 

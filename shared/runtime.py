@@ -26,6 +26,7 @@ from shared.consumer import (
 from shared.faults import FaultBoard, disk_state
 from shared.heartbeat import DatabaseProbe, beat_forever
 from shared.natsauth import credentials_for
+from shared.redrive import Redriver
 from shared.sentry import init_sentry
 from shared.settings import Settings
 from shared.streams import ensure_streams
@@ -84,6 +85,7 @@ class ServiceRuntime:
         self._status: list[Callable[[], dict[str, Any]]] = []
         self.faults = FaultBoard()
         self.ready = asyncio.Event()
+        self.redriver = Redriver(name, lambda: self.bus)
 
     @property
     def bus(self) -> EventBus:
@@ -93,6 +95,7 @@ class ServiceRuntime:
 
     def consume(self, spec: ConsumerSpec, handler: Handler) -> None:
         subscribe(self.broker, lambda: self.bus, spec, handler, self.faults, self._inbox_prefix)
+        self.redriver.add(spec, handler)  # its dead letters can be handed to it again
         if spec.ordered:
             self._ordered.append(spec)
 
@@ -106,6 +109,7 @@ class ServiceRuntime:
         """
         subscribed = asyncio.Event()
         self._subscribed.append((spec.durable, subscribed))
+        self.redriver.add_read_model(spec)
         self._background.append(
             lambda: consume_batches_forever(
                 lambda: self.bus, spec, handler, checkpoint, self.faults, subscribed
@@ -160,7 +164,10 @@ class ServiceRuntime:
         await ensure_streams(self._bus.js, self.settings)
         for hook in self._start_hooks:
             await hook()
-        for subject, handler in self._responders:
+        responders = list(self._responders)
+        if self.redriver.consumers:
+            responders.append((self.redriver.subject, self.redriver.retry))
+        for subject, handler in responders:
             await self._bus.serve(subject, handler, queue=f"vigil-{self.name}")
         await settle(nc)  # subscriptions are live on the server before anyone is told we are ready
         for spec in self._ordered:

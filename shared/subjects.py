@@ -37,10 +37,11 @@ ALERT_COMMANDS = "vigil.cmd.alerts"  # .acknowledge | .resolve
 INCIDENT_COMMANDS = "vigil.cmd.incidents"  # .open | .status | .note | .assign | .severity
 CHECK_COMMANDS = "vigil.cmd.synthetic"  # .configure | .remove | .run
 RULE_COMMANDS = "vigil.cmd.rules"  # .create | .update | .delete
-CHANNEL_COMMANDS = "vigil.cmd.channels"  # .create | .update | .delete | .reencrypt
 CONTACT_COMMANDS = "vigil.cmd.contacts"  # .create | .update | .delete
 SCHEDULE_COMMANDS = "vigil.cmd.schedules"  # .create | .update | .delete
 POLICY_COMMANDS = "vigil.cmd.policies"  # .create | .update | .delete
+CHANNEL_COMMANDS = "vigil.cmd.channels"  # .create | .update | .delete | .reencrypt | .test
+DEAD_LETTER_COMMANDS = "vigil.cmd.deadletters"  # .<service>.retry: each answers its own
 METRICS_QUERY = "vigil.query.metrics"  # .samples | .stats
 
 # --- liveness ---------------------------------------------------------------
@@ -89,6 +90,11 @@ def dead_letter(consumer: str) -> str:
     return f"{DEAD_LETTERS}.{token(consumer)}"
 
 
+def dead_letter_retries(consumer: str, dead_letter_id: str) -> str:
+    """Where the re-drives of one dead letter are kept: their count is the subject's length."""
+    return f"{dead_letter(consumer)}.retried.{token(dead_letter_id)}"
+
+
 def name_token(name: str) -> str:
     """A short hash of a free-form name (spaces, dots, any case) as one subject token."""
     return hashlib.sha256(name.encode()).hexdigest()[:20]
@@ -128,6 +134,11 @@ def config_provisioned(service: str, kind: str = "") -> str:
 
 def command(prefix: str, name: str) -> str:
     return f"{prefix}.{name}"
+
+
+def retry_dead_letter(service: str) -> str:
+    """The command that re-drives a dead letter of one of ``service``'s consumers."""
+    return f"{DEAD_LETTER_COMMANDS}.{token(service)}.retry"
 
 
 def heartbeat(service: str) -> str:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from services.notifier.channel_test import send_test
 from services.notifier.handlers import NotificationDispatcher
 from shared.bus import EventBus
 from shared.channelconfig import ChannelBase
@@ -16,6 +17,7 @@ from shared.commands import (
     CREATE_CHANNEL,
     DELETE_CHANNEL,
     REENCRYPT_CHANNELS,
+    TEST_CHANNEL,
     UPDATE_CHANNEL,
     CreateChannel,
     DeleteChannel,
@@ -129,9 +131,14 @@ class ChannelCommands:
             reencrypted=changed, keys=len(self.secrets.box.keys), seq=seq
         ).model_dump()
 
+    async def test(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Send a marked test message through the channel now; the receiver's answer."""
+        return await send_test(self.dispatcher, body)
+
     def register(self, runtime: ServiceRuntime) -> None:
         runtime.on_start(self.owner.start)
         runtime.respond(CREATE_CHANNEL, self.create)
         runtime.respond(UPDATE_CHANNEL, self.update)
         runtime.respond(DELETE_CHANNEL, self.delete)
         runtime.respond(REENCRYPT_CHANNELS, self.reencrypt)
+        runtime.respond(TEST_CHANNEL, self.test)

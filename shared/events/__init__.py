@@ -32,7 +32,7 @@ from shared.events.config import (
     SchedulesProvisioned,
     ScheduleUpdated,
 )
-from shared.events.deadletters import MessageDeadLettered
+from shared.events.deadletters import DeadLetterRetried, MessageDeadLettered
 from shared.events.identity import (
     ApiKeyCreated,
     ApiKeyRevoked,
@@ -103,6 +103,7 @@ __all__ = [
     "ContactDeleted",
     "ContactUpdated",
     "ContactsProvisioned",
+    "DeadLetterRetried",
     "EscalationEvent",
     "EscalationPoliciesProvisioned",
     "EscalationPolicyCreated",

@@ -27,6 +27,7 @@ RESPONDER_WRITES = {
     ("put", f"{API}/incidents/{{incident_id}}/assignee"),
     ("put", f"{API}/incidents/{{incident_id}}/severity"),
     ("post", f"{API}/synthetic/checks/{{check_id}}/run"),
+    ("post", f"{API}/deadletters/{{dead_letter_id}}/retry"),
 }
 INGEST_WRITES = {("post", f"{API}/metrics")}
 # calls any signed-in identity may make about itself

@@ -13,16 +13,32 @@ from services.gateway.channels import queries
 from services.gateway.channels.projector import PROJECTION_NAME
 from services.gateway.channels.schemas import ChannelPublic, Source, public_channel
 from services.gateway.common.errors import COMMAND, READ, READ_ONE
-from services.gateway.common.owners import ACCEPTED, accepted, send_command, updated_view
+from services.gateway.common.owners import (
+    ACCEPTED,
+    accepted,
+    request_owner,
+    send_command,
+    updated_view,
+)
 from services.gateway.common.pagination import Page, PageParams
 from services.gateway.common.paths import PREFIX, resource_path
 from services.gateway.common.state import EngineDep, StateDep
 from shared import commands
-from shared.config import ChannelConfig
-from shared.errors import NotFound
+from shared.config import MAX_CHANNEL_TIMEOUT_S, ChannelConfig
+from shared.errors import NotFound, VigilError
 
 router = APIRouter(prefix=f"{PREFIX}/channels", tags=["channels"])
 CHANGE = {**ACCEPTED, **COMMAND}
+# the notifier waits for the receiver, at most the channel's timeout
+TEST_TIMEOUT_S = MAX_CHANNEL_TIMEOUT_S + 10.0
+
+
+class ChannelTestFailed(VigilError):
+    """The receiver did not take the test message: the gateway's upstream failed (502)."""
+
+    kind = "channel_test_failed"
+    http_status = 502
+
 
 Viewer = Annotated[Identity, require("viewer")]
 Admin = Annotated[Identity, require("admin")]
@@ -98,3 +114,20 @@ async def delete_channel(identity: Admin, state: StateDep, name: ChannelName) ->
     if not outcome.shown:
         return accepted(outcome.result, location(name))
     return Response(status_code=204)
+
+
+@router.post("/{name}/test", responses=COMMAND)
+async def test_channel(
+    identity: Admin, state: StateDep, name: ChannelName
+) -> commands.ChannelTestResult:
+    """Send a clearly marked test message ("Vigil test message from <you>") through the
+    channel now, once, outside the ledger and its retries. 200 when the receiver took it;
+    502 naming the channel and the receiver's error when it did not."""
+    command = commands.SendChannelTest(name=name, by=identity.actor)
+    reply = await request_owner(state, commands.TEST_CHANNEL, command, timeout=TEST_TIMEOUT_S)
+    result = commands.ChannelTestResult.model_validate(reply)
+    if not result.delivered:
+        raise ChannelTestFailed(
+            f"channel {result.channel!r} did not take the test message: {result.error}"
+        )
+    return result

@@ -24,9 +24,11 @@ from shared.errors import Unavailable, VigilError
 log = logging.getLogger(__name__)
 
 
-async def request_owner(state: GatewayState, subject: str, body: BaseModel) -> Any:
+async def request_owner(
+    state: GatewayState, subject: str, body: BaseModel, timeout: float = 5.0
+) -> Any:
     try:
-        return await state.bus().request(subject, body.model_dump(mode="json"))
+        return await state.bus().request(subject, body.model_dump(mode="json"), timeout=timeout)
     except nats.errors.Error as exc:
         raise Unavailable(f"could not reach the service answering {subject}: {exc}") from exc
 

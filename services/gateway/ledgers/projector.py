@@ -9,10 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.gateway.common.projection import LiveView, Projection
 from services.gateway.common.tables import upsert
 from services.gateway.common.views import rows_as
+from services.gateway.ledgers.queries import dead_letters_by_id
 from services.gateway.ledgers.schemas import DeadLetterPublic, NotificationPublic
-from services.gateway.ledgers.tables import dead_letters, notifications
+from services.gateway.ledgers.tables import dead_letter_retries, dead_letters, notifications
 from shared import subjects
 from shared.events import (
+    DeadLetterRetried,
     Event,
     MessageDeadLettered,
     NotificationDelivered,
@@ -58,6 +60,20 @@ async def project_notification(conn: AsyncConnection, event: Event, seq: int) ->
 
 
 async def project_dead_letter(conn: AsyncConnection, event: Event, seq: int) -> None:
+    if isinstance(event, DeadLetterRetried):
+        await upsert(
+            conn,
+            dead_letter_retries,
+            {"dead_letter_id": event.dead_letter_id},
+            {
+                "retries": event.attempt,
+                "retried_at": event.time,
+                "retried_by": event.by,
+                "outcome": event.outcome,
+                "retry_error": event.error,
+            },
+        )
+        return
     if not isinstance(event, MessageDeadLettered):
         return
     await upsert(
@@ -78,9 +94,20 @@ async def project_dead_letter(conn: AsyncConnection, event: Event, seq: int) -> 
     )
 
 
+DEAD_LETTERS_PROJECTION = "gateway-deadletters"
+
+
 def by_event_id(event: Event) -> str:
-    """A dead letter is kept under its own event id."""
-    return event.id
+    """A dead letter is kept under its own event id; a re-drive changes that row."""
+    return event.dead_letter_id if isinstance(event, DeadLetterRetried) else event.id
+
+
+async def load_dead_letters(conn: AsyncConnection, ids: list[str]) -> dict[str, dict[str, Any]]:
+    rows = await dead_letters_by_id(conn, ids)
+    return {
+        key: DeadLetterPublic.model_validate(row).model_dump(mode="json")
+        for key, row in rows.items()
+    }
 
 
 PROJECTIONS = (
@@ -92,10 +119,10 @@ PROJECTIONS = (
         live=LiveView("notification", rows_as(NotificationPublic, notifications)),
     ),
     Projection(
-        "gateway-deadletters",
+        DEAD_LETTERS_PROJECTION,
         DEADLETTERS,
         f"{subjects.DEAD_LETTERS}.>",
         project_dead_letter,
-        live=LiveView("dead_letter", rows_as(DeadLetterPublic, dead_letters), key=by_event_id),
+        live=LiveView("dead_letter", load_dead_letters, key=by_event_id),
     ),
 )

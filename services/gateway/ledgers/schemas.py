@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from services.gateway.common.schemas import Public, UtcDateTime
 
 
@@ -33,3 +35,10 @@ class DeadLetterPublic(Public):
     payload: str
     time: UtcDateTime
     seq: int
+    retries: int = Field(default=0, description="How many times it was re-driven")
+    retried_at: UtcDateTime | None = Field(default=None, description="The latest re-drive")
+    retried_by: str = Field(default="", description="Who asked for the latest re-drive")
+    outcome: Literal["succeeded", "failed"] | None = Field(
+        default=None, description="How the latest re-drive went; null if never re-driven"
+    )
+    retry_error: str = Field(default="", description="Why the latest re-drive failed")

@@ -50,3 +50,16 @@ dead_letters = Table(
     Column("seq", BigInteger, nullable=False),
     Index("gateway_dead_letters_seq", "seq"),
 )
+
+# the latest re-drive of each dead letter (a table of its own: the dead letters' rows
+# are written once, when the message is given up on)
+dead_letter_retries = Table(
+    "gateway_dead_letter_retries",
+    metadata,
+    Column("dead_letter_id", String(100), primary_key=True),
+    Column("retries", Integer, nullable=False),
+    Column("retried_at", DateTime(timezone=True), nullable=False),
+    Column("retried_by", String(100), nullable=False),
+    Column("outcome", String(20), nullable=False),  # succeeded | failed
+    Column("retry_error", Text, nullable=False, default=""),
+)
