@@ -1,4 +1,5 @@
-"""The ``vigil`` command: up, run, agent, rebuild, check-config, config, secrets, asyncapi.
+"""The ``vigil`` command: up, run, agent, rebuild, check-config, config, secrets, asyncapi,
+deadletters.
 
 Each command imports what it needs when it runs: the host agent must stay under
 40 MB resident, and the YAML config, the web stack and uvloop are not its business.
@@ -283,6 +284,9 @@ def parser() -> argparse.ArgumentParser:
     from services.natsauth_cli import register as register_nats
 
     register_nats(sub)
+    from services.deadletters_cli import register as register_dead_letters
+
+    register_dead_letters(sub)
     return root
 
 

@@ -70,6 +70,12 @@ EVENT_CHANNELS: list[EventChannel] = [
         [events.MessageDeadLettered],
     ),
     (
+        "deadLetterRetries",
+        f"{subjects.DEAD_LETTERS}.{{consumer}}.retried.{{deadLetterId}}",
+        "Re-drives of one dead letter, by the service running its consumer",
+        [events.DeadLetterRetried],
+    ),
+    (
         "configRules",
         f"{subjects.CONFIG_RULES}.{{nameToken}}",
         "Rules made through the API (owned by alerts)",
@@ -180,6 +186,8 @@ REQUEST_CHANNELS: list[tuple[str, type[BaseModel]]] = [
     (commands.CREATE_POLICY, commands.CreatePolicy),
     (commands.UPDATE_POLICY, commands.UpdatePolicy),
     (commands.DELETE_POLICY, commands.DeletePolicy),
+    (commands.TEST_CHANNEL, commands.SendChannelTest),
+    (f"{subjects.DEAD_LETTER_COMMANDS}.{{service}}.retry", commands.RetryDeadLetter),
     (commands.QUERY_SAMPLES, commands.QuerySamples),
 ]
 
@@ -234,7 +242,7 @@ def build_asyncapi() -> dict[str, Any]:
             "channel": {"$ref": f"#/channels/{key}"},
         }
     for address, model in REQUEST_CHANNELS:
-        key = address.replace(".", "_")
+        key = address.replace(".", "_").replace("{", "").replace("}", "")
         messages[model.__name__] = {
             "name": model.__name__,
             "contentType": "application/json",
@@ -243,6 +251,7 @@ def build_asyncapi() -> dict[str, Any]:
         channels[key] = {
             "address": address,
             "description": "request/reply; replies {result} or {error: {kind, message, field}}",
+            **({"parameters": _params(address)} if "{" in address else {}),
             "messages": {model.__name__: {"$ref": f"#/components/messages/{model.__name__}"}},
         }
         operations[key] = {"action": "receive", "channel": {"$ref": f"#/channels/{key}"}}

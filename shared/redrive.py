@@ -19,7 +19,7 @@ import base64
 import binascii
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from nats.js.errors import NotFoundError
 
@@ -33,6 +33,8 @@ from shared.faults import environmental_cause
 from shared.streams import DEADLETTERS
 
 log = logging.getLogger(__name__)
+
+Source = Literal["stream", "payload"]
 
 
 class RedriveFailed(VigilError):
@@ -153,7 +155,7 @@ class Redriver:
             )
         return found
 
-    async def _original(self, bus: EventBus, command: RetryDeadLetter) -> tuple[bytes, str]:
+    async def _original(self, bus: EventBus, command: RetryDeadLetter) -> tuple[bytes, Source]:
         """The message as the stream holds it; the dead letter's copy once it is gone."""
         try:
             raw = await bus.js.get_msg(command.stream, seq=command.stream_seq, direct=True)

@@ -24,6 +24,7 @@ from shared.natsauth import NatsCredentials, client_credentials, embedded_author
 from shared.natsserver import EmbeddedNats
 from shared.settings import Settings
 from shared.streams import ALERTS, ensure_streams
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -330,3 +331,64 @@ async def test_a_runtime_and_a_log_session_log_in_by_themselves(
         assert seq > 0
     finally:
         await runtime.stop()
+
+
+async def test_a_service_re_drives_its_own_dead_letters_when_the_gateway_asks(
+    secured: EmbeddedNats, tmp_path: Path
+) -> None:
+    """The owner reads the message back, runs its handler and records the re-drive, all
+    within its own grant; the gateway may ask, and nobody else's consumer is touched."""
+    from shared.commands import RetryDeadLetter
+    from shared.consumer import ConsumerSpec, Delivery, dead_letter_id
+    from shared.events import Event, IncidentOpened
+    from shared.runtime import ServiceRuntime
+    from shared.streams import INCIDENTS
+
+    settings = Settings(nats_url=secured.url, data_dir=tmp_path)
+    spec = ConsumerSpec(
+        durable="notifier-incidents",
+        stream=INCIDENTS,
+        filter_subject=f"{subjects.INCIDENT_EVENTS}.>",
+        ordered=False,
+        max_attempts=1,
+    )
+    seen: list[bool] = []
+
+    async def handler(event: Event, delivery: Delivery) -> None:
+        seen.append(delivery.redrive)
+        if not delivery.redrive:
+            raise RuntimeError("first time fails")
+
+    runtime = ServiceRuntime("notifier", settings)
+    runtime.consume(spec, handler)
+    gateway = await login(secured, tmp_path, "gateway")
+    incidents = await login(secured, tmp_path, "incidents")
+    try:
+        await runtime.start()
+        opened = IncidentOpened(aggregate_id="i1", title="t", severity="critical")
+        seq = await incidents.bus.publish(subjects.incident("i1"), opened)
+        await eventually(lambda: seen == [False], what="the first, failing delivery")
+        command = RetryDeadLetter(
+            dead_letter_id=dead_letter_id(spec, INCIDENTS.name, seq),
+            consumer=spec.durable,
+            stream=INCIDENTS.name,
+            stream_seq=seq,
+            subject=subjects.incident("i1"),
+            deliveries=1,
+            payload="{}",
+            by="key:ops",
+        )
+        result = await gateway.bus.request(
+            subjects.retry_dead_letter("notifier"), command.model_dump(), timeout=10
+        )
+        assert (result["outcome"], result["source"], result["attempt"]) == (
+            "succeeded",
+            "stream",
+            1,
+        )
+        assert seen == [False, True]
+        assert runtime.bus.nc.is_connected and gateway.violations() == []
+    finally:
+        await runtime.stop()
+        await gateway.nc.close()
+        await incidents.nc.close()

@@ -65,7 +65,8 @@ async def send_test(dispatcher: NotificationDispatcher, body: dict[str, Any]) ->
     transport = dispatcher.transports[channel.type]
     started = time.perf_counter()
     try:
-        receipt = await transport(dispatcher.session, channel, marked_test_message(channel, command.by))
+        message = marked_test_message(channel, command.by)
+        receipt = await transport(dispatcher.session, channel, message)
     except VigilError as exc:  # the transports' delivery errors, transient or permanent
         return ChannelTestResult(
             channel=channel.name,

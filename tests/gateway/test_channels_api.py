@@ -12,8 +12,9 @@ from services.notifier.channels.webhook import verify
 from shared import subjects
 from shared.bus import EventBus
 from shared.events import Sample, SamplesIngested
+from tests.gateway.identities import ADMIN_ACTOR
 from tests.gateway.test_rules_api import ADMIN, RULES, VIEWER, config_file, http  # noqa: F401
-from tests.notifier.conftest import ReceiverFactory, receiver_factory  # noqa: F401
+from tests.notifier.conftest import ReceiverFactory, Reply, receiver_factory  # noqa: F401
 from tests.waiting import eventually
 
 CHANNELS = "/api/monitoring/channels"
@@ -72,3 +73,38 @@ async def test_an_api_rule_pages_through_an_api_channel_signed_with_a_secret_kep
 
     assert (await http.delete(f"{CHANNELS}/pager", headers=ADMIN)).status_code == 204
     assert (await http.get(f"{CHANNELS}/pager", headers=VIEWER)).status_code == 404
+
+
+async def test_a_test_message_reaches_the_receiver_or_names_its_error(
+    http: httpx.AsyncClient,  # noqa: F811
+    receiver_factory: ReceiverFactory,  # noqa: F811
+) -> None:
+    receiver = await receiver_factory(Reply(status=500))
+    channel = {"name": "ops", "type": "webhook", "url": receiver.url, "secret": CLEAR}
+    assert (await http.post(CHANNELS, json=channel, headers=ADMIN)).status_code == 201
+    test = f"{CHANNELS}/ops/test"
+    assert (await http.post(test, headers=VIEWER)).status_code == 403
+
+    # the receiver fails: 502 naming the channel and the receiver's answer, tried once
+    failed = await http.post(test, headers=ADMIN)
+    assert failed.status_code == 502, failed.text
+    assert failed.headers["content-type"] == "application/problem+json"
+    assert "'ops'" in failed.json()["detail"] and "HTTP 500" in failed.json()["detail"]
+    assert len(receiver.requests) == 1
+
+    sent = await http.post(test, headers=ADMIN)
+    assert sent.status_code == 200, sent.text
+    result = sent.json()
+    assert (result["channel"], result["delivered"], result["status_code"]) == ("ops", True, 200)
+    assert result["latency_ms"] > 0 and result["error"] == ""
+    [_, request] = receiver.requests
+    body = request.json()
+    assert body["summary"] == f"Vigil test message from {ADMIN_ACTOR}"
+    assert (body["event"], body["test"]) == ("ChannelTest", True)
+    assert verify(CLEAR, request.headers["X-Vigil-Signature-256"], request.body)
+    # outside the ledger: nothing was recorded as a notification
+    ledger = await http.get("/api/monitoring/notifications", headers=ADMIN)
+    assert ledger.json()["items"] == []
+
+    missing = await http.post(f"{CHANNELS}/nope/test", headers=ADMIN)
+    assert (missing.status_code, missing.json()["field"]) == (404, "name")
