@@ -18,7 +18,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from nats.js.api import ConsumerConfig
 
 from shared import natsauth, subjects
-from shared.bus import EventBus, log_session
+from shared.bus import EventBus, log_session, settle
 from shared.events import SamplesIngested, new_id
 from shared.natsauth import NatsCredentials, client_credentials, embedded_authorization
 from shared.natsserver import EmbeddedNats
@@ -179,7 +179,7 @@ async def test_commands_go_only_to_their_owner(sessions: dict[str, Session]) -> 
     served = await alerts.bus.serve(
         f"{subjects.ALERT_COMMANDS}.acknowledge", lambda body: _echo(body), queue="vigil-alerts"
     )
-    await alerts.nc.flush()
+    await settle(alerts.nc)  # the subscription is live on the server before the request
     assert await sessions["gateway"].bus.request(
         f"{subjects.ALERT_COMMANDS}.acknowledge", {"id": "a1"}, timeout=5
     ) == {"id": "a1"}
