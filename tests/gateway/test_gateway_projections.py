@@ -402,6 +402,7 @@ async def test_rebuild_gives_exactly_the_live_state(
         "gateway_check_results": 2,
         "gateway_notifications": 2,
         "gateway_dead_letters": 1,
+        "gateway_dead_letter_retries": 0,
         "gateway_rules": 0,
         "gateway_channels": 0,
         "gateway_contacts": 0,
