@@ -9,8 +9,8 @@ from typing import Any
 
 from services.notifier.domain import Notification
 from services.notifier.handlers import NotificationDispatcher
+from shared.channelconfig import ChannelBase
 from shared.commands import ChannelTestResult, SendChannelTest, parse_command
-from shared.config import ChannelConfig
 from shared.errors import NotFound, VigilError
 from shared.events import derived_id, new_id, utcnow
 
@@ -18,7 +18,7 @@ TEST_EVENT = "ChannelTest"
 _STATUS = re.compile(r"\bHTTP (\d{3})\b")
 
 
-def marked_test_message(channel: ChannelConfig, by: str) -> Notification:
+def marked_test_message(channel: ChannelBase, by: str) -> Notification:
     """Shaped like an alert's notification (templates and transports render it as they
     would a page) and marked as a test in every place a reader looks: the summary, the
     rule, the labels and ``test: true``."""
