@@ -35,7 +35,7 @@ async def read_from(
         while True:
             try:
                 msgs = await sub.fetch(batch, timeout=1.0)
-            except NatsTimeout:
+            except (NatsTimeout, TimeoutError):  # nats-py raises both
                 return
             for msg in msgs:
                 meta = msg.metadata
