@@ -59,7 +59,7 @@ def _status_in(message: str) -> int | None:
 
 async def send_test(dispatcher: NotificationDispatcher, body: dict[str, Any]) -> dict[str, Any]:
     command = parse_command(SendChannelTest, body)
-    channel = next((c for c in dispatcher.channels if c.name == command.name), None)
+    channel = dispatcher.channels.get(command.name)
     if channel is None:
         raise NotFound(f"name: no channel {command.name!r}", field="name")
     transport = dispatcher.transports[channel.type]
