@@ -36,6 +36,7 @@ DURABLES: tuple[Durable, ...] = (
     Durable("gateway-alerts", "ALERTS", "gateway", "alerts.events.>", True),
     Durable("gateway-incidents", "INCIDENTS", "gateway", "incidents.events.>", True),
     Durable("gateway-synthetic", "SYNTHETIC", "gateway", "synthetic.>", True),
+    Durable("gateway-paging", "PAGING", "gateway", "paging.events.>", True),
     Durable("gateway-notifications", "NOTIFICATIONS", "gateway", "notifications.events.>", True),
     Durable("gateway-deadletters", "DEADLETTERS", "gateway", "deadletter.>", True),
     Durable("gateway-identity", "IDENTITY", "gateway", "identity.>", True),

@@ -143,6 +143,7 @@ GRANTS: tuple[Grant, ...] = (
         durables=(
             "gateway-alerts",
             "gateway-incidents",
+            "gateway-paging",
             "gateway-synthetic",
             "gateway-notifications",
             "gateway-deadletters",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from services.gateway.alerts.paging import PROJECTIONS as PAGING
 from services.gateway.alerts.projector import PROJECTIONS as ALERTS
 from services.gateway.alerts.router import router as alerts_router
 from services.gateway.channels import PROJECTIONS as CHANNELS
@@ -46,6 +47,7 @@ ROUTERS: tuple[APIRouter, ...] = (
 
 PROJECTIONS: tuple[Projection, ...] = (
     *ALERTS,
+    *PAGING,
     *INCIDENTS,
     *SYNTHETIC,
     *LEDGERS,

@@ -42,6 +42,7 @@ from shared.events import (
     NotificationFailed,
     Severity,
 )
+from shared.events.paging import EscalationStarted, EscalationStepFired, PageTarget
 from shared.natsserver import free_port
 from shared.settings import Settings
 from shared.streams import stream_for_subject
@@ -317,6 +318,7 @@ def scenario() -> list[tuple[str, Event]]:
                 event_id="e-1",
                 event_type="AlertFired",
                 channel="ops",
+                subject_id="a-1",
                 attempts=1,
                 status_code=200,
                 latency_ms=8.0,
@@ -330,10 +332,38 @@ def scenario() -> list[tuple[str, Event]]:
                 event_id="e-1",
                 event_type="AlertFired",
                 channel="pager",
+                subject_id="a-1",
                 attempts=8,
                 error="HTTP 500",
                 permanent=False,
                 time=at(2),
+            ),
+        ),
+        (
+            subjects.escalation("x-1"),
+            EscalationStarted(
+                aggregate_id="x-1",
+                alert_id="a-1",
+                policy="critical",
+                fingerprint="fp-cpu-web1",
+                rule="HighCPU",
+                severity="critical",
+                time=at(1),
+            ),
+        ),
+        (
+            subjects.escalation("x-1"),
+            EscalationStepFired(
+                aggregate_id="x-1",
+                alert_id="a-1",
+                policy="critical",
+                step=0,
+                round=0,
+                targets=[PageTarget(channel="ops", via="channel")],
+                fingerprint="fp-cpu-web1",
+                rule="HighCPU",
+                severity="critical",
+                time=at(1),
             ),
         ),
         (
@@ -401,6 +431,8 @@ async def test_rebuild_gives_exactly_the_live_state(
         "gateway_checks": 1,
         "gateway_check_results": 2,
         "gateway_notifications": 2,
+        "gateway_subject_deliveries": 2,
+        "gateway_alert_paging": 2,
         "gateway_dead_letters": 1,
         "gateway_dead_letter_retries": 0,
         "gateway_rules": 0,
@@ -408,7 +440,7 @@ async def test_rebuild_gives_exactly_the_live_state(
         "gateway_contacts": 0,
         "gateway_schedules": 0,
         "gateway_escalation_policies": 0,
-        "gateway_checkpoints": 5,
+        "gateway_checkpoints": 6,
     }
     assert dict(live["gateway_checkpoints"]) == last_seq
     alerts_by_id = {row[0]: row for row in live["gateway_alerts"]}

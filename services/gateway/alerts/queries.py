@@ -7,9 +7,12 @@ from typing import Any
 from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.gateway.alerts.paging import paging_timeline
 from services.gateway.alerts.tables import alert_timeline, alerts
 from services.gateway.common.pagination import Order, PageRequest, fetch_page
-from services.gateway.common.tables import TIMELINE_COLUMNS
+from services.gateway.common.tables import TIMELINE_COLUMNS, merged
+from services.gateway.ledgers.queries import deliveries_about
+from shared.streams import ALERTS, PAGING
 
 Row = RowMapping
 
@@ -38,4 +41,12 @@ async def get_alert(engine: AsyncEngine, alert_id: str) -> dict[str, Any] | None
             .where(alert_timeline.c.alert_id == alert_id)
             .order_by(alert_timeline.c.seq)
         )
-        return {**row, "timeline": list(timeline.mappings())}
+        own = [{**entry, "stream": ALERTS.name} for entry in timeline.mappings()]
+        pages = await conn.execute(
+            select(*(paging_timeline.c[name] for name in TIMELINE_COLUMNS))
+            .where(paging_timeline.c.alert_id == alert_id)
+            .order_by(paging_timeline.c.seq)
+        )
+        paged = [{**entry, "stream": PAGING.name} for entry in pages.mappings()]
+        delivered = await deliveries_about(conn, alert_id)
+        return {**row, "timeline": merged(own, paged, delivered)}

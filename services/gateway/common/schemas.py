@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -47,6 +47,9 @@ class Body(BaseModel):
 
 
 class TimelineEntryPublic(Public):
+    stream: str = Field(
+        default="", description="The stream the entry comes from; seq is its position there"
+    )
     seq: int
     type: str
     time: UtcDateTime

@@ -49,6 +49,13 @@ def timeline(name: str, owner: str) -> Table:
 TIMELINE_COLUMNS = ("seq", "type", "time", "by", "detail", "event")
 
 
+def merged(*timelines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Timelines from several streams as one, by time; on a tie the earlier argument
+    first (an alert's own event before the page it caused, before that page's outcome)."""
+    entries = [entry for timeline in timelines for entry in timeline]
+    return sorted(entries, key=lambda entry: entry["time"])
+
+
 async def upsert(
     conn: AsyncConnection, table: Table, key: dict[str, Any], values: dict[str, Any]
 ) -> None:

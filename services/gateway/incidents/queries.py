@@ -8,8 +8,10 @@ from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.gateway.common.pagination import Order, PageRequest, fetch_page
-from services.gateway.common.tables import TIMELINE_COLUMNS
+from services.gateway.common.tables import TIMELINE_COLUMNS, merged
 from services.gateway.incidents.tables import incident_notes, incident_timeline, incidents
+from services.gateway.ledgers.queries import deliveries_about
+from shared.streams import INCIDENTS
 
 Row = RowMapping
 
@@ -47,4 +49,6 @@ async def get_incident(engine: AsyncEngine, incident_id: str) -> dict[str, Any] 
             .where(incident_notes.c.incident_id == incident_id)
             .order_by(incident_notes.c.seq)
         )
-        return {**row, "timeline": list(timeline.mappings()), "notes": list(notes.mappings())}
+        own = [{**entry, "stream": INCIDENTS.name} for entry in timeline.mappings()]
+        delivered = await deliveries_about(conn, incident_id)
+        return {**row, "timeline": merged(own, delivered), "notes": list(notes.mappings())}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.gateway.common.projection import LiveView, Projection
@@ -11,7 +12,12 @@ from services.gateway.common.tables import upsert
 from services.gateway.common.views import rows_as
 from services.gateway.ledgers.queries import dead_letters_by_id
 from services.gateway.ledgers.schemas import DeadLetterPublic, NotificationPublic
-from services.gateway.ledgers.tables import dead_letter_retries, dead_letters, notifications
+from services.gateway.ledgers.tables import (
+    dead_letter_retries,
+    dead_letters,
+    notifications,
+    subject_deliveries,
+)
 from shared import subjects
 from shared.events import (
     DeadLetterRetried,
@@ -21,6 +27,22 @@ from shared.events import (
     NotificationFailed,
 )
 from shared.streams import DEADLETTERS, NOTIFICATIONS
+
+
+def describe_outcome(event: NotificationDelivered | NotificationFailed) -> str:
+    """One line on the timeline of the alert or incident the notification was about."""
+    where = event.channel + (f" → {event.recipient}" if event.recipient else "")
+    tries = f"{event.attempts} attempt{'s' if event.attempts != 1 else ''}"
+    what = event.event_type
+    if isinstance(event, NotificationDelivered):
+        code = f" ({event.status_code})" if event.status_code is not None else ""
+        text = f"{what} delivered to {where}{code} after {tries}"
+    else:
+        how = "gave up" if event.gave_up else "failed permanently" if event.permanent else "failed"
+        text = f"{what} to {where} {how} after {tries}: {event.error}"
+    if event.digest:
+        text += " (in a digest)"
+    return text
 
 
 async def project_notification(conn: AsyncConnection, event: Event, seq: int) -> None:
@@ -57,6 +79,19 @@ async def project_notification(conn: AsyncConnection, event: Event, seq: int) ->
             "seq": seq,
         },
     )
+    if event.subject_id:
+        await conn.execute(
+            insert(subject_deliveries).values(
+                seq=seq,
+                subject_id=event.subject_id,
+                event_id=event.id,
+                type=event.type,
+                time=event.time,
+                by=event.user,
+                detail=describe_outcome(event),
+                event=event.model_dump(mode="json"),
+            )
+        )
 
 
 async def project_dead_letter(conn: AsyncConnection, event: Event, seq: int) -> None:

@@ -8,7 +8,14 @@ from sqlalchemy import RowMapping, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.gateway.common.pagination import Order, PageRequest, fetch_page
-from services.gateway.ledgers.tables import dead_letter_retries, dead_letters, notifications
+from services.gateway.common.tables import TIMELINE_COLUMNS
+from services.gateway.ledgers.tables import (
+    dead_letter_retries,
+    dead_letters,
+    notifications,
+    subject_deliveries,
+)
+from shared.streams import NOTIFICATIONS
 
 Row = RowMapping
 
@@ -57,3 +64,13 @@ async def dead_letters_by_id(conn: AsyncConnection, ids: list[str]) -> dict[str,
 async def get_dead_letter(engine: AsyncEngine, dead_letter_id: str) -> RowMapping | None:
     async with engine.connect() as conn:
         return (await dead_letters_by_id(conn, [dead_letter_id])).get(dead_letter_id)
+
+
+async def deliveries_about(conn: AsyncConnection, subject_id: str) -> list[dict[str, Any]]:
+    """Timeline entries of the notifications sent about one alert or incident."""
+    rows = await conn.execute(
+        select(*(subject_deliveries.c[name] for name in TIMELINE_COLUMNS))
+        .where(subject_deliveries.c.subject_id == subject_id)
+        .order_by(subject_deliveries.c.seq)
+    )
+    return [{**row, "stream": NOTIFICATIONS.name} for row in rows.mappings()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -62,4 +63,20 @@ dead_letter_retries = Table(
     Column("retried_by", String(100), nullable=False),
     Column("outcome", String(20), nullable=False),  # succeeded | failed
     Column("retry_error", Text, nullable=False, default=""),
+)
+
+# delivery outcomes by the alert or incident they were about (their timelines), keyed by
+# the NOTIFICATIONS sequence: a retried delivery shows each settled outcome once
+subject_deliveries = Table(
+    "gateway_subject_deliveries",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("subject_id", String(200), nullable=False),
+    Column("event_id", String(100), nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Column("by", String(100), nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+    Column("event", JSON, nullable=False),
+    Index("gateway_subject_deliveries_subject", "subject_id", "seq"),
 )
