@@ -11,8 +11,9 @@ How the notifier uses it (the whole interface)::
     await engine.apply(event, seq)      # optional: every PAGING event from a consumer
     await engine.rebuild()              # `vigil rebuild`: the table from the stream
 
-``directory`` answers ``policies()``, ``schedules()`` and ``contacts()`` (dicts by name,
-see directory.PagingDirectory); a step reads them when it fires.
+``directory`` answers ``policies()``, ``schedules()`` and ``contacts()``, mappings by
+name (directory.EscalationDirectory; the notifier's PagingDirectory fits); a step reads
+them when it fires.
 
 - AlertFired / AlertEscalated with a policy start escalation (alert, policy, generation
   0) unless it exists; the first step is due at the alert event's time + its delay.
@@ -32,7 +33,7 @@ Every state change is an event on PAGING with an id derived from (alert, policy,
 generation, round, step, kind); the SQL table is their projection (store.py).
 """
 
-from services.notifier.escalation.directory import PagingDirectory
+from services.notifier.escalation.directory import EscalationDirectory
 from services.notifier.escalation.engine import EscalationEngine, escalation_id, event_id
 
-__all__ = ["EscalationEngine", "PagingDirectory", "escalation_id", "event_id"]
+__all__ = ["EscalationDirectory", "EscalationEngine", "escalation_id", "event_id"]

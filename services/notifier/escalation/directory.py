@@ -7,14 +7,15 @@ returns the current configuration: a step resolves its targets when it fires.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from shared.pagingconfig import ContactConfig, EscalationPolicyConfig, ScheduleConfig
 
 
-class PagingDirectory(Protocol):
-    def policies(self) -> dict[str, EscalationPolicyConfig]: ...
+class EscalationDirectory(Protocol):
+    def policies(self) -> Mapping[str, EscalationPolicyConfig]: ...
 
-    def schedules(self) -> dict[str, ScheduleConfig]: ...
+    def schedules(self) -> Mapping[str, ScheduleConfig]: ...
 
-    def contacts(self) -> dict[str, ContactConfig]: ...
+    def contacts(self) -> Mapping[str, ContactConfig]: ...

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.notifier.escalation.directory import PagingDirectory
+from services.notifier.escalation.directory import EscalationDirectory
 from services.notifier.escalation.store import NOWHERE, Escalation, EscalationStore
 from services.notifier.escalation.targets import resolve
 from shared import subjects
@@ -67,7 +67,7 @@ class EscalationEngine:
         self,
         bus: Callable[[], EventBus],
         engine: AsyncEngine,
-        directory: PagingDirectory,
+        directory: EscalationDirectory,
         clock: Callable[[], datetime] = utcnow,
     ):
         self.bus = bus

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from services.notifier.escalation.directory import PagingDirectory
+from services.notifier.escalation.directory import EscalationDirectory
 from shared.events.paging import PageTarget
 from shared.oncall import on_call
 from shared.pagingconfig import EscalationTarget
 
 
 def resolve(
-    notify: list[EscalationTarget], directory: PagingDirectory, at: datetime
+    notify: list[EscalationTarget], directory: EscalationDirectory, at: datetime
 ) -> tuple[list[PageTarget], list[str]]:
     """The targets of one step and, for what could not be resolved, why.
 
