@@ -16,7 +16,8 @@ name (directory.EscalationDirectory; the notifier's PagingDirectory fits); a ste
 them when it fires.
 
 - AlertFired / AlertEscalated with a policy start escalation (alert, policy, generation
-  0) unless it exists; the first step is due at the alert event's time + its delay.
+  0) unless it exists or the alert was acknowledged; the first step is due at the alert
+  event's time + its delay.
 - AlertAcknowledged stops the alert's running escalations (EscalationStopped
   "acknowledged"); with the policy's ``ack_timeout`` it starts generation + 1, its first
   step due at acknowledgement time + ack_timeout (+ the first step's delay).

@@ -75,7 +75,8 @@ class EscalationEngine:
         self.directory = directory
         self.clock = clock
         self._timers: dict[str, tuple[datetime, tuple[int, int]]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, asyncio.Lock] = {}  # by escalation
+        self._alert_locks: dict[str, asyncio.Lock] = {}
         self._wake = asyncio.Event()
         self._running = False
 
@@ -138,8 +139,16 @@ class EscalationEngine:
     async def on_alert_event(self, event: AlertEvent, policy: str | None) -> None:
         """Called for every alert event, with the policy its route picked (or None).
 
-        Idempotent: a redelivered event changes nothing more.
+        Idempotent: a redelivered event changes nothing more. The events of one alert are
+        handled one at a time; once the alert is acknowledged (even when the trigger comes
+        late) only the acknowledgement's timeout pages again.
         """
+        async with self._alert_locks.setdefault(event.aggregate_id, asyncio.Lock()):
+            await self._on_alert_event(event, policy)
+        if isinstance(event, AlertResolved):
+            self._alert_locks.pop(event.aggregate_id, None)
+
+    async def _on_alert_event(self, event: AlertEvent, policy: str | None) -> None:
         alert_id = event.aggregate_id
         if isinstance(event, AlertResolved):
             await self.store.mark_resolved(alert_id, event.time)
@@ -150,8 +159,8 @@ class EscalationEngine:
         if await self.store.resolved(alert_id):
             return  # a late trigger for an alert that is over
         if isinstance(event, AlertFired | AlertEscalated):
-            if policy is None:
-                return
+            if policy is None or await self.store.acknowledged_version(alert_id):
+                return  # someone answered: only the ack timeout pages again
             config = self.directory.policies().get(policy)
             if config is None:
                 log.warning(
@@ -162,6 +171,7 @@ class EscalationEngine:
             summary = event.summary if isinstance(event, AlertFired) else ""
             await self._begin(event, config, 0, event.time, summary)
         elif isinstance(event, AlertAcknowledged):
+            await self.store.mark_acknowledged(alert_id, event.version)
             await self._acknowledged(event)
 
     async def apply(self, event: Event, seq: int) -> None:

@@ -71,6 +71,7 @@ alert_states = Table(
     metadata,
     Column("alert_id", String(200), primary_key=True),
     Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("acknowledged_version", Integer, nullable=False, default=0),
 )
 
 
@@ -178,6 +179,37 @@ class EscalationStore:
                 select(alert_states.c.resolved_at).where(alert_states.c.alert_id == alert_id)
             )
         return value is not None
+
+    async def acknowledged_version(self, alert_id: str) -> int:
+        """The alert's version when it was last acknowledged; 0 if it never was."""
+        async with self.engine.connect() as conn:
+            value = await conn.scalar(
+                select(alert_states.c.acknowledged_version).where(
+                    alert_states.c.alert_id == alert_id
+                )
+            )
+        return int(value or 0)
+
+    async def mark_acknowledged(self, alert_id: str, version: int) -> None:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(alert_states)
+                .where(
+                    alert_states.c.alert_id == alert_id,
+                    alert_states.c.acknowledged_version < version,
+                )
+                .values(acknowledged_version=version)
+            )
+            if (
+                result.rowcount == 0
+                and await conn.scalar(
+                    select(alert_states.c.alert_id).where(alert_states.c.alert_id == alert_id)
+                )
+                is None
+            ):
+                await conn.execute(
+                    insert(alert_states).values(alert_id=alert_id, acknowledged_version=version)
+                )
 
     async def mark_resolved(self, alert_id: str, at: datetime) -> None:
         async with self.engine.begin() as conn:

@@ -79,11 +79,11 @@ def fired(alert_id: str = "alert-1", at: datetime = T0) -> AlertFired:
 
 
 def acknowledged(alert_id: str, at: datetime, by: str = "ann") -> AlertAcknowledged:
-    return AlertAcknowledged(aggregate_id=alert_id, by=by, time=at, **ALERT)
+    return AlertAcknowledged(aggregate_id=alert_id, by=by, time=at, version=2, **ALERT)
 
 
 def resolved(alert_id: str, at: datetime) -> AlertResolved:
-    return AlertResolved(aggregate_id=alert_id, time=at, **ALERT)
+    return AlertResolved(aggregate_id=alert_id, time=at, version=3, **ALERT)
 
 
 @dataclass

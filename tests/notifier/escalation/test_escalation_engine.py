@@ -240,6 +240,27 @@ async def test_resolve_stops_everything_and_a_late_trigger_starts_nothing(rig: R
     assert len(await rig.events()) == count
 
 
+async def test_events_of_one_alert_out_of_order_page_nobody_after_the_ack(rig: Rig) -> None:
+    engine = await rig.engine()
+    ack = acknowledged("alert-1", T0 + timedelta(seconds=5))
+    # delivered concurrently and the acknowledgement first: the trigger is late
+    await asyncio.gather(
+        engine.on_alert_event(ack, None), engine.on_alert_event(fired(), "critical")
+    )
+    await rig.quiet(0)
+    assert await rig.events() == []
+    # a second alert: fired and acknowledged concurrently, in order
+    await asyncio.gather(
+        engine.on_alert_event(fired("alert-2"), "critical"),
+        engine.on_alert_event(acknowledged("alert-2", T0), None),
+    )
+    [stopped] = await rig.wait_for("EscalationStopped")
+    assert isinstance(stopped, EscalationStopped)
+    assert (stopped.alert_id, stopped.reason) == ("alert-2", "acknowledged")
+    rig.clock.advance(3600)
+    await rig.quiet(len(await rig.fired()))
+
+
 async def test_repeat_runs_the_steps_again_then_is_exhausted(rig: Rig) -> None:
     rig.directory.add(
         policies=[
