@@ -217,8 +217,10 @@ class EscalationEngine:
         async with self._lock(escalation):
             known = await self._known(escalation)
             if known is not None and (known.scheduled != NOWHERE or not known.running):
+                await self._advance(escalation)  # finish what a crash may have left
                 return
             ids = (alert_id, policy.name, generation)
+            now = self.clock()
             started = EscalationStarted(
                 id=event_id(*ids, 0, 0, "started"),
                 aggregate_id=escalation,
@@ -230,73 +232,93 @@ class EscalationEngine:
                 severity=previous.severity if previous is not None else trigger.severity,
                 labels=dict(trigger.labels),
                 summary=summary,
-                time=self.clock(),
+                time=now,
                 correlation_id=trigger.correlation_id,
                 causation_id=trigger.id,
             )
-            await self._publish(started)
-            await self.store.remember_metric(escalation, trigger.metric)
-            await self._publish(
-                EscalationStepScheduled(
-                    id=event_id(*ids, 0, 0, "scheduled"),
-                    aggregate_id=escalation,
-                    alert_id=alert_id,
-                    policy=policy.name,
-                    generation=generation,
-                    round=0,
-                    step=0,
-                    due_at=base + timedelta(seconds=policy.steps[0].delay),
-                    time=self.clock(),
-                    correlation_id=started.correlation_id,
-                    causation_id=started.id,
-                )
+            scheduled = EscalationStepScheduled(
+                id=event_id(*ids, 0, 0, "scheduled"),
+                aggregate_id=escalation,
+                alert_id=alert_id,
+                policy=policy.name,
+                generation=generation,
+                round=0,
+                step=0,
+                due_at=base + timedelta(seconds=policy.steps[0].delay),
+                time=now,
+                correlation_id=started.correlation_id,
+                causation_id=started.id,
             )
+            published: list[Event] = [started, scheduled]
+            if scheduled.due_at <= now:
+                # the first page goes out at once: published before anything is folded,
+                # so no database write delays it (a crash in between is caught up from
+                # the stream when the trigger comes again)
+                published.append(
+                    self._step_fired(
+                        Escalation.starting(started, trigger.metric, scheduled), policy, (0, 0), now
+                    )
+                )
+            for event in published:
+                await self.bus().publish(subjects.escalation(escalation), event)
+            await self.store.fold_all(published, metric=trigger.metric)
             await self._advance(escalation)
 
     async def _fire(self, escalation_id: str, position: tuple[int, int]) -> None:
         async with self._lock(escalation_id):
-            escalation = await self.store.get(escalation_id)
-            if escalation is None or escalation.pending != position:
-                self._forget_if_not_pending(escalation_id, escalation)
-                return
-            now = self.clock()
-            assert escalation.due_at is not None
-            if escalation.due_at > now:
-                self._arm(escalation)
-                return
-            policy = self.directory.policies().get(escalation.policy)
-            round, step = position
-            if policy is None or step >= len(policy.steps):
-                await self._stop(escalation, "policy_removed")
-                return
-            targets, unresolved = resolve(policy.steps[step].notify, self.directory, now)
-            ids = (escalation.alert_id, escalation.policy, escalation.generation)
-            fired = EscalationStepFired(
-                id=event_id(*ids, round, step, "fired"),
-                aggregate_id=escalation.id,
-                alert_id=escalation.alert_id,
-                policy=escalation.policy,
-                generation=escalation.generation,
-                step=step,
-                round=round,
-                targets=targets,
-                fingerprint=escalation.fingerprint,
-                rule=escalation.rule,
-                severity=escalation.severity,
-                metric=escalation.metric,
-                labels=escalation.labels,
-                summary=escalation.summary,
-                unresolved=unresolved,
-                time=now,
-                causation_id=event_id(*ids, round, step, "scheduled"),
+            await self._fire_locked(escalation_id, position)
+
+    async def _fire_locked(self, escalation_id: str, position: tuple[int, int]) -> None:
+        escalation = await self.store.get(escalation_id)
+        if escalation is None or escalation.pending != position:
+            self._forget_if_not_pending(escalation_id, escalation)
+            return
+        now = self.clock()
+        assert escalation.due_at is not None
+        if escalation.due_at > now:
+            self._arm(escalation)
+            return
+        policy = self.directory.policies().get(escalation.policy)
+        if policy is None or position[1] >= len(policy.steps):
+            await self._stop(escalation, "policy_removed")
+            return
+        await self._publish(self._step_fired(escalation, policy, position, now))
+        await self._advance(escalation_id)
+
+    def _step_fired(
+        self,
+        escalation: Escalation,
+        policy: EscalationPolicyConfig,
+        position: tuple[int, int],
+        now: datetime,
+    ) -> EscalationStepFired:
+        round, step = position
+        targets, unresolved = resolve(policy.steps[step].notify, self.directory, now)
+        ids = (escalation.alert_id, escalation.policy, escalation.generation)
+        if not targets:
+            log.warning(
+                "escalation step reaches nobody",
+                extra={"escalation": escalation.id, "unresolved": unresolved},
             )
-            if not targets:
-                log.warning(
-                    "escalation step reaches nobody",
-                    extra={"escalation": escalation.id, "unresolved": unresolved},
-                )
-            await self._publish(fired)
-            await self._advance(escalation_id)
+        return EscalationStepFired(
+            id=event_id(*ids, round, step, "fired"),
+            aggregate_id=escalation.id,
+            alert_id=escalation.alert_id,
+            policy=escalation.policy,
+            generation=escalation.generation,
+            step=step,
+            round=round,
+            targets=targets,
+            fingerprint=escalation.fingerprint,
+            rule=escalation.rule,
+            severity=escalation.severity,
+            metric=escalation.metric,
+            labels=escalation.labels,
+            summary=escalation.summary,
+            unresolved=unresolved,
+            time=now,
+            causation_id=event_id(*ids, round, step, "scheduled"),
+        )
 
     async def _advance(self, escalation_id: str) -> None:
         """Arm the pending step, or decide what follows the last fired one (lock held)."""

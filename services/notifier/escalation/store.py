@@ -112,6 +112,30 @@ class Escalation:
         return None
 
     @classmethod
+    def starting(
+        cls, started: EscalationStarted, metric: str, scheduled: EscalationStepScheduled
+    ) -> Escalation:
+        """The row these two events make, before they are folded."""
+        return cls(
+            id=started.aggregate_id,
+            alert_id=started.alert_id,
+            policy=started.policy,
+            generation=started.generation,
+            cause=started.causation_id,
+            fingerprint=started.fingerprint,
+            rule=started.rule,
+            severity=started.severity,
+            metric=metric,
+            labels=dict(started.labels),
+            summary=started.summary,
+            status="running",
+            reason="",
+            scheduled=(scheduled.round, scheduled.step),
+            due_at=scheduled.due_at,
+            fired=NOWHERE,
+        )
+
+    @classmethod
     def from_row(cls, row: Any) -> Escalation:
         return cls(
             id=row["id"],
@@ -215,56 +239,61 @@ class EscalationStore:
         async with self.engine.begin() as conn:
             await _mark_resolved(conn, alert_id, at)
 
-    async def remember_metric(self, escalation_id: str, metric: str) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(escalations)
-                .where(escalations.c.id == escalation_id, escalations.c.metric == "")
-                .values(metric=metric)
-            )
-
     async def fold(self, event: Event) -> None:
         """Apply one PAGING event; any order, any number of times."""
-        if not isinstance(event, EscalationEvent):
-            return
+        await self.fold_all([event])
+
+    async def fold_all(self, events: list[Event], metric: str = "") -> None:
+        """Apply PAGING events in one transaction; ``metric`` fills an empty metric of
+        their escalations (it comes with the alert, not on EscalationStarted)."""
         async with self.engine.begin() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        select(escalations).where(escalations.c.id == event.aggregate_id)
-                    )
-                )
-                .mappings()
-                .first()
+            for event in events:
+                if isinstance(event, EscalationEvent):
+                    await _fold(conn, event)
+                    if metric:
+                        await conn.execute(
+                            update(escalations)
+                            .where(
+                                escalations.c.id == event.aggregate_id, escalations.c.metric == ""
+                            )
+                            .values(metric=metric)
+                        )
+
+
+async def _fold(conn: AsyncConnection, event: EscalationEvent) -> None:
+    row = (
+        (await conn.execute(select(escalations).where(escalations.c.id == event.aggregate_id)))
+        .mappings()
+        .first()
+    )
+    if row is None:
+        await conn.execute(
+            insert(escalations).values(
+                id=event.aggregate_id,
+                alert_id=event.alert_id,
+                policy=event.policy,
+                generation=event.generation,
+                labels={},
+                status="running",
+                updated_at=event.time,
             )
-            if row is None:
-                await conn.execute(
-                    insert(escalations).values(
-                        id=event.aggregate_id,
-                        alert_id=event.alert_id,
-                        policy=event.policy,
-                        generation=event.generation,
-                        labels={},
-                        status="running",
-                        updated_at=event.time,
-                    )
-                )
-                current = NOWHERE, NOWHERE, "running"
-            else:
-                current = (
-                    (int(row["scheduled_round"]), int(row["scheduled_step"])),
-                    (int(row["fired_round"]), int(row["fired_step"])),
-                    str(row["status"]),
-                )
-            changes = _changes(event, *current)
-            if changes:
-                await conn.execute(
-                    update(escalations)
-                    .where(escalations.c.id == event.aggregate_id)
-                    .values(**changes, updated_at=event.time)
-                )
-            if isinstance(event, EscalationStopped) and event.reason == "resolved":
-                await _mark_resolved(conn, event.alert_id, event.time)
+        )
+        current = NOWHERE, NOWHERE, "running"
+    else:
+        current = (
+            (int(row["scheduled_round"]), int(row["scheduled_step"])),
+            (int(row["fired_round"]), int(row["fired_step"])),
+            str(row["status"]),
+        )
+    changes = _changes(event, *current)
+    if changes:
+        await conn.execute(
+            update(escalations)
+            .where(escalations.c.id == event.aggregate_id)
+            .values(**changes, updated_at=event.time)
+        )
+    if isinstance(event, EscalationStopped) and event.reason == "resolved":
+        await _mark_resolved(conn, event.alert_id, event.time)
 
 
 def _changes(

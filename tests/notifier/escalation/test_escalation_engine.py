@@ -351,6 +351,40 @@ async def test_a_restart_mid_way_neither_skips_nor_repeats_a_step(
     assert steps[2].time == T0 + timedelta(seconds=3900)
 
 
+async def test_a_crash_before_the_first_page_is_folded_is_finished_by_the_redelivery(
+    rig: Rig,
+) -> None:
+    """The first page is published before the table is written: the alert event, not
+    acknowledged by the crashed notifier, comes again and the engine carries on from
+    what the stream has."""
+    crashed = await rig.engine()
+
+    async def crash(*_: Any, **__: Any) -> None:
+        raise Crash
+
+    crashed.store.fold_all = crash  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        await crashed.on_alert_event(fired(), "critical")
+    await rig.halt()
+    assert positions(await rig.fired()) == [(0, 0, 0)]
+
+    engine = await rig.engine()
+    await engine.on_alert_event(fired(), "critical")  # the redelivered trigger
+    await rig.wait_for("EscalationStepScheduled", 2)
+    rig.clock.advance(300)
+    steps = await rig.wait_fired(2)
+    assert positions(steps) == [(0, 0, 0), (0, 0, 1)]
+    ids = ("alert-1", "critical", 0)
+    assert [e.id for e in await rig.events()] == [
+        event_id(*ids, 0, 0, "started"),
+        event_id(*ids, 0, 0, "scheduled"),
+        event_id(*ids, 0, 0, "fired"),
+        event_id(*ids, 0, 1, "scheduled"),
+        event_id(*ids, 0, 1, "fired"),
+        event_id(*ids, 0, 2, "scheduled"),
+    ]
+
+
 async def test_an_override_changes_who_receives_the_step(rig: Rig) -> None:
     rig.directory.add(
         policies=[{"name": "oncall", "steps": [{"notify": [{"schedule": "ops"}]}]}],
