@@ -21,6 +21,7 @@ from services.gateway.ledgers.projector import PROJECTIONS as LEDGERS
 from services.gateway.ledgers.router import router as ledgers_router
 from services.gateway.live.router import router as live_router
 from services.gateway.metrics.router import router as metrics_router
+from services.gateway.oncall.router import router as oncall_router
 from services.gateway.policies import PROJECTIONS as POLICIES
 from services.gateway.policies import router as policies_router
 from services.gateway.rules import PROJECTIONS as RULES
@@ -37,6 +38,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     channels_router,
     contacts_router,
     schedules_router,
+    oncall_router,
     policies_router,
     incidents_router,
     synthetic_router,

@@ -1,0 +1,1 @@
+"""Who is on call: computed from the schedules read model with shared.oncall."""
