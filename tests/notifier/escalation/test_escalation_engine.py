@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from services.notifier.escalation import EscalationEngine, escalation_id, event_id
+from services.notifier.escalation.store import Escalation
 from shared.bus import EventBus
 from shared.events.base import utcnow
 from shared.events.paging import (
@@ -30,6 +31,7 @@ from tests.notifier.escalation.rig import (
     resolved,
     sqlite_engine,
 )
+from tests.waiting import eventually
 
 CONTACTS = [
     {"name": "ann", "methods": [{"channel": "mail", "address": "ann@example.com"}]},
@@ -374,6 +376,7 @@ async def test_a_crash_before_the_first_page_is_folded_is_finished_by_the_redeli
     rig.clock.advance(300)
     steps = await rig.wait_fired(2)
     assert positions(steps) == [(0, 0, 0), (0, 0, 1)]
+    await rig.wait_for("EscalationStepScheduled", 3)  # what follows the step, just after it
     ids = ("alert-1", "critical", 0)
     assert [e.id for e in await rig.events()] == [
         event_id(*ids, 0, 0, "started"),
@@ -417,7 +420,12 @@ async def test_rebuild_recreates_the_table_from_the_stream(rig: Rig) -> None:
     await rig.wait_fired(1)
     rig.clock.advance(300)
     await rig.wait_fired(2)
-    before = await engine.store.running()
+
+    async def step_3_scheduled() -> list[Escalation] | None:
+        running = await engine.store.running()
+        return running if running and running[0].scheduled == (0, 2) else None
+
+    before = await eventually(step_3_scheduled, what="step 3 scheduled in the table")
     await rig.halt()
     await engine.rebuild()
     after = await engine.store.running()
