@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from services.notifier.channel_commands import ChannelCommands, ChannelSecrets
 from services.notifier.datadog_feed import SERIES_CONSUMER, DatadogFeed
 from services.notifier.deadman import WATCHDOG_CONSUMER, DeadmanSwitch
+from services.notifier.escalation import EscalationEngine
 from services.notifier.handlers import NotificationDispatcher, consumer_specs
 from services.notifier.paging_commands import PagingCommands
 from services.notifier.paging_directory import PagingDirectory
@@ -78,6 +79,11 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
         file,
     )
     paging.register(runtime)
+    escalation = EscalationEngine(lambda: runtime.bus, ledger.engine, directory)
+    dispatcher.escalation = escalation  # routes pick policies; the engine pages through them
+    runtime.on_start(escalation.start)
+    runtime.on_stop(escalation.stop)
+    runtime.background(escalation.run_timers)
     runtime.on_start(dispatcher.start_lanes)  # once every channel is known
     runtime.on_stop(dispatcher.close)
     runtime.on_stop(ledger.flush_marks)
@@ -103,7 +109,7 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
 
 
 async def rebuild(settings: Settings) -> None:
-    """Drop the ledger and recreate it from the NOTIFICATIONS stream.
+    """Drop the ledger and the escalations and recreate them from NOTIFICATIONS and PAGING.
 
     Queued rows come back with what they need to be sent; the next start sends them.
     """
@@ -118,6 +124,7 @@ async def rebuild(settings: Settings) -> None:
                 ):
                     await ledger.apply_recorded(recorded.event, recorded.seq)
                     applied += 1
+            await EscalationEngine(lambda: bus, ledger.engine, PagingDirectory()).rebuild()
         log.info("rebuilt delivery ledger", extra={"service": SERVICE, "events": applied})
     finally:
         await ledger.dispose()
