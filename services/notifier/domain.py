@@ -206,8 +206,8 @@ def payload_for(event: Event) -> dict[str, Any]:
             "escalation_id": event.aggregate_id,
             "alert_id": event.alert_id,
             "policy": event.policy,
-            "step": event.step,
-            "round": event.round,
+            "step": event.step + 1,  # as people count: the first step is 1
+            "round": event.round + 1,
             "fingerprint": event.fingerprint,
             "rule": event.rule,
             "severity": event.severity,

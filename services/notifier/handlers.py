@@ -137,7 +137,7 @@ class NotificationDispatcher:
         self.guard = guard if guard is not None else OutboundGuard.from_settings(Settings())
         self._session: aiohttp.ClientSession | None = None
         self._settled: OrderedDict[str, None] = OrderedDict()
-        self._threads: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._threads: OrderedDict[tuple[str, str, str], str] = OrderedDict()
         # per stream: sequences up to here may have been tried by a process before us
         self.tried_through: dict[str, int] = {}
         self.tree: Route = compile_tree(routing)
@@ -444,7 +444,7 @@ class NotificationDispatcher:
             return Sent(ok=False, permanent=True, error="channel removed")
         notification = replace(
             head.notification,
-            thread=await self._thread(name, head.to.subject_id),
+            thread=await self._thread(name, head.to.subject_id, head.to.recipient),
             digest=tuple(item.notification.payload for item in batch[1:]),
         )
         transport = self.transports[channel.type]
@@ -462,7 +462,7 @@ class NotificationDispatcher:
             return Sent(ok=False, error=exc.message, retry_after_s=retry_after)
         self.faults.clear(channel_fault(name))
         if receipt.thread and head.to.subject_id:
-            self._remember_thread(name, head.to.subject_id, receipt.thread)
+            self._remember_thread((name, head.to.subject_id, head.to.recipient), receipt.thread)
         for index, item in enumerate(batch):
             assert item.trigger is not None
             await self._settle(
@@ -524,19 +524,21 @@ class NotificationDispatcher:
 
     # --- threads ---------------------------------------------------------------------
 
-    async def _thread(self, channel: str, subject: str) -> str | None:
+    async def _thread(self, channel: str, subject: str, recipient: str) -> str | None:
+        """A person paged directly has a conversation of their own about the subject."""
         if not subject:
             return None
-        known = self._threads.get((channel, subject))
+        key = (channel, subject, recipient)
+        known = self._threads.get(key)
         if known is not None:
             return known
-        found = await self.ledger.thread(channel, subject)
+        found = await self.ledger.thread(channel, subject, recipient)
         if found:
-            self._remember_thread(channel, subject, found)
+            self._remember_thread(key, found)
         return found
 
-    def _remember_thread(self, channel: str, subject: str, thread: str) -> None:
-        self._threads.setdefault((channel, subject), thread)
+    def _remember_thread(self, key: tuple[str, str, str], thread: str) -> None:
+        self._threads.setdefault(key, thread)
         if len(self._threads) > SETTLED_MEMORY:
             self._threads.popitem(last=False)
 

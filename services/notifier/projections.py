@@ -213,14 +213,16 @@ class DeliveryLedger:
             )
             return int(result.rowcount or 0)
 
-    async def thread(self, channel: str, subject_id: str) -> str | None:
-        """What the first message about ``subject_id`` to ``channel`` returned, if any."""
+    async def thread(self, channel: str, subject_id: str, recipient: str = "") -> str | None:
+        """What the first message about ``subject_id`` to ``channel`` (and ``recipient``)
+        returned, if any."""
         async with self.engine.connect() as conn:
             value = await conn.scalar(
                 select(deliveries.c.thread)
                 .where(
                     deliveries.c.channel == channel,
                     deliveries.c.subject_id == subject_id,
+                    deliveries.c.recipient == recipient,
                     deliveries.c.thread.is_not(None),
                 )
                 .order_by(deliveries.c.created_at)

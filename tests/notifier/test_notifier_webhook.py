@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import aiohttp
 import pytest
@@ -114,3 +115,36 @@ async def test_connection_refused_and_timeout_are_transient(
 async def test_an_unusable_url_is_permanent(session: aiohttp.ClientSession) -> None:
     with pytest.raises(PermanentDeliveryError, match="invalid URL"):
         await deliver(session, channel("http://exa mple.com:99999999/hook"), NOTE)
+
+
+async def test_a_digest_rides_along_and_a_body_template_shapes_the_request(
+    session: aiohttp.ClientSession, receiver_factory: ReceiverFactory
+) -> None:
+    receiver = await receiver_factory()
+    other = notification_for(
+        IncidentOpened(aggregate_id="inc-2", title="DB down", severity="critical"), "ops"
+    )
+    merged = replace(NOTE, digest=(other.payload,))
+    await deliver(session, channel(receiver.url), merged)
+    body = receiver.requests[0].json()
+    assert body["incident"]["id"] == "inc-1"
+    assert [d["incident"]["id"] for d in body["digest"]] == ["inc-2"]
+
+    shaped = WebhookChannel.model_validate(
+        {
+            "name": "chat",
+            "type": "webhook",
+            "url": receiver.url,
+            "secret": "k",
+            "body_template": '{"text": {{ summary | tojson }}, "more": {{ digest | length }}}',
+        }
+    )
+    await deliver(session, shaped, merged)
+    request = receiver.requests[1]
+    assert request.json() == {"text": NOTE.payload["summary"], "more": 1}
+    assert verify("k", request.headers["X-Vigil-Signature-256"], request.body)  # still signed
+
+    broken = shaped.model_copy(update={"body_template": "not {{ summary }} json"})
+    with pytest.raises(PermanentDeliveryError, match="did not render JSON"):
+        await deliver(session, broken, NOTE)
+    assert len(receiver.requests) == 2  # nothing sent for a body that is not JSON

@@ -16,11 +16,13 @@ import time
 import aiohttp
 import orjson
 
+from services.notifier import templates
 from services.notifier.channels.http import outbound_errors, raise_for_status
 from services.notifier.channels.transport import Receipt
 from services.notifier.domain import Notification
 from shared import outbound
 from shared.channelconfig import WebhookChannel
+from shared.errors import PermanentDeliveryError
 
 MAX_RESPONSE_BYTES = 64 * 1024
 
@@ -63,10 +65,30 @@ def verify(
     return any(hmac.compare_digest(expected, given) for given in parts.get("v1", []))
 
 
+def body_for(channel: WebhookChannel, notification: Notification) -> bytes:
+    """The notification document, with ``digest`` listing what was merged into it; or
+    the channel's ``body_template`` rendered over the same document (it must give JSON)."""
+    document = dict(notification.payload)
+    if notification.digest:
+        document["digest"] = list(notification.digest)
+    if not channel.body_template:
+        return orjson.dumps(document)
+    rendered = templates.render(
+        channel.body_template, templates.context_for(notification), f"{channel.name}.body"
+    )
+    try:
+        orjson.loads(rendered)
+    except orjson.JSONDecodeError as exc:
+        raise PermanentDeliveryError(
+            f"body_template of {channel.name!r} did not render JSON: {exc}"
+        ) from None
+    return rendered.encode()
+
+
 def request_for(
     channel: WebhookChannel, notification: Notification, at: int | None = None
 ) -> tuple[bytes, dict[str, str]]:
-    body = orjson.dumps(notification.payload)
+    body = body_for(channel, notification)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "vigil-notifier",
