@@ -187,6 +187,8 @@ class UpdatePolicy(Command):
 class DeletePolicy(Command):
     name: str = Field(min_length=1, max_length=100)
     by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
 class SendChannelTest(Command):
     """Send a clearly marked test message through one channel, now, outside the ledger."""
 
