@@ -33,8 +33,8 @@ HOOK_PATH = "/vigil-webhook"
 RULE_NAME = "BenchLatency"
 
 
-def config_snippet(metric: str, threshold: float, receiver_url: str) -> str:
-    return (
+def config_snippet(metric: str, threshold: float, receiver_url: str, paging: bool = False) -> str:
+    snippet = (
         "rules:\n"
         f"  - name: {RULE_NAME}\n"
         f"    metric: {metric}\n"
@@ -44,6 +44,28 @@ def config_snippet(metric: str, threshold: float, receiver_url: str) -> str:
         "    type: webhook\n"
         f"    url: {receiver_url}\n"
         "    events: [AlertFired]\n"
+    )
+    if not paging:
+        return snippet
+    # routing, grouping (one group per trial, so no trial waits for another's interval)
+    # and an escalation policy whose first step pages a second channel at once
+    return snippet + (
+        "  - name: bench-pager\n"
+        "    type: webhook\n"
+        f"    url: {receiver_url}\n"
+        "    events: [EscalationStepFired]\n"
+        "route:\n"
+        "  group_by: [rule, trial]\n"
+        "  group_interval: 30s\n"
+        "  routes:\n"
+        f"    - matchers: ['severity=\"critical\"', 'rule=\"{RULE_NAME}\"']\n"
+        "      escalation_policy: bench\n"
+        "escalation_policies:\n"
+        "  - name: bench\n"
+        "    steps:\n"
+        "      - notify: [{channel: bench-pager}]\n"
+        "      - delay: 1h\n"
+        "        notify: [{channel: bench-pager}]\n"
     )
 
 
@@ -218,6 +240,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--print-config", action="store_true", help="print the vigil.yaml snippet and exit"
     )
+    parser.add_argument(
+        "--paging",
+        action="store_true",
+        help="with --print-config: add a routing tree, grouping and an escalation policy",
+    )
     args = parser.parse_args(argv)
     if args.trials < 1:
         parser.error("--trials must be at least 1")
@@ -231,7 +258,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     if args.print_config:
-        print(config_snippet(args.metric, args.threshold, args.receiver_url), end="")
+        print(config_snippet(args.metric, args.threshold, args.receiver_url, args.paging), end="")
         return 0
     print(
         "the Vigil config needs:\n" + config_snippet(args.metric, args.threshold, args.receiver_url)

@@ -371,6 +371,7 @@ class NotificationDispatcher:
             group=group,
             group_wait_s=grouping.group_wait_s,
             group_interval_s=grouping.group_interval_s,
+            repeat_interval_s=grouping.repeat_interval_s,
             notification=notification,
             channel=channel,
             trigger=trigger,

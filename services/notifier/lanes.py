@@ -13,6 +13,9 @@ loses nothing) and goes out as soon as it may:
 - at most ``rate`` messages a second (a token bucket of ``burst``); while the bucket is
   empty everything waiting is merged into the next message, so a storm becomes a few
   digests instead of a backlog, and nothing is dropped;
+- a group whose alerts still fire (not acknowledged, not resolved) is sent again every
+  ``repeat_interval``; this memory is the process's own, so a restart starts it afresh
+  from the next event of the group;
 - a receiver that fails is retried with capped exponential backoff and jitter (its
   ``Retry-After`` honoured) for ``retry_for``; the lane holds back meanwhile, and the
   next attempt carries everything that piled up. After that the notification is
@@ -27,10 +30,11 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from services.notifier.domain import Notification
+from shared.events import derived_id
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,11 @@ BACKOFF_CAP_S = 300.0
 GROUP_MEMORY_S = 3600.0  # a group with nothing waiting is forgotten this long after it sent
 
 Result = Literal["delivered", "failed", "queued"]
+
+
+def repeat_id(delivery_id: str, repeat: int) -> str:
+    """The n-th repeat of a delivery: a delivery of its own in the ledger."""
+    return derived_id(delivery_id, "repeat", repeat)
 
 
 @dataclass
@@ -52,6 +61,7 @@ class Pending:
     group_wait_s: float
     group_interval_s: float
     notification: Notification
+    repeat_interval_s: float = 0.0
     first_tried: float | None = None  # time.time() of the first attempt
     attempts: int = 0
     ready_at: float = 0.0  # loop time
@@ -100,6 +110,14 @@ class TokenBucket:
 @dataclass
 class GroupState:
     last_sent: float | None = None
+    repeat_s: float = 0.0
+    firing: dict[str, Pending] = field(default_factory=dict)  # subject -> its last message
+    repeats: int = 0
+
+    def repeat_due(self) -> float | None:
+        if not self.firing or self.repeat_s <= 0 or self.last_sent is None:
+            return None
+        return self.last_sent + self.repeat_s
 
 
 @dataclass
@@ -225,6 +243,11 @@ class Lane:
             self.congested = False
             self._release_fast_path()
             self._forget_idle_groups(now)
+            queued, repeat = self._repeat(now)
+            if queued:
+                return  # they are ready now
+            if repeat is not None:
+                soonest = repeat if soonest is None else min(soonest, repeat)
             await self._sleep(None if soonest is None else soonest - now)
             return
         if self.bucket is not None:
@@ -273,6 +296,8 @@ class Lane:
         for item in batch:
             state = self.groups.setdefault(item.group, GroupState())
             state.last_sent = now
+        if outcome.ok:
+            self._remember_firing(batch)
         if outcome.ok or outcome.permanent:
             self._drop(batch, "delivered" if outcome.ok else "failed")
             return
@@ -292,6 +317,49 @@ class Lane:
             if item.accepted is not None and not item.accepted.done():
                 item.accepted.set_result("queued")
 
+    def _remember_firing(self, batch: list[Pending]) -> None:
+        for item in batch:
+            if item.repeat_interval_s <= 0:
+                continue
+            state = self.groups.setdefault(item.group, GroupState())
+            state.repeat_s = item.repeat_interval_s
+            status = (item.notification.payload.get("alert") or {}).get("status")
+            if status == "firing":
+                state.firing[item.subject] = item
+            elif status in ("acknowledged", "resolved"):
+                state.firing.pop(item.subject, None)
+
+    def _repeat(self, now: float) -> tuple[bool, float | None]:
+        """Queue the repeat of every group that is due; whether any was, and when the next
+        one is due."""
+        queued = False
+        soonest: float | None = None
+        for state in self.groups.values():
+            due = state.repeat_due()
+            if due is None:
+                continue
+            if due > now:
+                soonest = due if soonest is None else min(soonest, due)
+                continue
+            state.repeats += 1
+            state.last_sent = now  # not again until this repeat went out and one more interval
+            queued = True
+            for item in list(state.firing.values()):
+                again = repeat_id(item.delivery_id, state.repeats)
+                self._enqueue(
+                    replace(
+                        item,
+                        delivery_id=again,
+                        notification=replace(item.notification, delivery_id=again),
+                        attempts=0,
+                        first_tried=None,
+                        ready_at=0.0,
+                        error="",
+                        accepted=None,
+                    )
+                )
+        return queued, soonest
+
     def _drop(self, items: list[Pending], result: Result) -> None:
         gone = {id(item) for item in items}
         self.waiting = [item for item in self.waiting if id(item) not in gone]
@@ -307,5 +375,5 @@ class Lane:
         self.groups = {
             key: state
             for key, state in self.groups.items()
-            if key in waiting or (state.last_sent or now) > now - GROUP_MEMORY_S
+            if key in waiting or state.firing or (state.last_sent or now) > now - GROUP_MEMORY_S
         }

@@ -108,3 +108,57 @@ async def test_a_test_message_reaches_the_receiver_or_names_its_error(
 
     missing = await http.post(f"{CHANNELS}/nope/test", headers=ADMIN)
     assert (missing.status_code, missing.json()["field"]) == (404, "name")
+
+
+async def test_every_kind_is_typed_and_its_credentials_are_masked_and_kept(
+    http: httpx.AsyncClient,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    token, password = "xoxb-never-shown-in-clear", "smtp-never-shown-in-clear"
+    slack = {
+        "name": "slack-bot",
+        "type": "slack",
+        "token": token,
+        "channel": "C0OPS",
+        "api_url": "http://127.0.0.1:9/api",
+    }
+    email = {
+        "name": "mail",
+        "type": "email",
+        "host": "127.0.0.1",
+        "port": 2525,
+        "password": password,
+        "username": "vigil",
+        "from": "vigil@example.com",
+        "to": ["oncall@example.com"],
+        "rate": 2,
+    }
+    for body in (slack, email):
+        created = await http.post(CHANNELS, json=body, headers=ADMIN)
+        assert created.status_code == 201, created.text
+    shown = {c["name"]: c for c in (await http.get(CHANNELS, headers=VIEWER)).json()["items"]}
+    assert (shown["slack-bot"]["token"], shown["slack-bot"]["url"]) == ("(set)", "")
+    assert (shown["mail"]["password"], shown["mail"]["from"]) == ("(set)", "vigil@example.com")
+    assert shown["mail"]["rate"] == 2 and shown["mail"]["retry_for"] == "6h"
+
+    # a PUT with the mask keeps the token; the new channel id is used
+    kept = await http.put(
+        f"{CHANNELS}/slack-bot", json={**slack, "token": "(set)", "channel": "C0NEW"}, headers=ADMIN
+    )
+    assert (kept.status_code, kept.json()["channel"], kept.json()["token"]) == (
+        200,
+        "C0NEW",
+        "(set)",
+    )
+    assert files_holding(tmp_path, token.encode()) == []
+    assert files_holding(tmp_path, password.encode()) == []
+
+    # each kind's own rules, named by field
+    both = await http.post(
+        CHANNELS, json={**slack, "name": "x", "url": "https://hooks.example/x"}, headers=ADMIN
+    )
+    assert both.status_code == 422 and "not both" in both.text
+    bad_to = await http.post(CHANNELS, json={**email, "name": "y", "to": ["nope"]}, headers=ADMIN)
+    assert bad_to.status_code == 422 and "to[0]" in bad_to.text
+    unknown = await http.post(CHANNELS, json={**email, "name": "z", "type": "fax"}, headers=ADMIN)
+    assert unknown.status_code == 422 and "type" in unknown.text

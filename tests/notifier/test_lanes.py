@@ -152,3 +152,34 @@ async def test_after_the_retry_window_it_gives_up_and_the_lane_moves_on(monkeypa
         assert len(receiver.messages) >= 2
     finally:
         await lane.stop()
+
+
+async def test_a_group_that_still_fires_is_sent_again_every_repeat_interval() -> None:
+    receiver = Receiver()
+    lane = receiver.lane()
+
+    def event(n: int, status: str) -> Pending:
+        return Pending(
+            delivery_id=f"d{n}",
+            subject="alert-a",
+            group="g",
+            group_wait_s=0.0,
+            group_interval_s=0.0,
+            repeat_interval_s=0.3,
+            notification=Notification(
+                f"d{n}", f"e{n}", "AlertFired", {"alert": {"status": status}}
+            ),
+        )
+
+    try:
+        assert await lane.submit(event(1, "firing")) == "delivered"
+        await asyncio.sleep(0.75)
+        repeats = [batch for _, batch in receiver.messages[1:]]
+        assert len(repeats) == 2 and all(b[0] != "d1" for b in repeats)  # ids of their own
+        assert len({b[0] for b in repeats}) == 2
+        assert await lane.submit(event(2, "resolved")) == "delivered"
+        sent = len(receiver.messages)
+        await asyncio.sleep(0.5)
+        assert len(receiver.messages) == sent  # resolved: no more repeats
+    finally:
+        await lane.stop()

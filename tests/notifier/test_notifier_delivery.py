@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -415,3 +416,27 @@ async def test_deliveries_a_dead_notifier_held_go_out_at_once_and_only_once(
     assert time.monotonic() - started < 10  # not after the 30 s ack wait
     ids = [r.headers["X-Vigil-Event-Id"] for r in receiver.requests]
     assert ids == [sent.id, unsent.id]
+
+
+async def test_a_redrive_tries_the_failed_channels_again_and_only_those(
+    bus: EventBus,
+    receiver_factory: ReceiverFactory,
+    ledger: DeliveryLedger,
+) -> None:
+    broken = await receiver_factory(Reply(404))  # then 200: the receiver was fixed
+    healthy = await receiver_factory()
+    channels = [webhook("broken", broken.url), webhook("ops", healthy.url)]
+    dispatcher = NotificationDispatcher(channels, ledger, lambda: bus)
+    await dispatcher.start_lanes()
+    event = fired()
+    try:
+        first = Delivery("ALERTS", subjects.alert("alert-1"), 1, 1, "notifier-alerts")
+        await dispatcher.notify(event, first)
+        await dispatcher.notify(event, replace(first, deliveries=2))  # a plain redelivery
+        assert (len(broken.requests), len(healthy.requests)) == (1, 1)
+        await dispatcher.notify(event, replace(first, deliveries=3, redrive=True))
+    finally:
+        await dispatcher.close()
+    assert (len(broken.requests), len(healthy.requests)) == (2, 1)
+    rows = {row["channel"]: row["status"] for row in await ledger.rows()}
+    assert rows == {"broken": "delivered", "ops": "delivered"}
