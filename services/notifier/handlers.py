@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 
 SETTLED_MEMORY = 100_000  # delivery ids this process settled, newest kept
 NO_GROUPING = Grouping(("...",), 0.0, 0.0, 0.0)
+# receivers whose every event acts on its own (PagerDuty triggers, acknowledges and
+# resolves one incident per alert; DataDog aggregates events itself): never merged
+UNMERGEABLE = frozenset({"pagerduty", "datadog"})
 
 
 def consumer_specs(channels: Sequence[ChannelBase]) -> tuple[ConsumerSpec, ...]:
@@ -171,7 +174,8 @@ class NotificationDispatcher:
                 lane.start()
         channel = self.channels.get(name)
         if channel is not None:
-            lane.configure(channel.rate, channel.burst, channel.retry_for_s)
+            merges = channel.type not in UNMERGEABLE
+            lane.configure(channel.rate, channel.burst, channel.retry_for_s, merges)
         return lane
 
     # --- lifecycle -------------------------------------------------------------------

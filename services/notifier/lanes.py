@@ -7,7 +7,8 @@ recorded. Anything else waits in the lane (recorded as ``queued`` first, so a cr
 loses nothing) and goes out as soon as it may:
 
 - per subject (an alert, an incident) in the order its events arrived; a later event
-  never overtakes an earlier one that is still waiting or being retried;
+  never overtakes an earlier one that is still waiting, on the wire or being retried
+  (messages about different subjects go out side by side, up to ``MAX_IN_FLIGHT``);
 - per group, at most one message per ``group_interval``; what arrived in between goes
   out together, as one message with a digest;
 - at most ``rate`` messages a second (a token bucket of ``burst``); while the bucket is
@@ -39,6 +40,7 @@ from shared.events import derived_id
 log = logging.getLogger(__name__)
 
 MAX_DIGEST = 500  # notifications one message carries at most
+MAX_IN_FLIGHT = 8  # messages a lane has on the wire at once, each about another subject
 BACKOFF_FIRST_S = 1.0
 BACKOFF_CAP_S = 300.0
 GROUP_MEMORY_S = 3600.0  # a group with nothing waiting is forgotten this long after it sent
@@ -67,6 +69,7 @@ class Pending:
     ready_at: float = 0.0  # loop time
     error: str = ""
     accepted: asyncio.Future[Result] | None = None  # the handler waiting on the fast path
+    on_the_wire: bool = False
 
 
 @dataclass
@@ -131,10 +134,12 @@ class Lane:
     groups: dict[str, GroupState] = field(default_factory=dict)
     held_until: float = 0.0  # the receiver failed: nothing is tried before this
     congested: bool = False  # the bucket ran dry: merge everything waiting
+    merges: bool = True  # the receiver shows a digest; otherwise one event a message
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _task: asyncio.Task[None] | None = None
     _ids: set[str] = field(default_factory=set)
-    _sending: bool = False
+    _flying: dict[str, int] = field(default_factory=dict)  # subject -> messages in flight
+    _sends: set[asyncio.Task[None]] = field(default_factory=set)
 
     # --- what the dispatcher calls ---------------------------------------------
 
@@ -148,6 +153,10 @@ class Lane:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for send in list(self._sends):
+            send.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await send
         for item in self.waiting:
             if item.accepted is not None and not item.accepted.done():
                 item.accepted.cancel()
@@ -161,10 +170,8 @@ class Lane:
         if item.delivery_id in self._ids:
             return "queued"
         item.accepted = asyncio.get_running_loop().create_future()
-        behind = self._sending or bool(self.waiting)
         self._enqueue(item)
-        if behind:  # the lane is busy: this one waits its turn, its handler moves on
-            item.accepted.set_result("queued")
+        self._release_fast_path()  # it waits for a group, the rate or a retry: queued
         return await asyncio.shield(item.accepted)
 
     def restore(self, item: Pending) -> None:
@@ -172,8 +179,11 @@ class Lane:
         if item.delivery_id not in self._ids:
             self._enqueue(item)
 
-    def configure(self, rate: float | None, burst: int, retry_for_s: float) -> None:
+    def configure(
+        self, rate: float | None, burst: int, retry_for_s: float, merges: bool = True
+    ) -> None:
         self.retry_for_s = retry_for_s
+        self.merges = merges
         if rate is None:
             self.bucket = None
         elif self.bucket is None or (self.bucket.rate, self.bucket.burst) != (rate, burst):
@@ -204,7 +214,8 @@ class Lane:
         ready: list[Pending] = []
         soonest: float | None = None
         for item in self.waiting:
-            if item.subject in blocked:
+            if item.subject in blocked or item.subject in self._flying:
+                blocked.add(item.subject)
                 continue
             if item.ready_at <= now:
                 ready.append(item)
@@ -239,8 +250,13 @@ class Lane:
             await self._sleep(self.held_until - now)
             return
         ready, soonest = self._ready(now)
+        if ready and len(self._sends) >= MAX_IN_FLIGHT:
+            self._release_fast_path()
+            await self._sleep(None)  # a send that ends wakes the lane
+            return
         if not ready:
-            self.congested = False
+            if not self._sends:
+                self.congested = False
             self._release_fast_path()
             self._forget_idle_groups(now)
             queued, repeat = self._repeat(now)
@@ -259,43 +275,84 @@ class Lane:
                 return
             self.bucket.take(now)
         batch = self._batch(ready)
-        self._release_fast_path(keep=batch)
-        await self._send(batch)
+        for item in batch:
+            item.on_the_wire = True
+            self._flying[item.subject] = self._flying.get(item.subject, 0) + 1
+            # the group's interval counts from now: what comes meanwhile waits for it
+            self.groups.setdefault(item.group, GroupState()).last_sent = now
+        send = asyncio.create_task(self._send(batch), name=f"send {self.channel}")
+        self._sends.add(send)
+        send.add_done_callback(self._sends.discard)
 
     def _batch(self, ready: list[Pending]) -> list[Pending]:
+        """The next message: the head, and what may ride along as its digest. One event
+        per subject (a later one is a change the receiver must see as such); nothing
+        rides along on a channel that cannot show a digest (PagerDuty: one incident per
+        alert)."""
         head = ready[0]
+        if not self.merges:
+            return [head]
         if self.congested or head.attempts:
             # rate limited or catching up after a failure: one message for everything
-            batch = ready
+            candidates = ready
         else:
-            batch = [item for item in ready if item.group == head.group]
+            candidates = [item for item in ready if item.group == head.group]
+        batch: list[Pending] = []
+        subjects: set[str] = set()
+        for item in candidates:
+            if item.subject not in subjects:
+                subjects.add(item.subject)
+                batch.append(item)
         return batch[:MAX_DIGEST]
 
-    def _release_fast_path(self, keep: list[Pending] | None = None) -> None:
-        """Handlers waiting on a notification that will not go out right now record it
-        as queued and move on."""
-        sending = {id(item) for item in keep or ()}
+    def _release_fast_path(self) -> None:
+        """Handlers waiting on a notification that is deferred (its group's interval, the
+        rate limit, a receiver being retried, or an earlier event of its subject that is)
+        record it as queued and move on. One that only waits for a free slot on the wire
+        keeps its handler: it goes out in moments, and its trigger is acknowledged once
+        it did, as on the fast path."""
+        now = time.monotonic()
+        held = self.held_until > now or self.congested
+        deferred: set[str] = set()
         for item in self.waiting:
-            if id(item) in sending:
+            if item.on_the_wire:
+                continue
+            if held or item.ready_at > now or item.subject in deferred:
+                deferred.add(item.subject)
+            else:
                 continue
             if item.accepted is not None and not item.accepted.done():
                 item.accepted.set_result("queued")
 
     async def _send(self, batch: list[Pending]) -> None:
+        """One message; several run at once, for different subjects."""
+        try:
+            await self._attempt(batch)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # the sender records outcomes; a failure to do so (the broker or the database
+            # away) leaves the batch waiting, tried again after a pause, nothing dropped
+            log.exception("channel lane failed; retrying", extra={"channel": self.channel})
+            self.held_until = max(self.held_until, time.monotonic() + 1.0)
+        finally:
+            for item in batch:
+                item.on_the_wire = False
+                left = self._flying.get(item.subject, 1) - 1
+                if left:
+                    self._flying[item.subject] = left
+                else:
+                    self._flying.pop(item.subject, None)
+            self._wake.set()
+
+    async def _attempt(self, batch: list[Pending]) -> None:
         started = time.time()
         for item in batch:
             item.attempts += 1
             if item.first_tried is None:
                 item.first_tried = started
-        self._sending = True
-        try:
-            outcome = await self.send(batch)
-        finally:
-            self._sending = False
+        outcome = await self.send(batch)
         now = time.monotonic()
-        for item in batch:
-            state = self.groups.setdefault(item.group, GroupState())
-            state.last_sent = now
         if outcome.ok:
             self._remember_firing(batch)
         if outcome.ok or outcome.permanent:

@@ -86,9 +86,11 @@ async def test_a_later_event_never_overtakes_an_earlier_one_being_retried(monkey
         assert await lane.submit(item(2, subject="alert-a")) == "queued"
         assert await lane.submit(item(3, subject="alert-b")) == "queued"
         await settle(lane)
-        # the failed one first; then, catching up, everything in one message, in order
-        assert [batch for _, batch in receiver.messages] == [["d1"], ["d1", "d2", "d3"]]
+        # the failed one first; then, catching up, one message for every subject waiting,
+        # and alert-a's later event after it, as a message of its own
+        assert [batch for _, batch in receiver.messages] == [["d1"], ["d1", "d3"], ["d2"]]
         gap = receiver.messages[1][0] - receiver.messages[0][0]
+        assert receiver.messages[2][0] >= receiver.messages[1][0]
         assert 0.15 <= gap < 1.0  # backoff with jitter
     finally:
         await lane.stop()
@@ -112,7 +114,8 @@ async def test_a_group_sends_at_most_once_per_interval_and_merges_the_rest() -> 
         assert await lane.submit(item(1, group="g", interval_s=0.5)) == "delivered"
         for n in (2, 3, 4):
             assert await lane.submit(item(n, group="g", interval_s=0.5)) == "queued"
-        assert await lane.submit(item(5, group="other")) == "queued"  # lane busy: waits a turn
+        # another group is not held back by this one's interval: it goes out at once
+        assert await lane.submit(item(5, group="other")) == "delivered"
         await settle(lane)
         batches = [batch for _, batch in receiver.messages]
         assert batches[0] == ["d1"]
@@ -181,5 +184,46 @@ async def test_a_group_that_still_fires_is_sent_again_every_repeat_interval() ->
         sent = len(receiver.messages)
         await asyncio.sleep(0.5)
         assert len(receiver.messages) == sent  # resolved: no more repeats
+    finally:
+        await lane.stop()
+
+
+async def test_different_subjects_go_side_by_side_and_one_subject_in_turn() -> None:
+    on_the_wire: list[str] = []
+    overlaps: list[int] = []
+
+    class Slow(Receiver):
+        async def send(self, batch: list[Pending]) -> Sent:
+            on_the_wire.extend(p.subject for p in batch)
+            overlaps.append(len(on_the_wire))
+            await asyncio.sleep(0.2)
+            for p in batch:
+                on_the_wire.remove(p.subject)
+            return await super().send(batch)
+
+    receiver = Slow()
+    lane = receiver.lane()
+    try:
+        started = time.monotonic()
+        await asyncio.gather(*(lane.submit(item(n)) for n in range(8)))
+        await settle(lane)
+        assert time.monotonic() - started < 1.0  # not 8 x 0.2 s one after another
+        assert max(overlaps) > 1
+        same = [item(10 + n, subject="alert-a") for n in range(3)]
+        await asyncio.gather(*(lane.submit(p) for p in same))
+        await settle(lane)
+        assert [b for _, b in receiver.messages[-3:]] == [["d10"], ["d11"], ["d12"]]
+    finally:
+        await lane.stop()
+
+
+async def test_a_channel_that_cannot_show_a_digest_gets_every_event_on_its_own() -> None:
+    receiver = Receiver()
+    lane = receiver.lane()
+    lane.configure(rate=50.0, burst=1, retry_for_s=3600.0, merges=False)
+    try:
+        await asyncio.gather(*(lane.submit(item(n, group="g")) for n in range(10)))
+        await settle(lane)
+        assert [b for _, b in receiver.messages] == [[f"d{n}"] for n in range(10)]
     finally:
         await lane.stop()
