@@ -100,11 +100,3 @@ class RouteConfig(Strict):
 
 
 RouteConfig.model_rebuild()
-
-# What the root inherits when the file says nothing: every event to every channel at once
-ROOT_DEFAULTS = {
-    "group_by": [ALL_LABELS],
-    "group_wait": 0.0,
-    "group_interval": 0.0,
-    "repeat_interval": 0.0,
-}

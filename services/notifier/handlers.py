@@ -27,13 +27,14 @@ from services.notifier.domain import (
     Addressed,
     LedgerEntry,
     delivered,
+    delivery_id,
     failed,
     notification_for,
     subject_of,
 )
 from services.notifier.lanes import Lane, Pending, Sent
 from services.notifier.projections import DeliveryLedger, Outcome
-from services.notifier.routing import Grouping, Route, compile_tree, routes_for
+from services.notifier.routing import ALONE, Grouping, Route, compile_tree, routes_for
 from shared import subjects
 from shared.bus import EventBus
 from shared.channelconfig import MAX_CHANNEL_TIMEOUT_S, ChannelBase
@@ -57,7 +58,6 @@ from shared.streams import ALERTS, INCIDENTS, PAGING
 log = logging.getLogger(__name__)
 
 SETTLED_MEMORY = 100_000  # delivery ids this process settled, newest kept
-NO_GROUPING = Grouping(("...",), 0.0, 0.0, 0.0)
 # receivers whose every event acts on its own (PagerDuty triggers, acknowledges and
 # resolves one incident per alert; DataDog aggregates events itself): never merged
 UNMERGEABLE = frozenset({"pagerduty", "datadog"})
@@ -215,7 +215,7 @@ class NotificationDispatcher:
             origin = Origin(**orjson.loads(row["origin"]))
             channel = self.channels.get(row["channel"])
             to = Addressed(row["subject_id"], row["recipient"], row["user"])
-            grouping = NO_GROUPING if channel is None else self._grouping_of(trigger, channel)
+            grouping = ALONE if channel is None else self._grouping_of(trigger, channel)
             item = self._pending(trigger, row["channel"], to, row["group_key"], grouping, origin)
             item.attempts = int(row["attempts"])
             item.error = row["last_error"]
@@ -228,7 +228,7 @@ class NotificationDispatcher:
         for match in routes_for(self.tree, trigger):
             if match.channels is None or channel.name in match.channels:
                 return match.grouping
-        return NO_GROUPING
+        return ALONE
 
     async def release_held(self, js: JetStreamContext, specs: Iterable[ConsumerSpec]) -> None:
         """Deliveries a dead notifier held go out now, not after the ack wait.
@@ -283,7 +283,7 @@ class NotificationDispatcher:
                 continue
             to = Addressed(event.alert_id, target.recipient, target.user)
             group = f"page/{event.aggregate_id}/{event.round}/{event.step}/{target.recipient}"
-            found.append(Target(channel, to, group, NO_GROUPING))
+            found.append(Target(channel, to, group, ALONE))
         if not found:
             self.faults.report(
                 f"paging:{event.policy}",
@@ -307,7 +307,7 @@ class NotificationDispatcher:
         return deliver_to_channels
 
     async def notify(self, event: Event, delivery: Delivery) -> None:
-        if getattr(delivery, "redrive", False):
+        if delivery.redrive:
             reopened = await self.ledger.reopen(event.id)
             log.info("re-driven", extra={"event_id": event.id, "reopened": reopened})
         targets, policies = self.targets_for(event)
@@ -315,14 +315,12 @@ class NotificationDispatcher:
             origin = Origin(
                 delivery.stream, delivery.stream_seq, delivery.consumer, delivery.subject
             )
-            ids = [
-                notification_for(event, t.channel.name, t.to.recipient).delivery_id for t in targets
-            ]
+            ids = [delivery_id(event.id, t.channel.name, t.to.recipient) for t in targets]
             entries = await self._ledger_entries(ids, delivery)
             results = await asyncio.gather(
                 *(
-                    self._deliver(event, target, entries.get(delivery_id), origin)
-                    for target, delivery_id in zip(targets, ids, strict=True)
+                    self._deliver(event, target, entries.get(one_id), origin)
+                    for target, one_id in zip(targets, ids, strict=True)
                 ),
                 return_exceptions=True,
             )
@@ -349,11 +347,10 @@ class NotificationDispatcher:
         ledger first.
         """
         fresh = delivery.stream_seq > self.tried_through.get(delivery.stream, 0)
-        redrive = getattr(delivery, "redrive", False)
         if (
             delivery.deliveries == 1
             and fresh
-            and not redrive
+            and not delivery.redrive
             and not any(i in self._settled for i in delivery_ids)
         ):
             return {}

@@ -13,7 +13,7 @@ from shared.events import (
     IncidentOpened,
     IncidentResolved,
 )
-from shared.routingconfig import ALL_LABELS, ROOT_DEFAULTS, Matcher, RouteConfig, parse_matcher
+from shared.routingconfig import ALL_LABELS, Matcher, RouteConfig, parse_matcher
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,11 @@ class Grouping:
             return f"{route_id}/{subject}"
         values = "\x1f".join(f"{n}={labels.get(n, '')}" for n in self.group_by)
         return f"{route_id}/" + hashlib.sha256(values.encode()).hexdigest()[:16]
+
+
+# what the root inherits when the file says nothing: every alert a group of its own,
+# every event sent at once, nothing repeated
+ALONE = Grouping((ALL_LABELS,), 0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -55,13 +60,7 @@ class RouteMatch:
 
 def compile_tree(config: RouteConfig | None) -> Route:
     root = config if config is not None else RouteConfig()
-    inherited = Grouping(
-        tuple(ROOT_DEFAULTS["group_by"]),  # type: ignore[arg-type]
-        float(ROOT_DEFAULTS["group_wait"]),  # type: ignore[arg-type]
-        float(ROOT_DEFAULTS["group_interval"]),  # type: ignore[arg-type]
-        float(ROOT_DEFAULTS["repeat_interval"]),  # type: ignore[arg-type]
-    )
-    return _compile(root, "root", inherited, None, None)
+    return _compile(root, "root", ALONE, None, None)
 
 
 def _compile(
