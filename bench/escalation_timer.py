@@ -88,6 +88,7 @@ async def run(args: argparse.Namespace) -> int:
     url = args.url.rstrip("/") + "/api/monitoring/metrics"
     lateness: list[float] = []
     problems: list[str] = []
+    killed_at = 0.0
 
     async def wait_for(trial: str, step: int, within_s: float) -> bool:
         deadline = time.monotonic() + within_s
@@ -112,6 +113,7 @@ async def run(args: argparse.Namespace) -> int:
                 continue
             if args.kill and (pid := notifier_pid()) is not None:
                 os.kill(pid, signal.SIGKILL)
+                killed_at = time.monotonic()
             if not await wait_for(trial, 2, args.delay + 30):
                 problems.append(f"trial {n}: step 2 never arrived")
                 continue
@@ -122,6 +124,10 @@ async def run(args: argparse.Namespace) -> int:
             sample[0]["value"] = 0.0
             async with session.post(url, json=sample) as response:
                 await response.read()
+            if args.kill:
+                # the supervisor restarts a process that dies within 30 s of its start
+                # later each time (crash-loop backoff): let it run that long first
+                await asyncio.sleep(max(0.0, killed_at + args.stable - time.monotonic()))
     await runner.cleanup()
     kill = "with a kill -9 of the notifier between the steps" if args.kill else "no kills"
     print(f"trials {args.trials}, step 2 due {args.delay:g}s after the alert, {kill}")
@@ -143,6 +149,12 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--delay", type=float, default=8.0, help="step 2's delay, seconds")
     parser.add_argument("--kill", action="store_true", help="SIGKILL the notifier each trial")
+    parser.add_argument(
+        "--stable",
+        type=float,
+        default=32.0,
+        help="with --kill: seconds between kills, so the supervisor restarts at once",
+    )
     parser.add_argument("--print-config", action="store_true")
     add_key_argument(parser)
     args = parser.parse_args()

@@ -42,6 +42,7 @@ from shared.consumer import ConsumerSpec, Delivery, Handler, release_held
 from shared.errors import PermanentDeliveryError, TransientDeliveryError
 from shared.events import (
     AlertEvent,
+    EscalationEvent,
     EscalationStepFired,
     Event,
     MessageDeadLettered,
@@ -91,6 +92,8 @@ def consumer_specs(channels: Sequence[ChannelBase]) -> tuple[ConsumerSpec, ...]:
 
 class EscalationHook(Protocol):
     async def on_alert_event(self, event: AlertEvent, policy: str | None) -> None: ...
+
+    async def apply(self, event: Event, seq: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -330,8 +333,15 @@ class NotificationDispatcher:
                     raise error
             if errors:
                 raise errors[0]
-        if self.escalation is not None and isinstance(event, AlertEvent):
+        if self.escalation is None:
+            return
+        if isinstance(event, AlertEvent):
             await self.escalation.on_alert_event(event, policies[0] if policies else None)
+        elif isinstance(event, EscalationEvent):
+            # the engine folds what it published itself; folding it here too means a step
+            # deadline published just before a crash is armed again when the restarted
+            # consumer hands it over, not only when the alert's next event comes
+            await self.escalation.apply(event, delivery.stream_seq)
 
     async def _ledger_entries(
         self, delivery_ids: list[str], delivery: Delivery
