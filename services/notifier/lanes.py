@@ -1,10 +1,10 @@
 """One lane per channel: the order, pace and grouping of what it sends.
 
-A notification first tries the fast path: when its channel has nothing waiting, a
-token to spend and no group interval to honour, it is sent at once, inside the
-handler of its trigger, and the trigger is acknowledged only after the outcome is
-recorded. Anything else waits in the lane (recorded as ``queued`` first, so a crash
-loses nothing) and goes out as soon as it may:
+A notification that nothing defers (no group interval to honour, a token to spend, no
+receiver being retried) takes the fast path: it is sent as soon as a slot on the wire is
+free, while the handler of its trigger waits, and the trigger is acknowledged only after
+the outcome is recorded. A deferred one waits in the lane (recorded as ``queued`` first,
+so a crash loses nothing) and goes out as soon as it may:
 
 - per subject (an alert, an incident) in the order its events arrived; a later event
   never overtakes an earlier one that is still waiting, on the wire or being retried
