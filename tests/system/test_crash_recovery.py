@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from services.notifier.lanes import MAX_IN_FLIGHT
 from tests.system.conftest import VigilProcess, WebhookReceiver
 from tests.system.test_end_to_end import _items, eventually
 
@@ -97,5 +98,7 @@ async def test_sigkill_mid_stream_loses_and_duplicates_nothing(
     assert len({p["alert"]["id"] for p in webhook_receiver.of_type("AlertFired")}) == HOSTS
     assert len({p["incident"]["id"] for p in webhook_receiver.of_type("IncidentOpened")}) == HOSTS
     # a page can only repeat if the notifier died between the receiver's answer and the
-    # ledger write; receivers dedupe on X-Vigil-Delivery, and those repeats are rare
-    assert sum(pages.values()) - len(pages) <= 1
+    # ledger write: at most the messages a lane had on the wire when it died; receivers
+    # dedupe on X-Vigil-Delivery
+    notifier_deaths = 2 * VICTIMS.count("notifier")
+    assert sum(pages.values()) - len(pages) <= MAX_IN_FLIGHT * notifier_deaths
