@@ -46,6 +46,8 @@ async def run_chaos(
                 for kill in kills:
                     await asyncio.sleep(max(0.0, started + kill.planned_at - time.monotonic()))
                     await vigil.kill(kill)
+                    if kill.at:
+                        load.extend_to(kill.at + scenario.tail_s)
                     log(f"{kill.at - started:6.1f}s killed {kill.target} ({kill.pid})")
 
             await asyncio.gather(load.run(scenario.duration_s), chaos())

@@ -41,6 +41,7 @@ class LoadGenerator:
         self.url = url
         self.run_id = uuid.uuid4().hex[:6]
         self.batches: dict[str, Batch] = {}
+        self.end = 0.0  # monotonic: when the load stops
         self.tasks: set[asyncio.Task[None]] = set()
         self.retry_until = float("inf")
         per_batch = max(1, scenario.samples_per_s // scenario.bulk_batches_per_s)
@@ -72,18 +73,24 @@ class LoadGenerator:
         return [b for b in self.batches.values() if b.series is not None]
 
     async def run(self, duration_s: float) -> None:
-        """Bulk and critical batches on their own clocks until ``duration_s`` has passed."""
-        end = time.monotonic() + duration_s
+        """Bulk and critical batches on their own clocks until ``duration_s`` has passed
+        (or later, when ``extend_to`` moved the end)."""
+        self.end = time.monotonic() + duration_s
         await asyncio.gather(
-            self._every(1 / self.scenario.bulk_batches_per_s, end, self._bulk),
-            self._every(self.scenario.critical_every_s, end, self._critical),
+            self._every(1 / self.scenario.bulk_batches_per_s, self._bulk),
+            self._every(self.scenario.critical_every_s, self._critical),
         )
 
-    async def _every(self, period: float, end: float, send: Callable[[int], None]) -> None:
+    def extend_to(self, at: float) -> None:
+        """Keep loading until ``at`` at least: a kill that came late (a slow restart before
+        it) still has samples after it to show paging resumed."""
+        self.end = max(self.end, at)
+
+    async def _every(self, period: float, send: Callable[[int], None]) -> None:
         next_at = time.monotonic()
         for n in itertools.count():
             now = time.monotonic()
-            if now >= end:
+            if now >= self.end:
                 return
             send(n)
             next_at = max(next_at + period, now - 1.0)  # catch up, but never in a flood
