@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -54,7 +55,7 @@ class Failure:
 
 
 @dataclass
-class Receiver:
+class Receiver(ABC):
     """A provider on a free loopback port; subclasses give its routes and format rules."""
 
     host: str = "127.0.0.1"
@@ -98,9 +99,9 @@ class Receiver:
         return f"http://{self.host}:{self.port}"
 
     @property
+    @abstractmethod
     def url(self) -> str:
         """Where a channel of this provider points."""
-        raise NotImplementedError
 
     # --- scripting ---------------------------------------------------------------
 
@@ -122,9 +123,9 @@ class Receiver:
 
     # --- what subclasses say ---------------------------------------------------
 
+    @abstractmethod
     async def answer(self, request: Received) -> web.Response:
         """The provider's answer to a request that passed no failure script."""
-        raise NotImplementedError
 
     def failure_response(self, failure: Failure) -> web.Response:
         headers = {}
