@@ -178,10 +178,13 @@ class EscalationEngine:
         """Fold one PAGING event (a consumer of the stream); any order, any repeat."""
         if not isinstance(event, EscalationEvent):
             return
-        await self.store.fold(event)
-        escalation = await self.store.get(event.aggregate_id)
-        if escalation is not None:
-            self._arm(escalation)
+        # under the escalation's lock: a step firing meanwhile must not have its next
+        # deadline re-armed from a state read before it folded its own events
+        async with self._lock(event.aggregate_id):
+            await self.store.fold(event)
+            escalation = await self.store.get(event.aggregate_id)
+            if escalation is not None:
+                self._arm(escalation)
 
     # --- decisions ------------------------------------------------------------
 
