@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,9 +24,34 @@ log = logging.getLogger(__name__)
 INCREMENTAL = 2  # PRAGMA auto_vacuum's answer when incremental vacuum is on
 VACUUM_PAGES_PER_STEP = 4096  # one short write transaction each: writers wait briefly
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+CONNECT_BUSY_S = 30.0
+CONNECT_RETRY_S = 0.05
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Set up a new connection, waiting out another one that holds the file for a moment.
+
+    Opening a WAL file that another connection is recovering or closing answers "database
+    is locked" at once, without the busy handler: the pragmas are retried instead.
+    """
+    deadline = time.monotonic() + CONNECT_BUSY_S
+    while True:
+        try:
+            _apply_pragmas(dbapi_connection)
+            return
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() > deadline:
+                raise
+            log.info("database busy while connecting; trying again", extra={"error": str(exc)})
+            time.sleep(CONNECT_RETRY_S)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+def _apply_pragmas(dbapi_connection: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=10000")
     # only takes on a file without tables, and must come before WAL (which writes page 1)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import os
 import signal
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -38,6 +41,10 @@ GC_THRESHOLDS = (50_000, 20, 100)
 # a subscription, since everything the service owns is in the log anyway.
 STOP_STEP_TIMEOUT_S = 5.0
 SUBSCRIBE_TIMEOUT_S = 30.0
+# After a stop signal the process is gone within this, stuck or not: the supervisor's
+# children get SIGTERM when it dies, and nothing may outlive it for long.
+EXIT_DEADLINE_S = 8.0
+EXIT_ABANDONED = 70  # EX_SOFTWARE: the stop did not finish and was cut short
 
 Hook = Callable[[], Coroutine[Any, Any, None]]
 RequestHandler = Callable[[dict[str, Any]], Awaitable[Any]]
@@ -75,6 +82,7 @@ class ServiceRuntime:
         self._bus: EventBus | None = None
         self._start_hooks: list[Hook] = []
         self._stop_hooks: list[Hook] = []
+        self._stopping_hooks: list[Hook] = []
         self._responders: list[tuple[str, RequestHandler]] = []
         self._background: list[Hook] = []
         self._ready_checks: list[Hook] = []
@@ -149,6 +157,11 @@ class ServiceRuntime:
 
     def on_stop(self, hook: Hook) -> None:
         self._stop_hooks.append(hook)
+
+    def on_stopping(self, hook: Hook) -> None:
+        """Runs first in a stop, while the broker is still connected: for work that must not
+        start once its outcome could no longer be recorded."""
+        self._stopping_hooks.append(hook)
 
     def ready_when(self, check: Hook) -> None:
         """Awaited before the service calls itself ready; raising stops the start."""
@@ -242,6 +255,8 @@ class ServiceRuntime:
         if self._stopping:
             return
         self._stopping = True
+        for hook in self._stopping_hooks:
+            await self._bounded("stopping hook", hook())
         stuck = await _cancel_all(self._tasks, STOP_STEP_TIMEOUT_S)
         if stuck:
             log.warning(
@@ -268,15 +283,45 @@ class ServiceRuntime:
         return False
 
     async def run_until_signalled(self) -> None:
+        """Run until SIGTERM/SIGINT, then stop; the process is gone within ``EXIT_DEADLINE_S``.
+
+        A signal during start ends the start too (it may be waiting for a broker that died
+        with the supervisor). What a stop cannot finish in time is abandoned by a hard exit
+        from a thread, which works even when the loop or a worker thread is stuck: all that
+        matters is in the streams already. A second signal exits at once.
+        """
         init_sentry(self.name)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal() -> None:
+            if stop.is_set():
+                os._exit(EXIT_ABANDONED)
+            stop.set()
+            exit_after(EXIT_DEADLINE_S)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await self.start()
-        print(f"vigil {self.name} ready", flush=True)
-        await stop.wait()
+            loop.add_signal_handler(sig, on_signal)
+        starting = asyncio.create_task(self.start())
+        signalled = asyncio.create_task(stop.wait())
+        await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()  # a failed start fails the process
+            print(f"vigil {self.name} ready", flush=True)
+            await signalled
+        else:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starting
         await self.stop()
+
+
+def exit_after(seconds: float) -> threading.Timer:
+    """Exit the process hard after ``seconds`` unless it has ended by then."""
+    timer = threading.Timer(seconds, os._exit, args=(EXIT_ABANDONED,))
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 async def _cancel_all(tasks: list[asyncio.Task[None]], within_s: float) -> int:

@@ -85,6 +85,7 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
     runtime.on_stop(escalation.stop)
     runtime.background(escalation.run_timers)
     runtime.on_start(dispatcher.start_lanes)  # once every channel is known
+    runtime.on_stopping(dispatcher.stop_sending)
     runtime.on_stop(dispatcher.close)
     runtime.on_stop(ledger.flush_marks)
     runtime.on_stop(ledger.dispose)

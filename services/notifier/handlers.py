@@ -62,6 +62,10 @@ SETTLED_MEMORY = 100_000  # delivery ids this process settled, newest kept
 # receivers whose every event acts on its own (PagerDuty triggers, acknowledges and
 # resolves one incident per alert; DataDog aggregates events itself): never merged
 UNMERGEABLE = frozenset({"pagerduty", "datadog"})
+# a stop gives messages on the wire this long to finish and be recorded
+LANE_STOP_GRACE_S = 2.0
+RECORD_RETRY_FIRST_S = 0.2
+RECORD_RETRY_MAX_S = 5.0
 
 
 def consumer_specs(channels: Sequence[ChannelBase]) -> tuple[ConsumerSpec, ...]:
@@ -196,10 +200,17 @@ class NotificationDispatcher:
         for lane in self.lanes.values():
             lane.start()
 
-    async def close(self) -> None:
+    async def stop_sending(self) -> None:
+        """Start nothing new; what is on the wire has a moment to go out and be recorded.
+
+        Called first in a stop: a message sent once the broker is gone cannot be recorded,
+        so the next process would send it again.
+        """
         self._running = False
-        for lane in self.lanes.values():
-            await lane.stop()
+        await asyncio.gather(*(lane.stop(LANE_STOP_GRACE_S) for lane in self.lanes.values()))
+
+    async def close(self) -> None:
+        await self.stop_sending()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -477,7 +488,7 @@ class NotificationDispatcher:
             self._remember_thread((name, head.to.subject_id, head.to.recipient), receipt.thread)
         for index, item in enumerate(batch):
             assert item.trigger is not None
-            await self._settle(
+            await self._settle_surely(
                 delivered(
                     item.trigger,
                     item.notification,
@@ -560,6 +571,27 @@ class NotificationDispatcher:
         self._settled[delivery_id] = None
         if len(self._settled) > SETTLED_MEMORY:
             self._settled.popitem(last=False)
+
+    async def _settle_surely(self, outcome: Outcome) -> None:
+        """Record what went out, however long the database or the broker is away: were the
+        lane to try the message again instead, the receiver would get it twice. A stop
+        meanwhile leaves it unrecorded, and the next process sends it again (at least once).
+        """
+        delay = RECORD_RETRY_FIRST_S
+        while True:
+            try:
+                await self._settle(outcome)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning(
+                    "could not record a delivery; trying again",
+                    exc_info=True,
+                    extra={"delivery_id": outcome.aggregate_id, "channel": outcome.channel},
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECORD_RETRY_MAX_S)
 
     async def _settle(self, outcome: Outcome) -> None:
         await self.ledger.record_outcome(outcome)

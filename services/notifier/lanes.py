@@ -147,12 +147,15 @@ class Lane:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"lane {self.channel}")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = 0.0) -> None:
+        """Send nothing more; messages on the wire get ``grace_s`` to finish and be recorded."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._sends and grace_s > 0:
+            await asyncio.wait(set(self._sends), timeout=grace_s)
         for send in list(self._sends):
             send.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -29,6 +30,7 @@ from shared.events import (
     NotificationFailed,
     NotificationQueued,
 )
+from shared.natsserver import EmbeddedNats
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
 from tests.notifier.conftest import ReceiverFactory, Reply
@@ -351,6 +353,51 @@ async def test_a_receiver_down_past_the_retry_window_is_dead_lettered_loudly(
     assert (dead.consumer, dead.stream_seq) == ("notifier-alerts", 1)  # type: ignore[attr-defined]
     [row] = await ledger.rows()
     assert (row["status"], row["permanent"]) == ("failed", False)
+
+
+async def test_a_message_out_when_the_broker_died_is_recorded_later_not_sent_again(
+    settings: Settings,
+    nats_server: EmbeddedNats,
+    bus: EventBus,
+    start_service: RuntimeFactory,
+    receiver_factory: ReceiverFactory,
+    ledger: DeliveryLedger,
+) -> None:
+    receiver = await receiver_factory(Reply(hang_s=1.0))
+    await start_service(build(settings, VigilConfig(channels=[webhook("ops", receiver.url)])))
+    event = fired()
+    await bus.publish(subjects.alert(event.aggregate_id), event)
+    await eventually(lambda: receiver.requests, what="the message on the wire")
+    nats_server.kill()  # the receiver answers 200 while nothing can be recorded
+    await asyncio.sleep(13.0)  # longer than a publish waits for its acknowledgement (10 s)
+    nats_server.start()
+
+    async def recorded() -> bool:
+        return any(isinstance(e, NotificationDelivered) for e in await outcomes(bus))
+
+    await eventually(recorded, within_s=20, what="the delivery recorded")
+    [row] = await ledger.rows()
+    assert row["status"] == "delivered"
+    await asyncio.sleep(1.0)
+    assert len(receiver.requests) == 1
+
+
+async def test_a_stop_lets_the_message_on_the_wire_finish_and_be_recorded(
+    settings: Settings,
+    bus: EventBus,
+    start_service: RuntimeFactory,
+    receiver_factory: ReceiverFactory,
+) -> None:
+    receiver = await receiver_factory(Reply(hang_s=1.5))
+    runtime = await start_service(
+        build(settings, VigilConfig(channels=[webhook("ops", receiver.url)]))
+    )
+    event = fired()
+    await bus.publish(subjects.alert(event.aggregate_id), event)
+    await eventually(lambda: receiver.requests, what="the message on the wire")
+    await runtime.stop()
+    [outcome] = await outcomes(bus)
+    assert isinstance(outcome, NotificationDelivered)
 
 
 async def test_rebuild_recreates_the_ledger_from_the_stream(
