@@ -24,7 +24,21 @@ EVENT_CHANNELS: list[EventChannel] = [
         "alertEvents",
         f"{subjects.ALERT_EVENTS}.{{aggregateId}}",
         "Alert aggregate events",
-        [events.AlertFired, events.AlertEscalated, events.AlertAcknowledged, events.AlertResolved],
+        [
+            events.AlertFired,
+            events.AlertEscalated,
+            events.AlertAcknowledged,
+            events.AlertResolved,
+            events.AlertSuppressionChanged,
+            events.AlertFlapping,
+            events.AlertSettled,
+        ],
+    ),
+    (
+        "silenceEvents",
+        f"{subjects.SILENCE_EVENTS}.{{aggregateId}}",
+        "Silences in Alertmanager's shape (owned by alerts)",
+        [events.SilenceCreated, events.SilenceUpdated, events.SilenceExpired],
     ),
     (
         "incidentEvents",

@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     stream_notifications_max_bytes: ByteSize = Field(default=ByteSize(5 * GIB), gt=0)
     stream_paging_max_age_s: float = Field(default=0.0, ge=0)
     stream_paging_max_bytes: ByteSize = Field(default=ByteSize(1 * GIB), gt=0)
+    stream_silences_max_age_s: float = Field(default=0.0, ge=0)
+    stream_silences_max_bytes: ByteSize = Field(default=ByteSize(1 * GIB), gt=0)
     stream_deadletters_max_age_s: float = Field(default=30 * DAY_S, ge=0)
     stream_deadletters_max_bytes: ByteSize = Field(default=ByteSize(2 * GIB), gt=0)
     stream_identity_max_age_s: float = Field(default=0.0, ge=0)

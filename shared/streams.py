@@ -97,6 +97,11 @@ PAGING = StreamSpec(
     (f"{subjects.PAGING_EVENTS}.>",),
     description="Escalations: each alert's run through its policy, step deadlines included",
 )
+SILENCES = StreamSpec(
+    "SILENCES",
+    (f"{subjects.SILENCE_EVENTS}.>",),
+    description="Silences: created, updated and expired; the alerts service applies them",
+)
 DEADLETTERS = StreamSpec(
     "DEADLETTERS",
     (f"{subjects.DEAD_LETTERS}.>",),
@@ -142,6 +147,7 @@ ALL_STREAMS: tuple[StreamSpec, ...] = (
     SYNTHETIC,
     NOTIFICATIONS,
     PAGING,
+    SILENCES,
     DEADLETTERS,
     CONFIG,
     WATCHDOG,
@@ -190,6 +196,9 @@ def stream_limits(settings: Settings) -> dict[str, StreamLimits]:
         ),
         PAGING.name: StreamLimits(
             settings.stream_paging_max_bytes, settings.stream_paging_max_age_s
+        ),
+        SILENCES.name: StreamLimits(
+            settings.stream_silences_max_bytes, settings.stream_silences_max_age_s
         ),
         DEADLETTERS.name: StreamLimits(
             settings.stream_deadletters_max_bytes, settings.stream_deadletters_max_age_s

@@ -17,6 +17,7 @@ CHECK_DEFINITIONS = "synthetic.checks"  # synthetic.checks.<check id>
 CHECK_RESULTS = "synthetic.results"  # synthetic.results.<check id>
 NOTIFICATION_EVENTS = "notifications.events"  # notifications.events.<delivery id>
 PAGING_EVENTS = "paging.events"  # paging.events.<escalation id>
+SILENCE_EVENTS = "silences.events"  # silences.events.<silence id>
 DEAD_LETTERS = "deadletter"  # deadletter.<consumer>
 IDENTITY_USERS = "identity.users"  # identity.users.<hash of the user name>
 IDENTITY_KEYS = "identity.keys"  # identity.keys.<key id>
@@ -28,6 +29,7 @@ CONFIG_CHANNELS = "config.channels"  # config.channels.<channel token>
 CONFIG_CONTACTS = "config.contacts"  # config.contacts.<user token>
 CONFIG_SCHEDULES = "config.schedules"  # config.schedules.<schedule token>
 CONFIG_POLICIES = "config.policies"  # config.policies.<escalation policy token>
+CONFIG_MAINTENANCE = "config.maintenance"  # config.maintenance.<window token>
 # the file's items: config.provisioned.<service> for a service's first kind (rules,
 # channels), config.provisioned.<service>.<kind> for each further kind of the same owner
 CONFIG_PROVISIONED = "config.provisioned"
@@ -40,6 +42,8 @@ RULE_COMMANDS = "vigil.cmd.rules"  # .create | .update | .delete
 CONTACT_COMMANDS = "vigil.cmd.contacts"  # .create | .update | .delete
 SCHEDULE_COMMANDS = "vigil.cmd.schedules"  # .create | .update | .delete
 POLICY_COMMANDS = "vigil.cmd.policies"  # .create | .update | .delete
+MAINTENANCE_COMMANDS = "vigil.cmd.maintenance"  # .create | .update | .delete
+SILENCE_COMMANDS = "vigil.cmd.silences"  # .create | .expire
 CHANNEL_COMMANDS = "vigil.cmd.channels"  # .create | .update | .delete | .reencrypt | .test
 DEAD_LETTER_COMMANDS = "vigil.cmd.deadletters"  # .<service>.retry: each answers its own
 METRICS_QUERY = "vigil.query.metrics"  # .samples | .stats
@@ -64,6 +68,10 @@ def samples(source: str) -> str:
 
 def alert(alert_id: str) -> str:
     return f"{ALERT_EVENTS}.{alert_id}"
+
+
+def silence(silence_id: str) -> str:
+    return f"{SILENCE_EVENTS}.{silence_id}"
 
 
 def incident(incident_id: str) -> str:

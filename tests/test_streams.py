@@ -51,6 +51,7 @@ async def test_the_default_limits_reach_the_server(bus: EventBus) -> None:
         "SYNTHETIC": DiscardPolicy.NEW,
         "NOTIFICATIONS": DiscardPolicy.NEW,
         "PAGING": DiscardPolicy.NEW,
+        "SILENCES": DiscardPolicy.NEW,
         "DEADLETTERS": DiscardPolicy.OLD,
         "CONFIG": DiscardPolicy.NEW,
         "WATCHDOG": DiscardPolicy.OLD,

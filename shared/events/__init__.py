@@ -5,8 +5,13 @@ from shared.events.alerts import (
     AlertEscalated,
     AlertEvent,
     AlertFired,
+    AlertFlapping,
     AlertResolved,
+    AlertSettled,
+    AlertSuppressionChanged,
     Severity,
+    SuppressionKind,
+    SuppressionRef,
 )
 from shared.events.audit import AuditRecorded
 from shared.events.base import Event, UndecodableEvent, decode_event, derived_id, new_id, utcnow
@@ -74,6 +79,13 @@ from shared.events.paging import (
     EscalationStopped,
     PageTarget,
 )
+from shared.events.silences import (
+    SilenceCreated,
+    SilenceEvent,
+    SilenceExpired,
+    SilenceMatcher,
+    SilenceUpdated,
+)
 from shared.events.synthetic import CheckConfigured, CheckRemoved, CheckRunRecorded
 from shared.events.watchdog import SELF_SOURCE, WATCHDOG_METRIC, WatchdogEvaluated
 
@@ -88,7 +100,10 @@ __all__ = [
     "AlertEscalated",
     "AlertEvent",
     "AlertFired",
+    "AlertFlapping",
     "AlertResolved",
+    "AlertSettled",
+    "AlertSuppressionChanged",
     "ApiKeyCreated",
     "ApiKeyRevoked",
     "AuditRecorded",
@@ -141,6 +156,13 @@ __all__ = [
     "SessionEnded",
     "SessionStarted",
     "Severity",
+    "SilenceCreated",
+    "SilenceEvent",
+    "SilenceExpired",
+    "SilenceMatcher",
+    "SilenceUpdated",
+    "SuppressionKind",
+    "SuppressionRef",
     "UndecodableEvent",
     "UserCreated",
     "UserRemoved",

@@ -220,6 +220,7 @@ async def test_system_health_shows_a_service_up_then_down(
     assert set(streams) == {
         "METRICS",
         "PAGING",
+        "SILENCES",
         "ALERTS",
         "INCIDENTS",
         "SYNTHETIC",
