@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 from pydantic import BaseModel
 
+from shared.aggregate import AggregateLog, BookMemory, Snapshot
 from shared.bus import EventBus
 from shared.commands import CommandResult
 from shared.configbook import ConfigBook, ConfigKind, Position
@@ -93,6 +94,25 @@ class ConfigOwner(Generic[T]):
         self.codec: ItemCodec[T] = codec if codec is not None else plain_codec()
         self.book: ConfigBook[T] = ConfigBook(kind)
         self.lock = asyncio.Lock()
+        # the book holds every item since ``load``: it is the logs' memory
+        self.items: AggregateLog[Held[T]] = AggregateLog(
+            bus,
+            kind.subject,
+            Held(),
+            functools.partial(_evolve, kind),
+            noun=kind.noun,
+            attempts=CONFLICT_ATTEMPTS,
+            memory=BookMemory(self._recall, self._forget, self._fold),
+        )
+        self.provisioning: AggregateLog[int] = AggregateLog(
+            bus,
+            lambda _: kind.provisioned_subject,
+            0,
+            lambda version, _: version + 1,
+            noun=f"provisioned {kind.items_field}",
+            attempts=CONFLICT_ATTEMPTS,
+            memory=BookMemory(self._recall_provisioned, self._forget_provisioned, self._fold),
+        )
 
     # --- start ----------------------------------------------------------------
 
@@ -158,39 +178,30 @@ class ConfigOwner(Generic[T]):
         return appended + 1
 
     async def _provision_items(self, stored: list[T]) -> int:
-        for _ in range(CONFLICT_ATTEMPTS):
-            position = self.book.provisioned
-            event = self.kind.provisioned.model_validate(
-                {
-                    "id": derived_id(
-                        "config-provisioned",
-                        self.kind.provisioned_aggregate,
-                        position.version + 1,
-                        self._fingerprint(stored),
-                    ),
-                    "aggregate_id": self.kind.provisioned_aggregate,
-                    "version": position.version + 1,
-                    "file": self.file_path,
-                    self.kind.items_field: stored,
-                }
-            )
-            try:
-                seq = await self._bus().publish(
-                    self.kind.provisioned_subject, event, position.last_seq
+        def provisioned(version: int) -> list[Event]:
+            return [
+                self.kind.provisioned.model_validate(
+                    {
+                        "id": derived_id(
+                            "config-provisioned",
+                            self.kind.provisioned_aggregate,
+                            version + 1,
+                            self._fingerprint(stored),
+                        ),
+                        "aggregate_id": self.kind.provisioned_aggregate,
+                        "version": version + 1,
+                        "file": self.file_path,
+                        self.kind.items_field: stored,
+                    }
                 )
-            except Conflict:
-                book: ConfigBook[T] = ConfigBook(self.kind)
-                await self._load_provisioned(book)
-                self.book.provisioned = book.provisioned
-                self.book.file_items, self.book.file_path = book.file_items, book.file_path
-                continue
-            self.book.apply(event, seq)
-            log.info(
-                "configuration file provisioned",
-                extra={"kind": self.kind.noun, "items": len(stored), "stream_seq": seq},
-            )
-            return seq
-        raise Conflict(f"the provisioned {self.kind.items_field} keep changing; try again")
+            ]
+
+        outcome = await self.provisioning.execute(self.kind.provisioned_aggregate, provisioned)
+        log.info(
+            "configuration file provisioned",
+            extra={"kind": self.kind.noun, "items": len(stored), "stream_seq": outcome.last_seq},
+        )
+        return outcome.last_seq
 
     # --- commands ---------------------------------------------------------------
 
@@ -204,10 +215,7 @@ class ConfigOwner(Generic[T]):
                     field="name",
                 )
             sealed = self.codec.seal(item)
-            return await self._append(
-                name,
-                lambda: None if name in self.book.api_items else self._created(sealed, by),
-            )
+            return await self._append(name, functools.partial(self._created, sealed, by))
 
     async def update(self, name: str, item: T, by: str) -> CommandResult:
         if _name(item) != name:
@@ -223,13 +231,13 @@ class ConfigOwner(Generic[T]):
             if self.codec.open(current) == wanted:
                 return self._result(name, self.book.position(name))
             sealed = self.codec.seal(wanted)
-            return await self._append(name, lambda: self._updated(sealed, by))
+            return await self._append(name, functools.partial(self._updated, sealed, by))
 
     async def delete(self, name: str, by: str) -> CommandResult:
         async with self.lock:
             self._refuse_file_managed(name)
             self._api_item(name)
-            return await self._append(name, lambda: self._deleted(name, by))
+            return await self._append(name, functools.partial(self._deleted, name, by))
 
     async def reencrypt(self, by: str) -> tuple[int, int]:
         """Encrypt every current item again with the newest key: (items changed, last seq)."""
@@ -266,25 +274,32 @@ class ConfigOwner(Generic[T]):
         except KeyError:
             raise NotFound(f"name: no {self.kind.noun} {name!r}", field="name") from None
 
-    def _created(self, item: T, by: str) -> Event:
-        return self._event(self.kind.created, _name(item), by, **{self.kind.item_field: item})
+    def _created(self, item: T, by: str, held: Held[T]) -> list[Event]:
+        if held.item is not None:
+            return []  # created meanwhile
+        return [
+            self._event(self.kind.created, _name(item), held, by, **{self.kind.item_field: item})
+        ]
 
-    def _updated(self, item: T, by: str) -> Event | None:
-        if _name(item) not in self.book.api_items:
+    def _updated(self, item: T, by: str, held: Held[T]) -> list[Event]:
+        if held.item is None:
             raise NotFound(f"name: no {self.kind.noun} {_name(item)!r}", field="name")
-        return self._event(self.kind.updated, _name(item), by, **{self.kind.item_field: item})
+        return [
+            self._event(self.kind.updated, _name(item), held, by, **{self.kind.item_field: item})
+        ]
 
-    def _deleted(self, name: str, by: str) -> Event | None:
-        if name not in self.book.api_items:
-            return None
-        return self._event(self.kind.deleted, name, by, name=name)
+    def _deleted(self, name: str, by: str, held: Held[T]) -> list[Event]:
+        if held.item is None:
+            return []
+        return [self._event(self.kind.deleted, name, held, by, name=name)]
 
-    def _event(self, cls: type[Event], item_name: str, by: str, **payload: Any) -> Event:
-        position = self.book.position(item_name)
+    def _event(
+        self, cls: type[Event], item_name: str, held: Held[T], by: str, **payload: Any
+    ) -> Event:
         return cls.model_validate(
             {
                 "aggregate_id": self.kind.subject(item_name).rsplit(".", 1)[1],
-                "version": position.version + 1,
+                "version": held.version + 1,
                 "by": by,
                 **payload,
             }
@@ -298,36 +313,31 @@ class ConfigOwner(Generic[T]):
             stream=CONFIG.name,
         )
 
-    async def _append(self, name: str, decide: Callable[[], Event | None]) -> CommandResult:
+    async def _append(self, name: str, decide: Callable[[Held[T]], list[Event]]) -> CommandResult:
         """Decide, append with the subject's expected sequence, apply; reload on a clash."""
-        subject = self.kind.subject(name)
-        for _ in range(CONFLICT_ATTEMPTS):
-            event = decide()
-            position = self.book.position(name)
-            if event is None:
-                return self._result(name, position)
-            try:
-                seq = await self._bus().publish(subject, event, position.last_seq)
-            except Conflict:
-                log.info(
-                    "configuration changed concurrently; reloading", extra={"subject": subject}
-                )
-                await self._reload(name)
-                continue
-            self.book.apply(event, seq)
+        outcome = await self.items.execute(name, decide)
+        if outcome.appended:
             await self._apply()
-            log.info(
-                "configuration changed",
-                extra={"event_type": event.type, "item": name, "stream_seq": seq},
-            )
-            return self._result(name, self.book.position(name))
-        raise Conflict(f"{self.kind.noun} {name!r} keeps changing; try again")
+        return self._result(name, self.book.position(name))
 
-    async def _reload(self, name: str) -> None:
+    # --- the book as the logs' memory ---------------------------------------------
+
+    def _recall(self, name: str) -> Snapshot[Held[T]]:
+        position = self.book.position(name)
+        return Snapshot(Held(self.book.api_items.get(name), position.version), position.last_seq)
+
+    def _forget(self, name: str) -> None:
         self.book.api_items.pop(name, None)
         self.book.positions.pop(self.kind.subject(name), None)
-        for recorded in await self._bus().read_subject(self.kind.subject(name)):
-            self.book.apply(recorded.event, recorded.seq)
+
+    def _recall_provisioned(self, _: str) -> Snapshot[int]:
+        return Snapshot(self.book.provisioned.version, self.book.provisioned.last_seq)
+
+    def _forget_provisioned(self, _: str) -> None:
+        self.book.provisioned, self.book.file_items, self.book.file_path = Position(), {}, ""
+
+    def _fold(self, event: Event, seq: int) -> None:
+        self.book.apply(event, seq)
 
     async def _apply(self) -> None:
         await self.applied([self.codec.open(item) for item in self.book.items()])
@@ -335,6 +345,23 @@ class ConfigOwner(Generic[T]):
     def current(self) -> list[T]:
         """Every item in clear form."""
         return [self.codec.open(item) for item in self.book.items()]
+
+
+@dataclass(frozen=True)
+class Held(Generic[T]):
+    """One API item's aggregate: the item in its stored form (None: there is none) and its
+    version."""
+
+    item: T | None = None
+    version: int = 0
+
+
+def _evolve(kind: ConfigKind[T], held: Held[T], event: Event) -> Held[T]:
+    if isinstance(event, kind.created | kind.updated):
+        return Held(kind.item_of(event), event.version)
+    if isinstance(event, kind.deleted):
+        return Held(None, event.version)
+    return held
 
 
 def _name(item: Any) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 
 from services.incidents.domain import Cause, Incident, OpenIncidentAs, decide
 from services.incidents.store import IncidentStore
 from shared import subjects
+from shared.aggregate import Snapshot
 from shared.commands import MAX_TITLE_CHARS, AddIncidentNote, ChangeIncidentStatus
 from shared.config import IncidentPolicy
 from shared.consumer import ConsumerSpec, Delivery
@@ -55,6 +57,12 @@ def incident_title(alert: AlertEvent) -> str:
     return title[: MAX_TITLE_CHARS - len(ELLIPSIS)] + ELLIPSIS
 
 
+def _open_unless_opened(
+    found: Incident | None, opening: OpenIncidentAs, cause: Cause
+) -> list[Event]:
+    return decide(None, opening, cause) if found is None else []
+
+
 class AlertIncidents:
     """One open incident per series (fingerprint), never two.
 
@@ -98,12 +106,15 @@ class AlertIncidents:
             if incident is not None:
                 await self._note(incident.incident_id, alert, cause)
                 return
-            (opened,) = decide(None, self._opening(alert, generation), cause)
-            try:
-                await self.store.append(opened, expected_last_subject_seq=0)
+            opening = self._opening(alert, generation)
+            outcome = await self.store.log.execute(
+                opening.incident_id,
+                functools.partial(_open_unless_opened, opening=opening, cause=cause),
+                known=Snapshot(None),  # ``current`` has just found no incident there
+            )
+            if outcome.appended:
                 return
-            except Conflict:
-                continue  # opened meanwhile: look again
+            # opened meanwhile: look again
         raise Conflict(f"incidents of series {alert.fingerprint} kept changing")
 
     def _opening(self, alert: AlertFired | AlertEscalated, generation: int) -> OpenIncidentAs:

@@ -1,4 +1,5 @@
-"""Check definitions on the log: load them at start and append with optimistic concurrency."""
+"""Check definitions on the log: load them at start, change them through the shared
+load, decide, append loop (shared.aggregate)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,15 @@ from collections.abc import Callable
 
 from nats.js.errors import NotFoundError
 
-from services.synthetic.domain import CheckCatalog, reconcile
+from services.synthetic.domain import CheckCatalog, CheckDefinition, reconcile
 from shared import subjects
+from shared.aggregate import AggregateLog, BookMemory, Snapshot
 from shared.bus import EventBus
 from shared.config import CheckConfig
-from shared.errors import Conflict
-from shared.events import CheckRunRecorded, Event, decode_event
+from shared.events import CheckConfigured, CheckRunRecorded, Event, decode_event
 from shared.streams import SYNTHETIC
 
 log = logging.getLogger(__name__)
-
-MAX_CONFLICT_RETRIES = 5
 
 Decision = Callable[[CheckCatalog], Event | None]
 
@@ -28,6 +27,20 @@ class CheckDefinitionLog:
     def __init__(self, catalog: CheckCatalog, bus: Callable[[], EventBus]):
         self.catalog = catalog
         self._bus = bus
+        # the catalog holds every definition since ``load``: it is the log's memory
+        self.log: AggregateLog[CheckDefinition | None] = AggregateLog(
+            bus,
+            subjects.check_definition,
+            None,
+            _evolve,
+            noun="check",
+            memory=BookMemory(self._recall, catalog.forget, catalog.apply),
+        )
+
+    def _recall(self, check_id: str) -> Snapshot[CheckDefinition | None]:
+        return Snapshot(
+            self.catalog.definitions.get(check_id), self.catalog.position(check_id).last_seq
+        )
 
     async def load(self) -> None:
         """Fold every definition event, then the last run of each check for its failure count."""
@@ -51,35 +64,15 @@ class CheckDefinitionLog:
             extra={"checks": len(self.catalog.definitions)},
         )
 
-    async def reload(self, check_id: str) -> None:
-        self.catalog.forget(check_id)
-        for recorded in await self._bus().read_subject(subjects.check_definition(check_id)):
-            self.catalog.apply(recorded.event, recorded.seq)
-
     async def append(self, check_id: str, decide: Decision) -> tuple[Event | None, int]:
         """Decide against the current state and append; on a clash reload and decide again.
 
         Returns the appended event (None when nothing needed changing) and the
         subject's last sequence.
         """
-        for _ in range(MAX_CONFLICT_RETRIES):
-            event = decide(self.catalog)
-            position = self.catalog.position(check_id)
-            if event is None:
-                return None, position.last_seq
-            try:
-                seq = await self._bus().publish(
-                    subjects.check_definition(check_id),
-                    event,
-                    expected_last_subject_seq=position.last_seq,
-                )
-            except Conflict:
-                log.info("check definition changed concurrently", extra={"check_id": check_id})
-                await self.reload(check_id)
-                continue
-            self.catalog.apply(event, seq)
-            return event, seq
-        raise Conflict(f"check {check_id} keeps changing concurrently; try again")
+        outcome = await self.log.execute(check_id, lambda _: _listed(decide(self.catalog)))
+        event = outcome.appended[-1].event if outcome.appended else None
+        return event, outcome.last_seq
 
     async def reconcile(self, configured: list[CheckConfig]) -> int:
         """Make the log match the config file; returns how many events that took."""
@@ -97,3 +90,11 @@ class CheckDefinitionLog:
             appended += event is not None
         log.info("reconciled checks with config", extra={"events": appended})
         return appended
+
+
+def _evolve(_: CheckDefinition | None, event: Event) -> CheckDefinition | None:
+    return CheckDefinition.from_event(event) if isinstance(event, CheckConfigured) else None
+
+
+def _listed(event: Event | None) -> list[Event]:
+    return [] if event is None else [event]
