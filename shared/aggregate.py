@@ -40,8 +40,8 @@ class Snapshot(Generic[S]):
 
 @dataclass(frozen=True)
 class Outcome(Generic[S]):
-    """What ``execute`` left: the state after it, and the events it appended (none when
-    the decision changed nothing)."""
+    """What ``execute`` left: the state after it, and the events it appended, in order
+    (none when the decision changed nothing)."""
 
     snapshot: Snapshot[S]
     appended: tuple[Recorded, ...] = ()
@@ -191,8 +191,8 @@ class AggregateLog(Generic[S]):
         """
         subject = self.subject(key)
         snapshot = known if known is not None else await self.current(key)
+        appended: list[Recorded] = []  # by every attempt: one may clash halfway
         for attempt in range(1, self.attempts + 1):
-            appended: list[Recorded] = []
             try:
                 for event in decide(snapshot.state):
                     seq = await self._bus().publish(subject, event, snapshot.last_seq)

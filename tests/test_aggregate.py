@@ -236,7 +236,7 @@ async def test_a_clash_midway_decides_the_rest_again_on_what_is_there(bus: Event
         "acknowledged",
         "resolved",
     ]
-    assert [r.event.version for r in outcome.appended] == [3, 4]
+    assert [r.event.version for r in outcome.appended] == [1, 3, 4]
 
 
 async def test_a_hot_aggregate_is_decided_from_memory_and_a_stale_memory_is_corrected(

@@ -12,7 +12,7 @@ from shared.aggregate import Snapshot
 from shared.commands import MAX_TITLE_CHARS, AddIncidentNote, ChangeIncidentStatus
 from shared.config import IncidentPolicy
 from shared.consumer import ConsumerSpec, Delivery
-from shared.errors import Conflict
+from shared.errors import Conflict, InvalidTransition
 from shared.events import (
     AlertEscalated,
     AlertEvent,
@@ -55,12 +55,6 @@ def incident_title(alert: AlertEvent) -> str:
     if len(title) <= MAX_TITLE_CHARS:
         return title
     return title[: MAX_TITLE_CHARS - len(ELLIPSIS)] + ELLIPSIS
-
-
-def _open_unless_opened(
-    found: Incident | None, opening: OpenIncidentAs, cause: Cause
-) -> list[Event]:
-    return decide(None, opening, cause) if found is None else []
 
 
 class AlertIncidents:
@@ -107,14 +101,12 @@ class AlertIncidents:
                 await self._note(incident.incident_id, alert, cause)
                 return
             opening = self._opening(alert, generation)
-            outcome = await self.store.log.execute(
-                opening.incident_id,
-                functools.partial(_open_unless_opened, opening=opening, cause=cause),
-                known=Snapshot(None),  # ``current`` has just found no incident there
-            )
-            if outcome.appended:
+            try:  # ``current`` has just found no incident there: decide on that
+                opened = functools.partial(decide, command=opening, cause=cause)
+                await self.store.log.execute(opening.incident_id, opened, known=Snapshot(None))
                 return
-            # opened meanwhile: look again
+            except InvalidTransition:
+                continue  # opened meanwhile: look again
         raise Conflict(f"incidents of series {alert.fingerprint} kept changing")
 
     def _opening(self, alert: AlertFired | AlertEscalated, generation: int) -> OpenIncidentAs:

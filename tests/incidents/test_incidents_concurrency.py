@@ -8,12 +8,21 @@ import pytest
 from nats.aio.client import Client
 
 from services.incidents.domain import OpenIncidentAs, decide
+from services.incidents.handlers import AlertIncidents, incident_id_for
 from services.incidents.store import IncidentStore
 from shared import subjects
 from shared.bus import EventBus, Recorded
 from shared.commands import AddIncidentNote, AssignIncident, ChangeIncidentStatus
+from shared.config import IncidentPolicy
+from shared.consumer import Delivery
 from shared.errors import InvalidTransition
-from shared.events import IncidentAssigned, IncidentNoteAdded, IncidentStatusChanged
+from shared.events import (
+    AlertFired,
+    IncidentAssigned,
+    IncidentNoteAdded,
+    IncidentOpened,
+    IncidentStatusChanged,
+)
 
 ID = "inc-race"
 
@@ -84,3 +93,41 @@ async def test_the_loser_decides_again_on_what_the_winner_did(
     assert incident is not None
     assert [type(e) for e in incident.timeline[1:]] == [IncidentStatusChanged]
     assert incident.status == "identified"
+
+
+def critical(alert_id: str) -> AlertFired:
+    return AlertFired(
+        aggregate_id=alert_id,
+        rule="HighCPU",
+        fingerprint="fp-api-1",
+        metric="cpu",
+        labels={"host": "api-1"},
+        severity="critical",
+        value=95.0,
+        threshold=90.0,
+    )
+
+
+async def test_two_processes_opening_one_series_incident_make_one(bus: EventBus) -> None:
+    # given two incidents processes that both find no incident for the series
+    lockstep = LockstepBus(bus.nc, gated=2)
+    first, second = (
+        AlertIncidents(IncidentStore(lambda: lockstep), IncidentPolicy()) for _ in range(2)
+    )
+    alerts = critical("alert-a"), critical("alert-b")
+
+    # when each handles a critical alert of it at once
+    await asyncio.gather(
+        *(
+            process.handle(alert, Delivery("ALERTS", subjects.alert(alert.id), n, 1, "c"))
+            for n, (process, alert) in enumerate(zip((first, second), alerts, strict=True), 1)
+        )
+    )
+
+    # then one opens the incident, the other's open clashes and it notes its alert there
+    opened = [
+        r.event for r in await bus.read_subject(subjects.incident(incident_id_for("fp-api-1", 0)))
+    ]
+    assert [type(e) for e in opened] == [IncidentOpened, IncidentNoteAdded]
+    assert {opened[0].causation_id, opened[1].causation_id} == {a.id for a in alerts}
+    assert await bus.read_subject(subjects.incident(incident_id_for("fp-api-1", 1))) == []
