@@ -32,10 +32,10 @@ from shared.configtypes import (
     Duration,
     Name,
     Strict,
-    Threshold,
 )
 from shared.pagingconfig import ContactConfig, EscalationPolicyConfig, ScheduleConfig
 from shared.routingconfig import RouteConfig
+from shared.ruleconfig import RuleConfig
 
 _Strict = Strict
 
@@ -45,48 +45,9 @@ __all__ = [
     "ChannelBase",
     "ChannelConfig",
     "Duration",
+    "RuleConfig",
     "parse_channel",
 ]
-
-
-class RuleConfig(_Strict):
-    name: Name
-    metric: str = Field(min_length=1, max_length=200, description="Sample name to watch")
-    labels: dict[str, str] = Field(
-        default_factory=dict, max_length=64, description="Exact-match label filters"
-    )
-    direction: Literal["above", "below"] = Field(
-        default="above", description="'below' fires when the value drops to the threshold"
-    )
-    warning: Threshold | None = Field(default=None, description="Fires warning at or beyond")
-    critical: Threshold | None = Field(
-        default=None, description="Escalates to critical at or beyond"
-    )
-    for_s: Duration = Field(
-        default=0.0, alias="for", le=7 * 86400, description="How long the level must hold"
-    )
-    hysteresis: Threshold | None = Field(
-        default=None,
-        ge=0,
-        description="How far back past the warning threshold the value must go to resolve; "
-        "default 5% of the threshold",
-    )
-    summary: str = Field(default="", max_length=1000)
-
-    @model_validator(mode="after")
-    def _thresholds(self) -> RuleConfig:
-        if self.warning is None and self.critical is None:
-            raise ValueError("a rule needs a warning or a critical threshold")
-        if self.warning is not None and self.critical is not None:
-            wrong = (
-                self.critical < self.warning
-                if self.direction == "above"
-                else self.critical > self.warning
-            )
-            if wrong:
-                side = "at or above" if self.direction == "above" else "at or below"
-                raise ValueError(f"critical must be {side} warning")
-        return self
 
 
 SAFE_METHODS = ("GET", "HEAD")

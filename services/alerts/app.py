@@ -40,6 +40,7 @@ def attach(runtime: ServiceRuntime, config: VigilConfig, config_file: str = "") 
         await service.evaluator.restore_holds(runtime.bus)
 
     runtime.on_start(restore_holds)
+    runtime.background(service.evaluator.absence_timer)
     runtime.consume(EVALUATOR, service.evaluator.handle)
     runtime.respond(ACKNOWLEDGE_ALERT, service.commands.acknowledge)
     runtime.respond(RESOLVE_ALERT, service.commands.resolve)

@@ -16,8 +16,11 @@ from typing import Any, Literal
 
 import orjson
 
+from services.alerts.rulecompile import (
+    CompiledRule,
+    Thresholds,
+)
 from shared.commands import AcknowledgeAlert, ResolveAlert
-from shared.config import RuleConfig
 from shared.errors import InvalidTransition, NotFound
 from shared.events import (
     AlertAcknowledged,
@@ -28,9 +31,6 @@ from shared.events import (
     Severity,
     derived_id,
 )
-
-HYSTERESIS_RATIO = 0.05
-HYSTERESIS_FLOOR = 1e-6  # a threshold of 0 still needs a gap to stop flapping
 
 AlertStatus = Literal["firing", "acknowledged", "resolved"]
 TransitionKind = Literal["fire", "escalate", "recover"]
@@ -58,75 +58,6 @@ def event_id_for(alert_id: str, version: int, what: str) -> str:
     """Deterministic per (alert, version, kind): a repeat is dropped by the server, while two
     different writers racing for one version get distinct ids and thus a Conflict."""
     return derived_id("alert-event", alert_id, version, what)
-
-
-# --- rules ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CompiledRule:
-    """A rule with its thresholds worked out once, for the per-sample hot path."""
-
-    rule: RuleConfig
-    above: bool
-    warning: float | None
-    critical: float | None
-    resolve_threshold: float
-    hysteresis: float
-    filters: tuple[tuple[str, str], ...]
-
-    @classmethod
-    def of(cls, rule: RuleConfig) -> CompiledRule:
-        lowest = rule.warning if rule.warning is not None else rule.critical
-        if lowest is None:  # RuleConfig already rejects this
-            raise ValueError(f"rule {rule.name} has no threshold")
-        gap = (
-            rule.hysteresis
-            if rule.hysteresis is not None
-            else max(HYSTERESIS_RATIO * abs(lowest), HYSTERESIS_FLOOR)
-        )
-        return cls(
-            rule=rule,
-            above=rule.direction == "above",
-            warning=rule.warning,
-            critical=rule.critical,
-            resolve_threshold=lowest,
-            hysteresis=gap,
-            filters=tuple(sorted(rule.labels.items())),
-        )
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(labels.get(key) == value for key, value in self.filters)
-
-    def _beyond(self, value: float, threshold: float | None) -> bool:
-        if threshold is None:
-            return False
-        return value >= threshold if self.above else value <= threshold
-
-    def level(self, value: float) -> Severity | None:
-        """The severity the value reaches on its own, ignoring any open alert."""
-        if self._beyond(value, self.critical):
-            return "critical"
-        if self._beyond(value, self.warning):
-            return "warning"
-        return None
-
-    def recovered(self, value: float) -> bool:
-        if self.above:
-            return value < self.resolve_threshold - self.hysteresis
-        return value > self.resolve_threshold + self.hysteresis
-
-    def threshold(self, severity: Severity) -> float:
-        value = self.critical if severity == "critical" else self.warning
-        return self.resolve_threshold if value is None else value
-
-
-def index_rules(rules: Iterable[RuleConfig]) -> dict[str, tuple[CompiledRule, ...]]:
-    """Rules by metric name, in config order: a sample only meets the rules for its name."""
-    index: dict[str, list[CompiledRule]] = {}
-    for rule in rules:
-        index.setdefault(rule.metric, []).append(CompiledRule.of(rule))
-    return {metric: tuple(compiled) for metric, compiled in index.items()}
 
 
 # --- the aggregate -------------------------------------------------------------------
@@ -200,7 +131,7 @@ class Transition:
 
 
 def evaluate(
-    check: CompiledRule, alert: Alert | None, pending: Pending | None, value: float, at: float
+    check: Thresholds, alert: Alert | None, pending: Pending | None, value: float, at: float
 ) -> tuple[Transition | None, Pending | None]:
     """One sample against one rule for one series: the transition it causes, and what stays pending.
 
@@ -208,7 +139,7 @@ def evaluate(
     which the rule's ``for`` is measured (never the sample's own timestamp, which a client
     could set back to skip the hold).
     """
-    hold = check.rule.for_s
+    hold = check.for_s
     if alert is not None and check.recovered(value):
         return Transition("recover", alert.severity, check.resolve_threshold), None
     held = held_since(check, alert, pending, value, at)
@@ -229,7 +160,7 @@ def evaluate(
 
 
 def held_since(
-    check: CompiledRule, alert: Alert | None, pending: Pending | None, value: float, at: float
+    check: Thresholds, alert: Alert | None, pending: Pending | None, value: float, at: float
 ) -> Pending | None:
     """How long each level has held, this sample included, before any transition is taken."""
     level = check.level(value)
@@ -283,8 +214,11 @@ def transition_event(
     labels: Mapping[str, str],
     origin: SampleOrigin,
 ) -> AlertEvent:
+    """The event for a transition; ``labels`` are the alert's (the series' and the rule's
+    static ones), which its annotations are rendered with."""
     if transition.kind == "fire":
         alert_id = alert_id_for(fingerprint_, origin.seq, origin.index)
+        notes = check.annotate(labels, value, transition.threshold, transition.severity)
         return AlertFired(
             **_envelope(alert_id, 1, "fired", origin),
             rule=check.rule.name,
@@ -294,7 +228,8 @@ def transition_event(
             severity=transition.severity,
             value=value,
             threshold=transition.threshold,
-            summary=check.rule.summary,
+            summary=notes.get("summary", check.rule.summary),
+            annotations=notes,
         )
     if alert is None:
         raise InvalidTransition(f"{transition.kind} needs an open alert")
@@ -313,6 +248,9 @@ def transition_event(
             previous_severity=alert.severity,
             value=value,
             threshold=transition.threshold,
+            annotations=check.annotate(
+                alert.labels, value, transition.threshold, transition.severity
+            ),
         )
     return AlertResolved(
         **_envelope(alert.alert_id, version, "recovered", origin),
@@ -331,14 +269,62 @@ def evaluate_sample(
     value: float,
     at: float,
     origin: SampleOrigin,
+    limits: Thresholds | None = None,
 ) -> tuple[AlertEvent | None, Pending | None]:
-    """What one sample does to its series: the event to append (if any) and what then stays
-    pending. The caller appends the event, then ``book.record``s it and sets the pending state."""
+    """What one value of a series does to it: the event to append (if any) and what then
+    stays pending. ``limits`` are the series' thresholds (an override's), looked up from
+    ``labels`` when not given. The caller appends the event, then ``book.record``s it and
+    sets the pending state."""
+    if limits is None:
+        limits = check.thresholds_for(labels)
     alert = book.open.get(fingerprint_)
-    transition, pending = evaluate(check, alert, book.pending.get(fingerprint_), value, at)
+    transition, pending = evaluate(limits, alert, book.pending.get(fingerprint_), value, at)
     if transition is None:
         return None, pending
     return transition_event(check, alert, transition, value, fingerprint_, labels, origin), pending
+
+
+def absence_fired(
+    check: CompiledRule,
+    fingerprint_: str,
+    labels: Mapping[str, str],
+    silent_s: float,
+    origin: SampleOrigin,
+) -> AlertFired:
+    """'No data': the series' last sample was ``silent_s`` ago. The alert's id derives from
+    that last sample, so the same silence can only ever open one alert, restarts included."""
+    severity: Severity = check.rule.severity or "critical"
+    limit = check.rule.absent_for or 0.0
+    alert_id = alert_id_for(fingerprint_, origin.seq, origin.index)
+    notes = check.annotate(labels, silent_s, limit, severity)
+    return AlertFired(
+        **_envelope(alert_id, 1, "fired", origin),
+        rule=check.rule.name,
+        fingerprint=fingerprint_,
+        metric=check.rule.metric,
+        labels=dict(labels),
+        severity=severity,
+        value=silent_s,
+        threshold=limit,
+        summary=notes.get("summary", check.rule.summary),
+        reason="absent",
+        annotations=notes,
+    )
+
+
+def absence_recovered(alert: Alert, value: float, origin: SampleOrigin) -> AlertResolved:
+    """Data came back: the sample at ``origin`` resolves the 'no data' alert."""
+    version = alert.version + 1
+    return AlertResolved(
+        **_envelope(alert.alert_id, version, "recovered", origin),
+        rule=alert.rule,
+        fingerprint=alert.fingerprint,
+        metric=alert.metric,
+        labels=dict(alert.labels),
+        severity=alert.severity,
+        reason="recovered",
+        value=value,
+    )
 
 
 # --- commands --------------------------------------------------------------------------

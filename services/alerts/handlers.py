@@ -1,26 +1,35 @@
-"""The ``alerts-evaluator`` consumer: every sample of every batch against the rules for its name.
+"""The ``alerts-evaluator`` consumer: every sample of every batch against the rules for its
+name, and the absence timer that calls a silent series absent at its deadline.
 
-This is the hot path. Rules are indexed by metric name and all state is in memory,
-so the only I/O is publishing a transition when one happens.
+This is the hot path. Rules are indexed by sample name, what each rule keeps per series
+(windows, ratio counters, last-seen times) is in memory, and the only I/O is appending a
+transition when one happens, always through ``_append`` (one place, whatever the cause).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from nats.js.errors import NotFoundError
 
+from services.alerts.absence import LastSeen
 from services.alerts.domain import (
     AlertBook,
+    AlertEvent,
     CompiledRule,
+    Pending,
     SampleOrigin,
+    absence_fired,
+    absence_recovered,
     evaluate_sample,
-    fingerprint,
     held_since,
-    index_rules,
 )
+from services.alerts.evaluation import RuleEngine, Series
 from services.alerts.watchdog import WatchdogRelay
 from services.alerts.writer import AlertWriter
 from shared import subjects
@@ -28,7 +37,7 @@ from shared.bus import EventBus
 from shared.config import RuleConfig
 from shared.consumer import ConsumerSpec, Delivery
 from shared.errors import Conflict
-from shared.events import SELF_SOURCE, Event, Sample, SamplesIngested
+from shared.events import SELF_SOURCE, Event, SamplesIngested, decode_event
 from shared.streams import METRICS
 
 log = logging.getLogger(__name__)
@@ -41,110 +50,103 @@ EVALUATOR = ConsumerSpec(
 )
 CONFLICT_ATTEMPTS = 5
 HOLD_LOOKBACK_SLACK_S = 60.0  # a batch's arrival and its time on the stream may differ a little
+ABSENCE_RETRY_S = 1.0  # after an absence could not be recorded (the broker away)
+
+Decision = Callable[[], tuple[AlertEvent | None, Pending | None]]
 
 
 class SampleEvaluator:
-    def __init__(self, writer: AlertWriter, rules: Iterable[RuleConfig], watchdog: WatchdogRelay):
+    def __init__(
+        self,
+        writer: AlertWriter,
+        rules: Iterable[RuleConfig],
+        watchdog: WatchdogRelay,
+        clock: Callable[[], float] = time.time,
+    ):
         self.writer = writer
-        self.rules = index_rules(rules)
+        self.engine = RuleEngine(rules)
         self.watchdog = watchdog
+        self.clock = clock
+        self._wake = asyncio.Event()
 
     async def use_rules(self, rules: list[RuleConfig]) -> None:
         """Judge samples by ``rules`` from the next batch on (a batch sees one rule set)."""
-        index = index_rules(rules)
         async with self.writer.lock:
-            self.rules = index
+            self.engine.use(rules)
+        self._wake.set()  # an absent_for may have changed
         log.info("rules in use", extra={"rules": len(rules)})
 
+    # --- samples ----------------------------------------------------------------------
+
     async def handle(self, event: Event, delivery: Delivery) -> None:
-        """Evaluate a sample batch; a redelivered batch skips what already reached the log."""
+        """Evaluate a sample batch; a redelivered batch skips what already reached the log
+        (and the windows skip what they hold already)."""
         if not isinstance(event, SamplesIngested):
             return
         seq = delivery.stream_seq
+        engine = self.engine
+        arrived = event.received_at
         async with self.writer.lock:
             book = self.writer.book
-            if seq < book.position[0]:
-                log.debug("batch already evaluated", extra={"stream_seq": seq})
-                return
-            for index, sample, at, check, fp in self._watched(event):
-                if not book.already_applied(seq, index, fp):
-                    await self._evaluate(check, fp, sample, at, event, seq, index)
+            for index, sample in enumerate(event.samples):
+                name = sample["name"]
+                if name not in engine.watchers:
+                    continue
+                origin = SampleOrigin(seq, index, event.id, event.correlation_id)
+                readings = engine.read(
+                    name,
+                    sample["labels"],
+                    sample["value"],
+                    sample.get("timestamp"),
+                    arrived,
+                    origin,
+                )
+                for check, series, value in readings:
+                    if value is None or book.already_applied(seq, index, series.fingerprint):
+                        continue
+                    if check.kind == "absence":
+                        if series.fingerprint in book.open:
+                            await self._data_returned(series, value, origin)
+                        continue
+                    await self._judge(check, series, value, arrived, origin)
+        if engine.absence.sooner:
+            engine.absence.sooner = False
+            self._wake.set()
         if event.aggregate_id == SELF_SOURCE:
             await self.watchdog.passed(event)
 
-    def _watched(
-        self, batch: SamplesIngested
-    ) -> Iterator[tuple[int, Sample, float, CompiledRule, str]]:
-        """Each (sample, rule) pair of a batch where the rule watches the sample: with the
-        sample's position in the batch, its time, and the series it belongs to.
-
-        The time is the batch's arrival, not the sample's own timestamp: ``for:`` holds
-        are measured against it, and a client's timestamps must not shorten them.
-        """
-        at = batch.received_at
-        for index, sample in enumerate(batch.samples):
-            checks = self.rules.get(sample["name"])
-            if checks is None:
-                continue
-            for check in checks:
-                if check.filters and not check.matches(sample["labels"]):
-                    continue
-                yield index, sample, at, check, fingerprint(check.rule.name, sample["labels"])
-
-    async def restore_holds(self, bus: EventBus) -> int:
-        """Rebuild the ``for:`` holds from samples evaluated before this process started.
-
-        Holds live in memory; without this a restart would start every hold again, and
-        a service restarted more often than a rule's ``for`` would never fire it. Only
-        samples the evaluator had acknowledged are replayed (the rest come again live),
-        from as far back as the longest hold, and only those after each series' last
-        change. Returns how many series have a hold.
-        """
-        longest = max((c.rule.for_s for cs in self.rules.values() for c in cs), default=0.0)
-        if longest <= 0:
-            return 0
-        try:
-            info = await bus.js.consumer_info(METRICS.name, EVALUATOR.durable)
-        except NotFoundError:
-            return 0  # first start: nothing was evaluated yet
-        end = info.ack_floor.stream_seq if info.ack_floor is not None else 0
-        if end <= 0:
-            return 0
-        since = datetime.now(UTC) - timedelta(seconds=longest + HOLD_LOOKBACK_SLACK_S)
-        async with self.writer.lock:
-            book = self.writer.book
-            replay = bus.replay(
-                METRICS.name, EVALUATOR.filter_subject, start_time=since, end_seq=end
-            )
-            async for recorded in replay:
-                if isinstance(recorded.event, SamplesIngested):
-                    self._hold(book, recorded.event, recorded.seq)
-        log.info("for-holds restored", extra={"series": len(book.pending), "through_seq": end})
-        return len(book.pending)
-
-    def _hold(self, book: AlertBook, batch: SamplesIngested, seq: int) -> None:
-        for index, sample, at, check, fp in self._watched(batch):
-            if check.rule.for_s and not book.changed_since(fp, seq, index, batch.received_at):
-                pending = held_since(
-                    check, book.open.get(fp), book.pending.get(fp), sample["value"], at
-                )
-                book.set_pending(fp, pending)
-
-    async def _evaluate(
-        self,
-        check: CompiledRule,
-        fp: str,
-        sample: Sample,
-        at: float,
-        batch: SamplesIngested,
-        seq: int,
-        index: int,
+    async def _judge(
+        self, check: CompiledRule, series: Series, value: float, at: float, origin: SampleOrigin
     ) -> None:
         book = self.writer.book
-        value = sample["value"]
-        origin = SampleOrigin(seq, index, batch.id, batch.correlation_id)
+        fp = series.fingerprint
+
+        def decide() -> tuple[AlertEvent | None, Pending | None]:
+            return evaluate_sample(book, check, fp, series.labels, value, at, origin, series.limits)
+
+        event, pending = decide()
+        if event is None:  # the common case: no transition, no I/O
+            book.set_pending(fp, pending)
+            return
+        await self._append(decide, fp, origin)
+
+    async def _data_returned(self, series: Series, value: float, origin: SampleOrigin) -> None:
+        book = self.writer.book
+        fp = series.fingerprint
+
+        def decide() -> tuple[AlertEvent | None, Pending | None]:
+            alert = book.open.get(fp)
+            return (None if alert is None else absence_recovered(alert, value, origin)), None
+
+        await self._append(decide, fp, origin)
+
+    async def _append(self, decide: Decision, fp: str, origin: SampleOrigin | None) -> None:
+        """Append what ``decide`` says, deciding again on a Conflict: the one place an
+        evaluated transition reaches the log. ``origin`` is the sample behind it (None
+        for a deadline), by which a transition already on the log is recognised."""
+        book = self.writer.book
         for _ in range(CONFLICT_ATTEMPTS):
-            event, pending = evaluate_sample(book, check, fp, sample["labels"], value, at, origin)
+            event, pending = decide()
             if event is None:
                 book.set_pending(fp, pending)
                 return
@@ -155,12 +157,152 @@ class SampleEvaluator:
             except Conflict:
                 log.warning(
                     "alert changed concurrently; reloading",
-                    extra={"alert_id": event.aggregate_id, "stream_seq": seq, "index": index},
+                    extra={
+                        "alert_id": event.aggregate_id,
+                        "stream_seq": origin.seq if origin else 0,
+                        "index": origin.index if origin else 0,
+                    },
                 )
                 await self.writer.reload(event.aggregate_id)
-                if book.already_applied(seq, index, fp):
+                if origin is not None and book.already_applied(origin.seq, origin.index, fp):
                     return
                 continue
             book.set_pending(fp, pending)
             return
-        raise Conflict(f"alert for {check.rule.name} kept changing; giving up on this delivery")
+        raise Conflict(f"alert {fp} kept changing; giving up on this delivery")
+
+    # --- absence ----------------------------------------------------------------------
+
+    async def absence_timer(self) -> None:
+        """Sleep until the earliest absence deadline (or until a sample arms an earlier
+        one), then fire what is due. Never looks at series that are not due."""
+        while True:
+            deadline = self.engine.absence.next_deadline()
+            self._wake.clear()
+            wait = None if deadline is None else deadline - self.clock()
+            if wait is None or wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                continue
+            if not await self.fire_absences():
+                await asyncio.sleep(ABSENCE_RETRY_S)
+
+    async def fire_absences(self, now: float | None = None) -> bool:
+        """Fire 'no data' for every series due at ``now`` (default: the clock). False when
+        one could not be recorded; it stays due and is tried again."""
+        async with self.writer.lock:
+            moment = self.clock() if now is None else now
+            due = self.engine.absence.due(moment)
+            for index, seen in enumerate(due):
+                check = self.engine.rules.get(seen.rule)
+                if check is None or check.kind != "absence":
+                    continue
+                try:
+                    await self._append(self._absent(check, seen, moment), seen.fingerprint, None)
+                except Exception:
+                    log.warning(
+                        "absence not recorded; trying again",
+                        exc_info=True,
+                        extra={"rule": seen.rule, "fingerprint": seen.fingerprint},
+                    )
+                    for again in due[index:]:
+                        self.engine.absence.observe(again)
+                    return False
+        return True
+
+    def _absent(self, check: CompiledRule, seen: LastSeen, now: float) -> Decision:
+        book = self.writer.book
+        fp = seen.fingerprint
+        since = (seen.origin.seq, seen.origin.index)
+
+        def decide() -> tuple[AlertEvent | None, Pending | None]:
+            if fp in book.open or book.changed_by_sample.get(fp, (0, 0)) > since:
+                return None, None  # already firing, or seen after ``seen`` per the log
+            silent = max(0.0, now - seen.at)
+            return absence_fired(check, fp, seen.labels, silent, seen.origin), None
+
+        return decide
+
+    # --- restart ----------------------------------------------------------------------
+
+    async def restore_holds(self, bus: EventBus) -> int:
+        """Rebuild what the rules keep from samples evaluated before this process started:
+        ``for:`` holds, windows, ratio counters and last-seen times.
+
+        Without this a restart would start every hold and window again (a service
+        restarted more often than a rule's ``for`` would never fire it), and a series
+        that fell silent while the service was down would never be called absent. Only
+        samples the evaluator had acknowledged are replayed (the rest come again live),
+        from as far back as the longest hold, window or absence before the last of them.
+        Returns how many series have a hold.
+        """
+        longest = self.engine.longest_lookback_s
+        if longest <= 0:
+            return 0
+        try:
+            info = await bus.js.consumer_info(METRICS.name, EVALUATOR.durable)
+        except NotFoundError:
+            return 0  # first start: nothing was evaluated yet
+        end = info.ack_floor.stream_seq if info.ack_floor is not None else 0
+        if end <= 0:
+            return 0
+        last = await _arrival(bus, end)
+        since = datetime.fromtimestamp(last, UTC) - timedelta(
+            seconds=longest + HOLD_LOOKBACK_SLACK_S
+        )
+        async with self.writer.lock:
+            book = self.writer.book
+            replay = bus.replay(
+                METRICS.name, EVALUATOR.filter_subject, start_time=since, end_seq=end
+            )
+            async for recorded in replay:
+                if isinstance(recorded.event, SamplesIngested):
+                    self._restore(book, recorded.event, recorded.seq)
+        self.engine.absence.sooner = False
+        self._wake.set()
+        log.info(
+            "rule state restored",
+            extra={
+                "holds": len(book.pending),
+                "watched_for_absence": len(self.engine.absence),
+                "through_seq": end,
+            },
+        )
+        return len(book.pending)
+
+    def _restore(self, book: AlertBook, batch: SamplesIngested, seq: int) -> None:
+        arrived = batch.received_at
+        for index, sample in enumerate(batch.samples):
+            if sample["name"] not in self.engine.watchers:
+                continue
+            origin = SampleOrigin(seq, index, batch.id, batch.correlation_id)
+            readings = self.engine.read(
+                sample["name"],
+                sample["labels"],
+                sample["value"],
+                sample.get("timestamp"),
+                arrived,
+                origin,
+            )
+            for _check, series, value in readings:
+                limits = series.limits
+                if value is None or limits is None or not limits.for_s:
+                    continue
+                fp = series.fingerprint
+                if book.changed_since(fp, seq, index, arrived):
+                    continue
+                pending = held_since(
+                    limits, book.open.get(fp), book.pending.get(fp), value, arrived
+                )
+                book.set_pending(fp, pending)
+
+
+async def _arrival(bus: EventBus, seq: int) -> float:
+    """When the batch at ``seq`` arrived (now, when it cannot be read)."""
+    try:
+        raw = await bus.js.get_msg(METRICS.name, seq)
+        event = decode_event(raw.data) if raw.data else None
+    except Exception:
+        event = None
+    now = time.time()
+    return min(event.received_at, now) if isinstance(event, SamplesIngested) else now
