@@ -287,6 +287,9 @@ def parser() -> argparse.ArgumentParser:
     from services.deadletters_cli import register as register_dead_letters
 
     register_dead_letters(sub)
+    from services.rules_cli import register as register_rules
+
+    register_rules(sub)
     return root
 
 
