@@ -265,8 +265,6 @@ class RuleConfig(Strict):
             self._refuse("overrides", "an absence rule (absent_for) has no thresholds")
         if self.for_s:
             self._refuse("for", "an absence rule waits absent_for, not for")
-        if "direction" in self.model_fields_set:
-            self._refuse("direction", "an absence rule has no direction")
 
     def _thresholds(self) -> None:
         if self.warning is None and self.critical is None:

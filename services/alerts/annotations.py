@@ -24,9 +24,12 @@ MAX_RENDERED_CHARS = 4000
 
 
 class _Blank(jinja2.ChainableUndefined):
-    """A label the series lacks renders empty, as in Prometheus templates."""
+    """A label the series lacks renders empty, as in Prometheus templates; an attribute
+    the sandbox refuses is refused loudly rather than quietly rendered empty."""
 
     def __str__(self) -> str:
+        if self._undefined_exception is not jinja2.UndefinedError:
+            self._fail_with_undefined_error()
         return ""
 
 

@@ -145,12 +145,13 @@ class WindowWatcher(Watcher):
 class RatioGroup:
     """The series of both counters that share the join labels: their windows, summed."""
 
-    __slots__ = ("denominator", "numerator", "series")
+    __slots__ = ("at", "denominator", "numerator", "series")
 
     def __init__(self, series: Series):
         self.series = series
         self.numerator: dict[LabelKey, Counter] = {}
         self.denominator: dict[LabelKey, Counter] = {}
+        self.at = float("-inf")  # the newest point of either side
 
     def ratio(self, now: float, scale: float) -> float | None:
         above = _increase(self.numerator, now)
@@ -185,6 +186,14 @@ class RatioWatcher(Watcher):
     def read(
         self, labels: Mapping[str, str], key: LabelKey, value: float, at: float
     ) -> Reading | None:
+        """Counted, not judged: a ratio is judged once per batch (``RuleEngine.settle``),
+        when both counters of the batch are in, never between the two."""
+        self.touch(labels, key, value, at)
+        return None
+
+    def touch(
+        self, labels: Mapping[str, str], key: LabelKey, value: float, at: float
+    ) -> RatioGroup | None:
         member = self.members.get(key, _NO_MEMBER)
         if member is _NO_MEMBER:
             member = self._join(labels, key)
@@ -192,11 +201,14 @@ class RatioWatcher(Watcher):
             return None
         group, counter = member
         counter.add(at, value)
-        return self.check, group.series, group.ratio(at, self.ratio.scale)
+        group.at = max(group.at, at)
+        return group
 
     def _join(self, labels: Mapping[str, str], key: LabelKey) -> tuple[RatioGroup, Counter] | None:
         if len(self.members) >= MAX_KNOWN_SERIES:
             self.members.clear()
+        if len(self.groups) >= MAX_KNOWN_SERIES:
+            self.groups.clear()
         member: tuple[RatioGroup, Counter] | None = None
         if self.check.matches(labels):
             on = self.ratio.on
@@ -259,6 +271,8 @@ class RuleEngine:
 
     def __init__(self, rules: Iterable[RuleConfig]):
         self.absence = AbsenceClock()
+        # ratio groups counted in the batch being read, to judge at its end
+        self.touched: dict[RatioGroup, tuple[RatioWatcher, SampleOrigin]] = {}
         self.rules: dict[str, CompiledRule] = {}
         self.watchers: dict[str, tuple[Watcher, ...]] = {}
         self.use(list(rules))
@@ -333,6 +347,11 @@ class RuleEngine:
         at = stamped if stamped is not None and stamped < arrived else arrived
         key = label_key(labels)
         for watcher in watchers:
+            if isinstance(watcher, RatioWatcher):
+                group = watcher.touch(labels, key, value, at)
+                if group is not None:
+                    self.touched[group] = (watcher, origin)
+                continue
             reading = watcher.read(labels, key, value, at)
             if reading is None:
                 continue
@@ -342,6 +361,16 @@ class RuleEngine:
                     LastSeen(watcher.check.name, series.fingerprint, series.labels, arrived, origin)
                 )
             yield reading
+
+    def settle(self) -> list[tuple[Reading, SampleOrigin]]:
+        """The ratios of the groups the batch counted, each with the last sample that
+        counted it: call once the whole batch has been read."""
+        settled = []
+        for group, (watcher, origin) in self.touched.items():
+            value = group.ratio(group.at, watcher.ratio.scale)
+            settled.append(((watcher.check, group.series, value), origin))
+        self.touched.clear()
+        return settled
 
 
 def _carry_groups(made: list[tuple[str, Watcher]], old: Watcher | None) -> None:

@@ -109,6 +109,10 @@ class SampleEvaluator:
                             await self._data_returned(series, value, origin)
                         continue
                     await self._judge(check, series, value, arrived, origin)
+            for (check, series, value), origin in engine.settle():
+                fp = series.fingerprint
+                if value is not None and not book.already_applied(origin.seq, origin.index, fp):
+                    await self._judge(check, series, value, arrived, origin)
         if engine.absence.sooner:
             engine.absence.sooner = False
             self._wake.set()
@@ -285,16 +289,23 @@ class SampleEvaluator:
                 origin,
             )
             for _check, series, value in readings:
-                limits = series.limits
-                if value is None or limits is None or not limits.for_s:
-                    continue
-                fp = series.fingerprint
-                if book.changed_since(fp, seq, index, arrived):
-                    continue
-                pending = held_since(
-                    limits, book.open.get(fp), book.pending.get(fp), value, arrived
-                )
-                book.set_pending(fp, pending)
+                _hold(book, series, value, origin, arrived)
+        for (_check, series, value), origin in self.engine.settle():
+            _hold(book, series, value, origin, arrived)
+
+
+def _hold(
+    book: AlertBook, series: Series, value: float | None, origin: SampleOrigin, arrived: float
+) -> None:
+    """Carry a ``for:`` hold on by one past value, unless the series changed after it."""
+    limits = series.limits
+    if value is None or limits is None or not limits.for_s:
+        return
+    fp = series.fingerprint
+    if book.changed_since(fp, origin.seq, origin.index, arrived):
+        return
+    pending = held_since(limits, book.open.get(fp), book.pending.get(fp), value, arrived)
+    book.set_pending(fp, pending)
 
 
 async def _arrival(bus: EventBus, seq: int) -> float:
