@@ -126,8 +126,13 @@ async def test_a_window_rule_fires_on_the_average_not_on_a_single_spike() -> Non
 
 async def test_a_rate_rule_reads_counters_per_second() -> None:
     rule = RuleConfig.model_validate(
-        {"name": "Busy", "metric": "requests_total", "function": "rate", "window": "5m",
-         "warning": 10}
+        {
+            "name": "Busy",
+            "metric": "requests_total",
+            "function": "rate",
+            "window": "5m",
+            "warning": 10,
+        }
     )
     replay = RuleReplay([rule])
     for step in range(5):  # 5 requests/s

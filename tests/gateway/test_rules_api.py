@@ -127,8 +127,16 @@ async def test_file_rules_are_read_only_and_bad_fields_are_named(
         ({**DISK, "warning": "hot"}, "warning"),
         ({**DISK, "for": "soon"}, "for"),
         ({**DISK, "by": "ceo@company.com"}, "by"),
-        ({**DISK, "critical": 10}, "body"),
+        ({**DISK, "critical": 10}, "critical"),
         ({k: v for k, v in DISK.items() if k != "metric"}, "metric"),
+        ({**DISK, "function": "avg"}, "window"),
+        ({**DISK, "matchers": ["mount=~("]}, "matchers.0"),
+        (
+            {**DISK, "overrides": [{"matchers": ["mount=/var"], "critical": 1}]},
+            "overrides.0.critical",
+        ),
+        ({**DISK, "annotations": {"summary": "{{ value "}}, "annotations.summary"),
+        ({**DISK, "absent_for": "5m"}, "warning"),
     ]
     for body, field in cases:
         answer = await http.post(RULES, json=body, headers=ADMIN)
