@@ -13,16 +13,15 @@ Pure and clock-free: the caller says what time it is, which is how tests and
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from services.alerts.domain import SampleOrigin
 
 SeriesKey = tuple[str, str]  # (rule name, fingerprint)
 
 
-@dataclass(frozen=True, slots=True)
-class LastSeen:
-    """A series' newest sample as an absence rule saw it."""
+class LastSeen(NamedTuple):
+    """A series' newest sample as an absence rule saw it (a named tuple: one per sample)."""
 
     rule: str
     fingerprint: str

@@ -10,7 +10,7 @@ ratios and last-seen times come back as they were.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from services.alerts.absence import AbsenceClock, LastSeen
@@ -57,8 +57,16 @@ class Watcher:
         self.known: dict[LabelKey, Series | None] = {}
 
     def read(
-        self, labels: Mapping[str, str], key: LabelKey, value: float, at: float
+        self,
+        labels: Mapping[str, str],
+        key: LabelKey,
+        value: float,
+        at: float,
+        arrived: float,
+        origin: SampleOrigin,
     ) -> Reading | None:
+        """The reading of one sample (None: not this rule's series, or nothing to judge).
+        ``at`` places it in windows, ``arrived`` is when its batch came."""
         series = self.known.get(key, _UNKNOWN)
         if series is _UNKNOWN:
             series = self._learn(labels, key)
@@ -171,11 +179,21 @@ def _increase(counters: dict[LabelKey, Counter], now: float) -> float | None:
     return total
 
 
+Touched = dict["RatioGroup", tuple["RatioWatcher", SampleOrigin]]
+
+
 class RatioWatcher(Watcher):
     """One side (numerator or denominator) of a ratio rule; both sides share ``groups``."""
 
-    def __init__(self, check: CompiledRule, numerator: bool, groups: dict[LabelKey, RatioGroup]):
+    def __init__(
+        self,
+        check: CompiledRule,
+        numerator: bool,
+        groups: dict[LabelKey, RatioGroup],
+        touched: Touched,
+    ):
         super().__init__(check)
+        self.touched = touched
         ratio = check.rule.ratio
         assert ratio is not None
         self.ratio = ratio
@@ -184,11 +202,19 @@ class RatioWatcher(Watcher):
         self.members: dict[LabelKey, tuple[RatioGroup, Counter] | None] = {}
 
     def read(
-        self, labels: Mapping[str, str], key: LabelKey, value: float, at: float
+        self,
+        labels: Mapping[str, str],
+        key: LabelKey,
+        value: float,
+        at: float,
+        arrived: float,
+        origin: SampleOrigin,
     ) -> Reading | None:
         """Counted, not judged: a ratio is judged once per batch (``RuleEngine.settle``),
         when both counters of the batch are in, never between the two."""
-        self.touch(labels, key, value, at)
+        group = self.touch(labels, key, value, at)
+        if group is not None:
+            self.touched[group] = (self, origin)
         return None
 
     def touch(
@@ -237,6 +263,23 @@ class AbsenceWatcher(Watcher):
         self.clock = clock
         self.by = check.rule.absent_by
 
+    def read(
+        self,
+        labels: Mapping[str, str],
+        key: LabelKey,
+        value: float,
+        at: float,
+        arrived: float,
+        origin: SampleOrigin,
+    ) -> Reading | None:
+        reading = super().read(labels, key, value, at, arrived, origin)
+        if reading is not None:
+            series = reading[1]
+            self.clock.observe(
+                LastSeen(self.check.name, series.fingerprint, series.labels, arrived, origin)
+            )
+        return reading
+
     def _series(self, labels: Mapping[str, str], key: LabelKey) -> Series:
         if self.by is not None:
             labels = {name: labels[name] for name in self.by if name in labels}
@@ -272,7 +315,7 @@ class RuleEngine:
     def __init__(self, rules: Iterable[RuleConfig]):
         self.absence = AbsenceClock()
         # ratio groups counted in the batch being read, to judge at its end
-        self.touched: dict[RatioGroup, tuple[RatioWatcher, SampleOrigin]] = {}
+        self.touched: Touched = {}
         self.rules: dict[str, CompiledRule] = {}
         self.watchers: dict[str, tuple[Watcher, ...]] = {}
         self.use(list(rules))
@@ -314,8 +357,8 @@ class RuleEngine:
             groups: dict[LabelKey, RatioGroup] = {}
             numerator, denominator = check.metrics
             return [
-                (numerator, RatioWatcher(check, True, groups)),
-                (denominator, RatioWatcher(check, False, groups)),
+                (numerator, RatioWatcher(check, True, groups, self.touched)),
+                (denominator, RatioWatcher(check, False, groups, self.touched)),
             ]
         if check.kind == "window":
             return [(check.metric, WindowWatcher(check))]
@@ -335,7 +378,7 @@ class RuleEngine:
         stamped: float | None,
         arrived: float,
         origin: SampleOrigin,
-    ) -> Iterator[Reading]:
+    ) -> list[Reading]:
         """The readings one sample gives, each rule that watches it in config order.
 
         ``arrived`` is when its batch arrived (``for`` and absence count from it);
@@ -343,24 +386,15 @@ class RuleEngine:
         """
         watchers = self.watchers.get(name)
         if watchers is None:
-            return
+            return []
         at = stamped if stamped is not None and stamped < arrived else arrived
         key = label_key(labels)
+        readings = []
         for watcher in watchers:
-            if isinstance(watcher, RatioWatcher):
-                group = watcher.touch(labels, key, value, at)
-                if group is not None:
-                    self.touched[group] = (watcher, origin)
-                continue
-            reading = watcher.read(labels, key, value, at)
-            if reading is None:
-                continue
-            if isinstance(watcher, AbsenceWatcher):
-                series = reading[1]
-                self.absence.observe(
-                    LastSeen(watcher.check.name, series.fingerprint, series.labels, arrived, origin)
-                )
-            yield reading
+            reading = watcher.read(labels, key, value, at, arrived, origin)
+            if reading is not None:
+                readings.append(reading)
+        return readings
 
     def settle(self) -> list[tuple[Reading, SampleOrigin]]:
         """The ratios of the groups the batch counted, each with the last sample that

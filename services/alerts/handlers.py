@@ -124,14 +124,19 @@ class SampleEvaluator:
     ) -> None:
         book = self.writer.book
         fp = series.fingerprint
-
-        def decide() -> tuple[AlertEvent | None, Pending | None]:
-            return evaluate_sample(book, check, fp, series.labels, value, at, origin, series.limits)
-
-        event, pending = decide()
-        if event is None:  # the common case: no transition, no I/O
+        limits = series.limits
+        if limits is not None and limits.quiet(value) and fp not in book.open:
+            if fp in book.pending:
+                del book.pending[fp]  # the level broke: a hold starts again
+            return  # the common case: nothing open, nothing reached, nothing to do
+        event, pending = evaluate_sample(book, check, fp, series.labels, value, at, origin, limits)
+        if event is None:  # no transition, no I/O
             book.set_pending(fp, pending)
             return
+
+        def decide() -> tuple[AlertEvent | None, Pending | None]:
+            return evaluate_sample(book, check, fp, series.labels, value, at, origin, limits)
+
         await self._append(decide, fp, origin)
 
     async def _data_returned(self, series: Series, value: float, origin: SampleOrigin) -> None:

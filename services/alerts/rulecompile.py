@@ -96,6 +96,12 @@ class Thresholds:
         )
         return cls(direction == "above", warning, critical, lowest, gap, for_s)
 
+    def quiet(self, value: float) -> bool:
+        """Whether the value reaches no level at all: the common case, decided at once."""
+        if self.above:
+            return value < self.resolve_threshold
+        return value > self.resolve_threshold
+
     def _beyond(self, value: float, threshold: float | None) -> bool:
         if threshold is None:
             return False
