@@ -51,7 +51,7 @@ def parse_matcher(text: str) -> Matcher:
     if op in ("=~", "!~"):
         try:
             re.compile(value)
-        except re.error as exc:
+        except (re.error, OverflowError) as exc:  # a{99999999999} overflows
             raise ValueError(f"{text!r}: bad regular expression: {exc}") from None
     return Matcher(name, op, value)  # type: ignore[arg-type]
 

@@ -55,6 +55,8 @@ def _template(text: str) -> str:
         SandboxedEnvironment().parse(text)
     except TemplateSyntaxError as exc:
         raise ValueError(f"template line {exc.lineno}: {exc.message}") from None
+    except RecursionError:
+        raise ValueError("template nests too deeply") from None
     return text
 
 

@@ -29,6 +29,7 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"function": "avg", "window": "2d"}, "window", "less than or equal to 86400"),
     ({"matchers": ["mount=~/var("]}, "matchers[0]", "bad regular expression"),
     ({"matchers": ["no matcher"]}, "matchers[0]", "is not a matcher"),
+    ({"matchers": ["host=~a{99999999999}"]}, "matchers[0]", "bad regular expression"),
     ({"critical": 70}, "critical", "critical must be at or above warning"),
     (
         {"overrides": [{"matchers": ['mount="/var"'], "critical": 50}]},
@@ -38,6 +39,7 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"overrides": [{"matchers": ['mount="/var"']}]}, "overrides[0].warning", "an override needs"),
     ({"overrides": [{"matchers": [], "warning": 1}]}, "overrides[0].matchers", "at least 1"),
     ({"annotations": {"summary": "{{ value "}}, "annotations.summary", "template line 1"),
+    ({"annotations": {"summary": "{{" + "(" * 1990 + "}}"}}, "annotations.summary", "deeply"),
     ({"annotations": {"bad-name": "x"}}, "annotations.bad-name", "should match pattern"),
     ({"set_labels": {"severity": "page"}}, "set_labels.severity", "given to every alert"),
     ({"set_labels": {"__x": "y"}}, "set_labels.__x", "should match pattern"),
