@@ -179,7 +179,7 @@ def _increase(counters: dict[LabelKey, Counter], now: float) -> float | None:
     return total
 
 
-Touched = dict["RatioGroup", tuple["RatioWatcher", SampleOrigin]]
+Touched = dict["RatioGroup", "RatioWatcher"]
 
 
 class RatioWatcher(Watcher):
@@ -214,7 +214,7 @@ class RatioWatcher(Watcher):
         when both counters of the batch are in, never between the two."""
         group = self.touch(labels, key, value, at)
         if group is not None:
-            self.touched[group] = (self, origin)
+            self.touched[group] = self
         return None
 
     def touch(
@@ -396,13 +396,14 @@ class RuleEngine:
                 readings.append(reading)
         return readings
 
-    def settle(self) -> list[tuple[Reading, SampleOrigin]]:
-        """The ratios of the groups the batch counted, each with the last sample that
-        counted it: call once the whole batch has been read."""
-        settled = []
-        for group, (watcher, origin) in self.touched.items():
-            value = group.ratio(group.at, watcher.ratio.scale)
-            settled.append(((watcher.check, group.series, value), origin))
+    def settle(self) -> list[Reading]:
+        """The ratios of the groups the batch counted: call once the whole batch has been
+        read. Their transitions name the end of the batch (index = its number of
+        samples), after every sample of it, so transitions stay in stream order."""
+        settled: list[Reading] = [
+            (watcher.check, group.series, group.ratio(group.at, watcher.ratio.scale))
+            for group, watcher in self.touched.items()
+        ]
         self.touched.clear()
         return settled
 

@@ -109,10 +109,12 @@ class SampleEvaluator:
                             await self._data_returned(series, value, origin)
                         continue
                     await self._judge(check, series, value, arrived, origin)
-            for (check, series, value), origin in engine.settle():
-                fp = series.fingerprint
-                if value is not None and not book.already_applied(origin.seq, origin.index, fp):
-                    await self._judge(check, series, value, arrived, origin)
+            end = SampleOrigin(seq, len(event.samples), event.id, event.correlation_id)
+            for check, series, value in engine.settle():
+                if value is not None and not book.already_applied(
+                    seq, end.index, series.fingerprint
+                ):
+                    await self._judge(check, series, value, arrived, end)
         if engine.absence.sooner:
             engine.absence.sooner = False
             self._wake.set()
@@ -295,8 +297,9 @@ class SampleEvaluator:
             )
             for _check, series, value in readings:
                 _hold(book, series, value, origin, arrived)
-        for (_check, series, value), origin in self.engine.settle():
-            _hold(book, series, value, origin, arrived)
+        end = SampleOrigin(seq, len(batch.samples), batch.id, batch.correlation_id)
+        for _check, series, value in self.engine.settle():
+            _hold(book, series, value, end, arrived)
 
 
 def _hold(

@@ -24,6 +24,7 @@ delivered again cannot count twice.
 
 from __future__ import annotations
 
+import operator
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable
@@ -118,9 +119,7 @@ class Extreme(Window):
     def __init__(self, span: float, mode: str):
         super().__init__(span)
         self.candidates: deque[tuple[float, float]] = deque()
-        self.better: Callable[[float, float], bool] = (
-            (lambda new, old: new <= old) if mode == "min" else (lambda new, old: new >= old)
-        )
+        self.better: Callable[[float, float], bool] = operator.le if mode == "min" else operator.ge
 
     def _push(self, at: float, value: float) -> None:
         candidates = self.candidates

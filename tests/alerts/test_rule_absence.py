@@ -11,10 +11,12 @@ import time
 from services.alerts.absence import AbsenceClock, LastSeen
 from services.alerts.app import AlertsService, attach
 from services.alerts.domain import SampleOrigin
+from services.alerts.handlers import EVALUATOR
 from services.alerts.replay import RuleReplay
 from shared import subjects
 from shared.bus import EventBus
 from shared.config import VigilConfig
+from shared.consumer import Delivery
 from shared.events import AlertEvent, AlertFired, AlertResolved, Sample, SamplesIngested
 from shared.ruleconfig import RuleConfig
 from shared.runtime import ServiceRuntime
@@ -122,9 +124,6 @@ async def test_a_redelivered_old_sample_does_not_resolve_no_data() -> None:
     await replay.advance(300)
     (fired,) = replay.changes()
     # the batch that was the series' last sample is delivered again (same stream seq)
-    from services.alerts.handlers import EVALUATOR
-    from shared.consumer import Delivery
-
     again = SamplesIngested(aggregate_id="rules-test", samples=up(host="a"), received_at=0)
     delivery = Delivery("METRICS", subjects.samples("rules-test"), 1, 2, EVALUATOR.durable)
     await replay.evaluator.handle(again, delivery)

@@ -6,8 +6,11 @@ from typing import Any
 
 import pytest
 
+from services.alerts.handlers import EVALUATOR
 from services.alerts.replay import RuleReplay
-from shared.events import Sample
+from shared import subjects
+from shared.consumer import Delivery
+from shared.events import Sample, SamplesIngested
 from shared.ruleconfig import RuleConfig
 
 # the built-in HighErrorRate (app_error_rate_percent at 5 / 10) from raw counters instead
@@ -121,3 +124,18 @@ async def test_a_ratio_only_counts_series_its_selector_allows() -> None:
     for at, errors in [(0, 0), (60, 500)]:
         await replay.batch(at, counters(errors, 10 * at, env="dev"))
     assert replay.changes() == []
+
+
+async def test_a_ratio_and_a_later_sample_of_the_batch_both_fire_once_even_redelivered() -> None:
+    cpu = RuleConfig.model_validate({"name": "HighCPU", "metric": "cpu", "warning": 90})
+    replay = RuleReplay([ratio_rule(), cpu])
+    await replay.batch(0, counters(0, 0, service="api"))
+    # the ratio's counters come before the cpu sample that fires in the same batch
+    hot = [*counters(50, 100, service="api"), Sample(name="cpu", value=95)]
+    await replay.batch(60, hot)
+    assert sorted(c.rule for c in replay.changes()) == ["HighCPU", "HighErrorRate"]
+
+    again = SamplesIngested(aggregate_id="rules-test", samples=hot, received_at=60)
+    delivery = Delivery("METRICS", subjects.samples("rules-test"), 2, 2, EVALUATOR.durable)
+    await replay.evaluator.handle(again, delivery)
+    assert len(replay.changes()) == 2
