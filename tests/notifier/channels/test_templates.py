@@ -146,3 +146,14 @@ def test_links(monkeypatch: pytest.MonkeyPatch) -> None:
     alert = {**FIRED.payload["alert"], "labels": {"runbook_url": "javascript:alert(1)"}}
     assert runbook_url({**FIRED.payload, "alert": alert}) is None
     assert runbook_url(INCIDENT.payload) is None
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [("{{ title ", "template line 1"), ("{{" + "(" * 1990 + "}}", "nests too deeply")],
+)
+def test_a_template_that_cannot_compile_is_refused_with_the_channel(
+    template: str, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        MessageTemplate(title=template)
