@@ -9,6 +9,11 @@ a recovering sample that resolves it.
     python bench/e2e_latency.py --print-config --receiver-port 9911 >> vigil.yaml
     vigil up --config vigil.yaml &
     python bench/e2e_latency.py --receiver-port 9911 --trials 200
+
+With ``--rules N`` (both calls) the config also loads N rules over the background load's
+series -- thresholds, 5 m window averages and absence rules in turn, none of which
+crosses -- and the background spreads over ``--background-metrics`` metrics of 40
+series each, so every background sample meets rules as a fleet's would.
 """
 
 from __future__ import annotations
@@ -33,13 +38,43 @@ HOOK_PATH = "/vigil-webhook"
 RULE_NAME = "BenchLatency"
 
 
-def config_snippet(metric: str, threshold: float, receiver_url: str, paging: bool = False) -> str:
+SERIES_PER_METRIC = 40
+FLEET_RULE_KINDS = (
+    "    critical: 1000000\n",
+    "    function: avg\n    window: 5m\n    critical: 1000000\n",
+    "    absent_for: 10m\n    absent_by: [series]\n",
+)
+
+
+def fleet_rules(count: int, metric: str, metrics: int) -> str:
+    """``count`` rules over the background's metrics; none fires under the load."""
+    return "".join(
+        f"  - name: BenchFleet{n}\n    metric: {background_name(metric, n % metrics, metrics)}\n"
+        f"    matchers: ['series=~\"[0-9]+\"']\n" + FLEET_RULE_KINDS[n % len(FLEET_RULE_KINDS)]
+        for n in range(count)
+    )
+
+
+def background_name(metric: str, index: int, metrics: int) -> str:
+    return metric if metrics <= 1 else f"{metric}_{index}"
+
+
+def config_snippet(
+    metric: str,
+    threshold: float,
+    receiver_url: str,
+    paging: bool = False,
+    rules: int = 0,
+    background_metric: str = "",
+    background_metrics: int = 1,
+) -> str:
     snippet = (
         "rules:\n"
         f"  - name: {RULE_NAME}\n"
         f"    metric: {metric}\n"
         f"    critical: {threshold}\n"
-        "channels:\n"
+        + fleet_rules(rules, background_metric, background_metrics)
+        + "channels:\n"
         "  - name: bench-receiver\n"
         "    type: webhook\n"
         f"    url: {receiver_url}\n"
@@ -99,21 +134,37 @@ class BackgroundLoad:
 
 
 async def background_load(
-    session: aiohttp.ClientSession, url: str, rate: int, metric: str, load: BackgroundLoad
+    session: aiohttp.ClientSession,
+    url: str,
+    rate: int,
+    metric: str,
+    load: BackgroundLoad,
+    metrics: int = 1,
 ) -> None:
-    """``rate`` samples/s below any threshold, in 20 batches a second."""
+    """``rate`` samples/s below any threshold, in 20 batches a second, over ``metrics``
+    metrics of ``SERIES_PER_METRIC`` series (100 series of one metric when 1)."""
     if rate <= 0:
         return
     per_batch = max(1, rate // 20)
-    body = orjson.dumps(
-        [
-            {"name": metric, "value": 1.0, "labels": {"series": str(n % 100)}}
-            for n in range(per_batch)
-        ]
-    )
+    series = [
+        (background_name(metric, m, metrics), str(n))
+        for m in range(metrics)
+        for n in range(SERIES_PER_METRIC if metrics > 1 else 100)
+    ]
+    bodies = []
+    for start in range(0, max(len(series), per_batch), per_batch):
+        picked = [series[(start + n) % len(series)] for n in range(per_batch)]
+        bodies.append(
+            orjson.dumps(
+                [{"name": name, "value": 1.0, "labels": {"series": s}} for name, s in picked]
+            )
+        )
     headers = {"Content-Type": "application/json"}
     next_at = time.monotonic()
+    turn = 0
     while True:
+        body = bodies[turn % len(bodies)]
+        turn += 1
         try:
             async with session.post(url, data=body, headers=headers) as response:
                 await response.read()
@@ -161,7 +212,12 @@ async def run(args: argparse.Namespace) -> int:
     ) as session:
         background = asyncio.create_task(
             background_load(
-                session, metrics_url, args.background_rate, args.background_metric, load
+                session,
+                metrics_url,
+                args.background_rate,
+                args.background_metric,
+                load,
+                args.background_metrics,
             )
         )
         await asyncio.sleep(args.warmup)
@@ -234,6 +290,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--metric", default="bench_latency_value")
     parser.add_argument("--background-rate", type=int, default=10_000, help="samples/s")
     parser.add_argument("--background-metric", default="bench_background_value")
+    parser.add_argument(
+        "--background-metrics", type=int, default=1, help="metrics the background spreads over"
+    )
+    parser.add_argument("--rules", type=int, default=0, help="extra rules over the background")
     parser.add_argument("--trial-timeout", type=float, default=5.0, help="seconds per trial")
     parser.add_argument("--gap", type=float, default=0.02, help="seconds between trials")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before trials")
@@ -257,12 +317,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    if args.print_config:
-        print(config_snippet(args.metric, args.threshold, args.receiver_url, args.paging), end="")
-        return 0
-    print(
-        "the Vigil config needs:\n" + config_snippet(args.metric, args.threshold, args.receiver_url)
+    snippet = config_snippet(
+        args.metric,
+        args.threshold,
+        args.receiver_url,
+        args.paging,
+        args.rules,
+        args.background_metric,
+        args.background_metrics,
     )
+    if args.print_config:
+        print(snippet, end="")
+        return 0
+    print(f"the Vigil config needs the snippet of --print-config ({len(snippet)} bytes)")
     return asyncio.run(run(args))
 
 
