@@ -7,14 +7,17 @@ client gets a named-field error.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from shared import subjects
 from shared.config import ChannelConfig, RuleConfig
 from shared.errors import InvalidInput
 from shared.events.incidents import IncidentSeverity, IncidentStatus
+from shared.events.silences import SilenceMatcher
+from shared.maintenanceconfig import MaintenanceWindowConfig
 from shared.pagingconfig import ContactConfig, EscalationPolicyConfig, ScheduleConfig
 
 Actor = str
@@ -204,6 +207,59 @@ class ChannelTestResult(BaseModel):
     error: str = Field(default="", description="Why the receiver did not take it; empty if it did")
 
 
+# --- silences and maintenance windows (owned by alerts) ----------------------
+MAX_SILENCE_MATCHERS = 64
+MAX_SILENCE_COMMENT_CHARS = 2000
+
+
+class PostableSilence(Command):
+    """Alertmanager's v2 ``postableSilence``: with ``id``, an update of that silence (a
+    change of matchers, or of the start of one already in force, makes a new silence and
+    expires the old one, as Alertmanager does)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    id: str = Field(default="", max_length=100, description="The silence to update; empty: new")
+    matchers: list[SilenceMatcher] = Field(min_length=1, max_length=MAX_SILENCE_MATCHERS)
+    starts_at: AwareDatetime | None = Field(
+        default=None, alias="startsAt", description="Default: now; a time past means now"
+    )
+    ends_at: AwareDatetime = Field(alias="endsAt")
+    created_by: str = Field(alias="createdBy", min_length=1, max_length=100)
+    comment: str = Field(default="", max_length=MAX_SILENCE_COMMENT_CHARS)
+
+
+class CreateSilence(PostableSilence):
+    request_id: str = Field(
+        default="",
+        max_length=200,
+        description="An idempotency key: the same key (or, without one, the same request) "
+        "within minutes answers the silence made the first time",
+    )
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class ExpireSilence(Command):
+    silence_id: str = Field(min_length=1, max_length=100)
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class CreateMaintenanceWindow(Command):
+    window: MaintenanceWindowConfig
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class UpdateMaintenanceWindow(Command):
+    name: str = Field(min_length=1, max_length=100, description="The window to change")
+    window: MaintenanceWindowConfig
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
+class DeleteMaintenanceWindow(Command):
+    name: str = Field(min_length=1, max_length=100)
+    by: Actor = Field(default="api", min_length=1, max_length=100)
+
+
 # --- dead letters (answered by the service running the dead letter's consumer) --
 class RetryDeadLetter(Command):
     """Hand a dead-lettered message to its consumer's handler again.
@@ -284,17 +340,34 @@ CREATE_POLICY = subjects.command(subjects.POLICY_COMMANDS, "create")
 UPDATE_POLICY = subjects.command(subjects.POLICY_COMMANDS, "update")
 DELETE_POLICY = subjects.command(subjects.POLICY_COMMANDS, "delete")
 TEST_CHANNEL = subjects.command(subjects.CHANNEL_COMMANDS, "test")
+CREATE_SILENCE = subjects.command(subjects.SILENCE_COMMANDS, "create")
+EXPIRE_SILENCE = subjects.command(subjects.SILENCE_COMMANDS, "expire")
+CREATE_MAINTENANCE = subjects.command(subjects.MAINTENANCE_COMMANDS, "create")
+UPDATE_MAINTENANCE = subjects.command(subjects.MAINTENANCE_COMMANDS, "update")
+DELETE_MAINTENANCE = subjects.command(subjects.MAINTENANCE_COMMANDS, "delete")
 QUERY_SAMPLES = subjects.command(subjects.METRICS_QUERY, "samples")
 QUERY_METRICS_STATS = subjects.command(subjects.METRICS_QUERY, "stats")
 
 C = TypeVar("C", bound=BaseModel)
 
 
-def parse_command(model: type[C], body: dict[str, Any]) -> C:
+def field_path(loc: Sequence[int | str], indexed: bool = False) -> str:
+    """A field's name from a pydantic location: ``a.0.b``, or with ``indexed``
+    ``a[0].b`` (as Alertmanager's bodies and the configuration file name them)."""
+    if not indexed:
+        return ".".join(str(p) for p in loc)
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def parse_command(model: type[C], body: dict[str, Any], indexed: bool = False) -> C:
     """Validate a request body; the error names the first bad field."""
     try:
         return model.model_validate(body)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(body)"
-        raise InvalidInput(f"{field}: {first['msg']}", field=field) from exc
+        field = field_path(first["loc"], indexed) or "(body)"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise InvalidInput(f"{field}: {message}", field=field) from exc

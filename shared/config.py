@@ -1,5 +1,5 @@
-"""Configuration as code: one YAML file of rules, channels, checks and who gets paged
-(contacts, schedules, escalation policies).
+"""Configuration as code: one YAML file of rules, channels, checks, who gets paged
+(contacts, schedules, escalation policies) and maintenance windows.
 
 Errors name the file, the line and the field, e.g.
 ``vigil.yaml:7: rules[0].warning: Input should be a valid number``.
@@ -33,6 +33,7 @@ from shared.configtypes import (
     Name,
     Strict,
 )
+from shared.maintenanceconfig import MaintenanceWindowConfig
 from shared.pagingconfig import ContactConfig, EscalationPolicyConfig, ScheduleConfig
 from shared.routingconfig import RouteConfig
 from shared.ruleconfig import RuleConfig
@@ -225,7 +226,15 @@ def _defaults() -> list[RuleConfig]:
 
 DEFAULT_RULES: tuple[RuleConfig, ...] = tuple(_defaults())
 # sections of items with unique names, each a kind the API can change too
-NAMED_SECTIONS = ("rules", "channels", "checks", "contacts", "schedules", "escalation_policies")
+NAMED_SECTIONS = (
+    "rules",
+    "channels",
+    "checks",
+    "contacts",
+    "schedules",
+    "escalation_policies",
+    "maintenance",
+)
 
 
 class VigilConfig(_Strict):
@@ -252,6 +261,10 @@ class VigilConfig(_Strict):
     )
     escalation_policies: list[EscalationPolicyConfig] = Field(
         default_factory=list, description="Steps that page again until someone answers"
+    )
+    maintenance: list[MaintenanceWindowConfig] = Field(
+        default_factory=list,
+        description="Maintenance windows: one-off or recurring, matching alerts page nobody",
     )
 
     @model_validator(mode="before")

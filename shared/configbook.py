@@ -1,5 +1,5 @@
 """Configured items of one kind (rules, channels, contacts, schedules, escalation
-policies) folded from the CONFIG stream.
+policies, maintenance windows) folded from the CONFIG stream.
 
 Two sources: the configuration file, whose items an owner provisions at start as one
 event, and the API, whose items are aggregates of their own. Names are unique across
@@ -31,6 +31,10 @@ from shared.events import (
     EscalationPolicyDeleted,
     EscalationPolicyUpdated,
     Event,
+    MaintenanceWindowCreated,
+    MaintenanceWindowDeleted,
+    MaintenanceWindowsProvisioned,
+    MaintenanceWindowUpdated,
     RuleCreated,
     RuleDeleted,
     RulesProvisioned,
@@ -40,6 +44,7 @@ from shared.events import (
     SchedulesProvisioned,
     ScheduleUpdated,
 )
+from shared.maintenanceconfig import MaintenanceWindowConfig
 from shared.pagingconfig import ContactConfig, EscalationPolicyConfig, ScheduleConfig
 
 Source = Literal["file", "api"]
@@ -161,7 +166,20 @@ POLICIES: ConfigKind[EscalationPolicyConfig] = ConfigKind(
     provisioned_as="policies",
 )
 
-KINDS: tuple[ConfigKind[Any], ...] = (RULES, CHANNELS, CONTACTS, SCHEDULES, POLICIES)
+MAINTENANCE: ConfigKind[MaintenanceWindowConfig] = ConfigKind(
+    noun="maintenance window",
+    service="alerts",
+    subject_prefix=subjects.CONFIG_MAINTENANCE,
+    created=MaintenanceWindowCreated,
+    updated=MaintenanceWindowUpdated,
+    deleted=MaintenanceWindowDeleted,
+    provisioned=MaintenanceWindowsProvisioned,
+    item_field="window",
+    items_field="windows",
+    provisioned_as="maintenance",
+)
+
+KINDS: tuple[ConfigKind[Any], ...] = (RULES, CHANNELS, CONTACTS, SCHEDULES, POLICIES, MAINTENANCE)
 
 
 @dataclass

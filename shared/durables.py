@@ -46,6 +46,8 @@ DURABLES: tuple[Durable, ...] = (
     Durable("gateway-contacts", "CONFIG", "gateway", "config.>", True),
     Durable("gateway-schedules", "CONFIG", "gateway", "config.>", True),
     Durable("gateway-policies", "CONFIG", "gateway", "config.>", True),
+    Durable("gateway-silences", "SILENCES", "gateway", "silences.events.>", True),
+    Durable("gateway-maintenance", "CONFIG", "gateway", "config.>", True),
 )
 
 BY_NAME: dict[str, Durable] = {d.name: d for d in DURABLES}

@@ -1,16 +1,22 @@
-"""Wiring for the alerts service. Its state is the ALERTS stream itself: no SQL read model."""
+"""Wiring for the alerts service. Its state is the log itself (ALERTS, SILENCES and its
+configuration on CONFIG): no SQL read model."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from services.alerts.api import AlertCommands
 from services.alerts.handlers import EVALUATOR, SampleEvaluator
+from services.alerts.maintenance import MaintenanceCalendar
 from services.alerts.rules import RuleCommands
+from services.alerts.silences import SilenceBook
 from services.alerts.watchdog import WatchdogRelay
 from services.alerts.writer import AlertWriter
 from shared.commands import ACKNOWLEDGE_ALERT, RESOLVE_ALERT
 from shared.config import VigilConfig, load_config
+from shared.events import utcnow
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 
@@ -23,18 +29,30 @@ class AlertsService:
     evaluator: SampleEvaluator
     commands: AlertCommands
     rules: RuleCommands
+    silences: SilenceBook
+    maintenance: MaintenanceCalendar
 
 
-def attach(runtime: ServiceRuntime, config: VigilConfig, config_file: str = "") -> AlertsService:
+def attach(
+    runtime: ServiceRuntime,
+    config: VigilConfig,
+    config_file: str = "",
+    clock: Callable[[], datetime] = utcnow,
+) -> AlertsService:
     """Register the evaluator and the commands on ``runtime``; returns them for direct use."""
     writer = AlertWriter(lambda: runtime.bus)
     watchdog = WatchdogRelay(lambda: runtime.bus)
     evaluator = SampleEvaluator(writer, config.rules, watchdog)
     rules = RuleCommands(evaluator, lambda: runtime.bus, config.rules, config_file)
-    service = AlertsService(writer, evaluator, AlertCommands(writer), rules)
+    silences = SilenceBook(lambda: runtime.bus, clock)
+    maintenance = MaintenanceCalendar(lambda: runtime.bus, config.maintenance, config_file)
+    service = AlertsService(writer, evaluator, AlertCommands(writer), rules, silences, maintenance)
     runtime.report_status(watchdog.status)
     runtime.on_start(writer.load)
     rules.register(runtime)  # the API's rules join the file's before holds are restored
+    # silences and windows are in place before the first sample is judged
+    silences.register(runtime)
+    maintenance.register(runtime)
 
     async def restore_holds() -> None:
         await service.evaluator.restore_holds(runtime.bus)
@@ -47,8 +65,12 @@ def attach(runtime: ServiceRuntime, config: VigilConfig, config_file: str = "") 
     return service
 
 
-def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRuntime:
+def build(
+    settings: Settings,
+    config: VigilConfig | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> ServiceRuntime:
     runtime = ServiceRuntime(SERVICE, settings)
     file = str(settings.config) if settings.config is not None else ""
-    attach(runtime, config if config is not None else load_config(settings.config), file)
+    attach(runtime, config if config is not None else load_config(settings.config), file, clock)
     return runtime

@@ -20,6 +20,8 @@ from services.gateway.incidents.router import router as incidents_router
 from services.gateway.ledgers.projector import PROJECTIONS as LEDGERS
 from services.gateway.ledgers.router import router as ledgers_router
 from services.gateway.live.router import router as live_router
+from services.gateway.maintenance import PROJECTIONS as MAINTENANCE
+from services.gateway.maintenance import router as maintenance_router
 from services.gateway.metrics.router import router as metrics_router
 from services.gateway.oncall.router import router as oncall_router
 from services.gateway.policies import PROJECTIONS as POLICIES
@@ -28,6 +30,9 @@ from services.gateway.rules import PROJECTIONS as RULES
 from services.gateway.rules import router as rules_router
 from services.gateway.schedules import PROJECTIONS as SCHEDULES
 from services.gateway.schedules import router as schedules_router
+from services.gateway.silences import PROJECTIONS as SILENCES
+from services.gateway.silences import alertmanager as alertmanager_router
+from services.gateway.silences import router as silences_router
 from services.gateway.synthetic.projector import PROJECTIONS as SYNTHETIC
 from services.gateway.synthetic.router import router as synthetic_router
 
@@ -35,6 +40,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     metrics_router,
     rules_router,  # before alerts: /alerts/{alert_id} would take /alerts/rules
     alerts_router,
+    silences_router,
+    maintenance_router,
+    alertmanager_router,
     channels_router,
     contacts_router,
     schedules_router,
@@ -58,6 +66,8 @@ PROJECTIONS: tuple[Projection, ...] = (
     *CONTACTS,
     *SCHEDULES,
     *POLICIES,
+    *SILENCES,
+    *MAINTENANCE,
 )
 
 PROJECTION_BY_STREAM: dict[str, Projection] = {p.stream.name: p for p in PROJECTIONS}

@@ -1,5 +1,5 @@
-"""Configuration as events: rules (owned by alerts); channels, contacts, schedules and
-escalation policies (owned by the notifier).
+"""Configuration as events: rules and maintenance windows (owned by alerts); channels,
+contacts, schedules and escalation policies (owned by the notifier).
 
 An item changed through the API is an aggregate on its own subject
 (``config.rules.<token>``, ``config.channels.<token>``, the token a short hash of the
@@ -16,6 +16,7 @@ from pydantic import Field
 
 from shared.config import ChannelConfig, RuleConfig
 from shared.events.base import Event
+from shared.maintenanceconfig import MaintenanceWindowConfig
 from shared.pagingconfig import ContactConfig, EscalationPolicyConfig, ScheduleConfig
 
 
@@ -161,8 +162,38 @@ class EscalationPoliciesProvisioned(Event):
     policies: list[EscalationPolicyConfig]
 
 
+class MaintenanceWindowCreated(Event):
+    """A maintenance window was made through the API; the alerts service applies it at once."""
+
+    window: MaintenanceWindowConfig
+    by: str
+
+
+class MaintenanceWindowUpdated(Event):
+    """A maintenance window made through the API was changed."""
+
+    window: MaintenanceWindowConfig
+    by: str
+
+
+class MaintenanceWindowDeleted(Event):
+    """A maintenance window made through the API was deleted (or the configuration file took
+    its name)."""
+
+    name: str
+    by: str
+
+
+class MaintenanceWindowsProvisioned(Event):
+    """The maintenance windows of the configuration file, as the alerts service loaded them."""
+
+    file: str = Field(default="", description="The file's path; empty when there is none")
+    windows: list[MaintenanceWindowConfig]
+
+
 RULE_EVENTS = (RuleCreated, RuleUpdated, RuleDeleted)
 CHANNEL_EVENTS = (ChannelCreated, ChannelUpdated, ChannelDeleted)
 CONTACT_EVENTS = (ContactCreated, ContactUpdated, ContactDeleted)
 SCHEDULE_EVENTS = (ScheduleCreated, ScheduleUpdated, ScheduleDeleted)
 POLICY_EVENTS = (EscalationPolicyCreated, EscalationPolicyUpdated, EscalationPolicyDeleted)
+MAINTENANCE_EVENTS = (MaintenanceWindowCreated, MaintenanceWindowUpdated, MaintenanceWindowDeleted)

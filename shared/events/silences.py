@@ -33,8 +33,9 @@ class SilenceCreated(SilenceEvent):
     matchers: list[SilenceMatcher] = Field(min_length=1)
     starts_at: datetime
     ends_at: datetime
-    created_by: str
+    created_by: str = Field(description="Alertmanager's createdBy: the author as given")
     comment: str = ""
+    by: str = Field(default="", description="The authenticated identity that made it")
 
 
 class SilenceUpdated(SilenceEvent):
@@ -42,9 +43,11 @@ class SilenceUpdated(SilenceEvent):
     ends_at: datetime
     created_by: str
     comment: str = ""
+    by: str = Field(default="", description="The authenticated identity that changed it")
 
 
 class SilenceExpired(SilenceEvent):
-    """Ended early by someone (an end reached by itself needs no event)."""
+    """Ended early by someone (an end reached by itself needs no event): it ends at the
+    event's time, and one not yet started never starts."""
 
     by: str

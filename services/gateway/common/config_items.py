@@ -180,10 +180,12 @@ def config_router(
     update: tuple[str, Callable[[str, Any, str], BaseModel]],
     remove: tuple[str, Callable[[str, str], BaseModel]],
     said: dict[str, str],
+    listing: bool = True,
 ) -> APIRouter:
     """List and read for viewers; create, replace and delete for admins, through the
     owner. ``said`` adds each operation's own words (``list``, ``create``, ``update``,
-    ``delete``) to its documentation."""
+    ``delete``) to its documentation. Without ``listing`` the section lists its items its
+    own way (a route it adds for GET on the path)."""
     plural = path.replace("-", "_")
     router = APIRouter(prefix=f"{PREFIX}/{path}", tags=[path])
     change = {**ACCEPTED, **COMMAND}
@@ -241,15 +243,16 @@ def config_router(
             return accepted(outcome.result, location(name))
         return Response(status_code=204)
 
-    router.add_api_route(
-        "",
-        list_items,
-        methods=["GET"],
-        name=f"list_{plural}",
-        response_model=Page[public],  # type: ignore[valid-type]
-        responses=READ,
-        description=said.get("list", ""),
-    )
+    if listing:
+        router.add_api_route(
+            "",
+            list_items,
+            methods=["GET"],
+            name=f"list_{plural}",
+            response_model=Page[public],  # type: ignore[valid-type]
+            responses=READ,
+            description=said.get("list", ""),
+        )
     router.add_api_route(
         "/{name}",
         get_one,
