@@ -290,6 +290,9 @@ def parser() -> argparse.ArgumentParser:
     from services.rules_cli import register as register_rules
 
     register_rules(sub)
+    from services.silence_cli import register as register_silence
+
+    register_silence(sub)
     return root
 
 

@@ -24,10 +24,15 @@ from shared.pagingconfig import zone
 MAX_WINDOW_DURATION_S = 7 * 86400
 MAX_MATCHERS = 64
 # a recurring window's occurrences are found in local time, then placed on the UTC line;
-# a daylight-saving shift moves one by at most this much
-DST_MARGIN = timedelta(hours=3)
+# near a daylight-saving change the search looks this far around it
+DST_NEARBY = timedelta(days=2)
+TICK = timedelta(seconds=1)  # below a cron expression's minute
 # bounds on the work one question about a schedule may take (a cron firing every minute)
 MAX_STEPS = 20_000
+# occurrences that overlap are one stretch; its end is followed this many occurrences far
+# (each step a whole duration on): beyond, the window counts as ending there, and is asked
+# again then
+MERGED_STEPS = 24
 FORMS = (
     "give start and end for a one-off window, or cron, duration and timezone for a recurring one"
 )
@@ -213,6 +218,15 @@ class WindowSchedule:
         assert self.window.cron is not None
         return croniter(self.window.cron, naive)
 
+    def _margin(self, at: datetime) -> timedelta:
+        """How far local time and the UTC line may disagree near ``at``: the size of a
+        daylight-saving change within two days, else nothing."""
+        offsets = [
+            (at + days).astimezone(self.zone).utcoffset() or timedelta(0)
+            for days in (-DST_NEARBY, timedelta(0), DST_NEARBY)
+        ]
+        return max(offsets) - min(offsets)
+
     # --- questions ---------------------------------------------------------------
 
     def starts(self, start: datetime, end: datetime, limit: int = MAX_STEPS) -> list[datetime]:
@@ -221,8 +235,9 @@ class WindowSchedule:
             first = self.window.start
             assert first is not None
             return [first.astimezone(UTC)] if start <= first < end else []
-        steps = self._starts_from(self._local(start) - DST_MARGIN)
-        last = self._local(end) + DST_MARGIN
+        margin = self._margin(start)
+        steps = self._starts_from(self._local(start) - margin - TICK)
+        last = self._local(end) + self._margin(end)
         found: set[datetime] = set()
         for _ in range(MAX_STEPS):
             try:
@@ -235,8 +250,9 @@ class WindowSchedule:
             if start <= begin < end:
                 found.add(begin)
                 if len(found) >= limit:
-                    break
-        return sorted(found)
+                    # one found later may still lie earlier on the UTC line (a DST gap)
+                    last = min(last, naive + self._margin(begin))
+        return sorted(found)[:limit]
 
     def latest_start(self, at: datetime) -> datetime | None:
         """The last occurrence start at or before ``at``."""
@@ -244,8 +260,9 @@ class WindowSchedule:
             first = self.window.start
             assert first is not None
             return first.astimezone(UTC) if first <= at else None
-        steps = self._starts_from(self._local(at) + DST_MARGIN)
-        floor = self._local(at) - DST_MARGIN
+        margin = self._margin(at)
+        steps = self._starts_from(self._local(at) + margin + TICK)
+        floor = self._local(at) - margin
         best: datetime | None = None
         for _ in range(MAX_STEPS):
             try:
@@ -255,7 +272,7 @@ class WindowSchedule:
             begin = self._utc(naive)
             if begin <= at and (best is None or begin > best):
                 best = begin
-            if naive < floor and best is not None:
+            if naive <= floor and best is not None:
                 break
         return best
 
@@ -269,18 +286,19 @@ class WindowSchedule:
         return found[0] if found else None
 
     def covering(self, at: datetime) -> Occurrence | None:
-        """The stretch in force at ``at``: the latest occurrence, lengthened by any that
-        begin before it ends (a window whose occurrences overlap is in force throughout)."""
+        """The stretch in force at ``at``: the latest occurrence, lengthened by those that
+        begin before it ends (a window whose occurrences overlap is in force throughout;
+        ``MERGED_STEPS`` bounds how far ahead its end is followed)."""
         begin = self.latest_start(at)
         if begin is None or begin + self.duration <= at:
             return None
-        end = begin + self.duration
+        end, latest = begin + self.duration, begin
         if self.window.cron is not None:
-            for _ in range(100):
-                following = self.next_start(end - timedelta(microseconds=1))
-                if following is None or following > end:
+            for _ in range(MERGED_STEPS):
+                following = self.latest_start(end)
+                if following is None or following <= latest:
                     break
-                end = max(end, following + self.duration)
+                latest, end = following, following + self.duration
         return Occurrence(begin, end)
 
     def occurrences(
