@@ -3,7 +3,8 @@ keys, against a stopped system's data dir (its log opened like ``vigil rebuild``
 running one (``NATS_URL``).
 
 The export is YAML that ``vigil check-config`` accepts: every rule, channel, check,
-contact, schedule and escalation policy in use, those made through the API included, plus
+contact, schedule, escalation policy and maintenance window in use, those made through the
+API included, plus
 the other sections of the configuration file when one is given. Channel secrets are
 written encrypted (``enc:v1:…``): such a file works with this data dir's secret key, and
 nothing in it is a secret in clear.
@@ -38,6 +39,7 @@ from shared.config import (
 from shared.configbook import (
     CHANNELS,
     CONTACTS,
+    MAINTENANCE,
     POLICIES,
     RULES,
     SCHEDULES,
@@ -141,6 +143,7 @@ async def current_config(bus: EventBus, base: VigilConfig) -> VigilConfig:
     update: dict[str, Any] = {"rules": rules, "channels": channels, "checks": checks}
     for section, kind in PAGING_SECTIONS.items():
         update[section] = (await _fold(bus, kind)).items()
+    update["maintenance"] = (await _fold(bus, MAINTENANCE)).items()
     return base.model_copy(update=update)
 
 
@@ -157,14 +160,14 @@ def render(config: VigilConfig, origin: str) -> str:
     }
     # an empty paging section is left out: present, it would make every policy's
     # reference to that kind be checked against it
-    for section in PAGING_SECTIONS:
+    for section in (*PAGING_SECTIONS, "maintenance"):
         if getattr(config, section):
             body[section] = _section(getattr(config, section))
     rest = config.model_dump(
         mode="json",
         by_alias=True,
         exclude_none=True,
-        exclude={"rules", "channels", "checks", *PAGING_SECTIONS},
+        exclude={"rules", "channels", "checks", "maintenance", *PAGING_SECTIONS},
     )
     body.update(rest)
     header = (

@@ -130,14 +130,25 @@ EVENT_CHANNELS: list[EventChannel] = [
         ],
     ),
     (
+        "configMaintenance",
+        f"{subjects.CONFIG_MAINTENANCE}.{{nameToken}}",
+        "Maintenance windows made through the API (owned by alerts)",
+        [
+            events.MaintenanceWindowCreated,
+            events.MaintenanceWindowUpdated,
+            events.MaintenanceWindowDeleted,
+        ],
+    ),
+    (
         "configProvisionedKinds",
         f"{subjects.CONFIG_PROVISIONED}.{{service}}.{{kind}}",
         "The configuration file's items of an owner's further kinds (contacts, schedules, "
-        "policies), each kind on its own subject",
+        "policies, maintenance windows), each kind on its own subject",
         [
             events.ContactsProvisioned,
             events.SchedulesProvisioned,
             events.EscalationPoliciesProvisioned,
+            events.MaintenanceWindowsProvisioned,
         ],
     ),
     (
@@ -201,6 +212,11 @@ REQUEST_CHANNELS: list[tuple[str, type[BaseModel]]] = [
     (commands.UPDATE_POLICY, commands.UpdatePolicy),
     (commands.DELETE_POLICY, commands.DeletePolicy),
     (commands.TEST_CHANNEL, commands.SendChannelTest),
+    (commands.CREATE_SILENCE, commands.CreateSilence),
+    (commands.EXPIRE_SILENCE, commands.ExpireSilence),
+    (commands.CREATE_MAINTENANCE, commands.CreateMaintenanceWindow),
+    (commands.UPDATE_MAINTENANCE, commands.UpdateMaintenanceWindow),
+    (commands.DELETE_MAINTENANCE, commands.DeleteMaintenanceWindow),
     (f"{subjects.DEAD_LETTER_COMMANDS}.{{service}}.retry", commands.RetryDeadLetter),
     (commands.QUERY_SAMPLES, commands.QuerySamples),
 ]

@@ -7,12 +7,14 @@ crash between the two cannot happen.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, event, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -26,6 +28,26 @@ VACUUM_PAGES_PER_STEP = 4096  # one short write transaction each: writers wait b
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 CONNECT_BUSY_S = 30.0
 CONNECT_RETRY_S = 0.05
+
+
+_aiosqlite_stop = aiosqlite.Connection.stop
+
+
+def _stop_once(self: aiosqlite.Connection) -> asyncio.Future[Any] | None:
+    """aiosqlite's ``stop``, asked at most once per connection.
+
+    SQLAlchemy terminates a connection whose connect was cancelled by closing it in a
+    shielded task and, when cancelled again (a stopping service repeats its cancel), by
+    ``stop()``. The close then ends with a second ``stop()``, which queues a request to the
+    worker thread the first one already ended, and waits for its answer forever: the event
+    loop can then never close. A connection already stopping is not stopped again.
+    """
+    if not self._running:
+        return None
+    return _aiosqlite_stop(self)
+
+
+aiosqlite.Connection.stop = _stop_once  # type: ignore[method-assign]
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

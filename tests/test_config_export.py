@@ -15,7 +15,7 @@ from services.notifier.app import build as build_notifier
 from services.synthetic.app import build as build_synthetic
 from shared.bus import EventBus, connect
 from shared.channelconfig import WebhookChannel
-from shared.commands import CONFIGURE_CHECK, CREATE_CHANNEL, CREATE_RULE
+from shared.commands import CONFIGURE_CHECK, CREATE_CHANNEL, CREATE_MAINTENANCE, CREATE_RULE
 from shared.config import CheckConfig, RuleConfig, VigilConfig, parse_config
 from shared.natsserver import EmbeddedNats
 from shared.secrets import KEY_FILE, SecretBox, load_keys
@@ -47,6 +47,14 @@ async def make_api_items(bus: EventBus) -> None:
         CONFIGURE_CHECK,
         {"name": "api-check", "url": "http://127.0.0.1:9/x", "interval_s": 600, "enabled": False},
     )
+    window = {
+        "name": "patching",
+        "matchers": ["host=~web-.*"],
+        "cron": "0 2 * * 0",
+        "duration": "2h",
+        "timezone": "Europe/Berlin",
+    }
+    await bus.request(CREATE_MAINTENANCE, {"window": window})
 
 
 async def test_export_of_a_running_system_is_a_valid_file_with_api_items_and_no_clear_secret(
@@ -68,6 +76,9 @@ async def test_export_of_a_running_system_is_a_valid_file_with_api_items_and_no_
     assert [(c.name, c.enabled, c.interval_s) for c in config.checks] == [
         ("api-check", False, 600.0),
         ("home", True, 3600.0),
+    ]
+    assert [(w.name, w.cron, w.duration) for w in config.maintenance] == [
+        ("patching", "0 2 * * 0", 7200.0)
     ]
     written = tmp_path / "exported.yaml"
     written.write_text(text)

@@ -13,6 +13,7 @@ from shared import subjects
 from shared.bus import EventBus
 from shared.commands import CREATE_RULE, DELETE_RULE, UPDATE_RULE
 from shared.config import RuleConfig, VigilConfig
+from shared.configbook import MAINTENANCE
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.events import (
     AlertEvent,
@@ -51,7 +52,9 @@ async def alert_events(bus: EventBus, count: int) -> list[AlertEvent]:
 
 
 async def config_events(bus: EventBus) -> list[tuple[str, object]]:
-    return [(r.subject, r.event) async for r in bus.replay(CONFIG.name)]
+    """The rules' events (the service provisions its maintenance windows beside them)."""
+    windows = MAINTENANCE.provisioned_subject
+    return [(r.subject, r.event) async for r in bus.replay(CONFIG.name) if r.subject != windows]
 
 
 async def test_a_rule_made_through_the_api_judges_the_very_next_sample(

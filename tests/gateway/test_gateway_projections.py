@@ -440,6 +440,8 @@ async def test_rebuild_gives_exactly_the_live_state(
         "gateway_contacts": 0,
         "gateway_schedules": 0,
         "gateway_escalation_policies": 0,
+        "gateway_silences": 0,
+        "gateway_maintenance": 0,
         "gateway_checkpoints": 6,
     }
     assert dict(live["gateway_checkpoints"]) == last_seq

@@ -28,6 +28,11 @@ RESPONDER_WRITES = {
     ("put", f"{API}/incidents/{{incident_id}}/severity"),
     ("post", f"{API}/synthetic/checks/{{check_id}}/run"),
     ("post", f"{API}/deadletters/{{dead_letter_id}}/retry"),
+    ("post", f"{API}/silences"),
+    ("delete", f"{API}/silences/{{silence_id}}"),
+    # Alertmanager's paths for amtool
+    ("post", "/api/v2/silences"),
+    ("delete", "/api/v2/silence/{silence_id}"),
 }
 INGEST_WRITES = {("post", f"{API}/metrics")}
 # calls any signed-in identity may make about itself
