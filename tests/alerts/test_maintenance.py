@@ -67,6 +67,19 @@ def test_a_weekly_window_starts_at_local_two_o_clock_across_both_dst_changes() -
     assert local == ["Sun 02:00", "Sun 03:00", "Sun 02:00", "Sun 02:00", "Sun 02:00"]
 
 
+def test_a_start_in_the_skipped_hour_is_found_from_after_the_jump() -> None:
+    nightly = window(**{**SUNDAYS, "cron": "30 2 * * *", "duration": "20m"})
+    schedule = WindowSchedule(nightly)
+    # 29 March: the clocks jump from 02:00 to 03:00; 02:30 comes as 03:30 CEST (01:30 UTC),
+    # later on the wall clock than the 03:00 the range starts at
+    jump = utc(2026, 3, 29, 1)
+    assert schedule.occurrences(jump, utc(2026, 3, 29, 3)) == (
+        [Occurrence(utc(2026, 3, 29, 1, 30), utc(2026, 3, 29, 1, 50))],
+        False,
+    )
+    assert schedule.next_change(jump) == utc(2026, 3, 29, 1, 30)
+
+
 def test_an_occurrence_under_way_at_the_start_of_the_range_is_included() -> None:
     schedule = WindowSchedule(window(**SUNDAYS))
     found, cut = schedule.occurrences(utc(2026, 4, 5, 1), utc(2026, 4, 5, 12))
