@@ -21,6 +21,7 @@ from typing import Any, Literal
 import orjson
 
 from shared import subjects
+from shared.aggregate import AggregateLog, BookMemory, Outcome, Snapshot
 from shared.bus import EventBus
 from shared.commands import (
     CREATE_SILENCE,
@@ -30,7 +31,7 @@ from shared.commands import (
     ExpireSilence,
     parse_command,
 )
-from shared.errors import Conflict, InvalidInput, InvalidTransition, NotFound
+from shared.errors import InvalidInput, InvalidTransition, NotFound
 from shared.events import (
     Event,
     SilenceCreated,
@@ -48,7 +49,6 @@ from shared.streams import SILENCES
 
 log = logging.getLogger(__name__)
 
-CONFLICT_ATTEMPTS = 5
 # a request seen again within this long is a retry: it answers the silence it made
 RETRY_WINDOW = timedelta(minutes=10)
 SilenceState = Literal["pending", "active", "expired"]
@@ -192,16 +192,41 @@ def request_key(command: CreateSilence) -> str:
     return derived_id("silence-request", orjson.dumps(sent, option=orjson.OPT_SORT_KEYS).decode())
 
 
+class _Replace(Exception):
+    """The change cannot be made in place: a new silence replaces this one."""
+
+    def __init__(self, current: Silence):
+        super().__init__(current.id)
+        self.current = current
+
+
+def _evolve(state: Silence | None, event: Event) -> Silence | None:
+    # the sequence is the snapshot's; the book folds the event again with it
+    return fold(state, event, 0)
+
+
 class SilenceBook:
-    """Every silence, as the log has it; the alerts service's one writer of SILENCES."""
+    """Every silence, as the log has it; the alerts service's one writer of SILENCES.
+
+    Changes go through the shared aggregate loop (``shared.aggregate``): this book is its
+    memory, so a command decides on what the book holds and a clash reloads the silence.
+    """
 
     def __init__(self, bus: Callable[[], EventBus], clock: Clock = utcnow):
         self._bus = bus
         self.clock = clock
         self.silences: dict[str, Silence] = {}
         self.position = 0
-        self.lock = asyncio.Lock()
+        self.lock = asyncio.Lock()  # a change may touch two silences: one change at a time
         self.on_change: ChangeHook = _unchanged
+        self.log: AggregateLog[Silence | None] = AggregateLog(
+            bus,
+            subjects.silence,
+            None,
+            _evolve,
+            noun="silence",
+            memory=BookMemory(self._recall, self._forget, self.apply),
+        )
 
     # --- state ----------------------------------------------------------------
 
@@ -212,6 +237,14 @@ class SilenceBook:
         if folded is not None:
             self.silences[event.aggregate_id] = folded
         self.position = max(self.position, seq)
+
+    def _recall(self, silence_id: str) -> Snapshot[Silence | None]:
+        # the book holds every silence since ``load``: one it lacks has no events
+        silence = self.silences.get(silence_id)
+        return Snapshot(silence, silence.last_seq if silence is not None else 0)
+
+    def _forget(self, silence_id: str) -> None:
+        self.silences.pop(silence_id, None)
 
     async def load(self) -> None:
         """Every silence from the whole SILENCES stream, so they survive a restart."""
@@ -270,14 +303,20 @@ class SilenceBook:
             raise NotFound(f"id: no silence {command.id!r}", field="id")
         key = request_key(command)
         async with self.lock:
-            for _ in range(CONFLICT_ATTEMPTS):
-                try:
-                    result, changed = await self._create(command, key, self.clock())
-                except Conflict:
-                    continue
-                break
+            now = self.clock()
+            if not command.id:
+                result, changed = await self._make(command, derived_id("silence", key), now)
             else:
-                raise Conflict("the silence kept changing; try again")
+                try:
+                    outcome = await self.log.execute(
+                        command.id, lambda current: self._updated(current, command, key, now)
+                    )
+                except _Replace as replace:
+                    # as Alertmanager: the old silence is expired, a new one made
+                    seed = derived_id("silence", replace.current.id, key)
+                    result, changed = await self._make(command, seed, now, replace.current)
+                else:
+                    result, changed = self._result(command.id, outcome), bool(outcome.appended)
         if changed:
             await self._changed()
         return result.model_dump()
@@ -286,22 +325,13 @@ class SilenceBook:
         """End a silence now; one already ended is refused, as Alertmanager does."""
         command = parse_command(ExpireSilence, body)
         async with self.lock:
-            for _ in range(CONFLICT_ATTEMPTS):
-                now = self.clock()
-                silence = self._existing(command.silence_id, "silence_id")
-                if silence.state(now) == "expired":
-                    raise InvalidTransition(
-                        f"silence_id: silence {silence.id} already expired", field="silence_id"
-                    )
-                try:
-                    seq = await self._append(self._expired(silence, command.by, now))
-                except Conflict:
-                    continue
-                break
-            else:
-                raise Conflict(f"silence {command.silence_id} kept changing; try again")
+            now = self.clock()
+            outcome = await self.log.execute(
+                command.silence_id,
+                lambda current: self._expiry(command.silence_id, current, command.by, now),
+            )
         await self._changed()
-        return self._result(command.silence_id, seq).model_dump()
+        return self._result(command.silence_id, outcome).model_dump()
 
     def register(self, runtime: ServiceRuntime) -> None:
         runtime.on_start(self.load)
@@ -310,22 +340,22 @@ class SilenceBook:
 
     # --- deciding -----------------------------------------------------------------
 
-    async def _create(
-        self, command: CreateSilence, key: str, now: datetime
-    ) -> tuple[CommandResult, bool]:
-        """(the result, whether anything changed)."""
-        if not command.id:
-            return await self._make(command, derived_id("silence", key), now)
-        current = self._existing(command.id, "id")
-        if can_update(current, command, now):
-            starts_at = (command.starts_at or current.starts_at).astimezone(UTC)
-            ends_at = command.ends_at.astimezone(UTC)
-            check_times(starts_at, ends_at, now)
-            wanted = (starts_at, ends_at, command.created_by, command.comment)
-            if wanted == (current.starts_at, current.ends_at, current.created_by, current.comment):
-                return self._result(current.id, current.last_seq), False
-            version = current.version + 1
-            event = SilenceUpdated(
+    def _updated(
+        self, current: Silence | None, command: CreateSilence, key: str, now: datetime
+    ) -> list[Event]:
+        if current is None:
+            raise NotFound(f"id: no silence {command.id!r}", field="id")
+        if not can_update(current, command, now):
+            raise _Replace(current)
+        starts_at = (command.starts_at or current.starts_at).astimezone(UTC)
+        ends_at = command.ends_at.astimezone(UTC)
+        check_times(starts_at, ends_at, now)
+        wanted = (starts_at, ends_at, command.created_by, command.comment)
+        if wanted == (current.starts_at, current.ends_at, current.created_by, current.comment):
+            return []
+        version = current.version + 1
+        return [
+            SilenceUpdated(
                 id=derived_id("silence-updated", current.id, version, key),
                 aggregate_id=current.id,
                 version=version,
@@ -336,96 +366,76 @@ class SilenceBook:
                 comment=command.comment,
                 by=command.by,
             )
-            return self._result(current.id, await self._append(event)), True
-        # a change Alertmanager cannot make in place: a new silence replaces this one
-        return await self._make(command, derived_id("silence", current.id, key), now, current)
+        ]
 
     async def _make(
         self, command: CreateSilence, seed: str, now: datetime, replaced: Silence | None = None
     ) -> tuple[CommandResult, bool]:
+        """A new silence under an id derived from ``seed``: the same request again within
+        ``RETRY_WINDOW`` answers the silence it made; later, it makes another."""
         silence_id = seed
         for _ in range(100):
             made = self.silences.get(silence_id)
             if made is None:
                 break
             if now - made.created_at <= RETRY_WINDOW:
-                return self._result(made.id, made.last_seq), False  # a retry
-            silence_id = derived_id("silence", seed, silence_id)  # the same request, later
-        starts_at = max(command.starts_at or now, now).astimezone(UTC)
+                return self._result(made.id, None), False
+            silence_id = derived_id("silence", seed, silence_id)
         check_times(command.starts_at or now, command.ends_at, now)
-        if replaced is not None and replaced.state(now) != "expired":
-            await self._append(self._expired(replaced, command.by, now))
-        event = SilenceCreated(
+        if replaced is not None:
+            await self.log.execute(
+                replaced.id,
+                lambda current: self._expiry(replaced.id, current, command.by, now, quiet=True),
+            )
+        created = SilenceCreated(
             id=derived_id("silence-created", silence_id),
             aggregate_id=silence_id,
             version=1,
             time=now,
             matchers=command.matchers,
-            starts_at=starts_at,
+            starts_at=max(command.starts_at or now, now).astimezone(UTC),
             ends_at=command.ends_at.astimezone(UTC),
             created_by=command.created_by,
             comment=command.comment,
             by=command.by,
         )
-        return self._result(silence_id, await self._append(event)), True
-
-    def _expired(self, silence: Silence, by: str, now: datetime) -> SilenceExpired:
-        version = silence.version + 1
-        return SilenceExpired(
-            id=derived_id("silence-expired", silence.id, version),
-            aggregate_id=silence.id,
-            version=version,
-            time=now,
-            by=by,
+        # made meanwhile under this id: by this same request, so nothing to add
+        outcome = await self.log.execute(
+            silence_id, lambda current: [created] if current is None else []
         )
+        return self._result(silence_id, outcome), bool(outcome.appended)
 
-    def _existing(self, silence_id: str, field: str) -> Silence:
-        silence = self.silences.get(silence_id)
-        if silence is None:
-            raise NotFound(f"{field}: no silence {silence_id!r}", field=field)
-        return silence
+    def _expiry(
+        self, silence_id: str, current: Silence | None, by: str, now: datetime, quiet: bool = False
+    ) -> list[Event]:
+        """Expire now; ``quiet``: one gone or ended already needs nothing (a replacement)."""
+        if current is None or current.state(now) == "expired":
+            if quiet:
+                return []
+            if current is None:
+                raise NotFound(f"silence_id: no silence {silence_id!r}", field="silence_id")
+            raise InvalidTransition(
+                f"silence_id: silence {silence_id} already expired", field="silence_id"
+            )
+        version = current.version + 1
+        return [
+            SilenceExpired(
+                id=derived_id("silence-expired", silence_id, version),
+                aggregate_id=silence_id,
+                version=version,
+                time=now,
+                by=by,
+            )
+        ]
 
-    def _result(self, silence_id: str, seq: int) -> CommandResult:
+    def _result(self, silence_id: str, outcome: Outcome[Silence | None] | None) -> CommandResult:
+        """The silence as the book has it; the sequence of the last event this command
+        appended (or the silence's last, when it appended none)."""
         silence = self.silences[silence_id]
+        seq = outcome.last_seq if outcome is not None else silence.last_seq
         return CommandResult(
             aggregate_id=silence_id, version=silence.version, seq=seq, stream=SILENCES.name
         )
-
-    # --- the log ------------------------------------------------------------------
-
-    async def _append(self, event: SilenceEvent) -> int:
-        """Publish with the silence's expected sequence, then apply; a clash reloads the
-        silence from the log and raises Conflict for the caller to decide again."""
-        current = self.silences.get(event.aggregate_id)
-        expected = current.last_seq if current is not None else 0
-        subject = subjects.silence(event.aggregate_id)
-        try:
-            seq = await self._bus().publish(subject, event, expected)
-        except Conflict:
-            log.info("silence changed concurrently; reloading", extra={"subject": subject})
-            await self._reload(event.aggregate_id)
-            raise
-        self.apply(event, seq)
-        log.info(
-            "silence event recorded",
-            extra={
-                "event_id": event.id,
-                "event_type": event.type,
-                "silence_id": event.aggregate_id,
-                "version": event.version,
-                "stream_seq": seq,
-            },
-        )
-        return seq
-
-    async def _reload(self, silence_id: str) -> None:
-        folded: Silence | None = None
-        for recorded in await self._bus().read_subject(subjects.silence(silence_id)):
-            folded = fold(folded, recorded.event, recorded.seq)
-        if folded is None:
-            self.silences.pop(silence_id, None)
-        else:
-            self.silences[silence_id] = folded
 
     async def _changed(self) -> None:
         try:
