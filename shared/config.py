@@ -37,6 +37,7 @@ from shared.maintenanceconfig import MaintenanceWindowConfig
 from shared.pagingconfig import ContactConfig, EscalationPolicyConfig, ScheduleConfig
 from shared.routingconfig import RouteConfig
 from shared.ruleconfig import RuleConfig
+from shared.suppressionconfig import FlappingConfig, InhibitRuleConfig
 
 _Strict = Strict
 
@@ -265,6 +266,15 @@ class VigilConfig(_Strict):
     maintenance: list[MaintenanceWindowConfig] = Field(
         default_factory=list,
         description="Maintenance windows: one-off or recurring, matching alerts page nobody",
+    )
+    inhibit_rules: list[InhibitRuleConfig] = Field(
+        default_factory=list,
+        max_length=200,
+        description="While an alert matching the source fires, matching targets page nobody",
+    )
+    flapping: FlappingConfig = Field(
+        default_factory=FlappingConfig,
+        description="How many fire/resolve changes within a window make a series flapping",
     )
 
     @model_validator(mode="before")

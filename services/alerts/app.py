@@ -12,6 +12,7 @@ from services.alerts.handlers import EVALUATOR, SampleEvaluator
 from services.alerts.maintenance import MaintenanceCalendar
 from services.alerts.rules import RuleCommands
 from services.alerts.silences import SilenceBook
+from services.alerts.suppression import Suppressor
 from services.alerts.watchdog import WatchdogRelay
 from services.alerts.writer import AlertWriter
 from shared.commands import ACKNOWLEDGE_ALERT, RESOLVE_ALERT
@@ -29,6 +30,7 @@ class AlertsService:
     evaluator: SampleEvaluator
     commands: AlertCommands
     rules: RuleCommands
+    suppressor: Suppressor
     silences: SilenceBook
     maintenance: MaintenanceCalendar
 
@@ -39,14 +41,28 @@ def attach(
     config_file: str = "",
     clock: Callable[[], datetime] = utcnow,
 ) -> AlertsService:
-    """Register the evaluator and the commands on ``runtime``; returns them for direct use."""
-    writer = AlertWriter(lambda: runtime.bus)
+    """Register the evaluator and the commands on ``runtime``; returns them for direct use.
+
+    ``clock`` times every alert event, the silences and the suppression timers (tests
+    move it).
+    """
+    writer = AlertWriter(lambda: runtime.bus, clock)
+    silences = SilenceBook(lambda: runtime.bus, clock)
+    maintenance = MaintenanceCalendar(lambda: runtime.bus, config.maintenance, config_file)
+    suppressor = Suppressor(
+        writer,
+        [silences, maintenance],
+        inhibit_rules=config.inhibit_rules,
+        flapping=config.flapping,
+        clock=clock,
+    )
+    writer.stamper = suppressor
     watchdog = WatchdogRelay(lambda: runtime.bus)
     evaluator = SampleEvaluator(writer, config.rules, watchdog)
     rules = RuleCommands(evaluator, lambda: runtime.bus, config.rules, config_file)
-    silences = SilenceBook(lambda: runtime.bus, clock)
-    maintenance = MaintenanceCalendar(lambda: runtime.bus, config.maintenance, config_file)
-    service = AlertsService(writer, evaluator, AlertCommands(writer), rules, silences, maintenance)
+    service = AlertsService(
+        writer, evaluator, AlertCommands(writer), rules, suppressor, silences, maintenance
+    )
     runtime.report_status(watchdog.status)
     runtime.on_start(writer.load)
     rules.register(runtime)  # the API's rules join the file's before holds are restored
@@ -59,6 +75,7 @@ def attach(
 
     runtime.on_start(restore_holds)
     runtime.background(service.evaluator.absence_timer)
+    runtime.background(suppressor.run)  # open alerts follow silences, windows, inhibition
     runtime.consume(EVALUATOR, service.evaluator.handle)
     runtime.respond(ACKNOWLEDGE_ALERT, service.commands.acknowledge)
     runtime.respond(RESOLVE_ALERT, service.commands.resolve)
