@@ -21,6 +21,8 @@ ALL_NOTIFIED_EVENTS = (
     "AlertEscalated",
     "AlertAcknowledged",
     "AlertResolved",
+    "AlertFlapping",
+    "AlertSettled",
     "IncidentOpened",
     "IncidentResolved",
     "EscalationStepFired",

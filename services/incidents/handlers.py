@@ -1,4 +1,8 @@
-"""The ``incidents-from-alerts`` consumer: a critical series opens one incident at a time."""
+"""The ``incidents-from-alerts`` consumer: a critical series opens one incident at a time.
+
+A critical alert kept quiet (``suppressed_by``: silenced, inhibited, in maintenance,
+flapping) opens none; when it is no longer kept quiet and still fires, it opens one then.
+"""
 
 from __future__ import annotations
 
@@ -18,11 +22,14 @@ from shared.events import (
     AlertEvent,
     AlertFired,
     AlertResolved,
+    AlertSettled,
+    AlertSuppressionChanged,
     Event,
     derived_id,
 )
 from shared.labels import ELLIPSIS, bounded_labels
 from shared.streams import ALERTS
+from shared.suppression import muted, pages_now
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +40,9 @@ FROM_ALERTS = ConsumerSpec(
     ordered=True,
 )
 OPENED_BY = "vigil"
+
+# the alert events that may open an incident
+Trigger = AlertFired | AlertEscalated | AlertSuppressionChanged | AlertSettled
 
 
 def incident_id_for(fingerprint: str, generation: int) -> str:
@@ -76,7 +86,11 @@ class AlertIncidents:
         # a message seen before may have acted on any earlier run of the series
         redelivered = delivery.deliveries > 1
         if isinstance(event, AlertFired | AlertEscalated) and event.severity == "critical":
-            await self._open_or_note(event, redelivered)
+            if not muted(event):
+                await self._open_or_note(event, redelivered)
+        elif isinstance(event, AlertSuppressionChanged | AlertSettled) and pages_now(event):
+            if event.severity == "critical":
+                await self._open_or_note(event, redelivered)
         elif isinstance(event, AlertResolved) and self.policy.auto_resolve:
             await self._resolve(event, redelivered)
 
@@ -93,7 +107,7 @@ class AlertIncidents:
                 return generation, incident
             generation += 1
 
-    async def _open_or_note(self, alert: AlertFired | AlertEscalated, redelivered: bool) -> None:
+    async def _open_or_note(self, alert: Trigger, redelivered: bool) -> None:
         cause = Cause(trigger_id=alert.id, correlation_id=alert.correlation_id)
         for _ in range(self.store.attempts):
             generation, incident = await self.current(alert.fingerprint, alert.id, redelivered)
@@ -109,30 +123,22 @@ class AlertIncidents:
                 continue  # opened meanwhile: look again
         raise Conflict(f"incidents of series {alert.fingerprint} kept changing")
 
-    def _opening(self, alert: AlertFired | AlertEscalated, generation: int) -> OpenIncidentAs:
+    def _opening(self, alert: Trigger, generation: int) -> OpenIncidentAs:
         return OpenIncidentAs(
             incident_id=incident_id_for(alert.fingerprint, generation),
             title=incident_title(alert),
             severity="critical",
             by=OPENED_BY,
-            description=(
-                f"Alert {alert.aggregate_id} went critical: {alert.metric} = {alert.value:g} "
-                f"(threshold {alert.threshold:g})."
-            ),
+            description=f"Alert {alert.aggregate_id} {_what(alert)}.",
             alert_id=alert.aggregate_id,
             fingerprint=alert.fingerprint,
         )
 
-    async def _note(
-        self, incident_id: str, alert: AlertFired | AlertEscalated, cause: Cause
-    ) -> None:
+    async def _note(self, incident_id: str, alert: Trigger, cause: Cause) -> None:
         """A later critical alert of the series joins the open incident's timeline."""
         note = AddIncidentNote(
             incident_id=incident_id,
-            text=(
-                f"Alert {alert.aggregate_id} went critical again: {alert.metric} = "
-                f"{alert.value:g} (threshold {alert.threshold:g})."
-            ),
+            text=f"Alert {alert.aggregate_id} {_what(alert, again=True)}.",
             author=OPENED_BY,
         )
 
@@ -171,3 +177,15 @@ class AlertIncidents:
                 "seq": result.seq,
             },
         )
+
+
+def _what(alert: Trigger, again: bool = False) -> str:
+    """``went critical: cpu = 97 (threshold 90)``, or why a quiet one counts now."""
+    if isinstance(alert, AlertFired | AlertEscalated):
+        word = " again" if again else ""
+        return (
+            f"went critical{word}: {alert.metric} = {alert.value:g} (threshold {alert.threshold:g})"
+        )
+    if isinstance(alert, AlertSettled):
+        return "is critical and stopped flapping"
+    return "is critical and no longer suppressed"

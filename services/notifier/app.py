@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 
 from services.notifier.channel_commands import ChannelCommands, ChannelSecrets
 from services.notifier.datadog_feed import SERIES_CONSUMER, DatadogFeed
@@ -19,7 +20,7 @@ from shared.channelconfig import ChannelBase
 from shared.config import ConfigError, VigilConfig, load_config
 from shared.db import create_engine
 from shared.envchannels import channels_from_env
-from shared.events import NotificationDelivered, NotificationFailed, NotificationQueued
+from shared.events import NotificationDelivered, NotificationFailed, NotificationQueued, utcnow
 from shared.outbound import OutboundGuard
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
@@ -46,7 +47,12 @@ def with_env_channels(
     return [*channels, *from_env]
 
 
-def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRuntime:
+def build(
+    settings: Settings,
+    config: VigilConfig | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> ServiceRuntime:
+    """``clock`` drives the escalation steps (tests move it)."""
     config = config if config is not None else load_config(settings.config)
     runtime = ServiceRuntime(SERVICE, settings)
     ledger = DeliveryLedger(create_engine(settings.database_url_for(SERVICE)))
@@ -79,7 +85,7 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
         file,
     )
     paging.register(runtime)
-    escalation = EscalationEngine(lambda: runtime.bus, ledger.engine, directory)
+    escalation = EscalationEngine(lambda: runtime.bus, ledger.engine, directory, clock=clock)
     dispatcher.escalation = escalation  # routes pick policies; the engine pages through them
     runtime.on_start(escalation.start)
     runtime.on_stop(escalation.stop)

@@ -11,18 +11,23 @@ from datetime import datetime
 from typing import Any, Literal
 
 from shared.channelconfig import ALL_NOTIFIED_EVENTS, ChannelBase
+from shared.configtypes import format_duration
 from shared.events import (
     AlertAcknowledged,
     AlertEscalated,
     AlertEvent,
     AlertFired,
+    AlertFlapping,
     AlertResolved,
+    AlertSettled,
+    AlertSuppressionChanged,
     EscalationStepFired,
     Event,
     IncidentOpened,
     IncidentResolved,
     NotificationDelivered,
     NotificationFailed,
+    SuppressionRef,
     derived_id,
 )
 from shared.labels import bounded_labels
@@ -116,6 +121,17 @@ def summary_for(event: Event) -> str:
             }.get(event.reason, "recovered")
             value = f": {event.metric}={_number(event.value)}" if event.value is not None else ""
             return f"RESOLVED {event.rule} {how}{value}{where}"
+        if isinstance(event, AlertSuppressionChanged):
+            ended = "; ".join(_reason(r) for r in event.previous) or "suppression"
+            return f"{event.severity.upper()} {event.rule} firing, no longer {ended}{where}"
+        if isinstance(event, AlertFlapping):
+            return (
+                f"FLAPPING {event.rule}: {event.changes} changes within "
+                f"{format_duration(event.window_s)}; its flips page nobody until it "
+                f"settles{where}"
+            )
+        if isinstance(event, AlertSettled):
+            return f"SETTLED {event.rule} stopped flapping, {event.status}{where}"
     if isinstance(event, EscalationStepFired):
         where = f" [{bounded_labels(event.labels).text()}]" if event.labels else ""
         extra = f": {event.summary}" if event.summary else ""
@@ -128,6 +144,17 @@ def summary_for(event: Event) -> str:
     if isinstance(event, IncidentResolved):
         return f"RESOLVED incident: {event.title} (by {event.by})"
     return event.type
+
+
+def _reason(ref: SuppressionRef) -> str:
+    """``silenced (s-1: deploy)``, ``inhibited by HostDown``, ``in maintenance ...``."""
+    if ref.kind == "silence":
+        return f"silenced ({ref.id}{': ' + ref.detail if ref.detail else ''})"
+    if ref.kind == "inhibition":
+        return f"inhibited by {ref.detail or ref.id}"
+    if ref.kind == "maintenance":
+        return f"in maintenance window {ref.id}"
+    return "flapping"
 
 
 def _alert_body(event: AlertEvent) -> dict[str, Any]:
@@ -158,6 +185,14 @@ def _alert_body(event: AlertEvent) -> dict[str, Any]:
         body["status"] = "resolved"
         body["resolved_by"] = event.by
         body["reason"] = event.reason
+    if isinstance(event, AlertSuppressionChanged):
+        body["status"] = event.status
+        body["previously_suppressed_by"] = [r.model_dump(mode="json") for r in event.previous]
+    if isinstance(event, AlertFlapping):
+        body["status"] = "flapping"
+        body["flapping"] = {"changes": event.changes, "window_s": event.window_s}
+    if isinstance(event, AlertSettled):
+        body["status"] = event.status
     return body
 
 

@@ -55,6 +55,7 @@ from shared.outbound import OutboundGuard
 from shared.routingconfig import RouteConfig
 from shared.settings import Settings
 from shared.streams import ALERTS, INCIDENTS, PAGING
+from shared.suppression import notified_as
 
 log = logging.getLogger(__name__)
 
@@ -268,19 +269,26 @@ class NotificationDispatcher:
     # --- routing ---------------------------------------------------------------------
 
     def targets_for(self, event: Event) -> tuple[list[Target], list[str]]:
-        """Where ``event`` goes, and the escalation policies its routes chose."""
+        """Where ``event`` goes, and the escalation policies its routes chose.
+
+        An alert event stamped with reasons not to page goes nowhere, though its
+        policies are still named: the escalation engine stops what runs for the alert.
+        """
         if isinstance(event, EscalationStepFired):
             return self._page_targets(event), []
         targets: dict[str, Target] = {}
         policies: list[str] = []
         subject = subject_of(event)
+        kind = notified_as(event)  # None: suppressed, it goes to no channel
         for match in routes_for(self.tree, event):
             if match.policy and match.policy not in policies:
                 policies.append(match.policy)
+            if kind is None:
+                continue
             names = self.channels.keys() if match.channels is None else match.channels
             for name in names:
                 channel = self.channels.get(name)
-                if channel is None or event.type not in channel.events or name in targets:
+                if channel is None or kind not in channel.events or name in targets:
                     continue
                 targets[name] = Target(channel, Addressed(subject), match.group, match.grouping)
         return list(targets.values()), policies

@@ -68,7 +68,9 @@ class EscalationStepFired(EscalationEvent):
 
 
 class EscalationStopped(EscalationEvent):
-    reason: Literal["acknowledged", "resolved", "exhausted", "policy_removed"]
+    reason: Literal["acknowledged", "resolved", "exhausted", "policy_removed", "suppressed"] = (
+        Field(description="suppressed: a silence, window, inhibition or flapping muted the alert")
+    )
     by: str = ""
 
 

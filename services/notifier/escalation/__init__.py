@@ -23,6 +23,12 @@ them when it fires.
   step due at acknowledgement time + ack_timeout (+ the first step's delay).
 - AlertResolved stops everything of that alert ("resolved"), pending re-escalations too,
   and a later trigger for that alert starts nothing.
+- An alert event with ``suppressed_by`` (silenced, inhibited, in maintenance, flapping)
+  starts nothing and stops what runs for the alert ("suppressed"); an acknowledgement
+  of a muted alert starts no ack-timeout generation.
+- AlertSuppressionChanged to no reasons (or AlertSettled) while the alert fires starts
+  a new generation at once, as AlertFired would; while it is acknowledged, one due at
+  that time + ``ack_timeout``. Each such event starts at most one (its id is the cause).
 - A step that fires publishes EscalationStepFired with its targets resolved at that
   moment (channel -> via "channel"; user -> one target per contact method, via
   "user:<name>"; schedule -> whoever is on call, via "schedule:<name>"); what cannot be

@@ -35,6 +35,8 @@ from shared.events import (
     AlertEvent,
     AlertFired,
     AlertResolved,
+    AlertSettled,
+    AlertSuppressionChanged,
     Event,
 )
 from shared.events.base import derived_id, utcnow
@@ -47,6 +49,7 @@ from shared.events.paging import (
 )
 from shared.pagingconfig import EscalationPolicyConfig
 from shared.streams import PAGING
+from shared.suppression import muted, pages_now
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +161,14 @@ class EscalationEngine:
             return
         if await self.store.resolved(alert_id):
             return  # a late trigger for an alert that is over
+        if isinstance(event, AlertAcknowledged):
+            await self.store.mark_acknowledged(alert_id, event.version)
+            # a muted alert is not paged again when the acknowledgement times out
+            await self._acknowledged(event, restart=not muted(event))
+            return
+        if muted(event):
+            await self._stop_all(alert_id, "suppressed")
+            return
         if isinstance(event, AlertFired | AlertEscalated):
             if policy is None or await self.store.acknowledged_version(alert_id):
                 return  # someone answered: only the ack timeout pages again
@@ -170,9 +181,35 @@ class EscalationEngine:
                 return
             summary = event.summary if isinstance(event, AlertFired) else ""
             await self._begin(event, config, 0, event.time, summary)
-        elif isinstance(event, AlertAcknowledged):
-            await self.store.mark_acknowledged(alert_id, event.version)
-            await self._acknowledged(event)
+        elif isinstance(event, AlertSuppressionChanged | AlertSettled) and policy is not None:
+            await self._unmuted(event, policy)
+
+    async def _unmuted(self, event: AlertSuppressionChanged | AlertSettled, policy: str) -> None:
+        """No reason left to keep the alert quiet: a firing one is paged from now (a new
+        generation), an acknowledged one from its acknowledgement timeout on."""
+        config = self.directory.policies().get(policy)
+        if config is None:
+            return
+        known = await self.store.for_alert(event.aggregate_id)
+        if any(e.cause == event.id for e in known):
+            return  # this event was handled already
+        same = [e for e in known if e.policy == policy]
+        if any(e.running for e in same):
+            return
+        generation = same[-1].generation + 1 if same else 0
+        summary = same[-1].summary if same else ""
+        if pages_now(event):
+            if await self.store.acknowledged_version(event.aggregate_id):
+                return
+            await self._begin(event, config, generation, event.time, summary)
+        elif event.status == "acknowledged" and config.ack_timeout is not None:
+            at = event.time + timedelta(seconds=config.ack_timeout)
+            await self._begin(event, config, generation, at, summary)
+
+    async def _stop_all(self, alert_id: str, reason: str) -> None:
+        for escalation in await self.store.for_alert(alert_id):
+            if escalation.running:
+                await self._stop_locked(escalation.id, reason)
 
     async def apply(self, event: Event, seq: int) -> None:
         """Fold one PAGING event (a consumer of the stream); any order, any repeat."""
@@ -188,7 +225,7 @@ class EscalationEngine:
 
     # --- decisions ------------------------------------------------------------
 
-    async def _acknowledged(self, event: AlertAcknowledged) -> None:
+    async def _acknowledged(self, event: AlertAcknowledged, restart: bool = True) -> None:
         latest: dict[str, Escalation] = {}
         for escalation in await self.store.for_alert(event.aggregate_id):
             latest[escalation.policy] = escalation  # ordered by generation
@@ -198,7 +235,7 @@ class EscalationEngine:
             if escalation.running:
                 await self._stop_locked(escalation.id, "acknowledged", event.by)
             config = self.directory.policies().get(name)
-            if config is not None and config.ack_timeout is not None:
+            if restart and config is not None and config.ack_timeout is not None:
                 at = event.time + timedelta(seconds=config.ack_timeout)
                 await self._begin(
                     event, config, escalation.generation + 1, at, escalation.summary, escalation
