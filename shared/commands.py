@@ -303,6 +303,14 @@ class MetricsStats(Command):
     """No parameters: the metrics store's counters."""
 
 
+# --- alerts queries ----------------------------------------------------------
+class ExplainLabels(Command):
+    """What ``rule`` would do with a series of ``labels`` now."""
+
+    rule: str = Field(min_length=1, max_length=200)
+    labels: dict[str, str] = Field(default_factory=dict, max_length=64)
+
+
 class CommandResult(BaseModel):
     """What a command answers: the aggregate it touched and where its last event landed."""
 
@@ -347,6 +355,7 @@ UPDATE_MAINTENANCE = subjects.command(subjects.MAINTENANCE_COMMANDS, "update")
 DELETE_MAINTENANCE = subjects.command(subjects.MAINTENANCE_COMMANDS, "delete")
 QUERY_SAMPLES = subjects.command(subjects.METRICS_QUERY, "samples")
 QUERY_METRICS_STATS = subjects.command(subjects.METRICS_QUERY, "stats")
+EXPLAIN_LABELS = subjects.command(subjects.ALERT_QUERY, "explain")
 
 C = TypeVar("C", bound=BaseModel)
 

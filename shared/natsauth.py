@@ -129,6 +129,7 @@ GRANTS: tuple[Grant, ...] = (
             _commands(subjects.SILENCE_COMMANDS),
             _commands(subjects.MAINTENANCE_COMMANDS),
             _commands(subjects.METRICS_QUERY),
+            _commands(subjects.ALERT_QUERY),
             f"{subjects.DEAD_LETTER_COMMANDS}.*.retry",  # to the consumer's owner
         ),
         reads=(
@@ -175,6 +176,7 @@ GRANTS: tuple[Grant, ...] = (
             _commands(RULE_COMMANDS),
             _commands(subjects.SILENCE_COMMANDS),
             _commands(subjects.MAINTENANCE_COMMANDS),
+            _commands(subjects.ALERT_QUERY),
         ),
         reads=("METRICS", "ALERTS", "SILENCES", CONFIG),
         durables=("alerts-evaluator",),

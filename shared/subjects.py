@@ -47,6 +47,7 @@ SILENCE_COMMANDS = "vigil.cmd.silences"  # .create | .expire
 CHANNEL_COMMANDS = "vigil.cmd.channels"  # .create | .update | .delete | .reencrypt | .test
 DEAD_LETTER_COMMANDS = "vigil.cmd.deadletters"  # .<service>.retry: each answers its own
 METRICS_QUERY = "vigil.query.metrics"  # .samples | .stats
+ALERT_QUERY = "vigil.query.alerts"  # .explain
 
 # --- liveness ---------------------------------------------------------------
 HEARTBEATS = "vigil.heartbeat"  # vigil.heartbeat.<service>

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from services.alerts.api import AlertCommands
+from services.alerts.explain import ExplainQueries
 from services.alerts.handlers import EVALUATOR, SampleEvaluator
 from services.alerts.maintenance import MaintenanceCalendar
 from services.alerts.rules import RuleCommands
@@ -15,7 +16,7 @@ from services.alerts.silences import SilenceBook
 from services.alerts.suppression import Suppressor
 from services.alerts.watchdog import WatchdogRelay
 from services.alerts.writer import AlertWriter
-from shared.commands import ACKNOWLEDGE_ALERT, RESOLVE_ALERT
+from shared.commands import ACKNOWLEDGE_ALERT, EXPLAIN_LABELS, RESOLVE_ALERT
 from shared.config import VigilConfig, load_config
 from shared.events import utcnow
 from shared.runtime import ServiceRuntime
@@ -79,6 +80,7 @@ def attach(
     runtime.consume(EVALUATOR, service.evaluator.handle)
     runtime.respond(ACKNOWLEDGE_ALERT, service.commands.acknowledge)
     runtime.respond(RESOLVE_ALERT, service.commands.resolve)
+    runtime.respond(EXPLAIN_LABELS, ExplainQueries(evaluator, suppressor).explain)
     return service
 
 

@@ -14,6 +14,7 @@ from services.gateway.channels import router as channels_router
 from services.gateway.common.projection import Projection
 from services.gateway.contacts import PROJECTIONS as CONTACTS
 from services.gateway.contacts import router as contacts_router
+from services.gateway.explain import router as explain_router
 from services.gateway.health.router import router as health_router
 from services.gateway.incidents.projector import PROJECTIONS as INCIDENTS
 from services.gateway.incidents.router import router as incidents_router
@@ -43,6 +44,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     silences_router,
     maintenance_router,
     alertmanager_router,
+    explain_router,
     channels_router,
     contacts_router,
     schedules_router,

@@ -425,6 +425,7 @@ async def test_rebuild_gives_exactly_the_live_state(
     assert {name: len(table) for name, table in live.items()} == {
         "gateway_alerts": 2,
         "gateway_alert_timeline": 5,
+        "gateway_alert_suppression": 2,
         "gateway_incidents": 2,
         "gateway_incident_timeline": 7,
         "gateway_incident_notes": 1,

@@ -21,11 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.gateway.alerts.schemas import AlertPublic
-from services.gateway.alerts.tables import alerts
+from services.gateway.alerts.views import alert_views
 from services.gateway.common.projection import LiveView, Projection
 from services.gateway.common.tables import metadata
-from services.gateway.common.views import rows_as
 from shared import subjects
 from shared.events import Event
 from shared.events.paging import (
@@ -69,7 +67,7 @@ def _target(target: PageTarget) -> str:
 def describe(event: EscalationEvent) -> str:
     """One line a person reads on the timeline."""
     if isinstance(event, EscalationStarted):
-        again = " again: the acknowledgement timed out" if event.generation else ""
+        again = f" again (generation {event.generation + 1})" if event.generation else ""
         return f"escalation {event.policy} started{again}"
     if isinstance(event, EscalationStepScheduled):
         return f"{_step(event)} due at {event.due_at.isoformat()}"
@@ -113,6 +111,6 @@ PROJECTIONS = (
         f"{subjects.PAGING_EVENTS}.>",
         project_paging,
         # the alert's timeline changed: live clients reload the alert
-        live=LiveView("alert", rows_as(AlertPublic, alerts), key=by_alert),
+        live=LiveView("alert", alert_views, key=by_alert),
     ),
 )

@@ -7,18 +7,22 @@ from typing import Any
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.gateway.alerts.schemas import AlertPublic
-from services.gateway.alerts.tables import alert_timeline, alerts
+from services.gateway.alerts.explain import describe_refs
+from services.gateway.alerts.tables import alert_suppression, alert_timeline, alerts
+from services.gateway.alerts.views import alert_views
 from services.gateway.common.projection import LiveView, Projection
 from services.gateway.common.tables import upsert
-from services.gateway.common.views import rows_as
 from shared import subjects
+from shared.configtypes import format_duration
 from shared.events import (
     AlertAcknowledged,
     AlertEscalated,
     AlertEvent,
     AlertFired,
+    AlertFlapping,
     AlertResolved,
+    AlertSettled,
+    AlertSuppressionChanged,
     Event,
 )
 from shared.streams import ALERTS
@@ -79,6 +83,17 @@ async def project_alert(conn: AsyncConnection, event: Event, seq: int) -> None:
         if event.value is not None:
             changes["value"] = event.value
         await _upsert_alert(conn, event, identity, changes)
+    else:
+        detail = _notice(event)
+        await _upsert_alert(conn, event, identity, {})
+    muted = [
+        r
+        for r in event.suppressed_by
+        if not isinstance(event, AlertFlapping) or r.kind != "flapping"
+    ]
+    if muted and not isinstance(event, AlertSuppressionChanged):
+        detail = f"{detail}; pages nobody: {describe_refs(muted)}".lstrip("; ")
+    await _suppression(conn, event)
     await conn.execute(
         insert(alert_timeline).values(
             seq=seq,
@@ -90,6 +105,36 @@ async def project_alert(conn: AsyncConnection, event: Event, seq: int) -> None:
             detail=detail,
             event=event.model_dump(mode="json"),
         )
+    )
+
+
+def _notice(event: AlertEvent) -> str:
+    if isinstance(event, AlertSuppressionChanged):
+        if event.suppressed_by:
+            return f"pages nobody: {describe_refs(event.suppressed_by)}"
+        ended = describe_refs(event.previous) or "suppression"
+        return f"no longer {ended}: pages now" if event.status == "firing" else f"no longer {ended}"
+    if isinstance(event, AlertFlapping):
+        return f"flapping: {event.changes} changes within {format_duration(event.window_s)}"
+    if isinstance(event, AlertSettled):
+        return f"stopped flapping: {event.status}"
+    return ""
+
+
+async def _suppression(conn: AsyncConnection, event: AlertEvent) -> None:
+    """The alert's reasons not to page, as its latest event states them."""
+    refs = event.suppressed_by
+    flapping = any(r.kind == "flapping" for r in refs)
+    await upsert(
+        conn,
+        alert_suppression,
+        {"alert_id": event.aggregate_id},
+        {
+            "suppressed_by": [r.model_dump(mode="json") for r in refs],
+            "suppressed": bool(refs),
+            "silenced": any(r.kind == "silence" for r in refs),
+            "flapping": flapping,
+        },
     )
 
 
@@ -111,6 +156,6 @@ PROJECTIONS = (
         ALERTS,
         f"{subjects.ALERT_EVENTS}.>",
         project_alert,
-        live=LiveView("alert", rows_as(AlertPublic, alerts)),
+        live=LiveView("alert", alert_views),
     ),
 )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import RowMapping, select
+from sqlalchemy import RowMapping, false, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.gateway.alerts.paging import paging_timeline
-from services.gateway.alerts.tables import alert_timeline, alerts
+from services.gateway.alerts.tables import alert_suppression, alert_timeline, alerts
+from services.gateway.alerts.views import with_suppression
 from services.gateway.common.pagination import Order, PageRequest, fetch_page
 from services.gateway.common.tables import TIMELINE_COLUMNS, merged
 from services.gateway.ledgers.queries import deliveries_about
@@ -21,19 +22,30 @@ ALERT_ORDER: Order = ((alerts.c.fired_at, True), (alerts.c.id, False))
 
 
 async def list_alerts(
-    engine: AsyncEngine, status: str | None, severity: str | None, page: PageRequest
+    engine: AsyncEngine,
+    status: str | None,
+    severity: str | None,
+    page: PageRequest,
+    suppressed: bool | None = None,
+    silenced: bool | None = None,
 ) -> tuple[list[Row], str | None]:
-    query = select(alerts)
+    query = with_suppression()
+    held = alert_suppression.c
     if status:
         query = query.where(alerts.c.status == status)
     if severity:
         query = query.where(alerts.c.severity == severity)
+    if suppressed is not None:
+        query = query.where(func.coalesce(held.suppressed, false()) == suppressed)
+    if silenced is not None:
+        query = query.where(func.coalesce(held.silenced, false()) == silenced)
     return await fetch_page(engine, query, ALERT_ORDER, page)
 
 
 async def get_alert(engine: AsyncEngine, alert_id: str) -> dict[str, Any] | None:
     async with engine.connect() as conn:
-        row = (await conn.execute(select(alerts).where(alerts.c.id == alert_id))).mappings().first()
+        found = await conn.execute(with_suppression().where(alerts.c.id == alert_id))
+        row = found.mappings().first()
         if row is None:
             return None
         timeline = await conn.execute(

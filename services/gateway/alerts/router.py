@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.gateway.alerts import queries
+from services.gateway.alerts.explain import explain_alert
 from services.gateway.alerts.schemas import (
     AlertAckUpdate,
     AlertDetailPublic,
+    AlertExplanationPublic,
     AlertPublic,
     AlertResolveUpdate,
     AlertStatus,
@@ -29,6 +31,13 @@ from shared.events import Severity
 router = APIRouter(prefix=f"{PREFIX}/alerts", tags=["alerts"])
 
 
+async def explanation(engine: AsyncEngine, alert_id: str) -> AlertExplanationPublic | None:
+    row = await queries.get_alert(engine, alert_id)
+    if row is None:
+        return None
+    return AlertExplanationPublic.model_validate(explain_alert(row, row["timeline"]))
+
+
 async def load_alert(engine: AsyncEngine, alert_id: str) -> AlertDetailPublic | None:
     row = await queries.get_alert(engine, alert_id)
     return None if row is None else AlertDetailPublic.model_validate(row)
@@ -41,9 +50,17 @@ async def list_alerts(
     page: PageParams,
     status: AlertStatus | None = None,
     severity: Severity | None = None,
+    suppressed: Annotated[
+        bool | None, Query(description="Only alerts that page nobody (true) or that page")
+    ] = None,
+    silenced: Annotated[
+        bool | None, Query(description="Only alerts a silence keeps quiet (true) or not")
+    ] = None,
 ) -> Page[AlertPublic]:
-    """Newest first."""
-    rows, next_cursor = await queries.list_alerts(engine, status, severity, page)
+    """Newest first; ``suppressed_by`` says why an alert pages nobody."""
+    rows, next_cursor = await queries.list_alerts(
+        engine, status, severity, page, suppressed=suppressed, silenced=silenced
+    )
     return Page(items=[AlertPublic.model_validate(row) for row in rows], next_cursor=next_cursor)
 
 
@@ -53,6 +70,17 @@ async def get_alert(_: Viewer, engine: EngineDep, alert_id: str) -> AlertDetailP
     if alert is None:
         raise NotFound(f"alert_id: no alert {alert_id!r}", field="alert_id")
     return alert
+
+
+@router.get("/{alert_id}/explain", responses=READ_ONE)
+async def explain(_: Viewer, engine: EngineDep, alert_id: str) -> AlertExplanationPublic:
+    """Why the alert paged or did not: the rule and sample that fired it, every silence,
+    inhibition, maintenance window or flapping that kept it quiet, its escalation steps
+    and deliveries, in time order, and a one-line verdict."""
+    found = await explanation(engine, alert_id)
+    if found is None:
+        raise NotFound(f"alert_id: no alert {alert_id!r}", field="alert_id")
+    return found
 
 
 @router.post("/{alert_id}/ack", response_model=AlertDetailPublic, responses={**ACCEPTED, **COMMAND})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -43,3 +44,17 @@ alerts = Table(
 
 
 alert_timeline = timeline("alert", "alert_id")
+
+# why each alert pages nobody, as of its latest event: a table of its own, so a read
+# model made before suppression existed gains it without being rebuilt
+alert_suppression = Table(
+    "gateway_alert_suppression",
+    metadata,
+    Column("alert_id", String(200), primary_key=True),
+    Column("suppressed_by", JSON, nullable=False),
+    Column("suppressed", Boolean, nullable=False),
+    Column("silenced", Boolean, nullable=False),
+    Column("flapping", Boolean, nullable=False),
+    Index("gateway_alert_suppression_suppressed", "suppressed"),
+    Index("gateway_alert_suppression_silenced", "silenced"),
+)
