@@ -3,13 +3,16 @@ event, and an open alert's reasons kept up to date as they begin and end."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import timedelta
 
 import pytest
 
+from shared import subjects
 from shared.bus import EventBus
 from shared.config import RuleConfig, VigilConfig
-from shared.events import AlertSuppressionChanged
+from shared.events import AlertSuppressionChanged, Sample, SamplesIngested
 from shared.settings import Settings
 from tests.alerts.suppression_rig import T0, Rig, Span, SpanBook, kinds
 from tests.conftest import RuntimeFactory
@@ -172,3 +175,33 @@ async def test_a_silence_that_ended_while_the_service_was_down_pages_once_at_sta
     async with third.writer.lock:
         assert await third.suppressor.reconcile() == 0
     assert len(await rig.events()) == 2
+
+
+async def test_a_silence_over_many_alerts_reaches_each_while_samples_keep_flowing(
+    rig: Rig,
+) -> None:
+    service = await rig.start(CONFIG)
+    hosts = [f"h-{n:03}" for n in range(250)]
+    batch = SamplesIngested(
+        aggregate_id="test",
+        samples=[Sample(name="cpu", value=80, labels={"host": h}) for h in hosts],
+        received_at=time.time(),
+    )
+    await rig.bus.publish(subjects.samples("test"), batch)
+    await rig.until(250)
+    await rig.book.add(Span("wide", {"alertname": "HighCPU"}, T0, T0 + HOUR))
+    await rig.samples(95, host="h-000")  # evaluated between the suppressor's batches
+    events = await rig.until(500)
+    await asyncio.sleep(0.2)
+    events = await rig.events()
+    # each alert was told once; h-000 may have escalated first, stamped already
+    told = [e for e in events[250:] if e.type in ("AlertSuppressionChanged", "AlertEscalated")]
+    assert all([r.id for r in e.suppressed_by] == ["wide"] for e in told)
+    assert sorted(e.labels["host"] for e in told if e.type != "AlertEscalated") in (
+        hosts,
+        hosts[1:],
+    )
+    assert len(events) == 500 + (len(told) - 250)
+    assert len(service.suppressor.stamps) == 250 and all(
+        [r.id for r in refs] == ["wide"] for refs in service.suppressor.stamps.values()
+    )

@@ -44,6 +44,7 @@ from shared.suppressionconfig import FlappingConfig, InhibitRuleConfig
 log = logging.getLogger(__name__)
 
 CONFLICT_ATTEMPTS = 5
+RECONCILE_BATCH = 100  # appends per hold of the writer's lock
 KIND_ORDER = {"silence": 0, "maintenance": 1, "inhibition": 2, "flapping": 3}
 # made here, already stamped: the writer leaves their reasons as they are
 OWN_EVENTS = (AlertSuppressionChanged, AlertFlapping, AlertSettled)
@@ -141,7 +142,10 @@ class Suppressor:
         """Every reason an alert with these matching labels pages nobody at ``now``."""
         refs: list[SuppressionRef] = []
         for source in self.sources:
-            refs.extend(source.active(match, now))
+            try:
+                refs.extend(source.active(match, now))
+            except Exception:  # a broken book must not stop paging: the alert pages
+                log.exception("a suppression source failed; not suppressing by it")
         refs.extend(self.inhibitions.refs(match, alert_id))
         if flapping:
             refs.append(self.flaps.ref(fingerprint))
@@ -217,36 +221,50 @@ class Suppressor:
 
     async def _reconcile_locked(self) -> None:
         async with self.writer.lock:
-            await self.reconcile()
+            await self.reconcile(RECONCILE_BATCH)
 
-    async def reconcile(self) -> int:
-        """Append what changed (the writer's lock held); returns how many events."""
+    async def reconcile(self, budget: int | None = None) -> int:
+        """Append what changed (the writer's lock held); returns how many events.
+
+        With a ``budget``, stops after that many appends and asks to be run again, so
+        the evaluator gets the lock between batches when a silence touches many alerts.
+        """
         now = self.clock()
         if self._source_deadline is not None and now >= self._source_deadline:
             self._all_dirty = True
-        everything = self._all_dirty
-        self._all_dirty = False
+        if self._all_dirty:
+            self._dirty |= set(self.open)
+            self._all_dirty = False
         appended = 0
-        try:
-            candidates = list(self.open) if everything else sorted(self._dirty)
-            for alert_id in candidates:
-                info = self.open.get(alert_id)
-                if info is not None:
-                    flapping = self.flaps.is_flapping(info.fingerprint)
-                    refs = self.reasons(info.match, alert_id, info.fingerprint, now, flapping)
-                    if set(refs) != set(self.stamps.get(alert_id, ())):
-                        appended += await self._changed(alert_id, refs, now)
-                self._dirty.discard(alert_id)
-            for fp in self.flaps.to_announce():
-                appended += await self._flapping(fp, now)
-            for fp in self.flaps.settled(now):
-                appended += await self._settled(fp, now)
-        except BaseException:
-            self._all_dirty = self._all_dirty or everything
-            raise
-        deadlines = [d for s in self.sources if (d := s.next_change(now)) is not None]
-        self._source_deadline = min(deadlines, default=None)
+        for alert_id in sorted(self._dirty):
+            if budget is not None and appended >= budget:
+                self.alarm.wake()
+                return appended
+            info = self.open.get(alert_id)
+            if info is not None:
+                flapping = self.flaps.is_flapping(info.fingerprint)
+                refs = self.reasons(info.match, alert_id, info.fingerprint, now, flapping)
+                if set(refs) != set(self.stamps.get(alert_id, ())):
+                    appended += await self._changed(alert_id, refs, now)
+            self._dirty.discard(alert_id)
+        for fp in self.flaps.to_announce():
+            appended += await self._flapping(fp, now)
+        for fp in self.flaps.settled(now):
+            appended += await self._settled(fp, now)
+        self._source_deadline = self._next_change(now)
         return appended
+
+    def _next_change(self, now: datetime) -> datetime | None:
+        found: list[datetime] = []
+        for source in self.sources:
+            try:
+                deadline = source.next_change(now)
+            except Exception:
+                log.exception("a suppression source failed to say when it changes next")
+                continue
+            if deadline is not None:
+                found.append(deadline)
+        return min(found, default=None)
 
     async def _append(self, alert_id: str, make: Callable[[Alert, int], AlertEvent | None]) -> int:
         """Append what ``make`` decides on the alert as the log has it; retried on Conflict."""
