@@ -55,7 +55,7 @@ from shared.outbound import OutboundGuard
 from shared.routingconfig import RouteConfig
 from shared.settings import Settings
 from shared.streams import ALERTS, INCIDENTS, PAGING
-from shared.suppression import notified_as
+from shared.suppression import muted, notified_as
 
 log = logging.getLogger(__name__)
 
@@ -352,6 +352,9 @@ class NotificationDispatcher:
                     raise error
             if errors:
                 raise errors[0]
+        if isinstance(event, AlertEvent) and muted(event):
+            for lane in self.lanes.values():
+                lane.quiet(subject_of(event))
         if self.escalation is None:
             return
         if isinstance(event, AlertEvent):

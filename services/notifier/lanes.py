@@ -192,6 +192,12 @@ class Lane:
         elif self.bucket is None or (self.bucket.rate, self.bucket.burst) != (rate, burst):
             self.bucket = TokenBucket(rate, burst)
 
+    def quiet(self, subject: str) -> None:
+        """The subject pages nobody now (silenced, inhibited, in maintenance, flapping):
+        its last message is not repeated."""
+        for state in self.groups.values():
+            state.firing.pop(subject, None)
+
     @property
     def depth(self) -> int:
         return len(self.waiting)

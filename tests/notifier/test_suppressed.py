@@ -173,3 +173,22 @@ async def test_a_flapping_series_is_notified_once_and_pages_when_it_settles_firi
     await eventually(lambda: len(pager.requests) > pages, what="a page when settled")
     await quiet(rig, hook, pager)
     assert len(pager.requests) == pages + 1
+
+
+async def test_a_firing_alert_silenced_is_not_sent_again_by_its_repeat_interval(
+    rig: Rig, receiver_factory: ReceiverFactory
+) -> None:
+    hook, pager = await receiver_factory(), await receiver_factory()
+    raw = config(hook.url, pager.url).model_dump(by_alias=True, exclude_unset=True)
+    raw["route"] = {"channels": ["hook"], "repeat_interval": "300ms"}
+    vigil = VigilConfig.model_validate(raw)
+    await rig.start(vigil)
+    await rig.start_service(build_notifier(rig.settings, vigil, clock=rig.clock.now))
+    await rig.samples(80, host="web-5")
+    await requests(hook, 3)  # the alert and two repeats
+    now = rig.clock.now()
+    await rig.book.add(Span("s-7", {"host": "web-5"}, now - HOUR, now + HOUR))
+    await rig.until(2)
+    await asyncio.sleep(0.2)  # a repeat already on its way may still land
+    await quiet(rig, hook)
+    assert {event for event, _, _ in seen(hook)} == {"AlertFired"}
