@@ -8,9 +8,11 @@ from typing import Any
 
 from services.alerts.domain import fingerprint
 from services.alerts.handlers import SampleEvaluator
+from services.alerts.rulecompile import CompiledRule
 from services.alerts.suppression import Suppressor
 from shared.commands import ExplainLabels, parse_command
 from shared.errors import NotFound
+from shared.events import Severity
 
 
 class ExplainQueries:
@@ -20,10 +22,7 @@ class ExplainQueries:
 
     async def explain(self, body: dict[str, Any]) -> dict[str, Any]:
         query = parse_command(ExplainLabels, body)
-        check = next(
-            (c for cs in self.evaluator.rules.values() for c in cs if c.rule.name == query.rule),
-            None,
-        )
+        check = self.evaluator.engine.rules.get(query.rule)
         if check is None:
             raise NotFound(f"rule: no rule {query.rule!r}", field="rule")
         rule = check.rule
@@ -32,15 +31,14 @@ class ExplainQueries:
         if matches:
             why = f"{rule.name} watches {rule.metric} on these labels"
         else:
-            wanted = ", ".join(f"{k}={v}" for k, v in sorted(rule.labels.items()))
-            why = f"{rule.name} watches only {rule.metric} with {wanted}"
+            wanted = [f"{k}={v}" for k, v in sorted(rule.labels.items())] + list(rule.matchers)
+            why = f"{rule.name} watches only {rule.metric} with {', '.join(wanted)}"
         fp = fingerprint(rule.name, labels)
         alert = self.evaluator.writer.book.open.get(fp)
-        if alert is not None:
-            severity = alert.severity
-        else:
-            severity = "warning" if rule.warning is not None else "critical"
-        refs = self.suppressor.reasons_now(rule.name, severity, rule.metric, labels, fp)
+        severity = alert.severity if alert is not None else _first_severity(check, labels)
+        refs = self.suppressor.reasons_now(
+            rule.name, severity, rule.metric, check.alert_labels(labels), fp
+        )
         return {
             "rule": {"name": rule.name, "metric": rule.metric, "matches": matches, "why": why},
             "labels": labels,
@@ -51,3 +49,10 @@ class ExplainQueries:
             "flapping": self.suppressor.flaps.is_flapping(fp),
             "at": self.suppressor.clock().isoformat(),
         }
+
+
+def _first_severity(check: CompiledRule, labels: dict[str, str]) -> Severity:
+    """The severity an alert of this rule on these labels would fire at first."""
+    if check.kind == "absence":
+        return check.rule.severity or "critical"
+    return "warning" if check.thresholds_for(labels).warning is not None else "critical"

@@ -55,12 +55,19 @@ async def alert_of(client: httpx.AsyncClient, host: str, **query: str) -> dict[s
     return found
 
 
-async def explained(client: httpx.AsyncClient, alert_id: str, verdict: str) -> dict[str, Any]:
+async def explained(
+    client: httpx.AsyncClient, alert_id: str, verdict: str, *whats: str
+) -> dict[str, Any]:
+    """The explanation once its verdict starts with ``verdict`` and it has every step in
+    ``whats`` (the projections of three streams catch up in any order)."""
+
     async def probe() -> dict[str, Any] | None:
         answer = await client.get(f"/api/monitoring/alerts/{alert_id}/explain")
         assert answer.status_code == 200, answer.text
         body: dict[str, Any] = answer.json()
-        return body if body["verdict"].startswith(verdict) else None
+        seen = {step["what"] for step in body["steps"]}
+        done = body["verdict"].startswith(verdict) and seen.issuperset(whats)
+        return body if done else None
 
     found: dict[str, Any] = await eventually(probe, what=f"verdict {verdict!r}")
     return found
@@ -109,13 +116,13 @@ async def test_why_a_silenced_alert_did_not_page_and_why_it_paged_later(
     assert fired["source_seq"] >= 1 and fired["reason"] == "threshold"
     assert [s["what"] for s in answer["steps"]] == ["fired", "suppressed"]
     # web-2 paged through the webhook, by the escalation's first step
-    other = await explained(client, loud["id"], "paged")
+    other = await explained(client, loud["id"], "paged", "escalation", "paged", "delivered")
     assert other["verdict"].startswith(("paged channel hook at ", "paged via hook at "))
     assert other["channels"] == ["hook"] and other["escalation_policies"] == ["ops"]
 
     # the silence is expired: web-1 pages now, and says so
     await rig.book.remove("s-1")
-    answer = await explained(client, silenced["id"], "paged")
+    answer = await explained(client, silenced["id"], "paged", "escalation", "paged", "delivered")
     assert answer["paged"] is True
     whats = [s["what"] for s in answer["steps"]]
     assert whats[:3] == ["fired", "suppressed", "unsuppressed"]

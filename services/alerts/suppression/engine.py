@@ -96,11 +96,9 @@ class Suppressor:
         inhibit_rules: Sequence[InhibitRuleConfig] = (),
         flapping: FlappingConfig | None = None,
         clock: Callable[[], datetime] = utcnow,
-        rule_labels: Callable[[str], Mapping[str, str]] | None = None,
     ):
         self.writer = writer
         self.clock = clock
-        self.rule_labels = rule_labels
         self.sources: list[SuppressionSource] = []
         self.inhibit_rules = list(inhibit_rules)
         self.flapping_config = flapping or FlappingConfig()
@@ -132,9 +130,12 @@ class Suppressor:
 
     # --- reasons -------------------------------------------------------------------
 
-    def match_of(self, rule: str, severity: str, metric: str, labels: Mapping[str, str]) -> dict:
-        static = self.rule_labels(rule) if self.rule_labels is not None else None
-        return matching_labels(labels, rule, severity, metric, static)
+    def match_of(
+        self, rule: str, severity: str, metric: str, labels: Mapping[str, str]
+    ) -> dict[str, str]:
+        """The alert's labels (its rule's static ones among them) with alertname,
+        severity and metric: what silences, windows and inhibition match."""
+        return matching_labels(labels, rule, severity, metric)
 
     def reasons(
         self, match: dict[str, str], alert_id: str, fingerprint: str, now: datetime, flapping: bool

@@ -26,16 +26,11 @@ class SuppressionSource(Protocol):
 
 
 def matching_labels(
-    labels: Mapping[str, str],
-    rule: str,
-    severity: str,
-    metric: str,
-    static: Mapping[str, str] | None = None,
+    labels: Mapping[str, str], rule: str, severity: str, metric: str
 ) -> dict[str, str]:
-    """The labels silences, inhibition and windows match: the series' labels, the rule's
-    own (team, owner), then ``alertname``, ``severity`` and ``metric``."""
+    """The labels silences, inhibition and windows match: the alert's labels (the
+    series' and its rule's static ones, team or owner), then ``alertname``,
+    ``severity`` and ``metric``."""
     found = dict(labels)
-    if static:
-        found.update(static)
     found.update(alertname=rule, severity=severity, metric=metric)
     return found
