@@ -44,6 +44,7 @@ MAX_IN_FLIGHT = 8  # messages a lane has on the wire at once, each about another
 BACKOFF_FIRST_S = 1.0
 BACKOFF_CAP_S = 300.0
 GROUP_MEMORY_S = 3600.0  # a group with nothing waiting is forgotten this long after it sent
+MUTED_MEMORY = 100_000  # subjects kept from being repeated, newest kept
 
 Result = Literal["delivered", "failed", "queued"]
 
@@ -70,6 +71,7 @@ class Pending:
     error: str = ""
     accepted: asyncio.Future[Result] | None = None  # the handler waiting on the fast path
     on_the_wire: bool = False
+    repeat: bool = False  # made by the lane for ``repeat_interval``, not by an event
 
 
 @dataclass
@@ -132,6 +134,7 @@ class Lane:
     bucket: TokenBucket | None = None
     waiting: list[Pending] = field(default_factory=list)
     groups: dict[str, GroupState] = field(default_factory=dict)
+    muted: dict[str, None] = field(default_factory=dict)  # subjects not to repeat, in order
     held_until: float = 0.0  # the receiver failed: nothing is tried before this
     congested: bool = False  # the bucket ran dry: merge everything waiting
     merges: bool = True  # the receiver shows a digest; otherwise one event a message
@@ -172,6 +175,7 @@ class Lane:
         caller then records it as queued before acknowledging its trigger)."""
         if item.delivery_id in self._ids:
             return "queued"
+        self.muted.pop(item.subject, None)
         item.accepted = asyncio.get_running_loop().create_future()
         self._enqueue(item)
         self._release_fast_path()  # it waits for a group, the rate or a retry: queued
@@ -194,9 +198,15 @@ class Lane:
 
     def quiet(self, subject: str) -> None:
         """The subject pages nobody now (silenced, inhibited, in maintenance, flapping):
-        its last message is not repeated."""
+        its last message is not repeated, until an event about it is sent again."""
+        self.muted[subject] = None
+        if len(self.muted) > MUTED_MEMORY:
+            del self.muted[next(iter(self.muted))]
         for state in self.groups.values():
             state.firing.pop(subject, None)
+        stale = [p for p in self.waiting if p.repeat and p.subject == subject]
+        if stale:
+            self._drop([p for p in stale if not p.on_the_wire], "delivered")
 
     @property
     def depth(self) -> int:
@@ -390,7 +400,7 @@ class Lane:
             state = self.groups.setdefault(item.group, GroupState())
             state.repeat_s = item.repeat_interval_s
             status = (item.notification.payload.get("alert") or {}).get("status")
-            if status == "firing":
+            if status == "firing" and item.subject not in self.muted:
                 state.firing[item.subject] = item
             elif status in ("acknowledged", "resolved"):
                 state.firing.pop(item.subject, None)
@@ -422,6 +432,7 @@ class Lane:
                         ready_at=0.0,
                         error="",
                         accepted=None,
+                        repeat=True,
                     )
                 )
         return queued, soonest
