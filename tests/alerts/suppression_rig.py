@@ -45,11 +45,15 @@ class Span:
     comment: str = ""
 
 
+async def _unwatched() -> None:
+    return None
+
+
 @dataclass
 class SpanBook:
     kind: SuppressionKind = "silence"
     spans: dict[str, Span] = field(default_factory=dict)
-    on_change: Callable[[], Awaitable[None]] | None = None
+    on_change: Callable[[], Awaitable[None]] = _unwatched
 
     def active(self, labels: Mapping[str, str], now: datetime) -> list[SuppressionRef]:
         return [
@@ -64,13 +68,11 @@ class SpanBook:
 
     async def add(self, span: Span) -> None:
         self.spans[span.id] = span
-        if self.on_change is not None:
-            await self.on_change()
+        await self.on_change()
 
     async def remove(self, span_id: str) -> None:
         self.spans.pop(span_id, None)
-        if self.on_change is not None:
-            await self.on_change()
+        await self.on_change()
 
 
 @dataclass

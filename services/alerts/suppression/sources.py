@@ -18,7 +18,7 @@ class SuppressionSource(Protocol):
     suppressor and awaited by the book after any change made by a command or the log.
     """
 
-    on_change: Callable[[], Awaitable[None]] | None
+    on_change: Callable[[], Awaitable[None]]
 
     def active(self, labels: Mapping[str, str], now: datetime) -> list[SuppressionRef]: ...
 
