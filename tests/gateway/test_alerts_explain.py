@@ -177,3 +177,39 @@ async def test_explain_by_rule_and_labels(
     assert "labels" in bad.text
     missing = await client.get("/api/monitoring/alerts/nope/explain")
     assert missing.status_code == 404
+
+
+async def test_a_silence_made_through_the_api_is_the_answer_to_why_not(
+    rig: Rig,
+    gateway: Gateway,
+    client: httpx.AsyncClient,
+    receiver_factory: ReceiverFactory,  # noqa: F811
+) -> None:
+    hook = await receiver_factory()
+    vigil = config(hook.url)
+    await rig.start(vigil, *())
+    await rig.start_service(build_notifier(rig.settings, vigil, clock=rig.clock.now))
+    ends = rig.clock.now() + HOUR
+    made = await client.post(
+        "/api/monitoring/silences",
+        json={
+            "matchers": [{"name": "host", "value": "db-2", "isRegex": False, "isEqual": True}],
+            "endsAt": ends.isoformat(),
+            "createdBy": "ann",
+            "comment": "restore test",
+        },
+    )
+    assert made.status_code == 200, made.text
+    silence_id = made.json()["silenceID"]
+    await rig.samples(95, host="db-2")
+    alert = await alert_of(client, "db-2", silenced="true")
+    answer = await explained(client, alert["id"], "not paged")
+    assert answer["verdict"].startswith(f"not paged: silenced by {silence_id} (restore test")
+    assert answer["verdict"].endswith(f"until {ends.strftime('%Y-%m-%d %H:%M:%S')} UTC")
+    # expired through the API: it pages now
+    assert (await client.delete(f"/api/monitoring/silences/{silence_id}")).status_code in (
+        200,
+        202,
+    )
+    answer = await explained(client, alert["id"], "paged", "unsuppressed", "delivered")
+    assert any(e["event"] == "AlertSuppressionChanged" for e in (r.json() for r in hook.requests))
