@@ -8,7 +8,9 @@ the subject again and decides again on what is there now, so neither change is l
 none is made on a stale state. A decision that returns no events (already applied,
 nothing to change) appends nothing. Event ids stay the decider's business: one derived
 from what caused the command makes a re-run publish the same id, which the stream's
-duplicate window stores once.
+duplicate window stores once. A writer that stamps what it appends (a time from its
+clock, reasons computed at that moment) gives ``prepare``: each event passes through it
+on its way to the log, and the fold and the memory see the event as stored.
 """
 
 from __future__ import annotations
@@ -149,6 +151,7 @@ class AggregateLog(Generic[S]):
         noun: str,
         attempts: int = ATTEMPTS,
         memory: Memory[S] | None = None,
+        prepare: Callable[[Event], Event] | None = None,
     ):
         self._bus = bus
         self.subject = subject
@@ -157,6 +160,7 @@ class AggregateLog(Generic[S]):
         self.noun = noun
         self.attempts = attempts
         self.memory: Memory[S] = memory if memory is not None else NoMemory()
+        self.prepare = prepare
 
     def fold(self, history: Iterable[Recorded]) -> Snapshot[S]:
         snapshot = Snapshot(self.initial)
@@ -195,6 +199,8 @@ class AggregateLog(Generic[S]):
         for attempt in range(1, self.attempts + 1):
             try:
                 for event in decide(snapshot.state):
+                    if self.prepare is not None:
+                        event = self.prepare(event)
                     seq = await self._bus().publish(subject, event, snapshot.last_seq)
                     snapshot = Snapshot(self.evolve(snapshot.state, event), seq)
                     recorded = Recorded(event, seq, subject)

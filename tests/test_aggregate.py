@@ -265,6 +265,38 @@ async def test_a_hot_aggregate_is_decided_from_memory_and_a_stale_memory_is_corr
     assert [n.version for n in await stored(bus)] == [1, 2, 3, 4]
 
 
+async def test_what_a_writer_stamps_on_the_way_is_what_is_stored_folded_and_remembered(
+    bus: EventBus,
+) -> None:
+    # given a writer that stamps each note's author as it appends, after a clash midway
+    interloper = InterloperBus(bus.nc, times=1, after=1)
+    memory = Snapshots[Notes]()
+    log = AggregateLog(
+        lambda: interloper,
+        subjects.incident,
+        (),
+        evolve,
+        noun="notebook",
+        memory=memory,
+        prepare=lambda event: event.model_copy(update={"author": "stamped"}),
+    )
+
+    # when two notes are written
+    outcome = await log.execute(KEY, write("paged", "resolved"))
+
+    # then each stored note is the stamped one, and so is what the outcome and memory hold
+    assert [(n.text, n.author) for n in await stored(bus)] == [
+        ("paged", "stamped"),
+        ("interloper 1", "ann"),
+        ("resolved", "stamped"),
+    ]
+    assert [r.event for r in outcome.appended] == [
+        n for n in await stored(bus) if n.author == "stamped"
+    ]
+    assert outcome.state == ("paged", "interloper 1", "resolved")
+    assert memory.recall(KEY) == outcome.snapshot
+
+
 def contact(channel: str) -> ContactConfig:
     return ContactConfig(name="ann", methods=[ContactMethod(channel=channel)])
 

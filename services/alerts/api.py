@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -11,13 +10,9 @@ from services.alerts.domain import Alert
 from services.alerts.writer import AlertWriter
 from shared import subjects
 from shared.commands import AcknowledgeAlert, CommandResult, ResolveAlert, parse_command
-from shared.errors import Conflict, NotFound
+from shared.errors import NotFound
 from shared.events import AlertEvent
 from shared.streams import ALERTS
-
-log = logging.getLogger(__name__)
-
-CONFLICT_ATTEMPTS = 5
 
 
 class AlertCommands:
@@ -37,22 +32,16 @@ class AlertCommands:
     async def _execute(
         self, alert_id: str, decide: Callable[[Alert | None], list[AlertEvent]]
     ) -> CommandResult:
+        """Decide on the alert and append through the alert log, which decides again on
+        a Conflict; a decision that raises (no such alert, resolved) appends nothing."""
         if not alert_id or subjects.token(alert_id) != alert_id:
             raise NotFound(f"no alert {alert_id}")
         async with self.writer.lock:
-            for _ in range(CONFLICT_ATTEMPTS):
-                alert, seq = await self.writer.current(alert_id)
-                events = decide(alert)
-                version = alert.version if alert is not None else 0
-                try:
-                    for event in events:
-                        seq = await self.writer.append(event, seq)
-                        version = event.version
-                except Conflict:
-                    log.info("alert changed concurrently; retrying", extra={"alert_id": alert_id})
-                    await self.writer.reload(alert_id)
-                    continue
-                return CommandResult(
-                    aggregate_id=alert_id, version=version, seq=seq, stream=ALERTS.name
-                )
-        raise Conflict(f"alert {alert_id} kept changing; try again")
+            outcome = await self.writer.execute(alert_id, decide)
+        alert = outcome.state
+        return CommandResult(
+            aggregate_id=alert_id,
+            version=alert.version if alert is not None else 0,
+            seq=outcome.last_seq,
+            stream=ALERTS.name,
+        )

@@ -13,12 +13,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from nats.js.errors import NotFoundError
 
 from services.alerts.absence import LastSeen
 from services.alerts.domain import (
+    Alert,
     AlertBook,
     AlertEvent,
     CompiledRule,
@@ -48,11 +50,21 @@ EVALUATOR = ConsumerSpec(
     filter_subject=f"{subjects.SAMPLES}.>",
     ordered=True,
 )
-CONFLICT_ATTEMPTS = 5
+REDECIDED_ALERTS = 5  # a transition decided again after a reload may name another alert
 HOLD_LOOKBACK_SLACK_S = 60.0  # a batch's arrival and its time on the stream may differ a little
 ABSENCE_RETRY_S = 1.0  # after an absence could not be recorded (the broker away)
 
 Decision = Callable[[], tuple[AlertEvent | None, Pending | None]]
+
+
+@dataclass
+class _Verdict:
+    """A transition as last decided, and what stays pending after it; ``on_log`` when a
+    reload showed the sample's transition already on the log."""
+
+    event: AlertEvent | None
+    pending: Pending | None
+    on_log: bool = False
 
 
 class SampleEvaluator:
@@ -152,35 +164,54 @@ class SampleEvaluator:
         await self._append(decide, fp, origin)
 
     async def _append(self, decide: Decision, fp: str, origin: SampleOrigin | None) -> None:
-        """Append what ``decide`` says, deciding again on a Conflict: the one place an
-        evaluated transition reaches the log. ``origin`` is the sample behind it (None
-        for a deadline), by which a transition already on the log is recognised."""
+        """Append what ``decide`` says: the one place an evaluated transition reaches the
+        log, through the alert log (``AlertWriter.execute``), which decides again on a
+        Conflict. ``decide`` reads the book by series, so after a reload it may name
+        nothing any more, or another alert (the one it named is over), which is then
+        written in turn. ``origin`` is the sample behind it (None for a deadline), by
+        which a transition already on the log is recognised. What stays pending is set
+        once the outcome is known."""
         book = self.writer.book
-        for _ in range(CONFLICT_ATTEMPTS):
-            event, pending = decide()
-            if event is None:
-                book.set_pending(fp, pending)
+        verdict = _Verdict(*decide())
+        for _ in range(REDECIDED_ALERTS):
+            if verdict.event is None:
+                book.set_pending(fp, verdict.pending)
                 return
-            alert = book.get(event.aggregate_id)
-            expected = 0 if alert is None else book.last_seq[alert.alert_id]
-            try:
-                await self.writer.append(event, expected)
-            except Conflict:
-                log.warning(
-                    "alert changed concurrently; reloading",
-                    extra={
-                        "alert_id": event.aggregate_id,
-                        "stream_seq": origin.seq if origin else 0,
-                        "index": origin.index if origin else 0,
-                    },
-                )
-                await self.writer.reload(event.aggregate_id)
-                if origin is not None and book.already_applied(origin.seq, origin.index, fp):
-                    return
-                continue
-            book.set_pending(fp, pending)
-            return
+            appended = await self._write(verdict.event.aggregate_id, verdict, decide, fp, origin)
+            if verdict.on_log:
+                return
+            if appended:
+                book.set_pending(fp, verdict.pending)
+                return
         raise Conflict(f"alert {fp} kept changing; giving up on this delivery")
+
+    async def _write(
+        self,
+        target: str,
+        verdict: _Verdict,
+        decide: Decision,
+        fp: str,
+        origin: SampleOrigin | None,
+    ) -> bool:
+        """Append ``verdict.event`` on its alert ``target``, decided on the book as it
+        stands (no read: a fired alert's id is new). After a Conflict the verdict is made
+        again on the reloaded book; only an event on ``target`` is appended here."""
+        book = self.writer.book
+        again = False
+
+        def on(_: Alert | None) -> list[AlertEvent]:
+            nonlocal again
+            if again:
+                if origin is not None and book.already_applied(origin.seq, origin.index, fp):
+                    verdict.on_log = True
+                    return []
+                verdict.event, verdict.pending = decide()
+            again = True
+            event = verdict.event
+            return [event] if event is not None and event.aggregate_id == target else []
+
+        outcome = await self.writer.execute(target, on, known=self.writer.held(target))
+        return bool(outcome.appended)
 
     # --- absence ----------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ answered, so a rule created now judges the very next sample."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -25,12 +26,10 @@ from shared.config import RuleConfig
 from shared.configbook import RULES
 from shared.configowner import ConfigOwner
 from shared.errors import Conflict
-from shared.events import AlertResolved
+from shared.events import AlertEvent, AlertResolved
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
-
-CONFLICT_ATTEMPTS = 5
 
 
 class RuleCommands:
@@ -84,22 +83,25 @@ def _closed(alert: Alert, by: str) -> AlertResolved:
     )
 
 
+def _close(by: str, alert: Alert | None) -> list[AlertEvent]:
+    return [_closed(alert, by)] if alert is not None and alert.is_open else []
+
+
 async def close_alerts_of(writer: AlertWriter, rule: str, by: str) -> int:
-    """Resolve every open alert of ``rule`` (reason ``rule_deleted``); returns how many."""
+    """Resolve every open alert of ``rule`` (reason ``rule_deleted``); returns how many.
+    One that keeps changing under other writers is left open (and logged), the rest closed."""
     closed = 0
     async with writer.lock:
         for alert_id in [a.alert_id for a in writer.book.open.values() if a.rule == rule]:
-            for _ in range(CONFLICT_ATTEMPTS):
-                alert, seq = await writer.current(alert_id)
-                if alert is None or not alert.is_open:
-                    break
-                try:
-                    await writer.append(_closed(alert, by), seq)
-                except Conflict:
-                    await writer.reload(alert_id)
-                    continue
-                closed += 1
-                break
+            try:
+                outcome = await writer.execute(alert_id, functools.partial(_close, by))
+            except Conflict:
+                log.warning(
+                    "an alert of a deleted rule kept changing; left open",
+                    extra={"rule": rule, "alert_id": alert_id},
+                )
+                continue
+            closed += len(outcome.appended)
     if closed:
         log.info("closed the alerts of a deleted rule", extra={"rule": rule, "alerts": closed})
     return closed

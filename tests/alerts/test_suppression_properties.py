@@ -163,9 +163,9 @@ class World:
             elif move == "resolve":
                 event = AlertResolved(**envelope, severity=alert.severity)
         if event is not None:
+            move_event: AlertEvent = event
             async with self.writer.lock:
-                _, seq = await self.writer.current(event.aggregate_id)
-                await self.writer.append(event, seq)
+                await self.writer.execute(event.aggregate_id, lambda _: [move_event])
 
     async def silence(self, host: str, minutes: int) -> None:
         self.spans += 1

@@ -27,7 +27,7 @@ from services.alerts.suppression.flapping import FlapDetector
 from services.alerts.suppression.inhibition import Inhibitions
 from services.alerts.suppression.sources import SuppressionSource, matching_labels
 from services.alerts.suppression.timers import Alarm
-from shared.errors import Conflict
+from shared.aggregate import Outcome
 from shared.events import (
     AlertAcknowledged,
     AlertEvent,
@@ -36,6 +36,7 @@ from shared.events import (
     AlertResolved,
     AlertSettled,
     AlertSuppressionChanged,
+    Event,
     SuppressionRef,
     utcnow,
 )
@@ -43,7 +44,6 @@ from shared.suppressionconfig import FlappingConfig, InhibitRuleConfig
 
 log = logging.getLogger(__name__)
 
-CONFLICT_ATTEMPTS = 5
 RECONCILE_BATCH = 100  # appends per hold of the writer's lock
 KIND_ORDER = {"silence": 0, "maintenance": 1, "inhibition": 2, "flapping": 3}
 # made here, already stamped: the writer leaves their reasons as they are
@@ -58,11 +58,9 @@ class AlertLog(Protocol):
     @property
     def lock(self) -> Any: ...
 
-    async def current(self, alert_id: str) -> tuple[Alert | None, int]: ...
-
-    async def append(self, event: AlertEvent, expected_last_subject_seq: int) -> int: ...
-
-    async def reload(self, alert_id: str) -> Alert | None: ...
+    async def execute(
+        self, alert_id: str, decide: Callable[[Alert | None], Sequence[Event]]
+    ) -> Outcome[Alert | None]: ...
 
 
 def canonical(refs: Iterable[SuppressionRef]) -> Refs:
@@ -268,21 +266,15 @@ class Suppressor:
         return min(found, default=None)
 
     async def _append(self, alert_id: str, make: Callable[[Alert, int], AlertEvent | None]) -> int:
-        """Append what ``make`` decides on the alert as the log has it; retried on Conflict."""
-        for _ in range(CONFLICT_ATTEMPTS):
-            alert, seq = await self.writer.current(alert_id)
-            if alert is None:
-                return 0
-            event = make(alert, alert.version + 1)
-            if event is None:
-                return 0
-            try:
-                await self.writer.append(event, seq)
-            except Conflict:
-                await self.writer.reload(alert_id)
-                continue
-            return 1
-        raise Conflict(f"alert {alert_id} kept changing; its suppression is looked at again")
+        """Append what ``make`` decides on the alert as the log has it (the alert log
+        decides again on a Conflict); returns how many events (none: no such alert)."""
+
+        def decide(alert: Alert | None) -> list[AlertEvent]:
+            event = None if alert is None else make(alert, alert.version + 1)
+            return [] if event is None else [event]
+
+        outcome = await self.writer.execute(alert_id, decide)
+        return len(outcome.appended)
 
     def _identity(self, alert: Alert, version: int, kind: str, now: datetime) -> dict[str, Any]:
         return {
