@@ -1,11 +1,16 @@
-"""Label matchers as Alertmanager writes them: ``name=value``, ``name!=value``,
+r"""Label matchers as Alertmanager writes them: ``name=value``, ``name!=value``,
 ``name=~regex``, ``name!~regex``; a value may be double-quoted (``host="web 1"``).
 
-Alertmanager's semantics throughout: a regex is anchored at both ends, and a label the
-alert lacks counts as the empty string, so ``team!="db"`` matches an alert without a
-team. A matcher that matches the empty string therefore matches every alert lacking its
-label; silences and maintenance windows need at least one that does not, or they would
-match everything.
+The one parser for every place that takes matchers (routes, rules and their overrides,
+inhibition, silences, maintenance windows), so a matcher means the same wherever it is
+written. Alertmanager's semantics throughout: a regex is anchored at both ends, and a
+label the alert lacks counts as the empty string, so ``team!="db"`` matches an alert
+without a team. In a value ``\"``, ``\\`` and ``\n`` are escapes and any other backslash
+stands for itself (``host=~"web\d+"`` is the regex ``web\d+``); a double quote may only
+open and close it.
+
+A matcher that matches the empty string matches every alert lacking its label; silences
+and maintenance windows need at least one that does not, or they would match everything.
 """
 
 from __future__ import annotations
@@ -18,9 +23,13 @@ from typing import Literal
 Op = Literal["=", "!=", "=~", "!~"]
 
 MAX_MATCHER_VALUE_CHARS = 1000
+# a name, an operator and the longest value with every character escaped: the text is
+# refused before any parsing work when longer
+MAX_MATCHER_TEXT_CHARS = 2 * MAX_MATCHER_VALUE_CHARS + 300
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-_MATCHER = re.compile(r"^\s*([^=!~\s]+)\s*(=~|!~|!=|=)\s*(.*?)\s*$", re.S)
+_MATCHER = re.compile(r"^([^=!~\s]+)\s*(=~|!~|!=|=)\s*(.*)$", re.S)
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n"}
+_FORMS = 'host=web-1, host!=web-1, host=~"web-.*" or host!~"web-.*"'
 
 
 class MatcherError(ValueError):
@@ -32,7 +41,7 @@ class MatcherError(ValueError):
         self.part = part
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Matcher:
     name: str
     op: Op
@@ -57,7 +66,8 @@ class Matcher:
         if op in ("=~", "!~"):
             try:
                 pattern = re.compile(f"(?:{value})")
-            except re.error as exc:
+            # a{99999999999} overflows, thousands of nested groups exhaust the stack
+            except (re.error, OverflowError, RecursionError) as exc:
                 problem = f"invalid regular expression {value!r}: {exc}"
                 raise MatcherError(problem, "value") from None
         return cls(name, op, value, pattern)
@@ -90,36 +100,54 @@ class Matcher:
         return f'{self.name}{self.op}"{escaped}"'
 
 
-def _unquote(text: str) -> str:
-    if not (text.startswith('"') and len(text) >= 2 and text.endswith('"')):
-        if text.startswith('"'):
-            raise MatcherError(f"value {text!r} opens a quote it does not close", "value")
-        return text
+def _unescape(raw: str) -> str:
+    """The value of a matcher's third part, read as Alertmanager reads it."""
+    quoted = raw.startswith('"')
+    body = raw[1:] if quoted else raw
+    closed = False
     out: list[str] = []
-    chars = iter(text[1:-1])
-    for ch in chars:
-        if ch == "\\":
-            nxt = next(chars, "")
-            if nxt not in _ESCAPES:
-                raise MatcherError(f"unknown escape \\{nxt} in {text}", "value")
-            out.append(_ESCAPES[nxt])
-        elif ch == '"':
-            raise MatcherError(f'value {text} has an unescaped " inside its quotes', "value")
+    index = 0
+    while index < len(body):
+        ch = body[index]
+        if ch == "\\" and index + 1 < len(body):
+            nxt = body[index + 1]
+            out.append(_ESCAPES.get(nxt, "\\" + nxt))
+            index += 2
+            continue
+        if ch == '"':
+            if not quoted or index != len(body) - 1:
+                raise MatcherError(
+                    f'value {raw} has a " that is not escaped (write \\" inside a value)',
+                    "value",
+                )
+            closed = True
         else:
             out.append(ch)
+        index += 1
+    if quoted and not closed:
+        raise MatcherError(f"value {raw} opens a quote it does not close", "value")
     return "".join(out)
 
 
 def parse_matcher(text: str) -> Matcher:
     """One matcher from its text (``severity=~"warn.*"``); raises MatcherError."""
-    found = _MATCHER.match(text)
+    if len(text) > MAX_MATCHER_TEXT_CHARS:
+        raise MatcherError(f"a matcher is at most {MAX_MATCHER_TEXT_CHARS} characters")
+    found = _MATCHER.match(text.strip())
     if found is None:
-        raise MatcherError(
-            f'{text!r} is not a matcher like host=web-1, host!=web-1, host=~"web-.*" '
-            'or host!~"web-.*"'
-        )
+        raise MatcherError(f"{text!r} is not a matcher like {_FORMS}")
     name, op, raw = found.groups()
-    return Matcher.build(name, op, _unquote(raw))  # type: ignore[arg-type]
+    return Matcher.build(name, op, _unescape(raw))  # type: ignore[arg-type]
+
+
+def check_texts(texts: list[str], field: str) -> list[str]:
+    """The texts unchanged when each is a matcher; else a ValueError naming ``field[i]``."""
+    for index, text in enumerate(texts):
+        try:
+            parse_matcher(text)
+        except MatcherError as exc:
+            raise ValueError(f"{field}[{index}]: {exc.message}") from None
+    return texts
 
 
 def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:

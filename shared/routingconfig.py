@@ -10,50 +10,12 @@ costs the first page its speed. Labels a route sees: the alert's labels plus ``r
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Literal
-
 from pydantic import Field, field_validator
 
 from shared.configtypes import Duration, Name, Strict
+from shared.matchers import check_texts
 
-_MATCHER = re.compile(
-    r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^"\s]*))\s*$'
-)
-Op = Literal["=", "!=", "=~", "!~"]
 ALL_LABELS = "..."
-
-
-@dataclass(frozen=True)
-class Matcher:
-    name: str
-    op: Op
-    value: str
-
-    def matches(self, labels: dict[str, str]) -> bool:
-        given = labels.get(self.name, "")
-        if self.op == "=":
-            return given == self.value
-        if self.op == "!=":
-            return given != self.value
-        hit = re.fullmatch(self.value, given) is not None  # anchored, as in Prometheus
-        return hit if self.op == "=~" else not hit
-
-
-def parse_matcher(text: str) -> Matcher:
-    """``name="value"``, ``name!=value``, ``name=~"re"``, ``name!~"re"``."""
-    found = _MATCHER.match(text)
-    if found is None:
-        raise ValueError(f'{text!r} is not a matcher like severity="critical" or team=~"db|web"')
-    name, op, quoted, bare = found.groups()
-    value = re.sub(r'\\(["\\])', r"\1", quoted) if quoted is not None else bare
-    if op in ("=~", "!~"):
-        try:
-            re.compile(value)
-        except (re.error, OverflowError) as exc:  # a{99999999999} overflows
-            raise ValueError(f"{text!r}: bad regular expression: {exc}") from None
-    return Matcher(name, op, value)  # type: ignore[arg-type]
 
 
 class RouteConfig(Strict):
@@ -91,12 +53,7 @@ class RouteConfig(Strict):
     @field_validator("matchers")
     @classmethod
     def _parse(cls, matchers: list[str]) -> list[str]:
-        for index, text in enumerate(matchers):
-            try:
-                parse_matcher(text)
-            except ValueError as exc:
-                raise ValueError(f"matchers[{index}]: {exc}") from None
-        return matchers
+        return check_texts(matchers, "matchers")
 
 
 RouteConfig.model_rebuild()

@@ -18,7 +18,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from shared.configtypes import Duration, Name, Strict, Threshold, compiles
 from shared.labels import LABEL_NAME_PATTERN, MAX_LABEL_NAME_CHARS, MAX_LABEL_VALUE_CHARS
-from shared.routingconfig import parse_matcher
+from shared.matchers import parse_matcher
 
 WindowFunction = Literal[
     "avg",

@@ -7,23 +7,14 @@ Both are file-only: they say how paging behaves, not what is watched.
 
 from __future__ import annotations
 
-import re
-
 from pydantic import Field, ValidationInfo, field_validator
 
 from shared.configtypes import Duration, Strict
-from shared.routingconfig import parse_matcher
-
-_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+from shared.matchers import LABEL_NAME, check_texts
 
 
 def _matchers(matchers: list[str], info: ValidationInfo) -> list[str]:
-    for index, text in enumerate(matchers):
-        try:
-            parse_matcher(text)
-        except ValueError as exc:
-            raise ValueError(f"{info.field_name}[{index}]: {exc}") from None
-    return matchers
+    return check_texts(matchers, info.field_name or "matchers")
 
 
 class InhibitRuleConfig(Strict):
@@ -52,7 +43,7 @@ class InhibitRuleConfig(Strict):
     @classmethod
     def _label_names(cls, names: list[str]) -> list[str]:
         for index, name in enumerate(names):
-            if not _LABEL_NAME.match(name):
+            if not LABEL_NAME.match(name):
                 raise ValueError(f"equal[{index}]: {name!r} is not a label name")
         return names
 

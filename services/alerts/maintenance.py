@@ -29,7 +29,7 @@ from shared.configbook import MAINTENANCE
 from shared.configowner import ConfigOwner
 from shared.events import SuppressionRef
 from shared.maintenanceconfig import MaintenanceWindowConfig, Occurrence, WindowSchedule
-from shared.matchers import Matcher
+from shared.matchers import Matcher, matches_all
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class CalendarEntry:
         return None if self.valid_to == NEVER else self.valid_to
 
     def matches(self, labels: Mapping[str, str]) -> bool:
-        return all(m.matches(labels) for m in self.matchers)
+        return matches_all(self.matchers, labels)
 
     def ref(self, occurrence: Occurrence) -> SuppressionRef:
         return SuppressionRef(

@@ -8,14 +8,13 @@ pays for its matchers once, not on every sample.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from services.alerts.annotations import render_annotations
 from shared.events import Severity
-from shared.routingconfig import Op, parse_matcher
+from shared.matchers import Matcher, matches_all, parse_matcher
 from shared.ruleconfig import RuleConfig
 
 HYSTERESIS_RATIO = 0.05
@@ -25,45 +24,21 @@ RuleKind = Literal["threshold", "window", "ratio", "absence"]
 
 
 @dataclass(frozen=True, slots=True)
-class LabelMatcher:
-    """An Alertmanager matcher with its regular expression compiled (anchored)."""
-
-    name: str
-    op: Op
-    value: str
-    pattern: re.Pattern[str] | None
-
-    @classmethod
-    def parse(cls, text: str) -> LabelMatcher:
-        parsed = parse_matcher(text)
-        regex = re.compile(parsed.value) if parsed.op in ("=~", "!~") else None
-        return cls(parsed.name, parsed.op, parsed.value, regex)
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        given = labels.get(self.name, "")
-        if self.pattern is None:
-            return (given == self.value) == (self.op == "=")
-        return (self.pattern.fullmatch(given) is not None) == (self.op == "=~")
-
-
-@dataclass(frozen=True, slots=True)
 class Selector:
     """Exact label filters (a rule's ``labels``) and matchers, all of which must hold."""
 
     filters: tuple[tuple[str, str], ...] = ()
-    matchers: tuple[LabelMatcher, ...] = ()
+    matchers: tuple[Matcher, ...] = ()
 
     @classmethod
     def of(cls, labels: Mapping[str, str], matchers: list[str]) -> Selector:
-        return cls(
-            tuple(sorted(labels.items())), tuple(LabelMatcher.parse(text) for text in matchers)
-        )
+        return cls(tuple(sorted(labels.items())), tuple(parse_matcher(text) for text in matchers))
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         for key, value in self.filters:
             if labels.get(key) != value:
                 return False
-        return all(matcher.matches(labels) for matcher in self.matchers)
+        return matches_all(self.matchers, labels)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ from shared.events import (
     IncidentOpened,
     IncidentResolved,
 )
-from shared.routingconfig import ALL_LABELS, Matcher, RouteConfig, parse_matcher
+from shared.matchers import Matcher, parse_matcher
+from shared.routingconfig import ALL_LABELS, RouteConfig
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"function": "p42", "window": "5m"}, "function", "Input should be"),
     ({"function": "avg", "window": "soon"}, "window", "duration must be like"),
     ({"function": "avg", "window": "2d"}, "window", "less than or equal to 86400"),
-    ({"matchers": ["mount=~/var("]}, "matchers[0]", "bad regular expression"),
+    ({"matchers": ["mount=~/var("]}, "matchers[0]", "invalid regular expression"),
     ({"matchers": ["no matcher"]}, "matchers[0]", "is not a matcher"),
-    ({"matchers": ["host=~a{99999999999}"]}, "matchers[0]", "bad regular expression"),
+    ({"matchers": ["host=~a{99999999999}"]}, "matchers[0]", "invalid regular expression"),
     ({"critical": 70}, "critical", "critical must be at or above warning"),
     (
         {"overrides": [{"matchers": ['mount="/var"'], "critical": 50}]},

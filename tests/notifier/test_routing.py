@@ -7,7 +7,8 @@ import pytest
 from services.notifier.routing import compile_tree, routes_for
 from shared.config import ConfigError, parse_config
 from shared.events import AlertFired, IncidentOpened
-from shared.routingconfig import RouteConfig, parse_matcher
+from shared.matchers import parse_matcher
+from shared.routingconfig import RouteConfig
 
 
 def fired(rule: str = "HighCPU", severity: str = "critical", **labels: str) -> AlertFired:
@@ -103,7 +104,7 @@ def test_incidents_route_on_severity_and_kind() -> None:
     [
         (
             "route:\n  routes:\n    - matchers: ['severity=critical', 'team=~\"(\"']\n",
-            "route.routes[0].matchers: matchers[1]: 'team=~\"(\"': bad regular expression",
+            "route.routes[0].matchers: matchers[1]: invalid regular expression '('",
         ),
         (
             "route:\n  matchers: ['not a matcher']\n",

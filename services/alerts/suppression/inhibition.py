@@ -7,11 +7,11 @@ opening or closing touches only the alerts it can inhibit, never every open aler
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from shared.events import SuppressionRef
-from shared.routingconfig import Matcher, parse_matcher
+from shared.matchers import Matcher, matches_all, parse_matcher
 from shared.suppressionconfig import InhibitRuleConfig
 
 Key = tuple[str, ...]
@@ -34,10 +34,6 @@ class InhibitRule:
     def key(self, labels: Mapping[str, str]) -> Key:
         """A label missing counts as empty, so it is equal to another missing one."""
         return tuple(labels.get(name, "") for name in self.equal)
-
-
-def _all(matchers: Iterable[Matcher], labels: dict[str, str]) -> bool:
-    return all(m.matches(labels) for m in matchers)
 
 
 @dataclass
@@ -66,11 +62,11 @@ class Inhibitions:
         placed = _Placed(dict(labels), rule)
         for index, inhibit in enumerate(self.rules):
             key = inhibit.key(labels)
-            if _all(inhibit.source, placed.labels):
+            if matches_all(inhibit.source, placed.labels):
                 self._sources[index].setdefault(key, {})[alert_id] = rule
                 placed.sources.append((index, key))
                 touched |= self._targets[index].get(key, set())
-            if _all(inhibit.target, placed.labels):
+            if matches_all(inhibit.target, placed.labels):
                 self._targets[index].setdefault(key, set()).add(alert_id)
                 placed.targets.append((index, key))
         self._placed[alert_id] = placed
@@ -103,7 +99,7 @@ class Inhibitions:
         """What inhibits an alert with ``labels`` now; an alert never inhibits itself."""
         found: dict[str, SuppressionRef] = {}
         for index, inhibit in enumerate(self.rules):
-            if not _all(inhibit.target, labels):
+            if not matches_all(inhibit.target, labels):
                 continue
             sources = self._sources[index].get(inhibit.key(labels))
             if not sources:
