@@ -19,6 +19,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from shared.configtypes import Duration, Name, Strict, Threshold, compiles
 from shared.labels import LABEL_NAME_PATTERN, MAX_LABEL_NAME_CHARS, MAX_LABEL_VALUE_CHARS
 from shared.matchers import parse_matcher
+from shared.suppressionconfig import FlappingConfig
 
 WindowFunction = Literal[
     "avg",
@@ -205,6 +206,12 @@ class RuleConfig(Strict):
         default_factory=dict,
         max_length=20,
         description="Static labels added to the alert's (team, owner) for routing",
+    )
+    flapping: FlappingConfig | None = Field(
+        default=None,
+        description="This rule's flapping limit in place of the top-level one: "
+        "{enabled: false} never marks its series flapping; fields left out take their "
+        "defaults (6 changes, 10m), not the top-level values",
     )
 
     @model_validator(mode="before")

@@ -14,6 +14,7 @@ from services.alerts.maintenance import MaintenanceCalendar
 from services.alerts.rules import RuleCommands
 from services.alerts.silences import SilenceBook
 from services.alerts.suppression import Suppressor
+from services.alerts.suppression.flapping import FlappingPolicy
 from services.alerts.watchdog import WatchdogRelay
 from services.alerts.writer import AlertWriter
 from shared.commands import ACKNOWLEDGE_ALERT, EXPLAIN_LABELS, RESOLVE_ALERT
@@ -21,6 +22,7 @@ from shared.config import VigilConfig, load_config
 from shared.events import utcnow
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
+from shared.suppressionconfig import FlappingConfig
 
 SERVICE = "alerts"
 
@@ -50,23 +52,30 @@ def attach(
     writer = AlertWriter(lambda: runtime.bus, clock)
     silences = SilenceBook(lambda: runtime.bus, clock)
     maintenance = MaintenanceCalendar(lambda: runtime.bus, config.maintenance, config_file)
+    watchdog = WatchdogRelay(lambda: runtime.bus)
+    evaluator = SampleEvaluator(writer, config.rules, watchdog)
+
+    def rule_flapping(name: str) -> FlappingConfig | None:
+        check = evaluator.engine.rules.get(name)
+        return check.rule.flapping if check is not None else None
+
     suppressor = Suppressor(
         writer,
         [silences, maintenance],
         inhibit_rules=config.inhibit_rules,
-        flapping=config.flapping,
+        flapping=FlappingPolicy(config.flapping, rule_flapping),
         clock=clock,
     )
     writer.stamper = suppressor
-    watchdog = WatchdogRelay(lambda: runtime.bus)
-    evaluator = SampleEvaluator(writer, config.rules, watchdog)
     rules = RuleCommands(evaluator, lambda: runtime.bus, config.rules, config_file)
     service = AlertsService(
         writer, evaluator, AlertCommands(writer), rules, suppressor, silences, maintenance
     )
     runtime.report_status(watchdog.status)
+    # the API's rules join the file's before the log is read (their flapping settings
+    # judge their series) and before holds are restored
+    rules.register(runtime)
     runtime.on_start(writer.load)
-    rules.register(runtime)  # the API's rules join the file's before holds are restored
     # silences and windows are in place before the first sample is judged
     silences.register(runtime)
     maintenance.register(runtime)

@@ -67,6 +67,9 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
         "a ratio has its own window",
     ),
     ({"metric": ""}, "metric", "Field required"),
+    ({"flapping": {"changes": 0}}, "flapping.changes", "greater than or equal to 1"),
+    ({"flapping": {"window": "soon"}}, "flapping.window", "duration must be like"),
+    ({"flapping": {"enable": False}}, "flapping.enable", "Extra inputs are not permitted"),
 ]
 
 
@@ -91,6 +94,8 @@ def test_a_bad_rule_in_the_file_names_its_field(
         {**BASE, "critical": 90, "overrides": [{"matchers": ['mount="/var"'], "warning": 60}]},
         {**BASE, "function": "p95", "window": "5m", "for": "1m"},
         {**BASE, "function": "last"},
+        {**BASE, "flapping": {"enabled": False}},
+        {**BASE, "flapping": {"changes": 3, "window": "1m"}},
         {"name": "Silent", "metric": "up", "absent_for": "5m", "absent_by": ["host"]},
         {"name": "Silent", "metric": "up", "absent_for": "5m", "severity": "warning"},
         {

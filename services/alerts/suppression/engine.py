@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from services.alerts.domain import Alert, event_id_for
-from services.alerts.suppression.flapping import FlapDetector
+from services.alerts.suppression.flapping import FlapDetector, FlappingPolicy
 from services.alerts.suppression.inhibition import Inhibitions
 from services.alerts.suppression.sources import SuppressionSource, matching_labels
 from services.alerts.suppression.timers import Alarm
@@ -92,7 +92,7 @@ class Suppressor:
         writer: AlertLog,
         sources: Sequence[SuppressionSource] = (),
         inhibit_rules: Sequence[InhibitRuleConfig] = (),
-        flapping: FlappingConfig | None = None,
+        flapping: FlappingConfig | FlappingPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
     ):
         self.writer = writer
@@ -320,7 +320,7 @@ class Suppressor:
                 **self._identity(alert, version, "flapping", now),
                 suppressed_by=list(refs),
                 changes=max(1, self.flaps.counted(fingerprint)),
-                window_s=self.flaps.window,
+                window_s=self.flaps.window_of(fingerprint),
             )
 
         appended = await self._append(alert_id, make)
