@@ -16,6 +16,7 @@ from shared.natsserver import EmbeddedNats
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from shared.streams import INCIDENTS
+from tests.waiting import eventually
 
 
 def spec(max_attempts: int = 3) -> ConsumerSpec:
@@ -335,8 +336,12 @@ async def test_a_message_fetched_twice_in_one_batch_is_handed_over_once_in_order
 
     await process_batch(bus, spec, [first[2], *fresh, first[0]], projection)
     assert handed == [[1, 2, 3]]
-    await bus.nc.flush()
-    info = await bus.js.consumer_info("INCIDENTS", spec.durable)
-    assert info.num_ack_pending == 0
+
+    async def nothing_pending() -> bool:
+        # the server takes acknowledgements in asynchronously, even after a flush
+        info = await bus.js.consumer_info("INCIDENTS", spec.durable)
+        return info.num_ack_pending == 0
+
+    await eventually(nothing_pending, within_s=5, what="every message acknowledged")
     await subscription.unsubscribe()
     await again.unsubscribe()
