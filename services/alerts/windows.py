@@ -25,6 +25,7 @@ delivered again cannot count twice.
 from __future__ import annotations
 
 import operator
+from abc import ABC, abstractmethod
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable
@@ -33,7 +34,7 @@ MAX_POINTS = 10_000
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
 
 
-class Window:
+class Window(ABC):
     """The points of one series within ``span`` seconds of its newest; subclasses answer."""
 
     __slots__ = ("newest", "points", "span")
@@ -62,13 +63,14 @@ class Window:
         while points and points[0][0] <= cutoff:
             self._drop(*points.popleft())
 
+    @abstractmethod
     def value(self) -> float | None:
-        raise NotImplementedError
+        """The function's value over the points in the window (None: no value yet)."""
 
-    def _push(self, at: float, value: float) -> None:
+    def _push(self, at: float, value: float) -> None:  # noqa: B027 - optional hook
         """Called before a point joins ``points``."""
 
-    def _drop(self, at: float, value: float) -> None:
+    def _drop(self, at: float, value: float) -> None:  # noqa: B027 - optional hook
         """Called after a point left ``points``."""
 
 
