@@ -37,6 +37,7 @@ from shared.maintenanceconfig import MaintenanceWindowConfig
 from shared.pagingconfig import ContactConfig, EscalationPolicyConfig, ScheduleConfig
 from shared.routingconfig import RouteConfig
 from shared.ruleconfig import RuleConfig
+from shared.scrapeconfig import ScrapeConfig
 from shared.suppressionconfig import FlappingConfig, InhibitRuleConfig
 
 _Strict = Strict
@@ -276,6 +277,11 @@ class VigilConfig(_Strict):
         default_factory=FlappingConfig,
         description="How many fire/resolve changes within a window make a series flapping",
     )
+    scrape_configs: list[ScrapeConfig] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Prometheus/OpenMetrics text endpoints scraped on an interval",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -299,6 +305,17 @@ class VigilConfig(_Strict):
                 if item.name in seen:
                     raise ValueError(f"{section}[{index}].name: duplicate name {item.name!r}")
                 seen.add(item.name)
+        return self
+
+    @model_validator(mode="after")
+    def _unique_jobs(self) -> VigilConfig:
+        seen: set[str] = set()
+        for index, scrape in enumerate(self.scrape_configs):
+            if scrape.job_name in seen:
+                raise ValueError(
+                    f"scrape_configs[{index}].job_name: duplicate job {scrape.job_name!r}"
+                )
+            seen.add(scrape.job_name)
         return self
 
     @model_validator(mode="after")

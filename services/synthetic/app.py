@@ -1,4 +1,5 @@
-"""Wiring for the synthetic prober: definitions from log and config, a scheduler, commands."""
+"""Wiring for the synthetic prober: definitions from log and config, a scheduler, commands,
+and the scraper of Prometheus/OpenMetrics targets (the same outbound policy)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from services.synthetic.api import CheckCommands
 from services.synthetic.definitions import CheckDefinitionLog
 from services.synthetic.domain import CheckCatalog
 from services.synthetic.scheduler import CheckRunner, CheckScheduler
+from services.synthetic.scraper import Scraper
 from shared.config import VigilConfig, load_config
 from shared.outbound import OutboundGuard
 from shared.runtime import ServiceRuntime
@@ -34,4 +36,10 @@ def build(settings: Settings, config: VigilConfig | None = None) -> ServiceRunti
     file = str(settings.config) if settings.config is not None else ""
     CheckCommands(definitions, scheduler, runner, file).register(runtime)
     runtime.background(scheduler.run_forever)
+    scraper = Scraper(
+        config.scrape_configs, lambda: runtime.bus, guard, settings.metrics_retention_s
+    )
+    runtime.on_start(scraper.open)
+    runtime.on_stop(scraper.close)
+    runtime.background(scraper.run_forever)
     return runtime
