@@ -96,4 +96,3 @@ class ScrapeConfig(Strict):
             if matched != (step.action == "keep"):
                 return False
         return True
-

@@ -12,17 +12,14 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from prometheus_client.openmetrics import parser as openmetrics_parser
 from prometheus_client import parser as text_parser
+from prometheus_client.openmetrics import parser as openmetrics_parser
 
 from shared.events import Sample
 from shared.events.metrics import MAX_METRIC_NAME_CHARS, METRIC_NAME_PATTERN
 from shared.labels import LABEL_NAME_PATTERN, MAX_LABELS, printable
 
-ACCEPT = (
-    "application/openmetrics-text;version=1.0.0;q=0.9,"
-    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
-)
+ACCEPT = "application/openmetrics-text;version=1.0.0;q=0.9,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 _METRIC_NAME = re.compile(METRIC_NAME_PATTERN)
 _LABEL_NAME = re.compile(LABEL_NAME_PATTERN)
 
@@ -82,9 +79,7 @@ def parse_exposition(
     return parsed
 
 
-def _labels(
-    own: Iterable[tuple[str, str]], target_labels: dict[str, str]
-) -> dict[str, str] | None:
+def _labels(own: Iterable[tuple[str, str]], target_labels: dict[str, str]) -> dict[str, str] | None:
     labels: dict[str, str] = {}
     for name, value in own:
         key = f"exported_{name}" if name in target_labels else name

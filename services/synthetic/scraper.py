@@ -92,15 +92,25 @@ async def fetch(session: aiohttp.ClientSession, target: Target) -> tuple[str, st
             declared = response.content_length
             if declared is not None and declared > job.body_size_limit:
                 raise ScrapeFailed(f"body over the {job.body_size_limit} byte limit")
-            body = await response.content.read(job.body_size_limit + 1)
-            if len(body) > job.body_size_limit:
-                raise ScrapeFailed(f"body over the {job.body_size_limit} byte limit")
+            body = await read_capped(response.content, job.body_size_limit)
             content_type = response.headers.get("Content-Type", "text/plain")
     except ScrapeFailed:
         raise
     except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
         raise ScrapeFailed(outbound.describe_error(exc, job.timeout_s)) from exc
     return body.decode("utf-8", errors="replace"), content_type
+
+
+async def read_capped(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """The whole body, or ``ScrapeFailed`` as soon as it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(min(limit + 1 - size, 1 << 20)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise ScrapeFailed(f"body over the {limit} byte limit")
+    return b"".join(chunks)
 
 
 def parse_in_window(
@@ -216,9 +226,7 @@ class Scraper:
     async def run_forever(self) -> None:
         if not self.targets:
             await asyncio.Event().wait()
-        loops = [
-            asyncio.create_task(self._loop(t), name=f"scrape-{t.key}") for t in self.targets
-        ]
+        loops = [asyncio.create_task(self._loop(t), name=f"scrape-{t.key}") for t in self.targets]
         try:
             await asyncio.Event().wait()
         finally:
@@ -245,4 +253,3 @@ class Scraper:
             if next_at < now:  # a missed tick is skipped, never run twice to catch up
                 next_at = now + interval - (now - next_at) % interval
             await asyncio.sleep(next_at - now)
-
