@@ -8,4 +8,9 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v a
     (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) \
         || echo "could not install chromium; browser tests will be skipped" >&2
 fi
+if ! command -v prometheus-node-exporter >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    # the scrape tests read a real node_exporter
+    (apt-get install -y -q prometheus-node-exporter >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q prometheus-node-exporter >/dev/null)) \
+        || echo "could not install prometheus-node-exporter; its scrape test will be skipped" >&2
+fi
 exec .venv/bin/python -m pytest -q "$@"
