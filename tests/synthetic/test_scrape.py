@@ -16,11 +16,13 @@ import pytest
 from aiohttp import web
 from pydantic import ValidationError
 
+from services.metrics.app import build as metrics_build
 from services.synthetic.app import build
 from services.synthetic.scraper import Scraper, Target
 from shared import subjects
 from shared.bus import EventBus
-from shared.config import VigilConfig
+from shared.commands import QUERY_SAMPLES
+from shared.config import OutboundConfig, VigilConfig
 from shared.events import Sample, SamplesIngested
 from shared.natsserver import free_port
 from shared.outbound import OutboundGuard
@@ -77,8 +79,10 @@ class Exposition:
     delay_s: float = 0.0
     endless: bool = False
     authorization: str | None = None
+    hits: int = 0
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.hits += 1
         self.authorization = request.headers.get("Authorization")
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
@@ -263,6 +267,20 @@ async def test_a_scrape_over_the_batch_limit_is_refused_whole(
     assert value_of(batch, "up") == 0
 
 
+async def test_the_outbound_policy_applies_to_targets(
+    settings: Settings, bus: EventBus, exposition: Exposition
+) -> None:
+    guard = OutboundGuard.from_settings(settings, OutboundConfig(deny=["127.0.0.0/8"]))
+    config = job(exposition.url)
+    scraper = Scraper([config], lambda: bus, guard, settings.metrics_retention_s)
+    await scraper.open()
+    try:
+        batch = await scraper.scrape(Target(config, exposition.url))
+    finally:
+        await scraper.close()
+    assert value_of(batch, "up") == 0 and exposition.hits == 0  # never reached
+
+
 def test_config_validation_names_the_field() -> None:
     def error(**fields: object) -> str:
         base: dict[str, object] = {"job_name": "a", "targets": ["http://h:1/metrics"]}
@@ -354,6 +372,7 @@ async def test_node_exporter_is_scraped_into_the_store(
             )
         ]
     )
+    await start_service(metrics_build(settings))
     await start_service(build(settings, config))
 
     async def node_batch() -> SamplesIngested | None:
@@ -368,3 +387,11 @@ async def test_node_exporter_is_scraped_into_the_store(
     assert all(s["labels"]["job"] == "node" for s in cpu)
     assert "node_memory_MemTotal_bytes" in names and "node_load1" in names
     assert not any(name.startswith("go_") for name in names)
+
+    async def stored() -> list[dict[str, object]]:
+        query = {"name": "node_cpu_seconds_total", "labels": {"job": "node", "mode": "idle"}}
+        reply: dict[str, list[dict[str, object]]] = await bus.request(QUERY_SAMPLES, query)
+        return reply["samples"]
+
+    samples = await eventually(stored, within_s=8, every_s=0.1)
+    assert all(s["labels"]["instance"] == node_exporter.split("/")[2] for s in samples)
