@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ from shared.bus import EventBus
 from shared.errors import PermanentDeliveryError
 from shared.events import Event, MessageDeadLettered, UndecodableEvent, decode_event, derived_id
 from shared.faults import FaultBoard, environmental_cause
+from shared.selfmetrics import CONSUMER_DEAD_LETTERED, CONSUMER_MESSAGES, CONSUMER_SECONDS
 from shared.streams import StreamSpec
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,7 @@ async def dead_letter(
         payload=_printable(msg.data),
     )
     await bus.publish(subjects.dead_letter(spec.durable), record)
+    CONSUMER_DEAD_LETTERED.inc(consumer=spec.durable)
     log.error(
         "dead-lettered message",
         extra={"consumer": spec.durable, "stream_seq": stream_seq, "error": error[:200]},
@@ -134,7 +137,23 @@ async def process(
     handler: Handler,
     faults: FaultBoard | None = None,
 ) -> None:
-    """Apply the ack policy around one handler call."""
+    """Apply the ack policy around one handler call, counted in the service's figures."""
+    started = time.perf_counter()
+    try:
+        handled = await _process(bus, spec, msg, handler, faults)
+    finally:
+        CONSUMER_SECONDS.observe(time.perf_counter() - started, consumer=spec.durable)
+    CONSUMER_MESSAGES.inc(consumer=spec.durable, outcome="ok" if handled else "failed")
+
+
+async def _process(
+    bus: EventBus,
+    spec: ConsumerSpec,
+    msg: Msg,
+    handler: Handler,
+    faults: FaultBoard | None = None,
+) -> bool:
+    """Apply the ack policy around one handler call; True when the handler succeeded."""
     delivery = _delivery(spec, msg)
     try:
         event = decode_event(msg.data)
@@ -142,13 +161,14 @@ async def process(
     except (UndecodableEvent, PermanentDeliveryError) as exc:
         await dead_letter(bus, spec, msg, delivery.deliveries, delivery.stream_seq, str(exc))
         await msg.ack()
+        return False
     except Exception as exc:
         cause = environmental_cause(exc)
         if cause is not None:
             # not the message's fault: never dead-lettered, retried until it is mended
             _report(faults, spec, cause, delivery.stream_seq)
             await msg.nak(delay=min(spec.delay_for(delivery.deliveries), ENVIRONMENT_RETRY_MAX_S))
-            return
+            return False
         if delivery.deliveries >= spec.max_attempts:
             await dead_letter(
                 bus,
@@ -159,7 +179,7 @@ async def process(
                 f"{type(exc).__name__}: {exc}",
             )
             await msg.ack()
-            return
+            return False
         # a transport may say when to come back (HTTP Retry-After)
         delay = max(spec.delay_for(delivery.deliveries), getattr(exc, "retry_after_s", 0.0) or 0.0)
         log.warning(
@@ -174,10 +194,12 @@ async def process(
             exc_info=delivery.deliveries == 1,
         )
         await msg.nak(delay=delay)
+        return False
     else:
         await msg.ack()
         if faults is not None:
             faults.clear(spec.durable)
+        return True
 
 
 def _report(faults: FaultBoard | None, spec: ConsumerSpec, cause: str, stream_seq: int) -> None:
@@ -276,12 +298,17 @@ async def process_batch(
     attempt = 0
     while items:
         attempt += 1
+        started = time.perf_counter()
         try:
             await handler([(event, delivery) for event, delivery, _ in items])
             if faults is not None:
                 faults.clear(spec.durable)
+            CONSUMER_SECONDS.observe(time.perf_counter() - started, consumer=spec.durable)
+            CONSUMER_MESSAGES.inc(len(items), consumer=spec.durable, outcome="ok")
             break
         except Exception as exc:
+            CONSUMER_SECONDS.observe(time.perf_counter() - started, consumer=spec.durable)
+            CONSUMER_MESSAGES.inc(len(items), consumer=spec.durable, outcome="failed")
             cause = environmental_cause(exc)
             if cause is not None:
                 # not the messages' fault: retried in place until it is mended

@@ -130,6 +130,7 @@ GRANTS: tuple[Grant, ...] = (
             _commands(subjects.MAINTENANCE_COMMANDS),
             _commands(subjects.METRICS_QUERY),
             _commands(subjects.ALERT_QUERY),
+            _commands(subjects.SELF_METRICS),  # GET /metrics/<service>
             f"{subjects.DEAD_LETTER_COMMANDS}.*.retry",  # to the consumer's owner
         ),
         reads=(
@@ -331,7 +332,8 @@ def permissions(grant: Grant) -> Permissions:
         add(publish, (f"{subjects.dead_letter(name)}.retried.*" for name in durables))
         add(publish, [f"$JS.API.DIRECT.GET.{DEADLETTERS}", f"$JS.API.DIRECT.GET.{DEADLETTERS}.>"])
     add(publish, grant.sends)
-    if grant.beats:
+    if grant.beats:  # a service: it also answers for its own figures (/metrics)
+        answers.append(subjects.self_metrics(grant.user))
         add(publish, [subjects.heartbeat(grant.user)])
         add(subscribe, [subjects.heartbeat(grant.user)])  # the container health check
     add(subscribe, answers)

@@ -16,6 +16,7 @@ from faststream.nats import NatsBroker
 from faststream.nats.security import NatsUserPassword
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared import subjects
 from shared.bus import EventBus, settle
 from shared.consumer import (
     BatchHandler,
@@ -30,6 +31,7 @@ from shared.faults import FaultBoard, disk_state
 from shared.heartbeat import DatabaseProbe, beat_forever
 from shared.natsauth import credentials_for
 from shared.redrive import Redriver
+from shared.selfmetrics import exposition
 from shared.sentry import init_sentry
 from shared.settings import Settings
 from shared.streams import ensure_streams
@@ -178,6 +180,8 @@ class ServiceRuntime:
         for hook in self._start_hooks:
             await hook()
         responders = list(self._responders)
+        # its own figures, for the gateway's /metrics/<service>
+        responders.append((subjects.self_metrics(self.name), self._self_metrics))
         if self.redriver.consumers:
             responders.append((self.redriver.subject, self.redriver.retry))
         for subject, handler in responders:
@@ -203,6 +207,9 @@ class ServiceRuntime:
         gc.set_threshold(*GC_THRESHOLDS)
         self.ready.set()
         log.info("service ready", extra={"service": self.name})
+
+    async def _self_metrics(self, _: dict[str, Any]) -> dict[str, str]:
+        return {"text": exposition(self.name)}
 
     async def _consuming(self) -> None:
         """Ready means consuming: wait until every batched durable has its subscription."""

@@ -48,6 +48,8 @@ CHANNEL_COMMANDS = "vigil.cmd.channels"  # .create | .update | .delete | .reencr
 DEAD_LETTER_COMMANDS = "vigil.cmd.deadletters"  # .<service>.retry: each answers its own
 METRICS_QUERY = "vigil.query.metrics"  # .samples | .stats
 ALERT_QUERY = "vigil.query.alerts"  # .explain
+# each service's own figures in Prometheus text: vigil.query.selfmetrics.<service>
+SELF_METRICS = "vigil.query.selfmetrics"
 
 # --- liveness ---------------------------------------------------------------
 HEARTBEATS = "vigil.heartbeat"  # vigil.heartbeat.<service>
@@ -160,3 +162,7 @@ def watchdog(source: str) -> str:
 
 def write_probe(service: str) -> str:
     return f"{WRITE_PROBES}.{token(service)}"
+
+
+def self_metrics(service: str) -> str:
+    return f"{SELF_METRICS}.{token(service)}"

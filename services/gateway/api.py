@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from services.gateway import identity, sections, surface
+from services.gateway import identity, sections, selfmetrics, surface
 from services.gateway.common import errors
 from services.gateway.common.paths import PREFIX
 from services.gateway.common.state import GatewayState
@@ -73,6 +73,7 @@ def create_app(state: GatewayState) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     surface.install(app, state)  # Host, CORS, media types, headers: before anything runs
     identity.install(app, state)  # who is asking, and the audit log of every write
+    selfmetrics.install(app)  # outermost: every request counted, refused ones too
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -31,6 +31,7 @@ from services.gateway.rules import PROJECTIONS as RULES
 from services.gateway.rules import router as rules_router
 from services.gateway.schedules import PROJECTIONS as SCHEDULES
 from services.gateway.schedules import router as schedules_router
+from services.gateway.selfmetrics import router as selfmetrics_router
 from services.gateway.silences import PROJECTIONS as SILENCES
 from services.gateway.silences import alertmanager as alertmanager_router
 from services.gateway.silences import router as silences_router
@@ -55,6 +56,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     ledgers_router,
     health_router,
     live_router,
+    selfmetrics_router,
 )
 
 PROJECTIONS: tuple[Projection, ...] = (
