@@ -31,7 +31,7 @@ from shared.faults import FaultBoard, disk_state
 from shared.heartbeat import DatabaseProbe, beat_forever
 from shared.natsauth import credentials_for
 from shared.redrive import Redriver
-from shared.selfmetrics import exposition
+from shared.selfmetrics import REGISTRY, Registry, exposition
 from shared.sentry import init_sentry
 from shared.settings import Settings
 from shared.streams import ensure_streams
@@ -94,6 +94,9 @@ class ServiceRuntime:
         self._stopping = False
         self._status: list[Callable[[], dict[str, Any]]] = []
         self.faults = FaultBoard()
+        # figures read from this runtime's objects (open alerts, …): rendered after the
+        # process's shared registry in its /metrics
+        self.figures = Registry()
         self.ready = asyncio.Event()
         self.redriver = Redriver(name, lambda: self.bus)
 
@@ -209,7 +212,7 @@ class ServiceRuntime:
         log.info("service ready", extra={"service": self.name})
 
     async def _self_metrics(self, _: dict[str, Any]) -> dict[str, str]:
-        return {"text": exposition(self.name)}
+        return {"text": exposition(self.name, REGISTRY, self.figures)}
 
     async def _consuming(self) -> None:
         """Ready means consuming: wait until every batched durable has its subscription."""

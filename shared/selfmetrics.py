@@ -230,7 +230,7 @@ class Registry:
         for family in families:
             lines += family.header()
             lines += family.lines()
-        return "\n".join(lines) + "\n"
+        return "".join(f"{line}\n" for line in lines)
 
 
 def process_families(registry: Registry) -> None:
@@ -266,12 +266,13 @@ def process_families(registry: Registry) -> None:
     )
 
 
-def exposition(service: str, registry: Registry | None = None) -> str:
-    """What ``/metrics`` shows for ``service``: its process's figures and which it is."""
+def exposition(service: str, *registries: Registry) -> str:
+    """What ``/metrics`` shows for ``service``: which it is, its process's figures (the
+    shared registry) and those of its own objects (``registries``)."""
     info = Gauge("vigil_service_info", "The Vigil service answering (always 1).", ("service",))
     info.set(1.0, service=service)
-    text = (registry or REGISTRY).render()
-    return "\n".join([*info.header(), *info.lines()]) + "\n" + text
+    parts = [*info.header(), *info.lines()]
+    return "\n".join(parts) + "\n" + "".join(r.render() for r in registries or (REGISTRY,))
 
 
 class _ReadCounter(Counter):

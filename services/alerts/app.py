@@ -72,6 +72,11 @@ def attach(
         writer, evaluator, AlertCommands(writer), rules, suppressor, silences, maintenance
     )
     runtime.report_status(watchdog.status)
+    runtime.figures.gauge(
+        "vigil_alerts_open",
+        "Alerts open now (firing or pending resolution), as the evaluator holds them.",
+        source=lambda: [({}, float(len(writer.book.open)))],
+    )
     # the API's rules join the file's before the log is read (their flapping settings
     # judge their series) and before holds are restored
     rules.register(runtime)

@@ -40,6 +40,7 @@ from shared.config import RuleConfig
 from shared.consumer import ConsumerSpec, Delivery
 from shared.errors import Conflict
 from shared.events import SELF_SOURCE, Event, SamplesIngested, decode_event
+from shared.selfmetrics import REGISTRY
 from shared.streams import METRICS
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,17 @@ EVALUATOR = ConsumerSpec(
 REDECIDED_ALERTS = 5  # a transition decided again after a reload may name another alert
 HOLD_LOOKBACK_SLACK_S = 60.0  # a batch's arrival and its time on the stream may differ a little
 ABSENCE_RETRY_S = 1.0  # after an absence could not be recorded (the broker away)
+
+EVALUATIONS = REGISTRY.counter(
+    "vigil_alerts_evaluations_total",
+    "A rule judged against one series' new value, by rule kind.",
+    labels=("kind",),
+)
+TRANSITIONS = REGISTRY.counter(
+    "vigil_alerts_transitions_total",
+    "Alert transitions the evaluator wrote to the log, by event.",
+    labels=("event",),
+)
 
 Decision = Callable[[], tuple[AlertEvent | None, Pending | None]]
 
@@ -136,6 +148,7 @@ class SampleEvaluator:
     async def _judge(
         self, check: CompiledRule, series: Series, value: float, at: float, origin: SampleOrigin
     ) -> None:
+        EVALUATIONS.inc(kind=check.kind)
         book = self.writer.book
         fp = series.fingerprint
         limits = series.limits
@@ -181,6 +194,7 @@ class SampleEvaluator:
             if verdict.on_log:
                 return
             if appended:
+                TRANSITIONS.inc(event=type(verdict.event).__name__)
                 book.set_pending(fp, verdict.pending)
                 return
         raise Conflict(f"alert {fp} kept changing; giving up on this delivery")

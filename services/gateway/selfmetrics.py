@@ -38,7 +38,9 @@ HTTP_SECONDS = REGISTRY.histogram(
 )
 
 router = APIRouter(tags=["health"])
-TEXT = {200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format 0.0.4"}}
+TEXT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format 0.0.4"}
+}
 
 
 @router.get("/metrics", responses={**TEXT, **problems(*AUTHENTICATED)})

@@ -53,11 +53,19 @@ from shared.events import (
 from shared.faults import FaultBoard, channel_fault
 from shared.outbound import OutboundGuard
 from shared.routingconfig import RouteConfig
+from shared.selfmetrics import REGISTRY
 from shared.settings import Settings
 from shared.streams import ALERTS, INCIDENTS, PAGING
 from shared.suppression import muted, notified_as
 
 log = logging.getLogger(__name__)
+
+DELIVERIES = REGISTRY.counter(
+    "vigil_notifier_deliveries_total",
+    "Notifications by channel and outcome: delivered, retrying (a transient failure), "
+    "failed (for good) or gave_up (its retry window ran out).",
+    labels=("channel", "outcome"),
+)
 
 SETTLED_MEMORY = 100_000  # delivery ids this process settled, newest kept
 # receivers whose every event acts on its own (PagerDuty triggers, acknowledges and
@@ -493,6 +501,7 @@ class NotificationDispatcher:
             self.faults.report(channel_fault(name), exc.message)
             retry_after = exc.retry_after_s if isinstance(exc, RetryAfter) else None
             log.info("delivery failed; will retry", extra=context | {"error": exc.message})
+            DELIVERIES.inc(len(batch), channel=name, outcome="retrying")
             return Sent(ok=False, error=exc.message, retry_after_s=retry_after)
         self.faults.clear(channel_fault(name))
         if receipt.thread and head.to.subject_id:
@@ -513,6 +522,7 @@ class NotificationDispatcher:
                 )
             )
         log.info("delivered", extra=context | {"latency_ms": round(receipt.latency_ms, 1)})
+        DELIVERIES.inc(len(batch), channel=name, outcome="delivered")
         return Sent(ok=True)
 
     async def _fail_for_good(self, batch: list[Queued], error: str, gave_up: bool = False) -> None:
@@ -532,6 +542,7 @@ class NotificationDispatcher:
             )
             await self._settle(outcome)
             await self._dead_letter(item, outcome.id, error)
+            DELIVERIES.inc(channel=item.channel, outcome="gave_up" if gave_up else "failed")
 
     async def _give_up(self, batch: list[Pending], error: str) -> None:
         items = [item for item in batch if isinstance(item, Queued)]

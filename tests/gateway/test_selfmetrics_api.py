@@ -134,3 +134,28 @@ async def test_a_stopped_service_is_a_503_naming_it(
     unknown = await served.get("/metrics/nosuch", headers=viewer)
     assert unknown.status_code == 404
     assert "nosuch" in unknown.json()["detail"]
+
+
+async def test_an_alert_fired_shows_in_the_alerts_figures(
+    served: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    owners: dict[str, ServiceRuntime],
+    viewer: dict[str, str],
+) -> None:
+    before = await scrape(served, "/metrics/alerts", viewer)
+    assert value(before, "vigil_alerts_open") == 0
+    posted = await client.post(
+        f"{API}/metrics",
+        json=[{"name": "system_cpu_percent", "value": 97.0, "labels": {"host": "web-1"}}],
+    )
+    assert posted.status_code == 202
+
+    async def fired() -> dict[str, Any] | None:
+        families = await scrape(served, "/metrics/alerts", viewer)
+        return families if value(families, "vigil_alerts_open") == 1 else None
+
+    after = await eventually(fired, within_s=10, what="an open alert in the figures")
+    assert value(after, "vigil_alerts_transitions_total", event="AlertFired") >= 1
+    assert value(after, "vigil_alerts_evaluations_total", kind="threshold") > value(
+        before, "vigil_alerts_evaluations_total", kind="threshold"
+    )
