@@ -4,6 +4,7 @@ cumulative histograms; checked by a strict reader."""
 from __future__ import annotations
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared.selfmetrics import Registry, exposition, process_families
 from tests.prom_text import parse, value
@@ -20,7 +21,15 @@ def test_a_registry_renders_every_kind_in_the_text_format() -> None:
     for seconds in (0.05, 0.5, 0.5, 7.0):
         latency.observe(seconds, route="/a/{id}")
 
-    families = parse(exposition("alerts", registry))
+    text = exposition("alerts", registry)
+    families = parse(text)
+    official = {f.name: f for f in text_string_to_metric_families(text)}
+    assert official["x_handled"].type == "counter"  # the library drops _total
+    assert official["x_seconds"].type == "histogram"
+    assert {s.labels["channel"] for s in official["x_handled"].samples} == {
+        'email "ops"\\team\n',
+        "slack",
+    }
 
     assert families["x_handled_total"]["type"] == "counter"
     assert value(families, "x_handled_total", channel='email \\"ops\\"\\\\team\\n') == 1

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.alerts.app import build as build_alerts
 from services.gateway.app import Gateway
@@ -57,7 +58,14 @@ async def scrape(http: httpx.AsyncClient, path: str, headers: dict[str, str]) ->
     response = await http.get(path, headers=headers)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == CONTENT_TYPE
-    return parse(response.text)
+    families = parse(response.text)
+    # and Prometheus's own client library reads the same families and series
+    official = {f.name: f for f in text_string_to_metric_families(response.text)}
+    assert {f.type for f in official.values()} <= {"counter", "gauge", "histogram"}
+    assert sum(len(f.samples) for f in official.values()) == sum(
+        len(f["samples"]) for f in families.values()
+    )
+    return families
 
 
 async def test_every_service_answers_with_its_own_figures(
