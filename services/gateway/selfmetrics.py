@@ -16,10 +16,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway.common.errors import AUTHENTICATED, problems
 from services.gateway.common.routes import Viewer
-from services.gateway.common.state import StateDep
+from services.gateway.common.state import GatewayState, StateDep
 from shared import subjects
 from shared.errors import NotFound, Unavailable
-from shared.selfmetrics import CONTENT_TYPE, REGISTRY, exposition
+from shared.selfmetrics import CONTENT_TYPE, REGISTRY, Registry, exposition
 from shared.services import SERVICES
 
 # a scrape is short: a service that has not answered by then is reported down
@@ -43,10 +43,45 @@ TEXT: dict[int | str, dict[str, Any]] = {
 }
 
 
+def log_figures(state: GatewayState) -> Registry:
+    """What the gateway last gathered about the event log (every durable of every service,
+    every stream), as gauges: the lag a consumer's own process cannot see."""
+    figures = Registry()
+    health = state.health
+    pending = figures.gauge(
+        "vigil_consumer_pending_messages",
+        "Messages on a durable's stream it has not been delivered yet.",
+        labels=("stream", "consumer"),
+    )
+    unacked = figures.gauge(
+        "vigil_consumer_ack_pending_messages",
+        "Messages delivered to a durable and not acknowledged yet.",
+        labels=("stream", "consumer"),
+    )
+    stalled = figures.gauge(
+        "vigil_consumer_stalled_seconds",
+        "How long a durable with work waiting has not moved (0 when it moves).",
+        labels=("stream", "consumer"),
+    )
+    for c in health.consumers:
+        pending.set(c.pending, stream=c.stream, consumer=c.durable)
+        unacked.set(c.ack_pending, stream=c.stream, consumer=c.durable)
+        stalled.set(c.stalled_s, stream=c.stream, consumer=c.durable)
+    size = figures.gauge("vigil_stream_bytes", "Bytes a stream holds.", labels=("stream",))
+    limit = figures.gauge(
+        "vigil_stream_max_bytes", "A stream's byte limit (-1: none).", labels=("stream",)
+    )
+    for stream in health.streams:
+        size.set(stream.bytes, stream=stream.name)
+        limit.set(stream.max_bytes, stream=stream.name)
+    return figures
+
+
 @router.get("/metrics", responses={**TEXT, **problems(*AUTHENTICATED)})
-async def gateway_metrics(_: Viewer) -> Response:
-    """The gateway's own figures: process, consumers, HTTP requests."""
-    return Response(exposition(GATEWAY), media_type=CONTENT_TYPE)
+async def gateway_metrics(state: StateDep, _: Viewer) -> Response:
+    """The gateway's own figures: process, consumers, HTTP requests, and the event log's
+    streams and durables as it last saw them."""
+    return Response(exposition(GATEWAY, REGISTRY, log_figures(state)), media_type=CONTENT_TYPE)
 
 
 @router.get("/metrics/{service}", responses={**TEXT, **problems(*AUTHENTICATED, 404, 503)})
@@ -55,7 +90,7 @@ async def service_metrics(service: str, state: StateDep, _: Viewer) -> Response:
     if service not in SERVICES:
         raise NotFound(f"service: {service!r} is not one of {', '.join(SERVICES)}")
     if service == GATEWAY:
-        return Response(exposition(GATEWAY), media_type=CONTENT_TYPE)
+        return await gateway_metrics(state, _)
     try:
         reply: Any = await state.bus().request(
             subjects.self_metrics(service), {}, timeout=SELF_METRICS_TIMEOUT_S

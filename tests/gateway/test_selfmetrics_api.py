@@ -115,6 +115,14 @@ async def test_a_posted_sample_moves_the_metrics_and_alerts_consumers(
         )
         >= 1
     )
+    # the log as the gateway sees it: every service's durables, with their lag
+
+    async def lag_seen() -> bool:
+        now = await scrape(served, "/metrics", viewer)
+        series = now["vigil_consumer_pending_messages"]["samples"]
+        return any(dict(labels).get("consumer") == "alerts-evaluator" for _, labels in series)
+
+    await eventually(lag_seen, within_s=10, what="the evaluator's lag in the gateway's figures")
     assert value(gateway, "vigil_http_request_duration_seconds_count",
                  method="GET", route="/metrics/{service}") >= 1  # fmt: skip
 
