@@ -33,11 +33,13 @@ async def test_deliveries_are_counted_by_channel_and_outcome(
 ) -> None:
     good = await receiver_factory()
     refusing = await receiver_factory(default=Reply(status=400))
-    channels = [
-        WebhookChannel(name="ops-metrics", type="webhook", url=good.url),
-        WebhookChannel(name="bad-metrics", type="webhook", url=refusing.url),
-    ]
-    await start_service(build(settings, VigilConfig(channels=channels)))
+    config = VigilConfig(
+        channels=[
+            WebhookChannel(name="ops-metrics", type="webhook", url=good.url),
+            WebhookChannel(name="bad-metrics", type="webhook", url=refusing.url),
+        ]
+    )
+    await start_service(build(settings, config))
     before = await figures(bus)
     assert value(before, "vigil_service_info", service="notifier") == 1
     event = AlertFired(
