@@ -13,7 +13,7 @@ from services.gateway.common.errors import AUTHENTICATED, problems
 from services.gateway.common.owners import request_owner
 from services.gateway.common.paths import PREFIX
 from services.gateway.common.routes import Ingest, Viewer
-from services.gateway.common.state import StateDep
+from services.gateway.common.state import GatewayState, StateDep
 from services.gateway.metrics.batch import check_batch_size, parse_label_filter, parse_sample_batch
 from services.gateway.metrics.schemas import SampleBatchPublic
 from shared import commands, subjects
@@ -86,24 +86,27 @@ async def ingest_samples(
     body = await read_limited_body(request)
     received_at = time.time()
     samples = parse_sample_batch(body, received_at, state.settings.metrics_retention_s)
+    event_id = idempotency_key or new_id()
+    seq = await publish_samples(state, samples, event_id, received_at, "the same Idempotency-Key")
+    return SampleBatchPublic(accepted=len(samples), batch_id=event_id, seq=seq)
+
+
+async def publish_samples(
+    state: GatewayState, samples: list[Sample], event_id: str, received_at: float, retry: str
+) -> int:
+    """Store validated samples as one SamplesIngested event; its METRICS sequence."""
     event = SamplesIngested.of_validated(
-        samples,
-        id=idempotency_key or new_id(),
-        aggregate_id=INGEST_SOURCE,
-        received_at=received_at,
+        samples, id=event_id, aggregate_id=INGEST_SOURCE, received_at=received_at
     )
-    bus = state.bus()
     try:
-        seq = await bus.publish(
+        return await state.bus().publish(
             subjects.samples(INGEST_SOURCE), event, timeout=INGEST_PUBLISH_TIMEOUT_S
         )
     except (TimeoutError, nats.errors.Error) as exc:
         reason = str(exc) or f"no answer within {INGEST_PUBLISH_TIMEOUT_S:g} s"
         raise Unavailable(
-            f"the event log did not store the batch: {reason}; send it again "
-            "with the same Idempotency-Key"
+            f"the event log did not store the batch: {reason}; send it again with {retry}"
         ) from exc
-    return SampleBatchPublic(accepted=len(samples), batch_id=event.id, seq=seq)
 
 
 @router.get("/metrics/stats", responses=problems(*AUTHENTICATED, 502, 503))
