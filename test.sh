@@ -13,4 +13,9 @@ if ! command -v prometheus-node-exporter >/dev/null 2>&1 && [ "$(id -u)" = "0" ]
     (apt-get install -y -q prometheus-node-exporter >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q prometheus-node-exporter >/dev/null)) \
         || echo "could not install prometheus-node-exporter; its scrape test will be skipped" >&2
 fi
+if ! command -v prometheus >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    # the remote-write tests run a real Prometheus against the gateway
+    (apt-get install -y -q prometheus >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q prometheus >/dev/null)) \
+        || echo "could not install prometheus; remote-write tests with it will be skipped" >&2
+fi
 exec .venv/bin/python -m pytest -q "$@"

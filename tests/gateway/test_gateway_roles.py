@@ -13,6 +13,7 @@ import pytest
 from services.gateway.access import Role
 from services.gateway.app import Gateway
 from tests.gateway.identities import ADMIN, headers_for
+from tests.gateway.remote_write_bodies import REMOTE_WRITE_HEADERS
 from tests.waiting import eventually
 
 API = "/api/monitoring"
@@ -34,7 +35,7 @@ RESPONDER_WRITES = {
     ("post", "/api/v2/silences"),
     ("delete", "/api/v2/silence/{silence_id}"),
 }
-INGEST_WRITES = {("post", f"{API}/metrics")}
+INGEST_WRITES = {("post", f"{API}/metrics"), ("post", "/api/v1/write")}
 # calls any signed-in identity may make about itself
 OWN_SESSION_WRITES = {("post", f"{API}/auth/logout"), ("post", f"{API}/auth/password")}
 OWN_SESSION_READS = {("get", f"{API}/auth/me")}
@@ -65,6 +66,10 @@ async def call(
     http: httpx.AsyncClient, method: str, path: str, headers: dict[str, str]
 ) -> httpx.Response:
     url = re.sub(r"\{[^}]+\}", "x", path)
+    if path == "/api/v1/write":  # Prometheus remote write: an empty WriteRequest
+        headers = {**headers, **REMOTE_WRITE_HEADERS}
+        async with http.stream("POST", url, content=b"\x00", headers=headers) as response:
+            return response
     body = {} if method not in READS else None
     async with http.stream(method.upper(), url, json=body, headers=headers) as response:
         return response  # the status is enough; a live stream is not read
