@@ -18,6 +18,7 @@ from tests.gateway.identity_helpers import (
     create_user,
     stored_bytes,
 )
+from tests.gateway.remote_write_bodies import REMOTE_WRITE_HEADERS, snappy
 from tests.waiting import eventually
 
 AUDIT = "/api/monitoring/audit"
@@ -107,11 +108,17 @@ async def test_accepted_sample_batches_are_left_out_and_refused_ones_recorded(
     sample = {"name": "cpu", "value": 1.0, "labels": {"host": "a"}}
     assert (await client.post("/api/monitoring/metrics", json=[sample])).status_code == 202
     assert (await client.post("/api/monitoring/metrics", json=[{"value": "x"}])).status_code == 422
-    await create_key(client, "marker", "viewer")  # recorded after both
-    entries = await audit_entries(client, 2)
+    written = await client.post("/api/v1/write", content=snappy(b""), headers=REMOTE_WRITE_HEADERS)
+    assert written.status_code == 204
+    bad = await client.post("/api/v1/write", content=b"\x01", headers=REMOTE_WRITE_HEADERS)
+    assert bad.status_code == 400
+    await create_key(client, "marker", "viewer")  # recorded after all
+    entries = await audit_entries(client, 3)
     ingests = [e for e in entries if e["route"] == "/api/monitoring/metrics"]
     assert [e["status"] for e in ingests] == [422]
     assert ingests[0]["outcome"] == "rejected"
+    remote = [e for e in entries if e["route"] == "/api/v1/write"]
+    assert [e["status"] for e in remote] == [400]
 
 
 async def test_the_audit_log_pages_and_filters(client: httpx.AsyncClient) -> None:

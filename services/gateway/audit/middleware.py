@@ -22,7 +22,8 @@ from shared.events.audit import outcome_of
 from shared.labels import printable
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-INGEST_ROUTE = "/api/monitoring/metrics"
+# sample ingest: an accepted batch is in METRICS already, and a refused one is audited
+INGEST_ROUTES = frozenset({"/api/monitoring/metrics", "/api/v1/write"})
 MAX_TEXT = 200
 
 
@@ -56,7 +57,7 @@ def audit_event(scope: Scope, status: int) -> AuditRecorded | None:
     method = str(scope["method"])[:10]
     route = getattr(scope.get("route"), "path", None)
     template = route if isinstance(route, str) else printable(str(scope.get("path", "")), MAX_TEXT)
-    if template == INGEST_ROUTE and method == "POST" and status < 400:
+    if template in INGEST_ROUTES and method == "POST" and status < 400:
         return None
     state: dict[str, Any] = scope.get("state") or {}
     identity = state.get("identity")
