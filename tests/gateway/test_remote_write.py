@@ -10,13 +10,15 @@ import time
 import httpx
 import pytest
 
-from services.gateway.app import Gateway
+from services.gateway.app import Gateway, build_gateway
 from services.gateway.metrics.remote_write import MAX_DECODED_BYTES, decode_write_request
 from shared import subjects
 from shared.bus import EventBus
 from shared.events import MAX_BATCH_BYTES, MAX_BATCH_SAMPLES, Sample, SamplesIngested
+from shared.settings import Settings
+from tests.conftest import RuntimeFactory
 from tests.gateway.conftest import detail
-from tests.gateway.identities import headers_for
+from tests.gateway.identities import ADMIN, headers_for
 from tests.gateway.remote_write_bodies import (
     REMOTE_WRITE_HEADERS,
     field,
@@ -176,3 +178,17 @@ def test_the_reader_skips_fields_it_does_not_need() -> None:
     metadata = field(3, field(4, b"help text"))
     series = decode_write_request(field(1, label + sample + exemplar) + metadata)
     assert series == [({"__name__": "up"}, [(2.5, -1)])]
+
+
+async def test_remote_writes_count_against_the_ingest_rate_not_the_api_rate(
+    gateway_settings: Settings, start_service: RuntimeFactory
+) -> None:
+    settings = gateway_settings.model_copy(update={"api_rate_per_s": 1.0, "api_burst": 1})
+    gateway = build_gateway(settings)
+    await start_service(gateway.runtime)
+    transport = httpx.ASGITransport(app=gateway.app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://localhost", headers=ADMIN
+    ) as http:
+        statuses = [(await post(http, snappy(b""))).status_code for _ in range(5)]
+    assert statuses == [204] * 5

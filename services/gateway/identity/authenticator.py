@@ -27,7 +27,8 @@ SESSION_COOKIE = "vigil_session"
 CSRF_COOKIE = "vigil_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-INGEST_PATH_SUFFIX = "/metrics"
+# sample batches: POST /api/monitoring/metrics and Prometheus remote write
+INGEST_PATH_SUFFIX = ("/metrics", "/api/v1/write")
 
 
 class KeyAndSessionAuthenticator:
