@@ -4,6 +4,7 @@ or refused with a 4xx that names the problem (Prometheus drops what it got 4xx f
 from __future__ import annotations
 
 import math
+import random
 import struct
 import time
 
@@ -100,7 +101,7 @@ async def test_an_empty_write_request_is_204_and_stores_nothing(
         (b"\x05not snappy at all", "not snappy block format"),
         (snappy(b"\x0a\x05\x0a\x03"), "not a protobuf WriteRequest"),
         (snappy(b"\x0f"), "wire type 7"),
-        (snappy(field(1, field(1, field(1, b"\xff\xfe")))), "label name is not UTF-8"),
+        (snappy(field(1, field(1, field(1, b"\xff\xfe")))), "label name or value is not UTF-8"),
     ],
 )
 async def test_an_undecodable_body_is_400(
@@ -192,3 +193,28 @@ async def test_remote_writes_count_against_the_ingest_rate_not_the_api_rate(
     ) as http:
         statuses = [(await post(http, snappy(b""))).status_code for _ in range(5)]
     assert statuses == [204] * 5
+
+
+def test_any_cut_or_flipped_body_is_read_or_refused_never_crashes() -> None:
+    from services.gateway.metrics.batch import MalformedBody
+
+    valid = write_request(
+        [
+            ({"__name__": "up", "job": "api"}, [(1.0, 1_700_000_000_000), (0.0, -5)]),
+            ({"__name__": "node_load1", "instance": "h:9100"}, [(0.25, 1_700_000_000_000)]),
+        ]
+    )
+    rng = random.Random(7)
+    bodies = [valid[:cut] for cut in range(len(valid))]
+    for _ in range(2000):
+        flipped = bytearray(valid)
+        for _ in range(rng.randint(1, 3)):
+            flipped[rng.randrange(len(flipped))] = rng.randrange(256)
+        bodies.append(bytes(flipped))
+    refused = 0
+    for body in bodies:
+        try:
+            decode_write_request(body)
+        except MalformedBody:
+            refused += 1
+    assert refused > len(valid) // 2

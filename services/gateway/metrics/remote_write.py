@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import struct
 from bisect import bisect_right
-from typing import Any
 
 import cramjam
 from pydantic import ValidationError
@@ -36,7 +35,7 @@ NAME_LABEL = "__name__"
 _DOUBLE = struct.Struct("<d")
 
 
-class _Truncated(Exception):
+class _Malformed(Exception):
     pass
 
 
@@ -45,7 +44,7 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
     shift = 0
     while True:
         if pos >= len(data):
-            raise _Truncated("a varint runs past the end")
+            raise _Malformed("a varint runs past the end")
         byte = data[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
@@ -53,89 +52,129 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
             return result, pos
         shift += 7
         if shift > 63:
-            raise _Truncated("a varint is longer than 10 bytes")
+            raise _Malformed("a varint is longer than 10 bytes")
 
 
-def _fields(data: bytes, start: int, end: int) -> Any:
-    """``(field number, wire type, value)`` of one message: an int for varint and fixed
-    fields, ``(start, end)`` of the bytes for length-delimited ones."""
-    pos = start
-    while pos < end:
-        key, pos = _varint(data, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(data, pos)
-            yield number, wire, value
-        elif wire == 1:
-            if pos + 8 > end:
-                raise _Truncated("a 64-bit field runs past the end")
-            yield number, wire, pos
-            pos += 8
-        elif wire == 2:
-            length, pos = _varint(data, pos)
-            if pos + length > end:
-                raise _Truncated(f"field {number} claims {length} bytes past the end")
-            yield number, wire, (pos, pos + length)
-            pos += length
-        elif wire == 5:
-            if pos + 4 > end:
-                raise _Truncated("a 32-bit field runs past the end")
-            pos += 4
-        else:
-            raise _Truncated(f"field {number} has wire type {wire}, which protobuf lacks")
-    if pos != end:
-        raise _Truncated("a message runs past its end")
+def _skip(data: bytes, pos: int, wire: int, end: int) -> int:
+    """The position after a field this reader does not need."""
+    if wire == 0:
+        pos = _varint(data, pos)[1]
+    elif wire == 1:
+        pos += 8
+    elif wire == 2:
+        length, pos = _varint(data, pos)
+        pos += length
+    elif wire == 5:
+        pos += 4
+    else:
+        raise _Malformed(f"a field has wire type {wire}, which protobuf lacks")
+    if pos > end:
+        raise _Malformed("a field runs past the end of its message")
+    return pos
 
 
-def _text(data: bytes, span: tuple[int, int], what: str) -> str:
-    try:
-        return data[span[0] : span[1]].decode()
-    except UnicodeDecodeError as exc:
-        raise _Truncated(f"{what} is not UTF-8") from exc
+def _span(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """Start and end of a length-delimited field whose length starts at ``pos``."""
+    length = data[pos] if pos < end else 0x80
+    if length < 0x80:
+        pos += 1
+    else:
+        length, pos = _varint(data, pos)
+    if pos + length > end:
+        raise _Malformed(f"a field claims {length} bytes past the end of its message")
+    return pos, pos + length
 
 
-def _label(data: bytes, span: tuple[int, int]) -> tuple[str, str]:
+def _label(data: bytes, pos: int, end: int) -> tuple[str, str]:
     name = value = ""
-    for number, wire, field in _fields(data, *span):
-        if wire == 2 and number == 1:
-            name = _text(data, field, "a label name")
-        elif wire == 2 and number == 2:
-            value = _text(data, field, "a label value")
+    while pos < end:
+        key = data[pos]
+        pos += 1
+        if key == 0x0A or key == 0x12:
+            start, pos = _span(data, pos, end)
+            try:
+                text = data[start:pos].decode()
+            except UnicodeDecodeError:
+                raise _Malformed("a label name or value is not UTF-8") from None
+            if key == 0x0A:
+                name = text
+            else:
+                value = text
+        else:
+            if key >= 0x80:
+                key, pos = _varint(data, pos - 1)
+            pos = _skip(data, pos, key & 7, end)
+    if pos != end:
+        raise _Malformed("a label runs past its end")
     return name, value
 
 
-def _sample(data: bytes, span: tuple[int, int]) -> tuple[float, int]:
+def _sample(data: bytes, pos: int, end: int) -> tuple[float, int]:
     value, stamp = 0.0, 0
-    for number, wire, field in _fields(data, *span):
-        if wire == 1 and number == 1:
-            value = _DOUBLE.unpack_from(data, field)[0]
-        elif wire == 0 and number == 2:
-            stamp = field - (1 << 64) if field >= 1 << 63 else field
+    while pos < end:
+        key = data[pos]
+        pos += 1
+        if key == 0x09:
+            if pos + 8 > end:
+                raise _Malformed("a sample's value runs past its end")
+            value = _DOUBLE.unpack_from(data, pos)[0]
+            pos += 8
+        elif key == 0x10:
+            stamp, pos = _varint(data, pos)
+            if stamp >= 1 << 63:
+                stamp -= 1 << 64
+        else:
+            if key >= 0x80:
+                key, pos = _varint(data, pos - 1)
+            pos = _skip(data, pos, key & 7, end)
+    if pos != end:
+        raise _Malformed("a sample runs past its end")
     return value, stamp
 
 
 Series = tuple[dict[str, str], list[tuple[float, int]]]
 
 
+def _series(data: bytes, pos: int, end: int) -> Series:
+    labels: dict[str, str] = {}
+    points: list[tuple[float, int]] = []
+    while pos < end:
+        key = data[pos]
+        pos += 1
+        if key == 0x0A:
+            start, pos = _span(data, pos, end)
+            name, value = _label(data, start, pos)
+            labels[name] = value
+        elif key == 0x12:
+            start, pos = _span(data, pos, end)
+            points.append(_sample(data, start, pos))
+        else:
+            if key >= 0x80:
+                key, pos = _varint(data, pos - 1)
+            pos = _skip(data, pos, key & 7, end)
+    if pos != end:
+        raise _Malformed("a time series runs past its end")
+    return labels, points
+
+
 def decode_write_request(data: bytes) -> list[Series]:
-    """Each time series' labels (``__name__`` among them) and ``(value, ms)`` samples."""
+    """Each time series' labels (``__name__`` among them) and ``(value, ms)`` samples.
+
+    Field keys below 128 are one byte, so the loops compare bytes; a label or sample
+    runs to the end of its span, so a field that overruns it is caught by the check
+    of each span against its parent's end.
+    """
     series: list[Series] = []
+    pos, end = 0, len(data)
     try:
-        for number, wire, span in _fields(data, 0, len(data)):
-            if number != 1 or wire != 2:
-                continue
-            labels: dict[str, str] = {}
-            points: list[tuple[float, int]] = []
-            for inner, inner_wire, field in _fields(data, *span):
-                if inner_wire != 2:
-                    continue
-                if inner == 1:
-                    name, value = _label(data, field)
-                    labels[name] = value
-                elif inner == 2:
-                    points.append(_sample(data, field))
-            series.append((labels, points))
-    except _Truncated as exc:
+        while pos < end:
+            key, pos = _varint(data, pos)
+            if key == 0x0A:
+                start, pos = _span(data, pos, end)
+                series.append(_series(data, start, pos))
+            else:
+                pos = _skip(data, pos, key & 7, end)
+    except _Malformed as exc:
         raise MalformedBody(f"body: not a protobuf WriteRequest: {exc}", field="body") from None
     return series
 
@@ -144,7 +183,7 @@ def decompress(body: bytes) -> bytes:
     """The snappy block's contents, refused unread when it declares more than the limit."""
     try:
         declared, _ = _varint(body, 0)
-    except _Truncated:
+    except _Malformed:
         raise MalformedBody(
             "body: not snappy-compressed (empty or cut short)", field="body"
         ) from None
