@@ -135,7 +135,7 @@ def _sample(data: bytes, pos: int, end: int) -> tuple[float, int]:
 Series = tuple[dict[str, str], list[tuple[float, int]]]
 
 
-def _series(data: bytes, pos: int, end: int) -> Series:
+def _series(data: bytes, pos: int, end: int, seen: dict[bytes, tuple[str, str]]) -> Series:
     labels: dict[str, str] = {}
     points: list[tuple[float, int]] = []
     while pos < end:
@@ -143,8 +143,11 @@ def _series(data: bytes, pos: int, end: int) -> Series:
         pos += 1
         if key == 0x0A:
             start, pos = _span(data, pos, end)
-            name, value = _label(data, start, pos)
-            labels[name] = value
+            raw = data[start:pos]
+            pair = seen.get(raw)
+            if pair is None:
+                pair = seen[raw] = _label(data, start, pos)
+            labels[pair[0]] = pair[1]
         elif key == 0x12:
             start, pos = _span(data, pos, end)
             points.append(_sample(data, start, pos))
@@ -165,14 +168,18 @@ def decode_write_request(data: bytes) -> list[Series]:
     of each span against its parent's end.
     """
     series: list[Series] = []
+    # the same label (job="api", __name__="up") recurs across a request's series: its
+    # bytes are read once
+    seen: dict[bytes, tuple[str, str]] = {}
     pos, end = 0, len(data)
     try:
         while pos < end:
-            key, pos = _varint(data, pos)
+            key = data[pos]
             if key == 0x0A:
-                start, pos = _span(data, pos, end)
-                series.append(_series(data, start, pos))
+                start, pos = _span(data, pos + 1, end)
+                series.append(_series(data, start, pos, seen))
             else:
+                key, pos = _varint(data, pos)
                 pos = _skip(data, pos, key & 7, end)
     except _Malformed as exc:
         raise MalformedBody(f"body: not a protobuf WriteRequest: {exc}", field="body") from None
