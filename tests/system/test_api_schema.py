@@ -33,6 +33,9 @@ pytest.importorskip("services.gateway.identity")
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
+# Prometheus remote write's body is bytes (snappy over protobuf): sent as raw bytes
+schemathesis.serializer.alias("application/x-protobuf", "application/octet-stream")
+
 CHECKS = [not_a_server_error, response_schema_conformance, negative_data_rejection, ignored_auth]
 SEED = 20240611
 REQUEST_TIMEOUT_S = 15
