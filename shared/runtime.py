@@ -75,6 +75,7 @@ class ServiceRuntime:
             logger=logging.getLogger("faststream.broker"),  # our log format, not stdout
             log_level=logging.DEBUG,
             reconnected_cb=self._reconnected,
+            disconnected_cb=self._disconnected,
             graceful_timeout=STOP_STEP_TIMEOUT_S,
             drain_timeout=int(STOP_STEP_TIMEOUT_S),
             # handlers take the raw message (see shared.consumer); dependency injection
@@ -85,6 +86,7 @@ class ServiceRuntime:
         self._start_hooks: list[Hook] = []
         self._stop_hooks: list[Hook] = []
         self._stopping_hooks: list[Hook] = []
+        self._broker_hooks: list[tuple[Hook, Hook]] = []  # (on loss, on return)
         self._responders: list[tuple[str, RequestHandler]] = []
         self._background: list[Hook] = []
         self._ready_checks: list[Hook] = []
@@ -163,6 +165,12 @@ class ServiceRuntime:
     def on_stop(self, hook: Hook) -> None:
         self._stop_hooks.append(hook)
 
+    def on_broker_loss(self, lost: Hook, back: Hook) -> None:
+        """``lost`` runs when the connection to the broker drops, ``back`` once it is up
+        again (after this runtime's own repairs): a restarted server may have forgotten
+        what it delivered, and hand it over again as if new."""
+        self._broker_hooks.append((lost, back))
+
     def on_stopping(self, hook: Hook) -> None:
         """Runs first in a stop, while the broker is still connected: for work that must not
         start once its outcome could no longer be recorded."""
@@ -235,6 +243,8 @@ class ServiceRuntime:
         """
         if self._bus is None or self._stopping:
             return
+        for _, back in self._broker_hooks:
+            await self._bounded("broker return hook", back())
         for spec in self._ordered:
             try:
                 await release_held(self._bus.js, spec)
@@ -244,6 +254,10 @@ class ServiceRuntime:
                     exc_info=True,
                     extra={"service": self.name, "consumer": spec.durable},
                 )
+
+    async def _disconnected(self) -> None:
+        for lost, _ in self._broker_hooks:
+            await self._bounded("broker loss hook", lost())
 
     async def _supervised(self, task: Hook) -> None:
         """Keep a background loop alive: a crash is logged and the loop restarted."""

@@ -101,6 +101,14 @@ def build(
         await dispatcher.release_held(runtime.bus.js, specs)
 
     runtime.on_start(release_held)
+
+    async def broker_lost() -> None:
+        dispatcher.suspect_everything()
+
+    async def broker_back() -> None:
+        await dispatcher.suspect_all_tried(runtime.bus.js, specs)
+
+    runtime.on_broker_loss(broker_lost, broker_back)
     for spec in specs:
         runtime.consume(spec, dispatcher.handler(spec))
     runtime.consume(WATCHDOG_CONSUMER, deadman.on_watchdog)

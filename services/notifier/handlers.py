@@ -73,6 +73,7 @@ SETTLED_MEMORY = 100_000  # delivery ids this process settled, newest kept
 UNMERGEABLE = frozenset({"pagerduty", "datadog"})
 # a stop gives messages on the wire this long to finish and be recorded
 LANE_STOP_GRACE_S = 2.0
+SUSPECT_ALL = 2**63  # a stream position above any: every delivery is checked in the ledger
 RECORD_RETRY_FIRST_S = 0.2
 RECORD_RETRY_MAX_S = 5.0
 
@@ -263,16 +264,36 @@ class NotificationDispatcher:
         One notifier per deployment: a second live one would have its in-flight
         messages handed over too.
         """
+        specs = list(specs)
+        await self.suspect_all_tried(js, specs)
         for spec in specs:
             try:
                 info = await js.consumer_info(spec.stream.name, spec.durable)
             except NotFoundError:
                 continue
-            if not info.num_ack_pending:
+            if info.num_ack_pending:
+                await release_held(js, spec)
+
+    def suspect_everything(self) -> None:
+        """The broker is gone: until it is back, every delivery is checked in the ledger."""
+        for stream in list(self.tried_through):
+            self.tried_through[stream] = SUSPECT_ALL
+
+    async def suspect_all_tried(self, js: JetStreamContext, specs: Iterable[ConsumerSpec]) -> None:
+        """Whatever the streams hold now may have been tried by this or an earlier process.
+
+        A restarted nats-server may have lost what its durables had delivered (their state
+        is written asynchronously) and hand those messages over again as first deliveries;
+        only the ledger knows they went out. Messages published after this are new.
+        """
+        for spec in specs:
+            self.tried_through.setdefault(spec.stream.name, SUSPECT_ALL)
+            try:
+                info = await js.stream_info(spec.stream.name)
+            except Exception:
+                log.warning("stream unknown; its deliveries stay checked", exc_info=True)
                 continue
-            delivered_seq = info.delivered.stream_seq if info.delivered else 0
-            self.tried_through[spec.stream.name] = delivered_seq or 0
-            await release_held(js, spec)
+            self.tried_through[spec.stream.name] = info.state.last_seq
 
     # --- routing ---------------------------------------------------------------------
 

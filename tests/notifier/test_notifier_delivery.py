@@ -211,6 +211,31 @@ async def test_one_delivery_per_event_and_channel_across_restarts_and_repeats(
     assert len(receiver.requests) == 2
 
 
+async def test_a_server_that_forgot_what_it_delivered_does_not_page_twice(
+    settings: Settings,
+    bus: EventBus,
+    start_service: RuntimeFactory,
+    receiver_factory: ReceiverFactory,
+) -> None:
+    """A nats-server killed before it wrote its durable's state hands the same messages
+    over again as first deliveries; the ledger, not the broker, knows they went out."""
+    receiver = await receiver_factory()
+    config = VigilConfig(channels=[webhook("ops", receiver.url)])
+    first = await start_service(build(settings, config))
+    event = fired()
+    await bus.publish(subjects.alert(event.aggregate_id), event)
+    await eventually(lambda: len(receiver.requests) == 1)
+    await first.stop()
+    await bus.js.delete_consumer("ALERTS", "notifier-alerts")  # everything forgotten
+
+    await start_service(build(settings, config))
+    later = fired("alert-2")
+    await bus.publish(subjects.alert(later.aggregate_id), later)
+    await eventually(lambda: len(receiver.requests) == 2, what="the new alert paged")
+    await asyncio.sleep(0.5)
+    assert [r.headers["X-Vigil-Event-Id"] for r in receiver.requests] == [event.id, later.id]
+
+
 async def test_server_errors_are_retried_with_delay_until_one_success(
     settings: Settings,
     bus: EventBus,
