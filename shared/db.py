@@ -76,9 +76,16 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 def _apply_pragmas(dbapi_connection: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=10000")
-    # only takes on a file without tables, and must come before WAL (which writes page 1)
-    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # Setting either mode writes to the file: done only where needed, so opening a file
+    # in use takes no write lock (a connection abandoned mid-setup would keep it).
+    cursor.execute("PRAGMA auto_vacuum")
+    if cursor.fetchone()[0] != INCREMENTAL:
+        # takes at once on a file without tables (and must come before WAL, which writes
+        # page 1); on an older file, with the VACUUM below
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
