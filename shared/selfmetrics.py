@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 
 import psutil
@@ -50,7 +51,7 @@ def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str
     return "{" + ",".join(parts) + "}" if parts else ""
 
 
-class _Family:
+class _Family(ABC):
     kind = ""
 
     def __init__(self, name: str, help: str, labels: Sequence[str] = ()):
@@ -67,8 +68,9 @@ class _Family:
     def header(self) -> list[str]:
         return [f"# HELP {self.name} {_escape_help(self.help)}", f"# TYPE {self.name} {self.kind}"]
 
+    @abstractmethod
     def lines(self) -> list[str]:
-        raise NotImplementedError
+        """The family's sample lines in the exposition format."""
 
 
 class Counter(_Family):
