@@ -1,0 +1,1 @@
+"""PromQL over Vigil's metrics store: parsed by ``promql-parser``, evaluated with numpy."""
