@@ -14,63 +14,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import struct
 import sys
 import time
 from pathlib import Path
 
 import aiohttp
-import cramjam
 from auth import add_key_argument, auth_headers
 from ingest import SenderTally, metrics_stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from shared.promwire import REMOTE_WRITE_HEADERS, LabelCache, WriteRequestBuilder
+
 WRITE_PATH = "/api/v1/write"
-HEADERS = {
-    "Content-Encoding": "snappy",
-    "Content-Type": "application/x-protobuf",
-    "X-Prometheus-Remote-Write-Version": "0.1.0",
-}
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+HEADERS = REMOTE_WRITE_HEADERS
 
 
 class Bodies:
     """WriteRequests of ``size`` series, one sample each, re-stamped per request: the
-    series' labels are encoded once, so the sender's cost stays small next to Vigil's."""
+    series' labels are encoded once (``LabelCache``), so the sender's cost stays small
+    next to Vigil's."""
 
     def __init__(self, sender: int, size: int, metric: str):
-        self.labels = [
-            b"".join(
-                _field(1, _field(1, k.encode()) + _field(2, v.encode()))
-                for k, v in (
-                    ("__name__", metric),
-                    ("sender", str(sender)),
-                    ("series", str(n)),
-                )
-            )
-            for n in range(size)
-        ]
+        self.cache = LabelCache(capacity=size + 1)
+        self.labels = [{"sender": str(sender), "series": str(n)} for n in range(size)]
+        self.metric = metric
 
     def next(self, ms: int) -> bytes:
-        stamp = b"\x10" + _varint(ms)
-        request = b"".join(
-            _field(1, labels + _field(2, b"\x09" + struct.pack("<d", float(n % 50)) + stamp))
-            for n, labels in enumerate(self.labels)
-        )
-        return bytes(cramjam.snappy.compress_raw(request))
+        request = WriteRequestBuilder(self.cache)
+        for n, labels in enumerate(self.labels):
+            request.add(self.metric, labels, float(n % 50), ms)
+        return request.encode()
 
 
 async def send_until(
