@@ -160,7 +160,7 @@ GRANTS: tuple[Grant, ...] = (
         "metrics",
         answers=(_commands(subjects.METRICS_QUERY),),
         reads=("METRICS",),
-        durables=("metrics-store",),
+        durables=("metrics-store", "metrics-remote-write"),
     ),
     Grant(
         "alerts",

@@ -247,6 +247,67 @@ class Settings(BaseSettings):
         """The gateway serves HTTPS itself (session cookies are then Secure)."""
         return self.tls_cert is not None
 
+    # --- a Prometheus-compatible store: every sample forwarded to it (remote-write 1.0),
+    # and PromQL answered from it (services/metrics/remote) ---
+    metrics_remote_write_url: str | None = Field(
+        default=None,
+        description="Forward every sample to this remote-write 1.0 endpoint (Prometheus, "
+        "VictoriaMetrics, Mimir, Thanos Receive); unset forwards nothing",
+    )
+    metrics_remote_write_bearer_token: SecretStr | None = None
+    metrics_remote_write_username: str | None = Field(default=None, description="Basic auth")
+    metrics_remote_write_password: SecretStr | None = None
+    metrics_remote_write_batch_samples: int = Field(
+        default=5_000, ge=1, le=100_000, description="Samples per remote-write request at most"
+    )
+    metrics_remote_write_flush_interval_s: float = Field(
+        default=1.0, gt=0, description="A partial batch is sent after waiting this long"
+    )
+    metrics_remote_write_timeout_s: float = Field(default=30.0, gt=0)
+    metrics_remote_write_min_backoff_s: float = Field(default=0.1, gt=0)
+    metrics_remote_write_max_backoff_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="A request the store failed (5xx, 429, unreachable) is retried without "
+        "end, waiting twice as long each time up to this",
+    )
+    metrics_query_url: str | None = Field(
+        default=None,
+        description="Answer the Prometheus query API from this store (its base URL, the "
+        "part before /api/v1) instead of Vigil's own",
+    )
+    metrics_query_bearer_token: SecretStr | None = None
+    metrics_query_username: str | None = Field(default=None, description="Basic auth")
+    metrics_query_password: SecretStr | None = None
+    metrics_query_timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("metrics_remote_write_url", "metrics_query_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _one_remote_auth(self) -> Settings:
+        for prefix in ("metrics_remote_write", "metrics_query"):
+            bearer = getattr(self, f"{prefix}_bearer_token")
+            user = getattr(self, f"{prefix}_username")
+            password = getattr(self, f"{prefix}_password")
+            if bearer is not None and (user is not None or password is not None):
+                raise ValueError(f"{prefix}_bearer_token and basic auth: give one, not both")
+            if (user is None) != (password is None):
+                raise ValueError(f"{prefix}_username and {prefix}_password: give both")
+        if self.metrics_remote_write_min_backoff_s > self.metrics_remote_write_max_backoff_s:
+            raise ValueError(
+                "metrics_remote_write_min_backoff_s: must not exceed "
+                "metrics_remote_write_max_backoff_s"
+            )
+        return self
+
     # --- NATS credentials (shared/natsauth.py) ---
     nats_user: str | None = Field(
         default=None,

@@ -7,6 +7,7 @@ from services.gateway.health.verdict import ConsumerFacts, HealthLimits, consume
 from services.gateway.sections import PROJECTIONS
 from services.incidents.handlers import FROM_ALERTS
 from services.metrics.handlers import STORE_CONSUMER
+from services.metrics.remote.forward import FORWARD_CONSUMER
 from services.notifier.deadman import WATCHDOG_CONSUMER
 from services.notifier.handlers import consumer_specs
 from shared.durables import BY_NAME, DURABLES, owner_of, role_of
@@ -18,6 +19,7 @@ def declared() -> dict[str, tuple[str, str, str, bool]]:
         (EVALUATOR, "alerts"),
         (FROM_ALERTS, "incidents"),
         (STORE_CONSUMER, "metrics"),
+        (FORWARD_CONSUMER, "metrics"),
         (WATCHDOG_CONSUMER, "notifier"),
         *((spec, "notifier") for spec in consumer_specs([])),
     ]

@@ -11,6 +11,7 @@ from services.metrics.api import MetricsQueries
 from services.metrics.domain import retention_window
 from services.metrics.handlers import STORE_CONSUMER, sample_storer
 from services.metrics.projections import SERVICE, SampleStore
+from services.metrics.remote.forward import forward_samples
 from services.metrics.settings import MetricsSettings
 from shared.bus import EventBus, log_session
 from shared.commands import QUERY_METRICS_STATS, QUERY_SAMPLES
@@ -41,6 +42,7 @@ def build(
     queries = MetricsQueries(store, lambda: runtime.bus)
     runtime.respond(QUERY_SAMPLES, queries.samples)
     runtime.respond(QUERY_METRICS_STATS, queries.stats)
+    forward_samples(runtime, settings)  # to a remote-write store, when one is configured
 
     async def retention() -> None:
         await enforce_retention(store, settings.metrics_retention_s, tuning)
