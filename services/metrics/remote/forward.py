@@ -47,6 +47,7 @@ FETCH_TIMEOUT_S = 1.0  # one pull request's wait when nothing is buffered
 # the held messages' ack wait; "in progress" is sent several times within it while retrying
 ACK_WAIT_S = 60.0
 PROGRESS_EVERY_S = ACK_WAIT_S / 4
+SUBSCRIBE_TIMEOUT_S = 30.0
 
 FORWARD_CONSUMER = ConsumerSpec(
     durable="metrics-remote-write",
@@ -121,8 +122,10 @@ class Forwarder:
         self.sent = 0
         self.dropped = 0
         self.retries = 0
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # of the last request; None once one succeeds
+        self.last_drop: str | None = None  # why the store last refused a batch for good
         self.backlog_since: float | None = None  # monotonic: failing since
+        self.subscribed = asyncio.Event()
 
     async def open(self) -> None:
         self.session = aiohttp.ClientSession()
@@ -152,6 +155,7 @@ class Forwarder:
             stream=self.spec.stream.name,
             config=self.spec.consumer_config(),
         )
+        self.subscribed.set()
         pending = _Pending()
         try:
             while True:
@@ -232,6 +236,7 @@ class Forwarder:
                 FORWARDED_SAMPLES.inc(len(request), outcome="sent")
             else:
                 self.dropped += len(request)
+                self.last_drop = answer.reason
                 FORWARDED_SAMPLES.inc(len(request), outcome="dropped")
                 log.warning(
                     "remote-write store refused a batch; dropped",
@@ -283,6 +288,10 @@ class Forwarder:
                 return
             await asyncio.sleep(min(left, PROGRESS_EVERY_S))
 
+    async def consuming(self) -> None:
+        """The service is ready once the durable exists and is pulled from."""
+        await asyncio.wait_for(self.subscribed.wait(), SUBSCRIBE_TIMEOUT_S)
+
     def status(self) -> dict[str, Any]:
         """Figures for the metrics service's heartbeat."""
         failing = self.backlog_since
@@ -293,6 +302,7 @@ class Forwarder:
                 "retries": self.retries,
                 "failing_for_s": None if failing is None else round(time.monotonic() - failing, 1),
                 "last_error": self.last_error,
+                "last_drop": self.last_drop,
             }
         }
 
@@ -305,6 +315,7 @@ def forward_samples(runtime: ServiceRuntime, settings: Settings) -> Forwarder | 
     forwarder = Forwarder(lambda: runtime.bus, configured)
     runtime.on_start(forwarder.open)
     runtime.background(forwarder.run_forever)
+    runtime.ready_when(forwarder.consuming)
     runtime.report_status(forwarder.status)
     runtime.on_stop(forwarder.close)
     return forwarder
