@@ -18,4 +18,9 @@ if ! command -v prometheus >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v
     (apt-get install -y -q prometheus >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q prometheus >/dev/null)) \
         || echo "could not install prometheus; remote-write tests with it will be skipped" >&2
 fi
+if ! command -v victoria-metrics >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+    # the remote-write forwarding and remote PromQL tests run a real VictoriaMetrics
+    (apt-get install -y -q victoria-metrics >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q victoria-metrics >/dev/null)) \
+        || echo "could not install victoria-metrics; remote store tests will be skipped" >&2
+fi
 exec .venv/bin/python -m pytest -q "$@"
