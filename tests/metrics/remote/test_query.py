@@ -135,7 +135,7 @@ async def test_credentials_go_to_the_store(guarded: tuple[str, list[str | None]]
 def test_the_client_comes_from_settings() -> None:
     assert RemoteQueryClient.from_settings(Settings()) is None
     remote = RemoteQueryClient.from_settings(
-        Settings(metrics_query_url="http://store:8428/", metrics_query_bearer_token="t")
+        Settings(metrics_query_url="http://store:8428/", metrics_query_bearer_token=SecretStr("t"))
     )
     assert remote is not None
     assert remote.base_url == "http://store:8428"
