@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Role = Literal["ingest", "evaluation", "delivery", "incidents", "read models"]
+# "forwarding": a copy for another system (a remote store); stalled, it degrades Vigil
+# without stopping alerts or pages
+Role = Literal["ingest", "evaluation", "delivery", "incidents", "read models", "forwarding"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class Durable:
 
 DURABLES: tuple[Durable, ...] = (
     Durable("metrics-store", "METRICS", "metrics", "metrics.samples.>", True, "ingest"),
-    Durable("metrics-remote-write", "METRICS", "metrics", "metrics.samples.>", False, "delivery"),
+    Durable("metrics-remote-write", "METRICS", "metrics", "metrics.samples.>", False, "forwarding"),
     Durable("alerts-evaluator", "METRICS", "alerts", "metrics.samples.>", True, "evaluation"),
     Durable("incidents-from-alerts", "ALERTS", "incidents", "alerts.events.>", True, "incidents"),
     Durable("notifier-alerts", "ALERTS", "notifier", "alerts.events.>", False, "delivery"),

@@ -80,3 +80,37 @@ async def test_ingest_waits_for_a_running_store_that_is_behind(
         await msg.ack_sync()
     await eventually(lambda: ingest.backlog.get("metrics-store") == 0, what="the store to catch up")
     assert (await post(gateway)).status_code == 202
+
+
+async def test_a_forwarder_behind_does_not_hold_ingest_back(
+    bus: EventBus, settings: Settings, start_service: RuntimeFactory
+) -> None:
+    tuned = settings.model_copy(
+        update={"port": free_port(), "ingest_max_backlog": 3, "heartbeat_interval_s": 30.0}
+    )
+    gateway = build_gateway(tuned)
+    await start_service(gateway.runtime)
+    # the remote-write store is away: its forwarder is five batches behind
+    await bus.js.add_consumer(
+        "METRICS",
+        ConsumerConfig(
+            durable_name="metrics-remote-write",
+            ack_policy=AckPolicy.EXPLICIT,
+            filter_subject=f"{subjects.SAMPLES}.>",
+        ),
+    )
+    for _ in range(5):
+        await bus.publish(
+            subjects.samples("test"),
+            SamplesIngested(aggregate_id="test", samples=[], received_at=time.time()),
+        )
+    ingest = gateway.state.ingest
+    await eventually(lambda: ingest.backlog.get("metrics-remote-write") == 5, what="the backlog")
+    await bus.nc.publish(subjects.heartbeat("metrics"), heartbeat_payload("metrics", time.time()))
+    await eventually(
+        lambda: any(
+            s.up for s in gateway.state.liveness.status(time.time()) if s.service == "metrics"
+        ),
+        what="the metrics heartbeat",
+    )
+    assert (await post(gateway)).status_code == 202

@@ -5,7 +5,9 @@ grows their backlog, and a critical sample then waits behind it before it can
 page. So while a running service's consumer on METRICS is more than
 ``max_backlog`` batches behind, POST /metrics answers 429 with Retry-After. A
 service that is down does not count: the log keeps what it has not read, and
-ingest goes on.
+ingest goes on. Neither does a forwarder to another system (role ``forwarding``): a
+remote store that is away must not stop Vigil taking samples; the stream's window bounds
+how far it may fall behind.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 
 from services.gateway.health.liveness import ServiceLiveness
 from shared.bus import EventBus
-from shared.durables import owner_of
+from shared.durables import owner_of, role_of
 from shared.errors import Overloaded
 from shared.streams import METRICS
 
@@ -40,7 +42,11 @@ class IngestBackpressure:
             return
         up = {s.service for s in self.liveness.status(time.time()) if s.up}
         for durable, behind in self.backlog.items():
-            if behind > self.max_backlog and owner_of(durable) in up:
+            if (
+                behind > self.max_backlog
+                and owner_of(durable) in up
+                and role_of(durable) != "forwarding"
+            ):
                 raise Overloaded(
                     f"{durable} is {behind} batches behind (limit {self.max_backlog}); "
                     f"retry after {RETRY_AFTER_S:g} s",
