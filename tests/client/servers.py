@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import Any, Literal
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
@@ -17,7 +17,7 @@ from shared.natsserver import free_port
 
 
 @contextmanager
-def uvicorn_serving(app: Any, lifespan: str = "on") -> Iterator[str]:
+def uvicorn_serving(app: Any, lifespan: Literal["on", "off"] = "on") -> Iterator[str]:
     """``app`` served by uvicorn until the block ends; its base URL."""
     port = free_port()
     config = uvicorn.Config(

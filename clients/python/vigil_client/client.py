@@ -53,6 +53,7 @@ class VigilClient:
         max_buffered_samples: int = 20_000,
         max_batch_samples: int = 2_000,
         timeout_s: float = 5.0,
+        retry_backoff_s: float = 1.0,
         response_time_quantile: float = 0.95,
         start: bool = True,
     ) -> None:
@@ -62,6 +63,7 @@ class VigilClient:
         if not ingest_key:
             raise ValueError("ingest_key: required (or set VIGIL_INGEST_KEY)")
         _check_positive(flush_interval_s=flush_interval_s, timeout_s=timeout_s)
+        _check_positive(retry_backoff_s=retry_backoff_s)
         _check_positive(max_routes=max_routes, max_names=max_names)
         _check_positive(max_buffered_samples=max_buffered_samples)
         if not 1 <= max_batch_samples <= MAX_BATCH_SAMPLES:
@@ -78,6 +80,7 @@ class VigilClient:
             flush_interval_s,
             max_buffered_samples,
             max_batch_samples,
+            retry_backoff_s,
         )
         self._closed = False
         self._started = False
@@ -117,6 +120,7 @@ class VigilClient:
             pusher.flush_interval_s,
             pusher.buffer.max_samples,
             pusher.max_batch_samples,
+            pusher.first_backoff_s,
         )
         if self._started and not self._closed:
             self.pusher.start()

@@ -48,16 +48,22 @@ class LatencySketch:
         self.bins[second] += self.bins.pop(lowest)
 
     def quantile(self, q: float) -> float:
-        """The ``q`` quantile (0..1) of what was added; 0 when nothing was."""
+        """The ``q`` quantile (0..1) by nearest rank; 0 when nothing was added.
+
+        Nearest rank rounds up: the p95 of two requests is the slower one, so a slow
+        request on a quiet route is not hidden by a fast one.
+        """
         if self.count == 0:
             return 0.0
-        rank = q * (self.count - 1)
+        if q >= 1.0:
+            return self.max
+        rank = max(1, math.ceil(q * self.count - 1e-9))
         seen = self.zeros
-        if rank < seen:
+        if rank <= seen:
             return 0.0
         for index in sorted(self.bins):
             seen += self.bins[index]
-            if rank < seen:
+            if rank <= seen:
                 estimate = 2 * self._GAMMA**index / (self._GAMMA + 1)
                 return min(estimate, self.max)
         return self.max
