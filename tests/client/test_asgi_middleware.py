@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
@@ -114,7 +115,7 @@ def test_pushes_every_interval_without_a_shutdown(receiver: IngestReceiver) -> N
 
 
 def test_raw_paths_are_bounded_without_route_templates(receiver: IngestReceiver) -> None:
-    async def bare(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def bare(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
