@@ -8,8 +8,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras="${1:-}"
 stamp=".venv/.installed${extras:+-$extras}"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ] \
+    || [ clients/python/pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -c constraints.txt -e ".${extras:+[$extras]}"
+    if [ "$extras" = "test" ]; then
+        # the Python client (no dependencies of its own) is tested with the rest
+        .venv/bin/python -m pip install --quiet --no-deps -e clients/python
+    fi
     touch "$stamp"
 fi
