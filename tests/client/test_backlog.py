@@ -88,13 +88,11 @@ def test_a_hanging_receiver_does_not_hold_up_requests(receiver: IngestReceiver) 
             answered = [http.get("/ping", timeout=5).status_code for _ in range(50)]
             assert answered == [200] * 50
             assert receiver.held == 1 and not receiver.release.is_set()
-            started = time.monotonic()
             closer = threading.Thread(target=client.close, kwargs={"timeout_s": 0.5})
             closer.start()
             closer.join(5)
             # closing gives up on a receiver that never answers, within its timeout
             assert not closer.is_alive()
-            assert time.monotonic() - started < 5
     finally:
         receiver.release.set()
 
