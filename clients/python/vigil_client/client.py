@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import socket
 import time
@@ -18,8 +17,6 @@ from vigil_client.labels import LABEL_NAME, printable
 from vigil_client.pusher import IngestSender, Pusher, PusherStats
 from vigil_client.recorder import Recorder
 from vigil_client.samples import Sample, SampleFolder
-
-log = logging.getLogger("vigil_client")
 
 INGEST_PATH = "/api/monitoring/metrics"
 # labels the client sets itself on some series
@@ -71,7 +68,7 @@ class VigilClient:
         if not 0 < response_time_quantile <= 1:
             raise ValueError("response_time_quantile: must be in (0, 1]")
         self.static_labels = _checked_labels(labels or {})
-        self.instance = instance
+        self.instance = None if instance is None else printable(instance)
         self.recorder = Recorder(max_routes=max_routes, max_names=max_names)
         self.folder = SampleFolder(self._labels(), response_time_quantile)
         self.pusher = Pusher(
