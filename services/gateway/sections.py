@@ -23,6 +23,7 @@ from services.gateway.ledgers.router import router as ledgers_router
 from services.gateway.live.router import router as live_router
 from services.gateway.maintenance import PROJECTIONS as MAINTENANCE
 from services.gateway.maintenance import router as maintenance_router
+from services.gateway.metrics.otlp_router import router as otlp_router
 from services.gateway.metrics.remote_write_router import router as remote_write_router
 from services.gateway.metrics.router import router as metrics_router
 from services.gateway.oncall.router import router as oncall_router
@@ -42,6 +43,7 @@ from services.gateway.synthetic.router import router as synthetic_router
 ROUTERS: tuple[APIRouter, ...] = (
     metrics_router,
     remote_write_router,
+    otlp_router,
     rules_router,  # before alerts: /alerts/{alert_id} would take /alerts/rules
     alerts_router,
     silences_router,
