@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
