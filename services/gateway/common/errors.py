@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 ACTOR_FIELDS = ("by", "author")
+# a response's extension key for error bodies a protocol route sends besides problem details
+PROTOCOL_ERROR_CONTENT = "x-protocol-content"
 ACTOR_REFUSAL = "the actor is the authenticated identity; do not send it"
 
 
@@ -186,7 +188,9 @@ def use_problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
                 continue
             for status, response in operation.get("responses", {}).items():
                 if str(status)[0] in "45":
-                    response["content"] = {PROBLEM_MEDIA_TYPE: problem}
+                    # a protocol's own error bodies (OTLP's google.rpc.Status) stay beside it
+                    own = response.pop(PROTOCOL_ERROR_CONTENT, {})
+                    response["content"] = {PROBLEM_MEDIA_TYPE: problem, **own}
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         components.pop(unused, None)

@@ -14,11 +14,16 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 
-from services.gateway.common.errors import AUTHENTICATED, http_status, problems
+from services.gateway.common.errors import (
+    AUTHENTICATED,
+    PROTOCOL_ERROR_CONTENT,
+    http_status,
+    problems,
+)
 from services.gateway.common.routes import Ingest
 from services.gateway.common.state import StateDep
 from services.gateway.metrics.otlp import (
@@ -99,6 +104,31 @@ _DESCRIPTION = (
     "the points not stored (delta temporality, exponential histograms, no value)."
 )
 _BODY = {"type": "string", "format": "binary"}
+_STATUS = {
+    "type": "object",
+    "description": "google.rpc.Status: code (google.rpc.Code) and message",
+    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+    "required": ["code", "message"],
+}
+# errors found once the request is read carry a google.rpc.Status in its encoding;
+# authentication and the HTTP surface answer problem details
+_STATUS_CONTENT = {PROTOCOL_ERROR_CONTENT: {PROTOBUF: {"schema": _BODY}, JSON: {"schema": _STATUS}}}
+
+
+def _responses() -> dict[int | str, dict[str, Any]]:
+    responses = problems(*AUTHENTICATED, 400, 413, 415, 422, 503)
+    responses[429] = {
+        **responses[429],
+        "description": "The metrics store or the alerts evaluator is too far behind",
+    }
+    for status in (400, 413, 415, 422, 429, 503):
+        responses[status].update(_STATUS_CONTENT)
+    responses[200] = {
+        "description": "ExportMetricsServiceResponse in the request's encoding",
+        "content": {PROTOBUF: {"schema": _BODY}, JSON: {"schema": {"type": "object"}}},
+    }
+    return responses
+
 
 for _path in PATHS:
     router.add_api_route(
@@ -108,17 +138,7 @@ for _path in PATHS:
         status_code=200,
         response_class=Response,
         summary="OTLP/HTTP metrics export",
-        responses={
-            **problems(*AUTHENTICATED, 400, 413, 415, 422, 503),
-            200: {
-                "description": "ExportMetricsServiceResponse in the request's encoding",
-                "content": {PROTOBUF: {"schema": _BODY}, JSON: {"schema": {"type": "object"}}},
-            },
-            429: {
-                **problems(429)[429],
-                "description": "The metrics store or the alerts evaluator is too far behind",
-            },
-        },
+        responses=_responses(),
         openapi_extra={
             "requestBody": {
                 "required": True,
