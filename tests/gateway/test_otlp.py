@@ -430,7 +430,7 @@ async def test_an_invalid_sample_refuses_the_whole_export_and_names_the_metric(
         message = status(response).message
         assert message.startswith(where + ":"), message
         assert says in message, message
-        assert f"({bad.name})" in message, message
+        assert f"(metric {bad.name}" in message, message
     assert await stored(bus) == []
 
 

@@ -139,7 +139,7 @@ def decode_request(body: bytes, media_type: str) -> ExportMetricsServiceRequest:
 class _Mapped:
     samples: list[dict[str, Any]] = field(default_factory=list)
     starts: list[int] = field(default_factory=list)  # first sample of each metric
-    origins: list[str] = field(default_factory=list)  # where each metric is, by path
+    origins: list[tuple[str, str]] = field(default_factory=list)  # each metric's path, name
     rejected: Counter[str] = field(default_factory=Counter)
 
     def add(self, name: str, value: float, stamp: float | None, labels: dict[str, str]) -> None:
@@ -151,7 +151,7 @@ class _Mapped:
                 field="body",
             )
 
-    def origin(self, index: int) -> str:
+    def origin(self, index: int) -> tuple[str, str]:
         return self.origins[bisect_right(self.starts, index) - 1]
 
 
@@ -322,14 +322,13 @@ def map_request(request: ExportMetricsServiceRequest) -> _Mapped:
             }
             for m, metric in enumerate(scope_metrics.metrics):
                 out.starts.append(len(out.samples))
-                out.origins.append(
-                    f"resourceMetrics[{r}].scopeMetrics[{s}].metrics[{m}] ({metric.name:.100})"
-                )
+                path = f"resourceMetrics[{r}].scopeMetrics[{s}].metrics[{m}]"
+                out.origins.append((path, metric.name))
                 _metric(out, metric, base)
         stamps = [x["timestamp"] for x in out.samples[first:] if x["timestamp"] is not None]
         if others and len(out.samples) > first:
             out.starts.append(len(out.samples))
-            out.origins.append(f"resourceMetrics[{r}].resource (target_info)")
+            out.origins.append((f"resourceMetrics[{r}].resource", "target_info"))
             info = _target_info(others, identity, max(stamps) if stamps else None)
             out.add(info["name"], info["value"], info["timestamp"], info["labels"])
     return out
@@ -370,21 +369,20 @@ def parse_export(
         error = exc.errors()[0]
         field_name, problem = _describe_sample_error(error)
         flat = error["loc"][0] if error["loc"] and isinstance(error["loc"][0], int) else 0
-        where = mapped.origin(flat)
-        path = where.partition(" ")[0]
-        detail = field_name.partition("]")[2]
-        name = mapped.samples[flat]["name"]
+        path, metric = mapped.origin(flat)
+        where = path + field_name.partition("]")[2]
+        stored_as = mapped.samples[flat]["name"]
         raise InvalidInput(
-            f"{path}{detail}: {problem} (stored as {name:.100}; {where})", field=path + detail
+            f"{where}: {problem} (metric {metric:.100}, stored as {stored_as:.100})", field=where
         ) from exc
     try:
         check_timestamps(validated, now, max_age_s)
     except InvalidInput as exc:
         flat = int(str(exc.field).partition("[")[2].partition("]")[0] or 0)
-        where = mapped.origin(flat)
-        path = where.partition(" ")[0] + ".dataPoints.timeUnixNano"
+        path, metric = mapped.origin(flat)
+        where = path + ".dataPoints.timeUnixNano"
         detail = str(exc).partition(": ")[2]
-        raise InvalidInput(f"{path}: {detail} ({where})", field=path) from exc
+        raise InvalidInput(f"{where}: {detail} (metric {metric:.100})", field=where) from exc
     return Export(validated, rejected, message)
 
 
