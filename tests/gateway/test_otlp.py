@@ -556,3 +556,38 @@ async def test_points_without_usable_values_are_counted_not_stored(
     for why in ("1 without a value", "1 with a NaN", "1 of histograms whose", "1 of metrics whose"):
         assert why in answer.error_message
     assert await stored(bus) == []
+
+
+async def test_job_and_instance_come_from_the_service_and_target_info_from_the_rest(
+    client: httpx.AsyncClient, bus: EventBus
+) -> None:
+    ns = now_ns()
+    t = ns / 1e9
+    only_service = export(gauge("a", 1.0, ns), resource=attrs(service__name="api"))
+    no_service = export(
+        gauge("b", 2.0, ns, job="batch"),
+        resource=attrs(service__namespace="ops", host__name="web-2"),
+        scope=InstrumentationScope(name="", version=""),
+    )
+    request = ExportMetricsServiceRequest(
+        resource_metrics=[*only_service.resource_metrics, *no_service.resource_metrics]
+    )
+    response = await post(client, request.SerializeToString())
+    assert response.status_code == 200, response.text
+    [event] = await stored(bus)
+    assert event.samples == [
+        Sample(
+            name="a",
+            value=1.0,
+            timestamp=t,
+            labels={"job": "api", "otel_scope_name": "shop.orders"},
+        ),
+        # no service.name: no job from the resource, so the point's own job label stays
+        Sample(name="b", value=2.0, timestamp=t, labels={"job": "batch"}),
+        Sample(
+            name="target_info",
+            value=1.0,
+            timestamp=t,
+            labels={"service_namespace": "ops", "host_name": "web-2"},
+        ),
+    ]

@@ -290,19 +290,20 @@ def _target_info(
 
 
 def _identity(attributes: Any) -> tuple[dict[str, str], dict[str, str]]:
-    """``job`` and ``instance`` from the service attributes; the rest as labels."""
-    service: dict[str, str] = {}
-    rest = []
-    for kv in attributes:
-        if kv.key in IDENTIFYING:
-            service[kv.key] = attribute_text(kv.value)
-        else:
-            rest.append(kv)
-    name = service.get("service.name", "")
-    namespace = service.get("service.namespace", "")
+    """``job`` and ``instance`` from the service attributes; the rest as labels (a
+    namespace without a service name makes no ``job``, so it stays among the rest)."""
+    service = {kv.key: kv for kv in attributes if kv.key in IDENTIFYING}
+    name = attribute_text(service["service.name"].value) if "service.name" in service else ""
+    if not name:
+        service.pop("service.namespace", None)
+    rest = [kv for kv in attributes if kv.key not in service]
+    namespace = (
+        attribute_text(service["service.namespace"].value) if "service.namespace" in service else ""
+    )
+    instance = service.get("service.instance.id")
     identity = {
-        "job": f"{namespace}/{name}" if namespace and name else name or namespace,
-        "instance": service.get("service.instance.id", ""),
+        "job": f"{namespace}/{name}" if namespace and name else name,
+        "instance": attribute_text(instance.value) if instance is not None else "",
     }
     return _clean(identity), labels_of(rest)
 
