@@ -352,6 +352,9 @@ async def test_a_fully_accepted_export_answers_an_empty_response(
     response = await post(client, body)
     assert response.status_code == 200
     assert response.content == b""  # an ExportMetricsServiceResponse with nothing set
+    empty = await post(client, b"")  # the empty request, protobuf's zero bytes
+    assert empty.status_code == 200
+    assert empty.content == b""
     as_json = await client.post(PATHS[0], content=b'{"resourceMetrics": []}', headers=JSON)
     assert as_json.status_code == 200
     assert as_json.json() == {}

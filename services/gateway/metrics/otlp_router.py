@@ -141,7 +141,8 @@ for _path in PATHS:
         responses=_responses(),
         openapi_extra={
             "requestBody": {
-                "required": True,
+                # an empty body is the empty ExportMetricsServiceRequest: nothing to store
+                "required": False,
                 "description": _DESCRIPTION,
                 "content": {PROTOBUF: {"schema": _BODY}, JSON: {"schema": {"type": "object"}}},
             }
