@@ -294,6 +294,10 @@ class ServiceRuntime:
         for hook in self._stop_hooks:
             await self._bounded("stop hook", hook())
         self._bus = None
+        # A SQLite connection abandoned by a task cancelled mid-transaction is closed (and
+        # its write lock released) only when its reference cycle is collected: do it now, so
+        # whatever opens the database next in this process is not locked out.
+        gc.collect()
 
     async def _bounded(self, step: str, work: Awaitable[Any]) -> bool:
         """Run one step of a stop; a failure or a hang is logged, never raised."""
