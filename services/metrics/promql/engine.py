@@ -1,0 +1,486 @@
+"""The PromQL engine: parses a query and evaluates it over all steps of the query at once.
+
+Every node evaluates to a value holding all steps (see ``values``), so a range query costs
+about as many numpy calls as an instant query; only per-series and per-group work loops
+in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+import numpy as np
+import promql_parser as pp
+
+from .aggregations import aggregate
+from .binary import COMPARISON, SET_OPS, Matching, scalar_scalar, vector_scalar, vector_vector
+from .errors import BAD_DATA, EXECUTION, PromQLError
+from .histogram import histogram_quantile
+from .instant_functions import (
+    ELEMENTWISE,
+    clamp,
+    elementwise,
+    label_join,
+    label_replace,
+    round_to,
+)
+from .range_functions import RANGE_FUNCTIONS
+from .result import Result
+from .source import LabelMatcher, MatchOp, SeriesData, SeriesSource, Want
+from .values import (
+    METRIC_NAME,
+    Ints,
+    Labels,
+    Matrix,
+    RangeSeries,
+    Scalar,
+    String,
+    Value,
+    Vector,
+    dedupe,
+    drop_name,
+)
+from .windows import drop_stale, latest_sample
+
+# The parser's enums are not hashable: keyed by their names.
+_MATCH_OPS = {
+    "MatchOp.Equal": MatchOp.EQUAL,
+    "MatchOp.NotEqual": MatchOp.NOT_EQUAL,
+    "MatchOp.Re": MatchOp.RE,
+    "MatchOp.NotRe": MatchOp.NOT_RE,
+}
+_CARDINALITY = {
+    "VectorMatchCardinality.OneToOne": "one-to-one",
+    "VectorMatchCardinality.ManyToOne": "many-to-one",
+    "VectorMatchCardinality.OneToMany": "one-to-many",
+    "VectorMatchCardinality.ManyToMany": "many-to-many",
+}
+_ORDERING = ("sort", "sort_desc", "topk", "bottomk")
+
+
+def _ms(delta: timedelta | None) -> int:
+    if delta is None:
+        return 0
+    return round(delta / timedelta(milliseconds=1))
+
+
+def parse(query: str) -> pp.Expr:
+    try:
+        return pp.parse(query)
+    except (ValueError, TypeError) as exc:
+        raise PromQLError(BAD_DATA, f'invalid parameter "query": {exc}') from exc
+
+
+def _unwrap(node: pp.Expr) -> pp.Expr:
+    while isinstance(node, pp.ParenExpr):
+        node = node.expr
+    return node
+
+
+def _ordered(node: pp.Expr) -> bool:
+    node = _unwrap(node)
+    if isinstance(node, pp.Call):
+        return bool(node.func.name in _ORDERING)
+    if isinstance(node, pp.AggregateExpr):
+        return str(node.op) in _ORDERING
+    return False
+
+
+class Engine:
+    """Evaluates PromQL against a :class:`SeriesSource`."""
+
+    def __init__(
+        self,
+        source: SeriesSource,
+        lookback_ms: int = 300_000,
+        max_points_per_series: int = 11_000,
+        max_series: int = 500_000,
+        subquery_step_ms: int = 60_000,
+    ) -> None:
+        self.source = source
+        self.lookback_ms = lookback_ms
+        self.max_points_per_series = max_points_per_series
+        self.max_series = max_series
+        self.subquery_step_ms = subquery_step_ms
+
+    async def instant(self, query: str, time_ms: int) -> Result:
+        node = parse(query)
+        steps = np.array([time_ms], dtype=np.int64)
+        ev = _Evaluation(self, steps, time_ms, time_ms, 0)
+        value = await ev.eval(node)
+        if isinstance(value, Matrix):
+            value = _clip_to_window(value)
+        return Result(value, steps, instant=True, keep_order=_ordered(node))
+
+    async def range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> Result:
+        if step_ms <= 0:
+            raise PromQLError(
+                BAD_DATA,
+                "zero or negative query resolution step widths are not accepted. "
+                "Try a positive integer",
+            )
+        if end_ms < start_ms:
+            raise PromQLError(BAD_DATA, "end timestamp must not be before start time")
+        if (end_ms - start_ms) // step_ms + 1 > self.max_points_per_series:
+            raise PromQLError(
+                BAD_DATA,
+                f"exceeded maximum resolution of {self.max_points_per_series:,} points per "
+                "timeseries. Try decreasing the query resolution (?step=XX)",
+            )
+        node = parse(query)
+        kind = _unwrap(node)
+        if isinstance(kind, pp.MatrixSelector | pp.SubqueryExpr | pp.StringLiteral):
+            name = "string" if isinstance(kind, pp.StringLiteral) else "range vector"
+            raise PromQLError(
+                BAD_DATA,
+                f'invalid expression type "{name}" for range query, must be Scalar or '
+                "instant Vector",
+            )
+        steps = np.arange(start_ms, end_ms + 1, step_ms, dtype=np.int64)
+        ev = _Evaluation(self, steps, start_ms, end_ms, step_ms)
+        value = await ev.eval(node)
+        return Result(value, steps, instant=False)
+
+
+def _clip_to_window(matrix: Matrix) -> Matrix:
+    ref = int(matrix.ref_ms[0])
+    series = []
+    for s in matrix.series:
+        lo = np.searchsorted(s.ts, ref - matrix.range_ms, "left")
+        hi = np.searchsorted(s.ts, ref, "right")
+        series.append(RangeSeries(s.labels, s.ts[lo:hi], s.values[lo:hi]))
+    return Matrix(series, matrix.ref_ms, matrix.range_ms)
+
+
+def _equality_labels(vs: pp.VectorSelector) -> Labels:
+    """Labels absent() gives its output: the selector's equality matchers, minus any name
+    matched twice."""
+    out: Labels = {}
+    seen: set[str] = set()
+    for m in vs.matchers.matchers:
+        if m.name == METRIC_NAME:
+            continue
+        if m.name in seen:
+            out.pop(m.name, None)
+            continue
+        seen.add(m.name)
+        if m.op == pp.MatchOp.Equal:
+            out[m.name] = m.value
+    return out
+
+
+class _Evaluation:
+    """One query's evaluation: the steps, and how to turn each node into a value."""
+
+    def __init__(
+        self, engine: Engine, steps: Ints, start_ms: int, end_ms: int, step_ms: int
+    ) -> None:
+        self.engine = engine
+        self.steps = steps
+        self.start_ms = start_ms
+        self.end_ms = end_ms
+        self.step_ms = step_ms
+
+    @property
+    def n(self) -> int:
+        return len(self.steps)
+
+    async def eval(self, node: pp.Expr) -> Value:
+        if isinstance(node, pp.NumberLiteral):
+            return Scalar(np.full(self.n, float(node.val)))
+        if isinstance(node, pp.StringLiteral):
+            return String(str(node.val))
+        if isinstance(node, pp.ParenExpr):
+            return await self.eval(node.expr)
+        if isinstance(node, pp.UnaryExpr):
+            return self._negate(await self.eval(node.expr))
+        if isinstance(node, pp.VectorSelector):
+            return await self._vector_selector(node)
+        if isinstance(node, pp.MatrixSelector | pp.SubqueryExpr):
+            return await self._matrix(node, Want.LAST)
+        if isinstance(node, pp.Call):
+            return await self._call(node)
+        if isinstance(node, pp.AggregateExpr):
+            return await self._aggregate(node)
+        if isinstance(node, pp.BinaryExpr):
+            return await self._binary(node)
+        raise PromQLError(BAD_DATA, f"unsupported expression: {node}")
+
+    # -- selectors -------------------------------------------------------------------
+
+    def _ref_times(self, at: pp.AtModifier | None, offset: timedelta | None) -> Ints:
+        if at is None:
+            base = self.steps
+        else:
+            if at.type == pp.AtModifierType.Start:
+                at_ms = self.start_ms
+            elif at.type == pp.AtModifierType.End:
+                at_ms = self.end_ms
+            else:
+                at_ms = round(at.at.timestamp() * 1000)
+            base = np.full(self.n, at_ms, dtype=np.int64)
+        return base - _ms(offset)
+
+    async def _select(
+        self, vs: pp.VectorSelector, ref: Ints, range_ms: int, want: Want
+    ) -> list[SeriesData]:
+        branches: list[Sequence[pp.Matcher]] = (
+            list(vs.matchers.or_matchers) if vs.matchers.or_matchers else [vs.matchers.matchers]
+        )
+        found: dict[tuple[tuple[str, str], ...], SeriesData] = {}
+        for branch in branches:
+            matchers = [LabelMatcher(m.name, _MATCH_OPS[str(m.op)], m.value) for m in branch]
+            if vs.name:
+                matchers.insert(0, LabelMatcher(METRIC_NAME, MatchOp.EQUAL, vs.name))
+            data = await self.engine.source.select(
+                matchers,
+                int(ref.min()) - range_ms,
+                int(ref.max()),
+                step_ms=self.step_ms,
+                range_ms=range_ms,
+                want=want,
+            )
+            for s in data:
+                found.setdefault(tuple(sorted(s.labels.items())), s)
+        if len(found) > self.engine.max_series:
+            raise PromQLError(
+                EXECUTION,
+                f"query selects {len(found)} series, more than the limit of "
+                f"{self.engine.max_series}",
+            )
+        # Prometheus' storage yields series sorted by labels; sums follow that order.
+        return [found[key] for key in sorted(found)]
+
+    async def _vector_selector(self, vs: pp.VectorSelector) -> Vector:
+        ref = self._ref_times(vs.at, vs.offset)
+        lookback = self.engine.lookback_ms
+        data = await self._select(vs, ref, lookback, Want.LAST)
+        labels: list[Labels] = []
+        values, present, sample_ts = [], [], []
+        for s in data:
+            v, ok, ts = latest_sample(s.ts, s.values, ref, lookback)
+            if not ok.any():
+                continue
+            labels.append(dict(s.labels))
+            values.append(v)
+            present.append(ok)
+            sample_ts.append(ts)
+        if not labels:
+            return Vector.empty(self.n)
+        return Vector(labels, np.array(values), np.array(present), np.array(sample_ts))
+
+    async def _matrix(self, node: pp.Expr, want: Want) -> Matrix:
+        node = _unwrap(node)
+        if isinstance(node, pp.MatrixSelector):
+            vs = node.vector_selector
+            range_ms = _ms(node.range)
+            ref = self._ref_times(vs.at, vs.offset)
+            data = await self._select(vs, ref, range_ms, want)
+            series = [RangeSeries(dict(s.labels), *drop_stale(s.ts, s.values)) for s in data]
+            return Matrix(series, ref, range_ms, _equality_labels(vs))
+        if isinstance(node, pp.SubqueryExpr):
+            return await self._subquery(node)
+        raise PromQLError(BAD_DATA, f"expected a range vector, got {node}")
+
+    async def _subquery(self, node: pp.SubqueryExpr) -> Matrix:
+        range_ms = _ms(node.range)
+        step = _ms(node.step) or self.engine.subquery_step_ms
+        ref = self._ref_times(node.at, node.offset)
+        first = int(ref.min()) - range_ms
+        start = (first // step) * step
+        if start < first:
+            start += step
+        steps = np.arange(start, int(ref.max()) + 1, step, dtype=np.int64)
+        if len(steps) > self.engine.max_points_per_series * 100:
+            raise PromQLError(EXECUTION, "subquery resolution too fine for its range")
+        inner = _Evaluation(self.engine, steps, self.start_ms, self.end_ms, step)
+        value = await inner.eval(node.expr)
+        if isinstance(value, Scalar):
+            value = Vector([{}], value.values[None, :], np.ones((1, len(steps)), dtype=bool))
+        if not isinstance(value, Vector):
+            raise PromQLError(BAD_DATA, "subquery is only allowed on instant vector or scalar")
+        series = [
+            RangeSeries(value.labels[i], steps[value.present[i]], value.values[i][value.present[i]])
+            for i in range(len(value))
+        ]
+        return Matrix(series, ref, range_ms)
+
+    # -- operators -------------------------------------------------------------------
+
+    def _negate(self, value: Value) -> Value:
+        if isinstance(value, Scalar):
+            return Scalar(-value.values)
+        if isinstance(value, Vector):
+            return Vector(value.labels, -value.values, value.present).with_labels(
+                [drop_name(lb) for lb in value.labels]
+            )
+        raise PromQLError(BAD_DATA, "unary minus needs a scalar or an instant vector")
+
+    async def _binary(self, node: pp.BinaryExpr) -> Value:
+        op = str(node.op)
+        lhs = await self.eval(node.lhs)
+        rhs = await self.eval(node.rhs)
+        mod = node.modifier
+        return_bool = bool(mod.return_bool) if mod is not None else False
+        if isinstance(lhs, Scalar) and isinstance(rhs, Scalar):
+            return scalar_scalar(op, lhs, rhs, return_bool)
+        if isinstance(lhs, Vector) and isinstance(rhs, Scalar):
+            return vector_scalar(op, lhs, rhs, False, return_bool)
+        if isinstance(lhs, Scalar) and isinstance(rhs, Vector):
+            return vector_scalar(op, rhs, lhs, True, return_bool)
+        if isinstance(lhs, Vector) and isinstance(rhs, Vector):
+            matching = Matching(return_bool=return_bool)
+            if op in SET_OPS:
+                matching.card = "many-to-many"
+            if mod is not None:
+                matching.card = _CARDINALITY.get(str(mod.card), matching.card)
+                if mod.matching is not None:
+                    matching.on = mod.matching.type == pp.LabelModifierType.Include
+                    matching.labels = list(mod.matching.labels)
+                matching.include = list(mod.group_labels or [])
+            return vector_vector(op, lhs, rhs, matching)
+        raise PromQLError(BAD_DATA, f"operator {op} is not defined between these operand types")
+
+    async def _scalar_arg(self, node: pp.Expr) -> Scalar:
+        value = await self.eval(node)
+        if not isinstance(value, Scalar):
+            raise PromQLError(BAD_DATA, f"expected a scalar, got {node}")
+        return value
+
+    async def _vector_arg(self, node: pp.Expr) -> Vector:
+        value = await self.eval(node)
+        if not isinstance(value, Vector):
+            raise PromQLError(BAD_DATA, f"expected an instant vector, got {node}")
+        return value
+
+    async def _string_arg(self, node: pp.Expr) -> str:
+        value = await self.eval(node)
+        if not isinstance(value, String):
+            raise PromQLError(BAD_DATA, f"expected a string, got {node}")
+        return value.value
+
+    async def _aggregate(self, node: pp.AggregateExpr) -> Vector:
+        op = str(node.op)
+        vec = await self._vector_arg(node.expr)
+        names: list[str] = []
+        without = False
+        if node.modifier is not None:
+            names = list(node.modifier.labels)
+            without = node.modifier.type == pp.AggModifierType.Without
+        param: np.ndarray | str | None = None
+        if op == "count_values":
+            param = await self._string_arg(node.param)
+        elif node.param is not None:
+            param = (await self._scalar_arg(node.param)).values
+        result = aggregate(op, vec, names, without, param)
+        if op in ("topk", "bottomk") and self.n == 1:
+            result = _order_rows(result, descending=op == "topk")
+        return result
+
+    async def _call(self, node: pp.Call) -> Value:
+        name = node.func.name
+        args = list(node.args)
+        if name in RANGE_FUNCTIONS:
+            return await self._range_function(name, args)
+        if name == "absent_over_time":
+            matrix = await self._matrix(args[0], Want.LAST)
+            return self._absent_over_time(matrix)
+        if name in ELEMENTWISE:
+            return elementwise(name, await self._vector_arg(args[0]))
+        if name == "round":
+            vec = await self._vector_arg(args[0])
+            to = (await self._scalar_arg(args[1])).values if len(args) > 1 else np.ones(self.n)
+            return round_to(vec, to)
+        if name in ("clamp", "clamp_min", "clamp_max"):
+            vec = await self._vector_arg(args[0])
+            bounds = [(await self._scalar_arg(a)).values for a in args[1:]]
+            if name == "clamp":
+                return clamp(vec, bounds[0], bounds[1])
+            if name == "clamp_min":
+                return clamp(vec, bounds[0], None)
+            return clamp(vec, None, bounds[0])
+        if name == "histogram_quantile":
+            q = await self._scalar_arg(args[0])
+            return histogram_quantile(q.values, await self._vector_arg(args[1]))
+        if name == "scalar":
+            vec = await self._vector_arg(args[0])
+            one = vec.present.sum(axis=0) == 1
+            picked = np.where(vec.present, vec.values, 0.0).sum(axis=0) if len(vec) else 0.0
+            return Scalar(np.where(one, picked, np.nan))
+        if name == "vector":
+            s = await self._scalar_arg(args[0])
+            return Vector([{}], s.values[None, :].copy(), np.ones((1, self.n), dtype=bool))
+        if name == "time":
+            return Scalar(self.steps / 1000.0)
+        if name == "timestamp":
+            vec = await self._vector_arg(args[0])
+            ts = vec.sample_ts if vec.sample_ts is not None else np.tile(self.steps, (len(vec), 1))
+            return Vector(vec.labels, ts / 1000.0, vec.present).with_labels(
+                [drop_name(lb) for lb in vec.labels]
+            )
+        if name == "label_replace":
+            vec = await self._vector_arg(args[0])
+            dst, repl, src, regex = [await self._string_arg(a) for a in args[1:5]]
+            return label_replace(vec, dst, repl, src, regex)
+        if name == "label_join":
+            vec = await self._vector_arg(args[0])
+            dst, sep, *sources = [await self._string_arg(a) for a in args[1:]]
+            return label_join(vec, dst, sep, sources)
+        if name in ("sort", "sort_desc"):
+            vec = await self._vector_arg(args[0])
+            return _order_rows(vec, descending=name == "sort_desc") if self.n == 1 else vec
+        if name == "absent":
+            vec = await self._vector_arg(args[0])
+            arg = _unwrap(args[0])
+            labels = _equality_labels(arg) if isinstance(arg, pp.VectorSelector) else {}
+            missing = ~vec.present.any(axis=0)
+            return Vector([labels], np.ones((1, self.n)), missing[None, :])
+        raise PromQLError(BAD_DATA, f"function {name}() is not supported")
+
+    async def _range_function(self, name: str, args: list[pp.Expr]) -> Vector:
+        fn, want = RANGE_FUNCTIONS[name]
+        param = None
+        if name == "quantile_over_time":
+            param = (await self._scalar_arg(args[0])).values
+            args = args[1:]
+        matrix = await self._matrix(args[0], want)
+        keep_name = name == "last_over_time"
+        labels: list[Labels] = []
+        values, present = [], []
+        for s in matrix.series:
+            v, ok = fn(s.ts, s.values, matrix.ref_ms, matrix.range_ms, param)
+            if not ok.any():
+                continue
+            labels.append(s.labels if keep_name else drop_name(s.labels))
+            values.append(v)
+            present.append(ok)
+        if not labels:
+            return Vector.empty(self.n)
+        return dedupe(Vector(labels, np.array(values), np.array(present)))
+
+    def _absent_over_time(self, matrix: Matrix) -> Vector:
+        seen = np.zeros(self.n, dtype=bool)
+        for s in matrix.series:
+            lo = np.searchsorted(s.ts, matrix.ref_ms - matrix.range_ms, "left")
+            hi = np.searchsorted(s.ts, matrix.ref_ms, "right")
+            seen |= hi > lo
+        return Vector([matrix.absent_labels], np.ones((1, self.n)), ~seen[None, :])
+
+
+def _order_rows(vec: Vector, descending: bool) -> Vector:
+    """Row order of an instant result (sort/sort_desc/topk/bottomk); NaN goes last."""
+    if len(vec) == 0:
+        return vec
+    col = vec.values[:, 0]
+    key = np.where(np.isnan(col), np.inf, -col if descending else col)
+    order = np.argsort(key, kind="stable")
+    return Vector(
+        [vec.labels[i] for i in order],
+        vec.values[order],
+        vec.present[order],
+        vec.sample_ts[order] if vec.sample_ts is not None else None,
+    )
+
+
+__all__ = ["COMPARISON", "Engine", "PromQLError", "Result"]

@@ -1,0 +1,28 @@
+"""Numbers and times printed exactly as Prometheus' JSON API prints them."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def format_value(v: float) -> str:
+    """Go's ``strconv.FormatFloat(v, 'f', -1, 64)`` with Prometheus' Inf/NaN spellings."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    text = repr(v)
+    if "e" in text:
+        return np.format_float_positional(v, unique=True, trim="-")
+    if text.endswith(".0"):
+        return text[:-2]
+    return text
+
+
+def format_time(ms: int) -> float | int:
+    """Seconds with millisecond precision, as a JSON number (no trailing ``.0``)."""
+    if ms % 1000 == 0:
+        return ms // 1000
+    return ms / 1000
