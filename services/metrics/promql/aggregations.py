@@ -11,6 +11,7 @@ import numpy as np
 from .errors import BAD_DATA, PromQLError
 from .format import format_value
 from .range_functions import quantile_values
+from .running import running_mean
 from .values import METRIC_NAME, Floats, Labels, Vector, dedupe, label_key
 
 
@@ -65,7 +66,7 @@ def _reduce(op: str, v: Floats, p: np.ndarray, count: np.ndarray, param: object)
     if op == "sum":
         return np.where(p, v, 0.0).sum(axis=0)
     if op == "avg":
-        return np.where(p, v, 0.0).sum(axis=0) / count
+        return running_mean(v, p, compensated=False)
     if op == "count":
         return count.astype(np.float64)
     if op == "group":
@@ -75,9 +76,10 @@ def _reduce(op: str, v: Floats, p: np.ndarray, count: np.ndarray, param: object)
     if op == "max":
         return np.fmax.reduce(np.where(p, v, np.nan), axis=0)
     if op in ("stddev", "stdvar"):
-        mean = np.where(p, v, 0.0).sum(axis=0) / count
-        dev = np.where(p, v - mean, 0.0)
-        var = (dev * dev).sum(axis=0) / count
+        # Prometheus 2.x: mean of squares minus square of the mean.
+        x = np.where(p, v, 0.0)
+        mean = x.sum(axis=0) / count
+        var = (x * x).sum(axis=0) / count - mean * mean
         return np.sqrt(var) if op == "stddev" else var
     if op == "quantile":
         assert isinstance(param, np.ndarray)

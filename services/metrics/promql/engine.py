@@ -249,8 +249,7 @@ class _Evaluation:
                 f"query selects {len(found)} series, more than the limit of "
                 f"{self.engine.max_series}",
             )
-        # Prometheus' storage yields series sorted by labels; sums follow that order.
-        return [found[key] for key in sorted(found)]
+        return list(found.values())
 
     async def _vector_selector(self, vs: pp.VectorSelector) -> Vector:
         ref = self._ref_times(vs.at, vs.offset)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .gomath import go_log
 from .errors import BAD_DATA, PromQLError
 from .values import Floats, Labels, Vector, drop_name
 
@@ -18,11 +19,11 @@ _INV_LN10 = 0.4342944819032518
 def _log2(x: Floats) -> Floats:
     """Go's math.Log2: exact for powers of two, log(frac)/ln2 + exp otherwise."""
     frac, exp = np.frexp(x)
-    return np.where(frac == 0.5, exp - 1.0, np.log(frac) * _INV_LN2 + exp)
+    return np.where(frac == 0.5, exp - 1.0, go_log(frac) * _INV_LN2 + exp)
 
 
 def _log10(x: Floats) -> Floats:
-    return np.log(x) * _INV_LN10
+    return go_log(x) * _INV_LN10
 
 
 ELEMENTWISE: dict[str, Callable[[Floats], Floats]] = {
@@ -31,7 +32,7 @@ ELEMENTWISE: dict[str, Callable[[Floats], Floats]] = {
     "floor": np.floor,
     "sqrt": np.sqrt,
     "exp": np.exp,
-    "ln": np.log,
+    "ln": go_log,
     "log2": _log2,
     "log10": _log10,
     "sgn": np.sign,

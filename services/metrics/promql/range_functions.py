@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .running import running_mean, running_variance
 from .source import Want
 from .values import Bools, Floats, Ints
 from .windows import gather
@@ -147,8 +148,8 @@ def _sum(w: Floats, _m: Bools, _c: Ints, _s: slice) -> Floats:
     return w.sum(axis=1)
 
 
-def _avg(w: Floats, _m: Bools, c: Ints, _s: slice) -> Floats:
-    return w.sum(axis=1) / c
+def _avg(w: Floats, m: Bools, _c: Ints, _s: slice) -> Floats:
+    return running_mean(w.T, m.T)
 
 
 def _min(w: Floats, _m: Bools, _c: Ints, _s: slice) -> Floats:
@@ -159,10 +160,8 @@ def _max(w: Floats, _m: Bools, _c: Ints, _s: slice) -> Floats:
     return np.fmax.reduce(w, axis=1) if w.shape[1] else np.zeros(len(w))
 
 
-def _stdvar(w: Floats, m: Bools, c: Ints, _s: slice) -> Floats:
-    mean = w.sum(axis=1) / c
-    dev = np.where(m, w - mean[:, None], 0.0)
-    return (dev * dev).sum(axis=1) / c
+def _stdvar(w: Floats, m: Bools, _c: Ints, _s: slice) -> Floats:
+    return running_variance(w.T, m.T)
 
 
 def _stddev(w: Floats, m: Bools, c: Ints, s: slice) -> Floats:

@@ -42,7 +42,8 @@ SERIES: list[tuple[str, dict[str, str], list[Point]]] = [
         {"host": "h2", "mode": "user"},
         [3, 3, 6, 2, 9, 1, 4, 4, 7, 5, 2, 6, 8, 1, 3, 9, 0, 5, 5, 2] + [4] * 10,
     ),
-    ("cpu_usage", {"host": "h1", "mode": "system"}, [0.5 * i for i in range(30)]),
+    # Never equal to another cpu_usage series: topk/bottomk order ties arbitrarily.
+    ("cpu_usage", {"host": "h1", "mode": "system"}, [0.5 * i + 0.25 for i in range(30)]),
     ("host_info", {"host": "h1", "dc": "eu"}, [1.0] * 30),
     ("host_info", {"host": "h2", "dc": "us"}, [1.0] * 30),
     ("temperature", {"room": "x"}, [20, 21, 22, STALE, None, None, None, None, None, None] * 3),

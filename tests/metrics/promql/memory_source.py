@@ -32,7 +32,8 @@ class MemorySource(SeriesSource):
 
     def _matching(self, matchers: Sequence[LabelMatcher]) -> list[int]:
         return [
-            i for i, (labels, _, _) in enumerate(self.series)
+            i
+            for i, (labels, _, _) in enumerate(self.series)
             if all(_matches(labels, m) for m in matchers)
         ]
 
