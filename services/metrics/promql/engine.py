@@ -217,8 +217,10 @@ class _Evaluation:
                 at_ms = self.start_ms
             elif at.type == pp.AtModifierType.End:
                 at_ms = self.end_ms
-            else:
+            elif at.at is not None:
                 at_ms = round(at.at.timestamp() * 1000)
+            else:
+                raise PromQLError(BAD_DATA, "@ modifier without a time")
             base = np.full(self.n, at_ms, dtype=np.int64)
         return base - _ms(offset)
 
@@ -368,7 +370,7 @@ class _Evaluation:
             names = list(node.modifier.labels)
             without = node.modifier.type == pp.AggModifierType.Without
         param: np.ndarray | str | None = None
-        if op == "count_values":
+        if op == "count_values" and node.param is not None:
             param = await self._string_arg(node.param)
         elif node.param is not None:
             param = (await self._scalar_arg(node.param)).values
@@ -433,8 +435,8 @@ class _Evaluation:
             vec = await self._vector_arg(args[0])
             arg = _unwrap(args[0])
             labels = _equality_labels(arg) if isinstance(arg, pp.VectorSelector) else {}
-            missing = ~vec.present.any(axis=0)
-            return Vector([labels], np.ones((1, self.n)), missing[None, :])
+            missing = np.logical_not(vec.present.any(axis=0)).reshape(1, self.n)
+            return Vector([labels], np.ones((1, self.n)), missing)
         raise PromQLError(BAD_DATA, f"function {name}() is not supported")
 
     async def _range_function(self, name: str, args: list[pp.Expr]) -> Vector:

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .gomath import go_log
 from .errors import BAD_DATA, PromQLError
+from .gomath import go_log
 from .values import Floats, Labels, Vector, drop_name
 
 # Go's math package constants 1/Ln2 and 1/Ln10, rounded from exact values as Go does.

@@ -11,6 +11,15 @@ from .format import format_time, format_value
 from .values import Ints, Matrix, Scalar, String, Value, Vector, label_key
 
 
+def _sorted(labels: dict[str, str]) -> dict[str, str]:
+    """Labels in name order, as Prometheus prints them."""
+    return dict(sorted(labels.items()))
+
+
+def _by_labels(item: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return label_key(item["metric"])
+
+
 @dataclass
 class Result:
     """``value`` evaluated at ``steps_ms``; ``instant`` picks vector vs matrix shapes.
@@ -39,7 +48,7 @@ class Result:
         if isinstance(value, Matrix):
             out = [
                 {
-                    "metric": s.labels,
+                    "metric": _sorted(s.labels),
                     "values": [
                         [format_time(t), format_value(v)]
                         for t, v in zip(s.ts.tolist(), s.values.tolist(), strict=True)
@@ -48,7 +57,7 @@ class Result:
                 for s in value.series
                 if len(s.ts)
             ]
-            out.sort(key=lambda item: label_key(item["metric"]))
+            out.sort(key=_by_labels)
             return out
         if isinstance(value, String):
             return [format_time(int(self.steps_ms[0])), value.value]
@@ -73,7 +82,9 @@ class Result:
             ]
             if not self.keep_order:
                 rows.sort(key=lambda row: label_key(row[0]))
-            return [{"metric": labels, "value": [t, format_value(v)]} for labels, v in rows]
+            return [
+                {"metric": _sorted(labels), "value": [t, format_value(v)]} for labels, v in rows
+            ]
         times = [format_time(t) for t in self.steps_ms.tolist()]
         series = []
         for i in np.flatnonzero(value.present.any(axis=1)):
@@ -81,12 +92,12 @@ class Result:
             vals = value.values[i, cols].tolist()
             series.append(
                 {
-                    "metric": value.labels[i],
+                    "metric": _sorted(value.labels[i]),
                     "values": [
                         [times[c], format_value(v)]
                         for c, v in zip(cols.tolist(), vals, strict=True)
                     ],
                 }
             )
-        series.sort(key=lambda item: label_key(item["metric"]))
+        series.sort(key=_by_labels)
         return series

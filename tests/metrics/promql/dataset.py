@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import struct
 
 from tests.metrics.promql.memory_source import MemorySource
@@ -11,14 +13,14 @@ INTERVAL_MS = 60_000
 STALE = "stale"
 STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
 
-Point = float | None | str
+Point = float | str | None
 
 
 def _counter(start: float, step: float, count: int) -> list[Point]:
     return [start + step * i for i in range(count)]
 
 
-SERIES: list[tuple[str, dict[str, str], list[Point]]] = [
+SERIES: list[tuple[str, dict[str, str], Sequence[Point]]] = [
     (
         "http_requests_total",
         {"job": "api", "instance": "a", "code": "200"},
@@ -57,14 +59,16 @@ _BUCKETS = {
     "+Inf": [0, 10, 20, 30, 40, 50, 60, 70, 80, 90],
 }
 for le, values in _BUCKETS.items():
-    SERIES.append(
-        ("request_seconds_bucket", {"job": "api", "le": le}, [float(v) * 1 for v in values] * 3)
-    )
+    points = [float(v) for v in values] * 3
+    SERIES.append(("request_seconds_bucket", {"job": "api", "le": le}, points))
 # A histogram whose counts are not monotonic in le (Prometheus forces them to be).
-for le, v in {"1": 10.0, "2": 8.0, "4": 15.0, "+Inf": 20.0}.items():
-    SERIES.append(("request_seconds_bucket", {"job": "odd", "le": le}, [v] * 30))
-for le, v in {"0.25": 0.0, "0.5": 5.0, "1": 5.0, "+Inf": 5.0}.items():
-    SERIES.append(("request_seconds_bucket", {"job": "flat", "le": le}, [v] * 30))
+for job, buckets in (
+    ("odd", {"1": 10.0, "2": 8.0, "4": 15.0, "+Inf": 20.0}),
+    ("flat", {"0.25": 0.0, "0.5": 5.0, "1": 5.0, "+Inf": 5.0}),
+):
+    for le, v in buckets.items():
+        constant = [v] * 30
+        SERIES.append(("request_seconds_bucket", {"job": job, "le": le}, constant))
 
 
 def build_source() -> MemorySource:
@@ -75,7 +79,7 @@ def build_source() -> MemorySource:
             if p is None:
                 continue
             ts.append(i * INTERVAL_MS)
-            vals.append(STALE_NAN if p == STALE else float(p))  # type: ignore[arg-type]
+            vals.append(STALE_NAN if isinstance(p, str) else float(p))
         source.add({"__name__": name, **labels}, ts, vals)
     return source
 
@@ -85,13 +89,13 @@ def series_selector(name: str, labels: dict[str, str]) -> str:
     return f"{name}{{{inner}}}"
 
 
-def promtool_values(points: list[Point]) -> str:
+def promtool_values(points: Sequence[Point]) -> str:
     out = []
     for p in points:
         if p is None:
             out.append("_")
-        elif p == STALE:
+        elif isinstance(p, str):
             out.append("stale")
         else:
-            out.append(repr(float(p)))  # type: ignore[arg-type]
+            out.append(repr(float(p)))
     return " ".join(out)

@@ -22,18 +22,18 @@ def _matches(labels: dict[str, str], m: LabelMatcher) -> bool:
 
 class MemorySource(SeriesSource):
     def __init__(self) -> None:
-        self.series: list[tuple[dict[str, str], np.ndarray, np.ndarray]] = []
+        self.data: list[tuple[dict[str, str], np.ndarray, np.ndarray]] = []
         self.calls: list[tuple[int, int, int, int, Want]] = []
 
     def add(self, labels: dict[str, str], ts: Sequence[int], values: Sequence[float]) -> None:
-        self.series.append(
+        self.data.append(
             (dict(labels), np.asarray(ts, dtype=np.int64), np.asarray(values, dtype=np.float64))
         )
 
     def _matching(self, matchers: Sequence[LabelMatcher]) -> list[int]:
         return [
             i
-            for i, (labels, _, _) in enumerate(self.series)
+            for i, (labels, _, _) in enumerate(self.data)
             if all(_matches(labels, m) for m in matchers)
         ]
 
@@ -50,7 +50,7 @@ class MemorySource(SeriesSource):
         self.calls.append((start_ms, end_ms, step_ms, range_ms, want))
         out = []
         for i in self._matching(matchers):
-            labels, ts, values = self.series[i]
+            labels, ts, values = self.data[i]
             lo = np.searchsorted(ts, start_ms, "left")
             hi = np.searchsorted(ts, end_ms, "right")
             if hi > lo:

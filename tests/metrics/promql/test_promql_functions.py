@@ -41,14 +41,14 @@ async def test_rate_over_a_fully_covered_window(engine: Engine) -> None:
 
 
 async def test_rate_extrapolates_to_the_window_end(engine: Engine) -> None:
-    # [15, 75]: 10→40 over 45 s; 15 s to the end < 1.1 × 15 s, so extrapolated over 60 s.
+    # [15, 75]: 10→40 over 45 s; 15 s to the end < 1.1 x 15 s, so extrapolated over 60 s.
     assert await one(engine, "increase(c[1m])", 75) == 30 * 60 / 45
     assert await one(engine, "rate(c[1m])", 75) == 30 * (60 / 45) / 60
 
 
 async def test_increase_stops_extrapolating_at_the_counters_zero_point(engine: Engine) -> None:
     # 5→15 over [30, 60]; to start is 30 s but zero is reached 15 s before the first
-    # sample (30 × 5 / 10), and 15 < 16.5: interval 30 + 15 = 45 s → 10 × 45 / 30.
+    # sample (30 x 5 / 10), and 15 < 16.5: interval 30 + 15 = 45 s → 10 x 45 / 30.
     assert await one(engine, "increase(z[1m])", 60) == 15
 
 
@@ -102,7 +102,7 @@ async def test_over_time_windows_are_closed_at_both_ends(engine: Engine) -> None
 
 
 async def test_quantile_over_time_interpolates(engine: Engine) -> None:
-    # sorted 1, 2, 3, 6; rank 0.5 × 3 = 1.5 → halfway between 2 and 3.
+    # sorted 1, 2, 3, 6; rank 0.5 x 3 = 1.5 → halfway between 2 and 3.
     assert await one(engine, "quantile_over_time(0.5, g[45s])", 45) == 2.5
     assert await one(engine, "quantile_over_time(1, g[45s])", 45) == 6
     assert await one(engine, "quantile_over_time(2, g[45s])", 45) == math.inf
@@ -167,7 +167,7 @@ async def test_aggregations(engine: Engine) -> None:
     # mean 4, squared deviations 9 + 1 + 16 = 26
     assert await one(engine, "stdvar(m)", 0) == pytest.approx(26 / 3, rel=1e-15)
     assert await one(engine, "stddev(m)", 0) == pytest.approx(math.sqrt(26 / 3), rel=1e-15)
-    # sorted 1, 3, 8: rank 0.75 × 2 = 1.5 → halfway between 3 and 8
+    # sorted 1, 3, 8: rank 0.75 x 2 = 1.5 → halfway between 3 and 8
     assert await one(engine, "quantile(0.75, m)", 0) == 5.5
 
 
@@ -212,7 +212,7 @@ async def test_arithmetic(engine: Engine) -> None:
     assert await one(engine, 'm{h="y"} ^ 2', 0) == 64
     assert await one(engine, 'm{h="y"} / 0', 0) == math.inf
     assert await at(engine, "2 ^ 3 ^ 2", 0) == {"scalar": 512}
-    assert await at(engine, "-m{h=\"y\"}", 0) == {"h=y,n=1": -8}
+    assert await at(engine, '-m{h="y"}', 0) == {"h=y,n=1": -8}
 
 
 async def test_comparisons_filter_or_return_bool(engine: Engine) -> None:
@@ -275,7 +275,7 @@ async def test_set_operators(engine: Engine) -> None:
         ("floor(neg)", -3),
         ("round(neg)", -2),  # half up
         ("round(pos)", 3),
-        ("round(pos, 2)", 2),  # floor(2.5 / 2 + 0.5) × 2
+        ("round(pos, 2)", 2),  # floor(2.5 / 2 + 0.5) x 2
         ("clamp(neg, -1, 1)", -1),
         ("clamp_min(neg, 0)", 0),
         ("clamp_max(pos, 1)", 1),

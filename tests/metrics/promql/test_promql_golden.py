@@ -9,12 +9,13 @@ therefore compared again here: same label sets, values within 1e-12 (relative)."
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
+from subprocess import PIPE, STDOUT
 
 import pytest
 import yaml
@@ -194,11 +195,12 @@ async def test_engine_agrees_with_prometheus(tmp_path: Path) -> None:
         pytest.skip("promtool not installed")
     path, count = await _test_file(tmp_path)
     assert count >= 30 * RANGE_END_MIN
-    done = subprocess.run(
-        [promtool, "test", "rules", str(path)], capture_output=True, text=True, timeout=300
+    proc = await asyncio.create_subprocess_exec(
+        promtool, "test", "rules", str(path), stdout=PIPE, stderr=STDOUT
     )
-    if done.returncode != 0:
-        mismatches = _mismatches(done.stdout + done.stderr)
+    output, _ = await asyncio.wait_for(proc.communicate(), timeout=300)
+    if proc.returncode != 0:
+        mismatches = _mismatches(output.decode())
         assert not mismatches, "\n".join(mismatches)
 
 
