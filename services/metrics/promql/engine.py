@@ -33,7 +33,6 @@ from .values import (
     Ints,
     Labels,
     Matrix,
-    RangeSeries,
     Scalar,
     String,
     Value,
@@ -41,7 +40,7 @@ from .values import (
     dedupe,
     drop_name,
 )
-from .windows import drop_stale, latest_sample
+from .windows import Flat, latest_samples
 
 # The parser's enums are not hashable: keyed by their names.
 _MATCH_OPS = {
@@ -144,13 +143,13 @@ class Engine:
 
 
 def _clip_to_window(matrix: Matrix) -> Matrix:
-    ref = int(matrix.ref_ms[0])
-    series = []
-    for s in matrix.series:
-        lo = np.searchsorted(s.ts, ref - matrix.range_ms, "left")
-        hi = np.searchsorted(s.ts, ref, "right")
-        series.append(RangeSeries(s.labels, s.ts[lo:hi], s.values[lo:hi]))
-    return Matrix(series, matrix.ref_ms, matrix.range_ms)
+    """An instant query's range vector holds exactly the samples of its window."""
+    lo, hi = matrix.flat.bounds(matrix.ref_ms[:1], matrix.range_ms)
+    parts = [
+        (matrix.flat.ts[a:b], matrix.flat.values[a:b])
+        for a, b in zip(lo[:, 0].tolist(), hi[:, 0].tolist(), strict=True)
+    ]
+    return Matrix(matrix.labels, Flat.of(parts, drop_stale=False), matrix.ref_ms, matrix.range_ms)
 
 
 def _equality_labels(vs: pp.VectorSelector) -> Labels:
@@ -257,19 +256,13 @@ class _Evaluation:
         ref = self._ref_times(vs.at, vs.offset)
         lookback = self.engine.lookback_ms
         data = await self._select(vs, ref, lookback, Want.LAST)
-        labels: list[Labels] = []
-        values, present, sample_ts = [], [], []
-        for s in data:
-            v, ok, ts = latest_sample(s.ts, s.values, ref, lookback)
-            if not ok.any():
-                continue
-            labels.append(dict(s.labels))
-            values.append(v)
-            present.append(ok)
-            sample_ts.append(ts)
-        if not labels:
+        flat = Flat.of([(s.ts, s.values) for s in data], drop_stale=False)
+        values, present, sample_ts = latest_samples(flat, ref, lookback)
+        rows = np.flatnonzero(present.any(axis=1))
+        if len(rows) == 0:
             return Vector.empty(self.n)
-        return Vector(labels, np.array(values), np.array(present), np.array(sample_ts))
+        labels = [dict(data[i].labels) for i in rows.tolist()]
+        return Vector(labels, values[rows], present[rows], sample_ts[rows])
 
     async def _matrix(self, node: pp.Expr, want: Want) -> Matrix:
         node = _unwrap(node)
@@ -278,8 +271,9 @@ class _Evaluation:
             range_ms = _ms(node.range)
             ref = self._ref_times(vs.at, vs.offset)
             data = await self._select(vs, ref, range_ms, want)
-            series = [RangeSeries(dict(s.labels), *drop_stale(s.ts, s.values)) for s in data]
-            return Matrix(series, ref, range_ms, _equality_labels(vs))
+            flat = Flat.of([(s.ts, s.values) for s in data], drop_stale=True)
+            labels = [dict(s.labels) for s in data]
+            return Matrix(labels, flat, ref, range_ms, _equality_labels(vs))
         if isinstance(node, pp.SubqueryExpr):
             return await self._subquery(node)
         raise PromQLError(BAD_DATA, f"expected a range vector, got {node}")
@@ -301,11 +295,14 @@ class _Evaluation:
             value = Vector([{}], value.values[None, :], np.ones((1, len(steps)), dtype=bool))
         if not isinstance(value, Vector):
             raise PromQLError(BAD_DATA, "subquery is only allowed on instant vector or scalar")
-        series = [
-            RangeSeries(value.labels[i], steps[value.present[i]], value.values[i][value.present[i]])
-            for i in range(len(value))
-        ]
-        return Matrix(series, ref, range_ms)
+        rows, cols = np.nonzero(value.present)
+        counts = np.bincount(rows, minlength=len(value))
+        flat = Flat(
+            steps[cols],
+            value.values[rows, cols],
+            np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
+        )
+        return Matrix(value.labels, flat, ref, range_ms)
 
     # -- operators -------------------------------------------------------------------
 
@@ -446,27 +443,21 @@ class _Evaluation:
             param = (await self._scalar_arg(args[0])).values
             args = args[1:]
         matrix = await self._matrix(args[0], want)
-        keep_name = name == "last_over_time"
-        labels: list[Labels] = []
-        values, present = [], []
-        for s in matrix.series:
-            v, ok = fn(s.ts, s.values, matrix.ref_ms, matrix.range_ms, param)
-            if not ok.any():
-                continue
-            labels.append(s.labels if keep_name else drop_name(s.labels))
-            values.append(v)
-            present.append(ok)
-        if not labels:
+        lo, hi = matrix.flat.bounds(matrix.ref_ms, matrix.range_ms)
+        values, present = fn(matrix.flat, lo, hi, matrix.ref_ms, matrix.range_ms, param)
+        rows = np.flatnonzero(present.any(axis=1))
+        if len(rows) == 0:
             return Vector.empty(self.n)
-        return dedupe(Vector(labels, np.array(values), np.array(present)))
+        keep_name = name == "last_over_time"
+        labels = [
+            matrix.labels[i] if keep_name else drop_name(matrix.labels[i]) for i in rows.tolist()
+        ]
+        return dedupe(Vector(labels, values[rows], present[rows]))
 
     def _absent_over_time(self, matrix: Matrix) -> Vector:
-        seen = np.zeros(self.n, dtype=bool)
-        for s in matrix.series:
-            lo = np.searchsorted(s.ts, matrix.ref_ms - matrix.range_ms, "left")
-            hi = np.searchsorted(s.ts, matrix.ref_ms, "right")
-            seen |= hi > lo
-        return Vector([matrix.absent_labels], np.ones((1, self.n)), ~seen[None, :])
+        lo, hi = matrix.flat.bounds(matrix.ref_ms, matrix.range_ms)
+        missing = np.logical_not((hi > lo).any(axis=0)).reshape(1, self.n)
+        return Vector([matrix.absent_labels], np.ones((1, self.n)), missing)
 
 
 def _order_rows(vec: Vector, descending: bool) -> Vector:

@@ -26,3 +26,15 @@ def format_time(ms: int) -> float | int:
     if ms % 1000 == 0:
         return ms // 1000
     return ms / 1000
+
+
+def format_values(values: list[float]) -> list[str]:
+    """``format_value`` over a list; the common shapes of ``repr`` are fixed up inline."""
+    return [
+        format_value(v)
+        if "e" in text or text[-1] in "nf"
+        else text[:-2]
+        if text[-2:] == ".0"
+        else text
+        for text, v in zip(map(repr, values), values, strict=True)
+    ]

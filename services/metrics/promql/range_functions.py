@@ -1,7 +1,9 @@
-"""Functions of a range vector, each computed for one series at every step at once.
+"""Functions of a range vector, computed for every series at every step at once.
 
-Counters are handled through a reset-corrected cumulative sum, so the increase over any
-window is one subtraction; the extrapolation is Prometheus' ``extrapolatedRate``.
+Inputs are the flat samples of all series and the ``[lo, hi)`` window of each
+(series, step) pair. Counters are handled through a reset-corrected cumulative sum, so
+the increase over any window is one subtraction; the extrapolation is Prometheus'
+``extrapolatedRate`` (2.x: the zero point of a counter is checked before the threshold).
 """
 
 from __future__ import annotations
@@ -13,17 +15,20 @@ import numpy as np
 from .running import running_mean, running_variance
 from .source import Want
 from .values import Bools, Floats, Ints
-from .windows import gather
+from .windows import Flat, gather
 
-# (ts, values, ref_ms, range_ms, param) -> (values, present), one series, all steps.
-RangeFn = Callable[[Ints, Floats, Ints, int, Floats | None], tuple[Floats, Bools]]
+Out = tuple[Floats, Bools]  # values and presence, both (series, steps)
+Param = Floats | None  # the scalar argument of quantile_over_time, per step
+# (flat, lo, hi, ref, range_ms, param) -> (values, present)
+RangeFn = Callable[[Flat, Ints, Ints, Ints, int, Param], Out]
 
-# Window element budget per gather; larger windows are processed in step chunks.
+# Window element budget per gather; longer windows are processed in chunks.
 _GATHER_BUDGET = 4_000_000
 
 
 def _reset_corrected(values: Floats) -> Floats:
-    """Cumulative counter: each drop adds back the value before it (Prometheus' rule)."""
+    """Cumulative counter: each drop adds back the value before it (Prometheus' rule).
+    Drops between two series are counted too, but no window spans two series."""
     if len(values) < 2:
         return values.copy()
     prev = values[:-1]
@@ -32,164 +37,142 @@ def _reset_corrected(values: Floats) -> Floats:
 
 
 def _extrapolated(
-    ts: Ints, values: Floats, ref: Ints, range_ms: int, *, counter: bool, rate: bool
+    flat: Flat, lo: Ints, hi: Ints, ref: Ints, range_ms: int, *, counter: bool, rate: bool
 ) -> tuple[Floats, Bools]:
-    lo, hi = np.searchsorted(ts, ref - range_ms, "left"), np.searchsorted(ts, ref, "right")
     ok = hi - lo >= 2
-    n = len(ref)
+    out = np.zeros(ok.shape)
     if not ok.any():
-        return np.zeros(n), ok
+        return out, ok
     first, last = lo[ok], hi[ok] - 1
+    values, ts = flat.values, flat.ts
     cum = _reset_corrected(values) if counter else values
     result = cum[last] - cum[first]
     first_t, last_t = ts[first], ts[last]
-    range_end = ref[ok]
+    range_end = np.broadcast_to(ref[None, :], ok.shape)[ok]
     range_start = range_end - range_ms
     to_start = (first_t - range_start) / 1000.0
     to_end = (range_end - last_t) / 1000.0
     sampled = (last_t - first_t) / 1000.0
     average = sampled / (last - first)
-    if counter:
-        first_v = values[first]
-        with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if counter:
+            first_v = values[first]
             to_zero = sampled * (first_v / result)
-        clamp = (result > 0) & (first_v >= 0) & (to_zero < to_start)
-        to_start = np.where(clamp, to_zero, to_start)
-    threshold = average * 1.1
-    interval = (
-        sampled
-        + np.where(to_start < threshold, to_start, average / 2)
-        + np.where(to_end < threshold, to_end, average / 2)
-    )
-    factor = interval / sampled
-    if rate:
-        factor = factor / (range_ms / 1000.0)
-    out = np.zeros(n)
-    out[ok] = result * factor
+            clamp = (result > 0) & (first_v >= 0) & (to_zero < to_start)
+            to_start = np.where(clamp, to_zero, to_start)
+        threshold = average * 1.1
+        interval = (
+            sampled
+            + np.where(to_start < threshold, to_start, average / 2)
+            + np.where(to_end < threshold, to_end, average / 2)
+        )
+        factor = interval / sampled
+        if rate:
+            factor = factor / (range_ms / 1000.0)
+        out[ok] = result * factor
     return out, ok
 
 
-def rate(ts: Ints, v: Floats, ref: Ints, r: int, _p: Floats | None) -> tuple[Floats, Bools]:
-    return _extrapolated(ts, v, ref, r, counter=True, rate=True)
+def rate(f: Flat, lo: Ints, hi: Ints, ref: Ints, r: int, _p: Param) -> Out:
+    return _extrapolated(f, lo, hi, ref, r, counter=True, rate=True)
 
 
-def increase(ts: Ints, v: Floats, ref: Ints, r: int, _p: Floats | None) -> tuple[Floats, Bools]:
-    return _extrapolated(ts, v, ref, r, counter=True, rate=False)
+def increase(f: Flat, lo: Ints, hi: Ints, ref: Ints, r: int, _p: Param) -> Out:
+    return _extrapolated(f, lo, hi, ref, r, counter=True, rate=False)
 
 
-def delta(ts: Ints, v: Floats, ref: Ints, r: int, _p: Floats | None) -> tuple[Floats, Bools]:
-    return _extrapolated(ts, v, ref, r, counter=False, rate=False)
+def delta(f: Flat, lo: Ints, hi: Ints, ref: Ints, r: int, _p: Param) -> Out:
+    return _extrapolated(f, lo, hi, ref, r, counter=False, rate=False)
 
 
-def _last_two(ts: Ints, v: Floats, ref: Ints, r: int) -> tuple[Bools, Floats, Floats, Ints, Ints]:
-    lo, hi = np.searchsorted(ts, ref - r, "left"), np.searchsorted(ts, ref, "right")
+def _last_two(f: Flat, lo: Ints, hi: Ints) -> tuple[Bools, Floats, Floats, Ints, Ints]:
     ok = hi - lo >= 2
+    if len(f.values) == 0:
+        z, zi = np.zeros(ok.shape), np.zeros(ok.shape, dtype=np.int64)
+        return ok, z, z, zi, zi
     last = np.where(ok, hi - 1, 0)
     prev = np.where(ok, hi - 2, 0)
-    if len(v) == 0:
-        z = np.zeros(len(ref))
-        zi = np.zeros(len(ref), dtype=np.int64)
-        return ok, z, z, zi, zi
-    return ok, v[last], v[prev], ts[last], ts[prev]
+    return ok, f.values[last], f.values[prev], f.ts[last], f.ts[prev]
 
 
-def irate(ts: Ints, v: Floats, ref: Ints, r: int, _p: Floats | None) -> tuple[Floats, Bools]:
-    ok, last, prev, last_t, prev_t = _last_two(ts, v, ref, r)
+def irate(f: Flat, lo: Ints, hi: Ints, _ref: Ints, _r: int, _p: Param) -> Out:
+    ok, last, prev, last_t, prev_t = _last_two(f, lo, hi)
     diff = np.where(last < prev, last, last - prev)
     with np.errstate(divide="ignore", invalid="ignore"):
         return diff / ((last_t - prev_t) / 1000.0), ok
 
 
-def idelta(ts: Ints, v: Floats, ref: Ints, r: int, _p: Floats | None) -> tuple[Floats, Bools]:
-    ok, last, prev, _, _ = _last_two(ts, v, ref, r)
+def idelta(f: Flat, lo: Ints, hi: Ints, _ref: Ints, _r: int, _p: Param) -> Out:
+    ok, last, prev, _, _ = _last_two(f, lo, hi)
     return last - prev, ok
 
 
-def _count_between(flags: Bools, ts: Ints, ref: Ints, r: int) -> tuple[Floats, Bools]:
-    """How many flagged sample pairs (i-1, i) lie inside each window."""
-    lo, hi = np.searchsorted(ts, ref - r, "left"), np.searchsorted(ts, ref, "right")
+def _pairs_in_window(flags: Bools, lo: Ints, hi: Ints) -> tuple[Floats, Bools]:
+    """How many flagged sample pairs (i - 1, i) lie inside each window."""
     ok = hi > lo
-    cum = np.concatenate(([0], np.cumsum(flags)))  # cum[i] = flags among pairs ending <= i
+    cum = np.concatenate(([0], np.cumsum(flags)))  # cum[i]: flagged pairs ending ≤ i
     last = np.where(ok, hi - 1, 0)
     first = np.where(ok, lo, 0)
     return (cum[last] - cum[first]).astype(np.float64), ok
 
 
-def resets(ts: Ints, v: Floats, ref: Ints, r: int, _p: Floats | None) -> tuple[Floats, Bools]:
-    return _count_between(v[1:] < v[:-1], ts, ref, r)
+def resets(f: Flat, lo: Ints, hi: Ints, _ref: Ints, _r: int, _p: Param) -> Out:
+    return _pairs_in_window(f.values[1:] < f.values[:-1], lo, hi)
 
 
-def changes(ts: Ints, v: Floats, ref: Ints, r: int, _p: Floats | None) -> tuple[Floats, Bools]:
-    a, b = v[1:], v[:-1]
-    return _count_between((a != b) & ~(np.isnan(a) & np.isnan(b)), ts, ref, r)
+def changes(f: Flat, lo: Ints, hi: Ints, _ref: Ints, _r: int, _p: Param) -> Out:
+    a, b = f.values[1:], f.values[:-1]
+    return _pairs_in_window((a != b) & ~(np.isnan(a) & np.isnan(b)), lo, hi)
 
 
-def _chunked(reduce: Callable[[Floats, Bools, Ints, slice], Floats], fill: float) -> RangeFn:
-    """Run a reduction over gathered windows, a bounded number of steps at a time."""
+Reduce = Callable[[Floats, Bools, Ints, Floats | None], Floats]
 
-    def fn(ts: Ints, v: Floats, ref: Ints, r: int, _p: Floats | None) -> tuple[Floats, Bools]:
-        lo, hi = np.searchsorted(ts, ref - r, "left"), np.searchsorted(ts, ref, "right")
-        counts = (hi - lo).astype(np.int64)
-        ok = counts > 0
-        out = np.zeros(len(ref))
+
+def _windowed(reduce: Reduce, fill: float) -> RangeFn:
+    """Run a reduction over gathered windows, a bounded number of windows at a time."""
+
+    def fn(f: Flat, lo: Ints, hi: Ints, _ref: Ints, _r: int, param: Param) -> Out:
+        shape = lo.shape
+        lo_r, hi_r = lo.ravel(), hi.ravel()
+        counts = hi_r - lo_r
+        params = None if param is None else np.broadcast_to(param[None, :], shape).ravel()
+        out = np.zeros(len(lo_r))
         width = max(int(counts.max()) if len(counts) else 0, 1)
         chunk = max(_GATHER_BUDGET // width, 1)
-        for start in range(0, len(ref), chunk):
+        for start in range(0, len(lo_r), chunk):
             part = slice(start, start + chunk)
-            windows, mask = gather(v, lo[part], hi[part], fill)
+            windows, mask = gather(f.values, lo_r[part], hi_r[part], fill)
             with np.errstate(divide="ignore", invalid="ignore"):
-                out[part] = reduce(windows, mask, counts[part], part)
-        return out, ok
+                out[part] = reduce(
+                    windows, mask, counts[part], None if params is None else params[part]
+                )
+        return out.reshape(shape), (counts > 0).reshape(shape)
 
     return fn
 
 
-def _sum(w: Floats, _m: Bools, _c: Ints, _s: slice) -> Floats:
+def _sum(w: Floats, _m: Bools, _c: Ints, _p: Floats | None) -> Floats:
     return w.sum(axis=1)
 
 
-def _avg(w: Floats, m: Bools, _c: Ints, _s: slice) -> Floats:
+def _avg(w: Floats, m: Bools, _c: Ints, _p: Floats | None) -> Floats:
     return running_mean(w.T, m.T)
 
 
-def _min(w: Floats, _m: Bools, _c: Ints, _s: slice) -> Floats:
+def _min(w: Floats, _m: Bools, _c: Ints, _p: Floats | None) -> Floats:
     return np.fmin.reduce(w, axis=1) if w.shape[1] else np.zeros(len(w))
 
 
-def _max(w: Floats, _m: Bools, _c: Ints, _s: slice) -> Floats:
+def _max(w: Floats, _m: Bools, _c: Ints, _p: Floats | None) -> Floats:
     return np.fmax.reduce(w, axis=1) if w.shape[1] else np.zeros(len(w))
 
 
-def _stdvar(w: Floats, m: Bools, _c: Ints, _s: slice) -> Floats:
+def _stdvar(w: Floats, m: Bools, _c: Ints, _p: Floats | None) -> Floats:
     return running_variance(w.T, m.T)
 
 
-def _stddev(w: Floats, m: Bools, c: Ints, s: slice) -> Floats:
-    return np.sqrt(_stdvar(w, m, c, s))
-
-
-def count_over_time(
-    ts: Ints, v: Floats, ref: Ints, r: int, _p: Floats | None
-) -> tuple[Floats, Bools]:
-    lo, hi = np.searchsorted(ts, ref - r, "left"), np.searchsorted(ts, ref, "right")
-    return (hi - lo).astype(np.float64), hi > lo
-
-
-def last_over_time(
-    ts: Ints, v: Floats, ref: Ints, r: int, _p: Floats | None
-) -> tuple[Floats, Bools]:
-    lo, hi = np.searchsorted(ts, ref - r, "left"), np.searchsorted(ts, ref, "right")
-    ok = hi > lo
-    if len(v) == 0:
-        return np.zeros(len(ref)), ok
-    return v[np.maximum(hi - 1, 0)], ok
-
-
-def present_over_time(
-    ts: Ints, v: Floats, ref: Ints, r: int, _p: Floats | None
-) -> tuple[Floats, Bools]:
-    lo, hi = np.searchsorted(ts, ref - r, "left"), np.searchsorted(ts, ref, "right")
-    return np.ones(len(ref)), hi > lo
+def _stddev(w: Floats, m: Bools, c: Ints, p: Floats | None) -> Floats:
+    return np.sqrt(_stdvar(w, m, c, p))
 
 
 def quantile_values(sorted_rows: Floats, counts: Ints, q: Floats) -> Floats:
@@ -200,30 +183,41 @@ def quantile_values(sorted_rows: Floats, counts: Ints, q: Floats) -> Floats:
     lower = np.maximum(0.0, np.floor(rank))
     upper = np.minimum(n - 1, lower + 1)
     weight = rank - np.floor(rank)
-    rows = np.arange(len(sorted_rows))
-    li = np.clip(np.nan_to_num(lower), 0, max(sorted_rows.shape[1] - 1, 0)).astype(np.int64)
-    ui = np.clip(np.nan_to_num(upper), 0, max(sorted_rows.shape[1] - 1, 0)).astype(np.int64)
     if sorted_rows.shape[1] == 0:
         out = np.full(len(counts), np.nan)
     else:
-        out = sorted_rows[rows, li] * (1 - weight) + sorted_rows[rows, ui] * weight
+        top = sorted_rows.shape[1] - 1
+        rows = np.arange(len(sorted_rows))
+        li = np.clip(np.nan_to_num(lower), 0, top).astype(np.int64)
+        ui = np.clip(np.nan_to_num(upper), 0, top).astype(np.int64)
+        with np.errstate(invalid="ignore"):
+            out = sorted_rows[rows, li] * (1 - weight) + sorted_rows[rows, ui] * weight
     out = np.where(q < 0, -np.inf, out)
     out = np.where(q > 1, np.inf, out)
     return np.where(np.isnan(q), np.nan, out)
 
 
-def quantile_over_time(
-    ts: Ints, v: Floats, ref: Ints, r: int, q: Floats | None
-) -> tuple[Floats, Bools]:
+def _quantile(w: Floats, _m: Bools, c: Ints, q: Floats | None) -> Floats:
     assert q is not None
-
-    def reduce(w: Floats, _m: Bools, c: Ints, part: slice) -> Floats:
-        return quantile_values(np.sort(w, axis=1), c, q[part])
-
-    return _chunked(reduce, np.nan)(ts, v, ref, r, q)
+    return quantile_values(np.sort(w, axis=1), c, q)
 
 
-# name -> (function, which bucket value a rollup must give, keeps the metric name)
+def count_over_time(_f: Flat, lo: Ints, hi: Ints, _ref: Ints, _r: int, _p: Param) -> Out:
+    return (hi - lo).astype(np.float64), hi > lo
+
+
+def last_over_time(f: Flat, lo: Ints, hi: Ints, _ref: Ints, _r: int, _p: Param) -> Out:
+    ok = hi > lo
+    if len(f.values) == 0:
+        return np.zeros(ok.shape), ok
+    return f.values[np.maximum(hi - 1, 0)], ok
+
+
+def present_over_time(_f: Flat, lo: Ints, hi: Ints, _ref: Ints, _r: int, _p: Param) -> Out:
+    return np.ones(lo.shape), hi > lo
+
+
+# name -> (function, which per-bucket value a rollup must give)
 RANGE_FUNCTIONS: dict[str, tuple[RangeFn, Want]] = {
     "rate": (rate, Want.LAST),
     "increase": (increase, Want.LAST),
@@ -232,14 +226,14 @@ RANGE_FUNCTIONS: dict[str, tuple[RangeFn, Want]] = {
     "idelta": (idelta, Want.LAST),
     "resets": (resets, Want.LAST),
     "changes": (changes, Want.LAST),
-    "sum_over_time": (_chunked(_sum, 0.0), Want.SUM),
-    "avg_over_time": (_chunked(_avg, 0.0), Want.AVG),
-    "min_over_time": (_chunked(_min, np.nan), Want.MIN),
-    "max_over_time": (_chunked(_max, np.nan), Want.MAX),
+    "sum_over_time": (_windowed(_sum, 0.0), Want.SUM),
+    "avg_over_time": (_windowed(_avg, 0.0), Want.AVG),
+    "min_over_time": (_windowed(_min, np.nan), Want.MIN),
+    "max_over_time": (_windowed(_max, np.nan), Want.MAX),
     "count_over_time": (count_over_time, Want.COUNT),
     "last_over_time": (last_over_time, Want.LAST),
     "present_over_time": (present_over_time, Want.LAST),
-    "stddev_over_time": (_chunked(_stddev, 0.0), Want.LAST),
-    "stdvar_over_time": (_chunked(_stdvar, 0.0), Want.LAST),
-    "quantile_over_time": (quantile_over_time, Want.LAST),
+    "stddev_over_time": (_windowed(_stddev, 0.0), Want.LAST),
+    "stdvar_over_time": (_windowed(_stdvar, 0.0), Want.LAST),
+    "quantile_over_time": (_windowed(_quantile, np.nan), Want.LAST),
 }

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .format import format_time, format_value
+from .format import format_time, format_value, format_values
 from .values import Ints, Matrix, Scalar, String, Value, Vector, label_key
 
 
@@ -46,17 +46,16 @@ class Result:
     def _result(self) -> Any:
         value = self.value
         if isinstance(value, Matrix):
-            out = [
-                {
-                    "metric": _sorted(s.labels),
-                    "values": [
-                        [format_time(t), format_value(v)]
-                        for t, v in zip(s.ts.tolist(), s.values.tolist(), strict=True)
-                    ],
-                }
-                for s in value.series
-                if len(s.ts)
-            ]
+            flat = value.flat
+            out = []
+            for i, labels in enumerate(value.labels):
+                lo, hi = int(flat.starts[i]), int(flat.starts[i + 1])
+                if hi == lo:
+                    continue
+                ts = [format_time(t) for t in flat.ts[lo:hi].tolist()]
+                texts = format_values(flat.values[lo:hi].tolist())
+                points = [[t, text] for t, text in zip(ts, texts, strict=True)]
+                out.append({"metric": _sorted(labels), "values": points})
             out.sort(key=_by_labels)
             return out
         if isinstance(value, String):
@@ -87,17 +86,10 @@ class Result:
             ]
         times = [format_time(t) for t in self.steps_ms.tolist()]
         series = []
-        for i in np.flatnonzero(value.present.any(axis=1)):
+        for i in np.flatnonzero(value.present.any(axis=1)).tolist():
             cols = np.flatnonzero(value.present[i])
-            vals = value.values[i, cols].tolist()
-            series.append(
-                {
-                    "metric": _sorted(value.labels[i]),
-                    "values": [
-                        [times[c], format_value(v)]
-                        for c, v in zip(cols.tolist(), vals, strict=True)
-                    ],
-                }
-            )
+            texts = format_values(value.values[i, cols].tolist())
+            points = [[times[c], text] for c, text in zip(cols.tolist(), texts, strict=True)]
+            series.append({"metric": _sorted(value.labels[i]), "values": points})
         series.sort(key=_by_labels)
         return series

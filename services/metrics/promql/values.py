@@ -8,11 +8,15 @@ as a handful of numpy calls instead of a Python loop per (series, step).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from .errors import EXECUTION, PromQLError
+
+if TYPE_CHECKING:
+    from .windows import Flat
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -63,17 +67,12 @@ class Vector:
 
 
 @dataclass
-class RangeSeries:
-    labels: Labels
-    ts: Ints
-    values: Floats
-
-
-@dataclass
 class Matrix:
-    """A range vector: raw samples per series, and the (reference) time of each step."""
+    """A range vector: each series' raw samples (laid end to end, see ``windows.Flat``)
+    and the reference time of each step."""
 
-    series: list[RangeSeries]
+    labels: list[Labels]
+    flat: Flat
     ref_ms: Ints  # (steps,)
     range_ms: int
     # Equality matchers of the selector, for absent_over_time().

@@ -1,11 +1,16 @@
-"""Where each step's window falls in a series' samples, found with ``np.searchsorted``.
+"""Where each step's window falls in each series' samples, for all series at once.
 
-Windows are closed on both ends, ``[t - range, t]``, and the lookback of an instant
-selector reaches back to ``t - lookback`` inclusive: Prometheus 2.x semantics (the
-release Debian ships and the golden tests run against).
+Every series' samples are laid end to end in one array, keyed by ``series * span + time``
+so the keys are sorted; one ``np.searchsorted`` then finds the window of every
+(series, step) pair. Windows are closed on both ends, ``[t - range, t]``, and an instant
+selector's lookback reaches back to ``t - lookback`` inclusive: Prometheus 2.x semantics
+(the release Debian ships and the golden tests run against).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,39 +24,68 @@ def stale_mask(values: Floats) -> Bools:
     return values.view(np.uint64) == np.uint64(STALE_NAN_BITS)
 
 
-def drop_stale(ts: Ints, values: Floats) -> tuple[Ints, Floats]:
-    stale = stale_mask(values)
-    if stale.any():
-        keep = ~stale
-        return ts[keep], values[keep]
-    return ts, values
+@dataclass
+class Flat:
+    """``len(starts)`` series, series ``s`` at ``ts[starts[s]:starts[s + 1]]``."""
+
+    ts: Ints
+    values: Floats
+    starts: Ints  # (series + 1,)
+
+    @property
+    def count(self) -> int:
+        return len(self.starts) - 1
+
+    @staticmethod
+    def of(parts: Sequence[tuple[Ints, Floats]], drop_stale: bool) -> Flat:
+        lengths = np.array([len(ts) for ts, _ in parts], dtype=np.int64)
+        starts = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
+        if parts:
+            ts = np.concatenate([np.asarray(t, dtype=np.int64) for t, _ in parts])
+            values = np.concatenate([np.asarray(v, dtype=np.float64) for _, v in parts])
+        else:
+            ts, values = np.zeros(0, dtype=np.int64), np.zeros(0)
+        if drop_stale:
+            keep = ~stale_mask(values)
+            if not keep.all():
+                kept = np.concatenate(([0], np.cumsum(keep)))
+                starts = kept[starts].astype(np.int64)
+                ts, values = ts[keep], values[keep]
+        return Flat(ts, values, starts)
+
+    def bounds(self, ref: Ints, range_ms: int) -> tuple[Ints, Ints]:
+        """``[lo, hi)`` sample indexes of each series' window ending at each reference
+        time: two ``(series, steps)`` arrays."""
+        n = self.count
+        if n == 0 or len(self.ts) == 0:
+            zero = np.zeros((n, len(ref)), dtype=np.int64)
+            return zero, zero
+        t0 = min(int(self.ts.min()), int(ref.min()) - range_ms)
+        span = max(int(self.ts.max()), int(ref.max())) - t0 + 1
+        sid = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.starts))
+        keys = sid * span + (self.ts - t0)
+        base = (np.arange(n, dtype=np.int64) * span)[:, None]
+        lo = np.searchsorted(keys, base + (ref - range_ms - t0)[None, :], side="left")
+        hi = np.searchsorted(keys, base + (ref - t0)[None, :], side="right")
+        return lo.astype(np.int64), hi.astype(np.int64)
 
 
-def window_bounds(ts: Ints, ref_ms: Ints, range_ms: int) -> tuple[Ints, Ints]:
-    """``[lo, hi)`` sample indexes of the window ending at each reference time."""
-    lo = np.searchsorted(ts, ref_ms - range_ms, side="left").astype(np.int64)
-    hi = np.searchsorted(ts, ref_ms, side="right").astype(np.int64)
-    return lo, hi
-
-
-def latest_sample(
-    ts: Ints, values: Floats, ref_ms: Ints, lookback_ms: int
-) -> tuple[Floats, Bools, Ints]:
-    """The value an instant selector sees at each step: the newest sample no older than
-    the lookback, unless that sample is a staleness marker."""
-    idx = np.searchsorted(ts, ref_ms, side="right") - 1
-    if len(ts) == 0:
-        n = len(ref_ms)
-        return np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64)
-    safe = np.maximum(idx, 0)
-    sample_ts = ts[safe]
-    vals = values[safe]
-    ok = (idx >= 0) & (sample_ts >= ref_ms - lookback_ms) & ~stale_mask(vals)
-    return vals, ok, sample_ts
+def latest_samples(flat: Flat, ref: Ints, lookback_ms: int) -> tuple[Floats, Bools, Ints]:
+    """What an instant selector sees at each step, ``(series, steps)`` arrays of value,
+    presence and sample time: the newest sample no older than the lookback, unless that
+    sample is a staleness marker."""
+    lo, hi = flat.bounds(ref, lookback_ms)
+    ok = hi > lo
+    if len(flat.ts) == 0:
+        return np.zeros(ok.shape), ok, np.zeros(ok.shape, dtype=np.int64)
+    last = np.maximum(hi - 1, 0)
+    values = flat.values[last]
+    ok &= ~stale_mask(values)
+    return values, ok, flat.ts[last]
 
 
 def gather(values: Floats, lo: Ints, hi: Ints, fill: float) -> tuple[Floats, Bools]:
-    """Each window's samples as one row of a ``(steps, longest window)`` array, padded
+    """Each window's samples as one row of a ``(windows, longest window)`` array, padded
     with ``fill``: every *_over_time reduction is then one numpy call along axis 1."""
     width = int((hi - lo).max()) if len(lo) else 0
     idx = lo[:, None] + np.arange(width, dtype=np.int64)[None, :]

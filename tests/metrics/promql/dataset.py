@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import struct
+from collections.abc import Sequence
 
 from tests.metrics.promql.memory_source import MemorySource
 
