@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 
 def format_value(v: float) -> str:
@@ -28,13 +29,22 @@ def format_time(ms: int) -> float | int:
     return ms / 1000
 
 
-def format_values(values: list[float]) -> list[str]:
-    """``format_value`` over a list; the common shapes of ``repr`` are fixed up inline."""
+def format_values(values: npt.NDArray[np.float64]) -> list[str]:
+    """``format_value`` over an array, with C-speed paths for the two common cases: all
+    integers (counters), and all plain decimals that ``repr`` prints as Go does."""
+    magnitude = np.abs(values)
+    finite = np.isfinite(values)
+    if finite.all():
+        integral = (values == np.trunc(values)) & (magnitude < 1e15) & ~np.signbit(values)
+        if integral.all():
+            return list(map(str, values.astype(np.int64).tolist()))
+        if not integral.any() and ((magnitude >= 1e-4) & (magnitude < 1e16)).all():
+            return list(map(repr, values.tolist()))
     return [
         format_value(v)
         if "e" in text or text[-1] in "nf"
         else text[:-2]
         if text[-2:] == ".0"
         else text
-        for text, v in zip(map(repr, values), values, strict=True)
+        for text, v in zip(map(repr, values.tolist()), values.tolist(), strict=True)
     ]

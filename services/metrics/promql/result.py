@@ -53,7 +53,7 @@ class Result:
                 if hi == lo:
                     continue
                 ts = [format_time(t) for t in flat.ts[lo:hi].tolist()]
-                texts = format_values(flat.values[lo:hi].tolist())
+                texts = format_values(flat.values[lo:hi])
                 points = [[t, text] for t, text in zip(ts, texts, strict=True)]
                 out.append({"metric": _sorted(labels), "values": points})
             out.sort(key=_by_labels)
@@ -88,7 +88,7 @@ class Result:
         series = []
         for i in np.flatnonzero(value.present.any(axis=1)).tolist():
             cols = np.flatnonzero(value.present[i])
-            texts = format_values(value.values[i, cols].tolist())
+            texts = format_values(value.values[i, cols])
             points = [[times[c], text] for c, text in zip(cols.tolist(), texts, strict=True)]
             series.append({"metric": _sorted(value.labels[i]), "values": points})
         series.sort(key=_by_labels)

@@ -3,9 +3,12 @@ Prometheus' HTTP API, its error types, and what it asks of the store."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from services.metrics.promql import Engine, PromQLError
+from services.metrics.promql.format import format_value
 from services.metrics.promql.source import MatchOp, Want
 from tests.metrics.promql.memory_source import MemorySource
 
@@ -195,3 +198,19 @@ async def test_range_query_equals_instant_queries_at_each_step(engine: Engine) -
                 if point[0] == step
             ]
             assert sorted(map(str, from_range)) == sorted(map(str, instant)), (query, step)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1.0, 2.0, 40.0],  # integers
+        [0.5, 1 / 3, -2.25],  # plain decimals
+        [-0.0, 1.0],
+        [0.5, 1e-5, 1e21, math.inf, -math.inf, math.nan, 3.0],
+    ],
+)
+async def test_range_values_print_like_go(values: list[float]) -> None:
+    source = MemorySource()
+    source.add({"__name__": "v"}, [i * S for i in range(len(values))], values)
+    data = (await Engine(source).range("v", 0, (len(values) - 1) * S, S)).to_prometheus()
+    assert [text for _, text in data["result"][0]["values"]] == [format_value(v) for v in values]
