@@ -7,6 +7,7 @@ in Python.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ import promql_parser as pp
 
 from .aggregations import aggregate
 from .binary import COMPARISON, SET_OPS, Matching, scalar_scalar, vector_scalar, vector_vector
-from .errors import BAD_DATA, EXECUTION, PromQLError
+from .errors import BAD_DATA, EXECUTION, TIMEOUT, PromQLError
 from .histogram import histogram_quantile
 from .instant_functions import (
     ELEMENTWISE,
@@ -25,7 +26,7 @@ from .instant_functions import (
     label_replace,
     round_to,
 )
-from .range_functions import RANGE_FUNCTIONS
+from .range_functions import RANGE_FUNCTIONS, sum_over_time
 from .result import Result
 from .source import LabelMatcher, MatchOp, SeriesData, SeriesSource, Want
 from .values import (
@@ -95,12 +96,18 @@ class Engine:
         lookback_ms: int = 300_000,
         max_points_per_series: int = 11_000,
         max_series: int = 500_000,
+        max_samples: int = 50_000_000,
+        timeout_s: float = 120.0,
         subquery_step_ms: int = 60_000,
     ) -> None:
+        """Limits as Prometheus' flags: ``max_samples`` (--query.max-samples) bounds the
+        samples one query loads, ``timeout_s`` (--query.timeout) its running time."""
         self.source = source
         self.lookback_ms = lookback_ms
         self.max_points_per_series = max_points_per_series
         self.max_series = max_series
+        self.max_samples = max_samples
+        self.timeout_s = timeout_s
         self.subquery_step_ms = subquery_step_ms
 
     async def instant(self, query: str, time_ms: int) -> Result:
@@ -180,12 +187,16 @@ class _Evaluation:
         self.start_ms = start_ms
         self.end_ms = end_ms
         self.step_ms = step_ms
+        self.deadline = time.monotonic() + engine.timeout_s
+        self.samples = 0
 
     @property
     def n(self) -> int:
         return len(self.steps)
 
     async def eval(self, node: pp.Expr) -> Value:
+        if time.monotonic() > self.deadline:
+            raise PromQLError(TIMEOUT, "query timed out in expression evaluation")
         if isinstance(node, pp.NumberLiteral):
             return Scalar(np.full(self.n, float(node.val)))
         if isinstance(node, pp.StringLiteral):
@@ -229,12 +240,12 @@ class _Evaluation:
         branches: list[Sequence[pp.Matcher]] = (
             list(vs.matchers.or_matchers) if vs.matchers.or_matchers else [vs.matchers.matchers]
         )
-        found: dict[tuple[tuple[str, str], ...], SeriesData] = {}
+        selected: list[SeriesData] = []
         for branch in branches:
             matchers = [LabelMatcher(m.name, _MATCH_OPS[str(m.op)], m.value) for m in branch]
             if vs.name:
                 matchers.insert(0, LabelMatcher(METRIC_NAME, MatchOp.EQUAL, vs.name))
-            data = await self.engine.source.select(
+            selected += await self.engine.source.select(
                 matchers,
                 int(ref.min()) - range_ms,
                 int(ref.max()),
@@ -242,15 +253,28 @@ class _Evaluation:
                 range_ms=range_ms,
                 want=want,
             )
-            for s in data:
-                found.setdefault(tuple(sorted(s.labels.items())), s)
-        if len(found) > self.engine.max_series:
+        if len(branches) > 1:  # a series matched by two `or` branches counts once
+            seen: set[tuple[tuple[str, str], ...]] = set()
+            unique = []
+            for s in selected:
+                key = tuple(sorted(s.labels.items()))
+                if key not in seen:
+                    seen.add(key)
+                    unique.append(s)
+            selected = unique
+        self.samples += sum(len(s.ts) for s in selected)
+        if self.samples > self.engine.max_samples:
             raise PromQLError(
                 EXECUTION,
-                f"query selects {len(found)} series, more than the limit of "
+                "query processing would load too many samples into memory in query execution",
+            )
+        if len(selected) > self.engine.max_series:
+            raise PromQLError(
+                EXECUTION,
+                f"query selects {len(selected)} series, more than the limit of "
                 f"{self.engine.max_series}",
             )
-        return list(found.values())
+        return selected
 
     async def _vector_selector(self, vs: pp.VectorSelector) -> Vector:
         ref = self._ref_times(vs.at, vs.offset)
@@ -273,7 +297,8 @@ class _Evaluation:
             data = await self._select(vs, ref, range_ms, want)
             flat = Flat.of([(s.ts, s.values) for s in data], drop_stale=True)
             labels = [dict(s.labels) for s in data]
-            return Matrix(labels, flat, ref, range_ms, _equality_labels(vs))
+            rolled_up = np.array([s.resolution_ms > 0 for s in data], dtype=bool)
+            return Matrix(labels, flat, ref, range_ms, _equality_labels(vs), rolled_up)
         if isinstance(node, pp.SubqueryExpr):
             return await self._subquery(node)
         raise PromQLError(BAD_DATA, f"expected a range vector, got {node}")
@@ -445,6 +470,10 @@ class _Evaluation:
         matrix = await self._matrix(args[0], want)
         lo, hi = matrix.flat.bounds(matrix.ref_ms, matrix.range_ms)
         values, present = fn(matrix.flat, lo, hi, matrix.ref_ms, matrix.range_ms, param)
+        if name == "count_over_time" and matrix.rolled_up is not None and matrix.rolled_up.any():
+            # Rollup buckets carry their sample counts: add them up.
+            sums, _ = sum_over_time(matrix.flat, lo, hi, matrix.ref_ms, matrix.range_ms, None)
+            values = np.where(matrix.rolled_up[:, None], sums, values)
         rows = np.flatnonzero(present.any(axis=1))
         if len(rows) == 0:
             return Vector.empty(self.n)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .errors import BAD_DATA, PromQLError
+from .errors import EXECUTION, PromQLError
 from .gomath import go_log
 from .values import Floats, Labels, Vector, drop_name
 
@@ -92,10 +92,10 @@ def label_replace(vec: Vector, dst: str, replacement: str, src: str, regex: str)
         pattern = re.compile(f"^(?:{regex})$", re.DOTALL)
     except re.error as exc:
         raise PromQLError(
-            BAD_DATA, f"invalid regular expression in label_replace(): {regex}"
+            EXECUTION, f"invalid regular expression in label_replace(): {regex}"
         ) from exc
     if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", dst):
-        raise PromQLError(BAD_DATA, f"invalid destination label name in label_replace(): {dst}")
+        raise PromQLError(EXECUTION, f"invalid destination label name in label_replace(): {dst}")
     labels: list[Labels] = []
     for lb in vec.labels:
         match = pattern.match(lb.get(src, ""))

@@ -217,6 +217,8 @@ def present_over_time(_f: Flat, lo: Ints, hi: Ints, _ref: Ints, _r: int, _p: Par
     return np.ones(lo.shape), hi > lo
 
 
+sum_over_time = _windowed(_sum, 0.0)
+
 # name -> (function, which per-bucket value a rollup must give)
 RANGE_FUNCTIONS: dict[str, tuple[RangeFn, Want]] = {
     "rate": (rate, Want.LAST),
@@ -226,7 +228,7 @@ RANGE_FUNCTIONS: dict[str, tuple[RangeFn, Want]] = {
     "idelta": (idelta, Want.LAST),
     "resets": (resets, Want.LAST),
     "changes": (changes, Want.LAST),
-    "sum_over_time": (_windowed(_sum, 0.0), Want.SUM),
+    "sum_over_time": (sum_over_time, Want.SUM),
     "avg_over_time": (_windowed(_avg, 0.0), Want.AVG),
     "min_over_time": (_windowed(_min, np.nan), Want.MIN),
     "max_over_time": (_windowed(_max, np.nan), Want.MAX),

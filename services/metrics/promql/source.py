@@ -52,6 +52,9 @@ class SeriesData:
     labels: dict[str, str]  # includes __name__
     ts: npt.NDArray[np.int64]  # Unix milliseconds
     values: npt.NDArray[np.float64]
+    # 0 for raw samples; the rollup bucket otherwise. With Want.COUNT the points are then
+    # counts of samples per bucket, which count_over_time adds up instead of counting.
+    resolution_ms: int = 0
 
 
 class SeriesSource(ABC):

@@ -77,6 +77,8 @@ class Matrix:
     range_ms: int
     # Equality matchers of the selector, for absent_over_time().
     absent_labels: Labels = field(default_factory=dict)
+    # Per series: its points are rollup buckets (see SeriesData.resolution_ms).
+    rolled_up: Bools | None = None
 
 
 Value = Scalar | String | Vector | Matrix

@@ -21,7 +21,9 @@ def _matches(labels: dict[str, str], m: LabelMatcher) -> bool:
 
 
 class MemorySource(SeriesSource):
-    def __init__(self) -> None:
+    def __init__(self, resolution_ms: int = 0) -> None:
+        """``resolution_ms`` > 0 marks the points as rollup buckets (as a store would)."""
+        self.resolution_ms = resolution_ms
         self.data: list[tuple[dict[str, str], np.ndarray, np.ndarray]] = []
         self.calls: list[tuple[int, int, int, int, Want]] = []
 
@@ -54,7 +56,7 @@ class MemorySource(SeriesSource):
             lo = np.searchsorted(ts, start_ms, "left")
             hi = np.searchsorted(ts, end_ms, "right")
             if hi > lo:
-                out.append(SeriesData(dict(labels), ts[lo:hi], values[lo:hi]))
+                out.append(SeriesData(dict(labels), ts[lo:hi], values[lo:hi], self.resolution_ms))
         return out
 
     async def series(

@@ -214,3 +214,37 @@ async def test_range_values_print_like_go(values: list[float]) -> None:
     source.add({"__name__": "v"}, [i * S for i in range(len(values))], values)
     data = (await Engine(source).range("v", 0, (len(values) - 1) * S, S)).to_prometheus()
     assert [text for _, text in data["result"][0]["values"]] == [format_value(v) for v in values]
+
+
+async def test_count_over_time_adds_up_rollup_counts() -> None:
+    # Three 1-minute buckets holding 6, 6 and 4 samples.
+    source = MemorySource(resolution_ms=60 * S)
+    source.add({"__name__": "v"}, [0, 60 * S, 120 * S], [6, 6, 4])
+    assert (await Engine(source).instant("count_over_time(v[2m])", 120 * S)).to_prometheus()[
+        "result"
+    ] == [{"metric": {}, "value": [120, "16"]}]
+
+
+async def test_or_matchers_select_each_series_once(engine: Engine) -> None:
+    data = (await engine.instant('m{h="x" or n="1"}', 0)).to_prometheus()
+    assert sorted((i["metric"]["h"], i["metric"]["n"]) for i in data["result"]) == [
+        ("x", "1"),
+        ("x", "2"),
+        ("y", "1"),
+    ]
+
+
+async def test_sample_limit_and_timeout(source: MemorySource) -> None:
+    with pytest.raises(PromQLError) as info:
+        await Engine(source, max_samples=4).instant("c[1m]", 60 * S)  # 5 samples
+    assert info.value.error_type == "execution"
+    await Engine(source, max_samples=5).instant("c[1m]", 60 * S)
+    with pytest.raises(PromQLError) as info:
+        await Engine(source, timeout_s=0).instant("c", 60 * S)
+    assert info.value.error_type == "timeout"
+
+
+async def test_label_replace_with_a_bad_regex_is_an_execution_error(engine: Engine) -> None:
+    with pytest.raises(PromQLError) as info:
+        await engine.instant('label_replace(g, "a", "b", "k", "(")', 45 * S)
+    assert info.value.error_type == "execution"
