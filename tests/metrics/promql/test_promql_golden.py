@@ -4,8 +4,9 @@ promtool evaluates every expression with Prometheus' own engine and must agree.
 
 promtool compares values exactly, but Prometheus itself is not exact: it loads test
 series in Go map order, so a sum or stddev over several series adds them in a different
-order from run to run and the last bit varies. Cases promtool reports as different are
-therefore compared again here: same label sets, values within 1e-12 (relative)."""
+order from run to run and the last bit varies; and promtool never matches an expected NaN.
+Cases promtool reports as different are therefore compared again here: same label sets,
+values within 1e-12 (relative), NaN where NaN."""
 
 from __future__ import annotations
 
@@ -118,6 +119,28 @@ EXPRESSIONS: list[tuple[str, int]] = [
     ("sum(rate(http_requests_total[10m] @ 600))", 20),
     ("max_over_time(rate(http_requests_total[5m])[10m:2m])", 20),
     ("cpu_usage / 0", 3),
+    ('count_values("v", round(cpu_usage))', 12),
+    ('label_replace(rate(http_requests_total[5m]), "svc", "$1-x", "job", "(.*)")', 10),
+    ("topk(scalar(count(host_info)), cpu_usage)", 5),
+    ("http_requests_total > bool on(instance, job, code) http_requests_total offset 5m", 20),
+    ("rate(http_requests_total[5m] @ 600 offset 1m)", 20),
+    ("min_over_time(temperature[5m] offset 2m)", 9),
+    ("avg(avg_over_time(cpu_usage[5m:30s]))", 12),
+    ("quantile(0.5, rate(http_requests_total[5m]))", 10),
+    ("stddev by (host) (cpu_usage)", 6),
+    ("clamp(cpu_usage, 2, 5) * on(host) group_left(dc) host_info", 6),
+    ("vector(1) and on() absent(nothing)", 2),
+    ("sgn(temperature)", 4),
+    ("changes(temperature[10m])", 15),
+    ("idelta(http_requests_total[5m])", 16),
+    ("irate(http_requests_total[1m])", 11),
+    ("increase(http_requests_total[90s])", 16),
+    (
+        "sum(http_requests_total) without (instance) / ignoring(code) group_left "
+        "sum(http_requests_total) without (instance, code)",
+        12,
+    ),
+    ("count(count_over_time(temperature[1m]))", 4),
 ]
 
 
