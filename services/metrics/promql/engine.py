@@ -467,6 +467,8 @@ class _Evaluation:
         if name == "quantile_over_time":
             param = (await self._scalar_arg(args[0])).values
             args = args[1:]
+        elif name == "predict_linear":
+            param = (await self._scalar_arg(args[1])).values
         matrix = await self._matrix(args[0], want)
         lo, hi = matrix.flat.bounds(matrix.ref_ms, matrix.range_ms)
         values, present = fn(matrix.flat, lo, hi, matrix.ref_ms, matrix.range_ms, param)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .running import running_mean, running_variance
+from .running import linear_regression, running_mean, running_variance
 from .source import Want
 from .values import Bools, Floats, Ints
 from .windows import Flat, gather
@@ -202,6 +202,35 @@ def _quantile(w: Floats, _m: Bools, c: Ints, q: Floats | None) -> Floats:
     return quantile_values(np.sort(w, axis=1), c, q)
 
 
+def _regression(f: Flat, lo: Ints, hi: Ints, ref: Ints, param: Param, predict: bool) -> Out:
+    shape = lo.shape
+    ok = hi - lo >= 2
+    out = np.zeros(shape)
+    if not ok.any():
+        return out, ok
+    lo_r, hi_r = lo[ok], hi[ok]
+    ref_r = np.broadcast_to(ref[None, :], shape)[ok]
+    values, mask = gather(f.values, lo_r, hi_r, np.nan)
+    times, _ = gather(f.ts.astype(np.float64), lo_r, hi_r, np.nan)
+    intercept_at = ref_r.astype(np.float64) if predict else times[:, 0]
+    slope, intercept = linear_regression(times.T, values.T, mask.T, intercept_at)
+    if predict:
+        assert param is not None
+        horizon = np.broadcast_to(param[None, :], shape)[ok]
+        out[ok] = slope * horizon + intercept
+    else:
+        out[ok] = slope
+    return out, ok
+
+
+def deriv(f: Flat, lo: Ints, hi: Ints, ref: Ints, _r: int, _p: Param) -> Out:
+    return _regression(f, lo, hi, ref, None, predict=False)
+
+
+def predict_linear(f: Flat, lo: Ints, hi: Ints, ref: Ints, _r: int, p: Param) -> Out:
+    return _regression(f, lo, hi, ref, p, predict=True)
+
+
 def count_over_time(_f: Flat, lo: Ints, hi: Ints, _ref: Ints, _r: int, _p: Param) -> Out:
     return (hi - lo).astype(np.float64), hi > lo
 
@@ -238,4 +267,6 @@ RANGE_FUNCTIONS: dict[str, tuple[RangeFn, Want]] = {
     "stddev_over_time": (_windowed(_stddev, 0.0), Want.LAST),
     "stdvar_over_time": (_windowed(_stdvar, 0.0), Want.LAST),
     "quantile_over_time": (_windowed(_quantile, np.nan), Want.LAST),
+    "deriv": (deriv, Want.LAST),
+    "predict_linear": (predict_linear, Want.LAST),
 }

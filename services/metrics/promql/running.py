@@ -64,3 +64,32 @@ def running_variance(values: Floats, mask: Bools, *, compensated: bool = True) -
             aux = np.where(m, new_aux, aux)
             aux_c = np.where(m, new_aux_c, aux_c)
         return (aux + aux_c) / count
+
+
+def linear_regression(
+    ts: Floats, values: Floats, mask: Bools, intercept_ms: Floats
+) -> tuple[Floats, Floats]:
+    """Least-squares slope (per second) and intercept at ``intercept_ms``, with the
+    compensated sums Prometheus uses; a constant series has slope 0."""
+    steps = values.shape[1]
+    n = np.zeros(steps)
+    sums = {k: (np.zeros(steps), np.zeros(steps)) for k in ("x", "y", "xy", "x2")}
+    first = values[0]
+    constant = np.ones(steps, dtype=bool)
+    with np.errstate(all="ignore"):
+        for t, v, m in zip(ts, values, mask, strict=True):
+            constant &= ~m | (v == first)
+            n = n + m
+            x = (t - intercept_ms) / 1e3
+            for key, inc in (("x", x), ("y", v), ("xy", x * v), ("x2", x * x)):
+                total, comp = sums[key]
+                new_total, new_comp = kahan_inc(inc, total, comp)
+                sums[key] = (np.where(m, new_total, total), np.where(m, new_comp, comp))
+        sx, sy, sxy, sx2 = (total + comp for total, comp in sums.values())
+        cov = sxy - sx * sy / n
+        var = sx2 - sx * sx / n
+        slope = cov / var
+        intercept = sy / n - slope * sx / n
+    slope = np.where(constant, np.where(np.isinf(first), np.nan, 0.0), slope)
+    intercept = np.where(constant, np.where(np.isinf(first), np.nan, first), intercept)
+    return slope, intercept

@@ -330,3 +330,14 @@ async def test_absent(engine: Engine) -> None:
     assert await at(engine, 'absent(nope{a="b", c!="d"})', 0) == {"a=b": 1}
     assert await at(engine, "absent(g)", 45) == {}
     assert await at(engine, "absent(sum(nope))", 0) == {"": 1}
+
+
+async def test_deriv_and_predict_linear(engine: Engine) -> None:
+    # g: 1, 3, 2, 6 at 0, 15, 30, 45 s. Means 22.5 s and 3; covariance sum
+    # (-22.5)(-2) + (-7.5)(0) + (7.5)(-1) + (22.5)(3) = 105; variance sum 1125.
+    slope = 105 / 1125
+    assert await one(engine, "deriv(g[45s])", 45) == pytest.approx(slope, rel=1e-14)
+    # the fitted line at 45 s is 3 + slope x 22.5; one minute later add slope x 60
+    expected = 3 + slope * 22.5 + slope * 60
+    assert await one(engine, "predict_linear(g[45s], 60)", 45) == pytest.approx(expected, rel=1e-14)
+    assert await at(engine, "deriv(g[10s])", 45) == {}  # one sample

@@ -141,6 +141,10 @@ EXPRESSIONS: list[tuple[str, int]] = [
         12,
     ),
     ("count(count_over_time(temperature[1m]))", 4),
+    ("deriv(cpu_usage[5m])", 12),
+    ("deriv(http_requests_total[10m])", 20),
+    ("predict_linear(cpu_usage[5m], 600)", 12),
+    ("predict_linear(http_requests_total[10m], 3600)", 20),
 ]
 
 
