@@ -19,7 +19,9 @@ from .binary import COMPARISON, SET_OPS, Matching, scalar_scalar, vector_scalar,
 from .errors import BAD_DATA, EXECUTION, TIMEOUT, PromQLError
 from .histogram import histogram_quantile
 from .instant_functions import (
+    CALENDAR,
     ELEMENTWISE,
+    calendar,
     clamp,
     elementwise,
     label_join,
@@ -411,6 +413,11 @@ class _Evaluation:
             return self._absent_over_time(matrix)
         if name in ELEMENTWISE:
             return elementwise(name, await self._vector_arg(args[0]))
+        if name in CALENDAR:
+            if args:
+                return calendar(name, await self._vector_arg(args[0]))
+            now = Vector([{}], self.steps[None, :] / 1000.0, np.ones((1, self.n), dtype=bool))
+            return calendar(name, now)
         if name == "round":
             vec = await self._vector_arg(args[0])
             to = (await self._scalar_arg(args[1])).values if len(args) > 1 else np.ones(self.n)

@@ -121,3 +121,49 @@ def label_join(vec: Vector, dst: str, sep: str, sources: list[str]) -> Vector:
             out.pop(dst, None)
         labels.append(out)
     return vec.with_labels(labels)
+
+
+def _calendar_field(name: str, seconds: Floats) -> Floats:
+    """One calendar field (UTC) of Unix times, as Go's time package computes it."""
+    with np.errstate(invalid="ignore"):
+        whole = np.trunc(np.nan_to_num(seconds)).astype(np.int64)
+    when = whole.astype("datetime64[s]")
+    day = when.astype("datetime64[D]")
+    month = when.astype("datetime64[M]")
+    year = when.astype("datetime64[Y]")
+    if name == "year":
+        field = year.astype(np.int64) + 1970
+    elif name == "month":
+        field = month.astype(np.int64) % 12 + 1
+    elif name == "day_of_month":
+        field = (day - month.astype("datetime64[D]")).astype(np.int64) + 1
+    elif name == "day_of_year":
+        field = (day - year.astype("datetime64[D]")).astype(np.int64) + 1
+    elif name == "day_of_week":
+        field = (day.astype(np.int64) + 4) % 7  # 1970-01-01 was a Thursday
+    elif name == "days_in_month":
+        field = ((month + 1).astype("datetime64[D]") - month.astype("datetime64[D]")).astype(
+            np.int64
+        )
+    elif name == "hour":
+        field = (whole // 3600) % 24
+    else:  # minute
+        field = (whole // 60) % 60
+    return np.where(np.isnan(seconds), np.nan, field.astype(np.float64))
+
+
+CALENDAR = (
+    "year",
+    "month",
+    "day_of_month",
+    "day_of_year",
+    "day_of_week",
+    "days_in_month",
+    "hour",
+    "minute",
+)
+
+
+def calendar(name: str, vec: Vector) -> Vector:
+    values = _calendar_field(name, vec.values.ravel()).reshape(vec.values.shape)
+    return Vector(vec.labels, values, vec.present).with_labels([drop_name(lb) for lb in vec.labels])

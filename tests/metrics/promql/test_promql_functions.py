@@ -341,3 +341,22 @@ async def test_deriv_and_predict_linear(engine: Engine) -> None:
     expected = 3 + slope * 22.5 + slope * 60
     assert await one(engine, "predict_linear(g[45s], 60)", 45) == pytest.approx(expected, rel=1e-14)
     assert await at(engine, "deriv(g[10s])", 45) == {}  # one sample
+
+
+@pytest.mark.parametrize(
+    ("function", "expected"),
+    # 1700000000 is Tuesday 2023-11-14 22:13:20 UTC
+    [
+        ("year", 2023),
+        ("month", 11),
+        ("day_of_month", 14),
+        ("day_of_year", 318),
+        ("day_of_week", 2),
+        ("days_in_month", 30),
+        ("hour", 22),
+        ("minute", 13),
+    ],
+)
+async def test_calendar_functions(engine: Engine, function: str, expected: float) -> None:
+    assert await at(engine, f"{function}(vector(1700000000))", 0) == {"": expected}
+    assert await at(engine, f"{function}()", 1_700_000_000) == {"": expected}

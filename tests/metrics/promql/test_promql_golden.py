@@ -145,6 +145,9 @@ EXPRESSIONS: list[tuple[str, int]] = [
     ("deriv(http_requests_total[10m])", 20),
     ("predict_linear(cpu_usage[5m], 600)", 12),
     ("predict_linear(http_requests_total[10m], 3600)", 20),
+    ("minute(timestamp(temperature))", 12),
+    ("hour() + day_of_week() + day_of_month() + days_in_month() + month() + year()", 12),
+    ("day_of_year(vector(1700000000)) + minute(vector(1700000000))", 1),
 ]
 
 
