@@ -86,10 +86,14 @@ class Result:
             ]
         times = [format_time(t) for t in self.steps_ms.tolist()]
         series = []
+        full = value.present.all(axis=1).tolist()
         for i in np.flatnonzero(value.present.any(axis=1)).tolist():
-            cols = np.flatnonzero(value.present[i])
-            texts = format_values(value.values[i, cols])
-            points = [[times[c], text] for c, text in zip(cols.tolist(), texts, strict=True)]
+            if full[i]:
+                at, texts = times, format_values(value.values[i])
+            else:
+                cols = np.flatnonzero(value.present[i])
+                at, texts = [times[c] for c in cols.tolist()], format_values(value.values[i, cols])
+            points = [[t, text] for t, text in zip(at, texts, strict=True)]
             series.append({"metric": _sorted(value.labels[i]), "values": points})
         series.sort(key=_by_labels)
         return series
