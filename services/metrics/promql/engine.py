@@ -1,8 +1,15 @@
 """The PromQL engine: parses a query and evaluates it over all steps of the query at once.
 
 Every node evaluates to a value holding all steps (see ``values``), so a range query costs
-about as many numpy calls as an instant query; only per-series and per-group work loops
-in Python.
+about as many numpy calls as an instant query; only per-group and per-matched-pair work
+loops in Python.
+
+Semantics are Prometheus 2.x's, checked against ``promtool`` (Debian's 2.42): range
+windows ``[t - range, t]`` closed at both ends, a 5 m lookback for instant selectors,
+staleness markers, ``offset`` and ``@``, subqueries, and the float arithmetic of its
+functions (extrapolated rates, compensated running means). Not supported: native
+histograms, ``holt_winters``, ``absent``-style functions beyond ``absent`` and
+``absent_over_time``, ``label`` functions beyond ``label_replace``/``label_join``.
 """
 
 from __future__ import annotations
