@@ -20,6 +20,7 @@ ARITHMETIC: dict[str, Op] = {
     "/": np.divide,
     "%": np.fmod,
     "^": np.power,
+    "atan2": np.arctan2,
 }
 COMPARISON: dict[str, Callable[[Floats, Floats], Bools]] = {
     "==": np.equal,

@@ -7,9 +7,10 @@ loops in Python.
 Semantics are Prometheus 2.x's, checked against ``promtool`` (Debian's 2.42): range
 windows ``[t - range, t]`` closed at both ends, a 5 m lookback for instant selectors,
 staleness markers, ``offset`` and ``@``, subqueries, and the float arithmetic of its
-functions (extrapolated rates, compensated running means). Not supported: native
-histograms, ``holt_winters``, ``absent``-style functions beyond ``absent`` and
-``absent_over_time``, ``label`` functions beyond ``label_replace``/``label_join``.
+functions (extrapolated rates, compensated running means). Every function of 2.42 is
+supported except ``holt_winters`` and those of native histograms (``histogram_count``,
+``histogram_sum``, ``histogram_fraction``); ``histogram_quantile`` reads classic
+``_bucket{le}`` series.
 """
 
 from __future__ import annotations
@@ -450,6 +451,8 @@ class _Evaluation:
             return Vector([{}], s.values[None, :].copy(), np.ones((1, self.n), dtype=bool))
         if name == "time":
             return Scalar(self.steps / 1000.0)
+        if name == "pi":
+            return Scalar(np.full(self.n, np.pi))
         if name == "timestamp":
             vec = await self._vector_arg(args[0])
             ts = vec.sample_ts if vec.sample_ts is not None else np.tile(self.steps, (len(vec), 1))

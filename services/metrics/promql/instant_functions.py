@@ -38,6 +38,18 @@ ELEMENTWISE: dict[str, Callable[[Floats], Floats]] = {
     "sgn": np.sign,
     "deg": np.degrees,
     "rad": np.radians,
+    "sin": np.sin,
+    "cos": np.cos,
+    "tan": np.tan,
+    "asin": np.arcsin,
+    "acos": np.arccos,
+    "atan": np.arctan,
+    "sinh": np.sinh,
+    "cosh": np.cosh,
+    "tanh": np.tanh,
+    "asinh": np.arcsinh,
+    "acosh": np.arccosh,
+    "atanh": np.arctanh,
 }
 
 

@@ -86,7 +86,7 @@ class Result:
             ]
         times = [format_time(t) for t in self.steps_ms.tolist()]
         series = []
-        full = value.present.all(axis=1).tolist()
+        full: list[bool] = np.all(value.present, axis=1).tolist()
         for i in np.flatnonzero(value.present.any(axis=1)).tolist():
             if full[i]:
                 at, texts = times, format_values(value.values[i])
