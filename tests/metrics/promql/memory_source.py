@@ -27,7 +27,12 @@ class MemorySource(SeriesSource):
         self.data: list[tuple[dict[str, str], np.ndarray, np.ndarray]] = []
         self.calls: list[tuple[int, int, int, int, Want]] = []
 
-    def add(self, labels: dict[str, str], ts: Sequence[int], values: Sequence[float]) -> None:
+    def add(
+        self,
+        labels: dict[str, str],
+        ts: Sequence[int] | np.ndarray,
+        values: Sequence[float] | np.ndarray,
+    ) -> None:
         self.data.append(
             (dict(labels), np.asarray(ts, dtype=np.int64), np.asarray(values, dtype=np.float64))
         )
