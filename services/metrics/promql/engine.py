@@ -23,7 +23,7 @@ import numpy as np
 import promql_parser as pp
 
 from .aggregations import aggregate
-from .binary import COMPARISON, SET_OPS, Matching, scalar_scalar, vector_scalar, vector_vector
+from .binary import SET_OPS, Matching, scalar_scalar, vector_scalar, vector_vector
 from .errors import BAD_DATA, EXECUTION, TIMEOUT, PromQLError
 from .histogram import histogram_quantile
 from .instant_functions import (
@@ -523,4 +523,4 @@ def _order_rows(vec: Vector, descending: bool) -> Vector:
     )
 
 
-__all__ = ["COMPARISON", "Engine", "PromQLError", "Result"]
+__all__ = ["Engine", "PromQLError", "Result"]
