@@ -1,26 +1,28 @@
-"""Request/reply queries on the samples read model."""
+"""Request/reply queries on the samples store."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from services.metrics import reads
 from services.metrics.domain import sample_public
-from services.metrics.projections import SampleStore
+from services.metrics.store import MetricsStore
 from shared.bus import EventBus
 from shared.commands import QuerySamples, parse_command
 from shared.streams import METRICS
 
 
 class MetricsQueries:
-    def __init__(self, store: SampleStore, bus: Callable[[], EventBus]):
+    def __init__(self, store: MetricsStore, bus: Callable[[], EventBus]):
         self.store = store
         self.bus = bus
 
     async def samples(self, body: dict[str, Any]) -> dict[str, Any]:
         """Matching samples, newest ``limit`` of them, oldest first."""
         query = parse_command(QuerySamples, body)
-        window = await self.store.query(query)
+        core = self.store.core
+        window = await self.store.read(lambda: reads.query_samples(core, query))
         return {
             "samples": [sample_public(row) for row in window.rows],
             "truncated": window.truncated,

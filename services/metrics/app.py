@@ -1,22 +1,21 @@
-"""Wiring of the metrics service: the store consumer, the queries, retention, and rebuild."""
+"""Wiring of the metrics service: the store consumer, the queries, compaction, retention
+and rebuild."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from services.metrics.api import MetricsQueries
-from services.metrics.domain import retention_window
 from services.metrics.handlers import STORE_CONSUMER, sample_storer
-from services.metrics.projections import SERVICE, SampleStore
 from services.metrics.remote.forward import forward_samples
 from services.metrics.settings import MetricsSettings
+from services.metrics.store import FILE_NAME, SERVICE, MetricsStore
 from shared.bus import EventBus, log_session
 from shared.commands import QUERY_METRICS_STATS, QUERY_SAMPLES
 from shared.config import VigilConfig
-from shared.db import create_engine, release_free_space
 from shared.events import SamplesIngested
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
@@ -27,6 +26,12 @@ log = logging.getLogger(__name__)
 REBUILD_FLUSH_SAMPLES = 50_000  # samples per transaction while replaying
 
 
+def open_store(settings: Settings, tuning: MetricsSettings) -> MetricsStore:
+    """The store's file is ``<data_dir>/metrics.duckdb``, whatever DATABASE_URL says."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return MetricsStore(settings.data_dir / FILE_NAME, tuning, settings.metrics_retention_s)
+
+
 def build(
     settings: Settings,
     config: VigilConfig | None = None,
@@ -35,90 +40,91 @@ def build(
     """The metrics service. It reads no section of the YAML config, so ``config`` is not loaded."""
     tuning = metrics_settings if metrics_settings is not None else MetricsSettings()
     runtime = ServiceRuntime(SERVICE, settings)
-    store = SampleStore(create_engine(settings.database_url_for(SERVICE)))
-    runtime.on_start(store.create_all)
-    runtime.watch_database(store.engine)
+    store = open_store(settings, tuning)
+    runtime.on_start(store.open)
     runtime.consume_batches(STORE_CONSUMER, sample_storer(store), store.last_seq)
     queries = MetricsQueries(store, lambda: runtime.bus)
     runtime.respond(QUERY_SAMPLES, queries.samples)
     runtime.respond(QUERY_METRICS_STATS, queries.stats)
     forward_samples(runtime, settings)  # to a remote-write store, when one is configured
 
-    async def retention() -> None:
-        await enforce_retention(store, settings.metrics_retention_s, tuning)
+    async def compaction() -> None:
+        await every(tuning.compaction_interval_s, "compaction", lambda: compact(store))
 
+    async def retention() -> None:
+        await every(tuning.retention_interval_s, "retention", lambda: apply_retention(store))
+
+    runtime.background(compaction)
     runtime.background(retention)
-    runtime.on_stop(store.dispose)
+    runtime.on_stop(store.close)
     return runtime
 
 
-async def apply_retention(
-    store: SampleStore,
-    retention_s: float,
-    tuning: MetricsSettings,
-    clock: Callable[[], float] = time.time,
-) -> int:
-    """Delete the samples past retention (``retention_window``), then give their space
-    back to the file system; returns how many were deleted."""
-    oldest, newest = retention_window(clock(), retention_s)
-    deleted = await store.delete_outside(oldest, newest, tuning.retention_chunk)
+async def compact(store: MetricsStore, clock: Callable[[], float] = time.time) -> int:
+    """Compact the blocks that are done; returns how many samples moved."""
+    moved = await store.compact(clock())
+    if moved:
+        log.info("compacted samples", extra={"samples": moved})
+    return moved
+
+
+async def apply_retention(store: MetricsStore, clock: Callable[[], float] = time.time) -> int:
+    """Drop what is past retention (whole blocks and rollup partitions); returns how many
+    samples went."""
+    deleted = await store.apply_retention(clock())
     if deleted:
-        pages = await release_free_space(store.engine)
-        log.info(
-            "deleted samples past retention",
-            extra={"deleted": deleted, "oldest": oldest, "newest": newest, "pages_freed": pages},
-        )
+        log.info("deleted samples past retention", extra={"deleted": deleted})
     return deleted
 
 
-async def enforce_retention(
-    store: SampleStore, retention_s: float, tuning: MetricsSettings
-) -> None:
-    """Delete old samples every interval; a failed pass is logged and tried again next time."""
+async def every(interval_s: float, what: str, task: Callable[[], Awaitable[int]]) -> None:
+    """Run ``task`` now and every interval; a failed pass is logged and tried again."""
     while True:
         try:
-            await apply_retention(store, retention_s, tuning)
+            await task()
         except Exception:
-            log.exception("retention pass failed", extra={"service": SERVICE})
-        await asyncio.sleep(tuning.retention_interval_s)
+            log.exception(f"{what} pass failed", extra={"service": SERVICE})
+        await asyncio.sleep(interval_s)
 
 
 async def rebuild(settings: Settings, metrics_settings: MetricsSettings | None = None) -> None:
-    """Drop metrics_* tables and replay METRICS into them; the checkpoint ends at the replayed end.
+    """Recreate the store's un-compacted samples from METRICS; the checkpoint ends at the
+    replayed end.
 
-    Run it with the service stopped. Batches are grouped into large transactions,
-    each advancing the checkpoint to its last sequence, so an interrupted rebuild
-    can simply be run again.
+    METRICS keeps a bounded window, so the compacted blocks and the rollups are kept: a
+    replayed sample is skipped when its block was compacted after its batch was stored.
+    Without a store file at all, whatever the stream still holds is stored again. Run it
+    with the service stopped; batches are grouped into large transactions, each advancing
+    the checkpoint, so an interrupted rebuild can simply be run again.
     """
     tuning = metrics_settings if metrics_settings is not None else MetricsSettings()
-    store = SampleStore(create_engine(settings.database_url_for(SERVICE)))
+    store = open_store(settings, tuning)
+    await store.open()
     try:
         async with log_session(settings, f"{SERVICE}-rebuild") as bus:
-            await _replay_into(bus, store, settings.metrics_retention_s, tuning)
+            await _replay_into(bus, store)
     finally:
-        await store.dispose()
+        await store.close()
 
 
-async def _replay_into(
-    bus: EventBus, store: SampleStore, retention_s: float, tuning: MetricsSettings
-) -> None:
-    await store.drop_all()
-    await store.create_all()
-    pending: list[SamplesIngested] = []
+async def _replay_into(bus: EventBus, store: MetricsStore) -> None:
+    await store.reset_for_replay()
+    pending: list[tuple[int, SamplesIngested]] = []
     pending_samples = 0
     last_seq = 0
     async for recorded in bus.replay(METRICS.name, STORE_CONSUMER.filter_subject):
         last_seq = recorded.seq
         if isinstance(recorded.event, SamplesIngested):
-            pending.append(recorded.event)
+            pending.append((recorded.seq, recorded.event))
             pending_samples += len(recorded.event.samples)
         if pending_samples >= REBUILD_FLUSH_SAMPLES:
-            await store.store(last_seq, pending)
+            await store.store_sequenced(pending)
             pending, pending_samples = [], 0
-    if last_seq and last_seq > await store.last_seq():
-        await store.store(last_seq, pending)
-    await apply_retention(store, retention_s, tuning)
+    if pending:
+        await store.store_sequenced(pending)
+    await compact(store)
+    await apply_retention(store)
     log.info(
-        "rebuilt metrics read model",
+        "rebuilt metrics store",
         extra={"last_seq": last_seq, "stored_samples": await store.stored_samples()},
     )

@@ -1,10 +1,10 @@
-"""The metrics-store consumer: every sample batch on METRICS into SQL, exactly once."""
+"""The metrics-store consumer: every sample batch on METRICS into the store, exactly once."""
 
 from __future__ import annotations
 
 import logging
 
-from services.metrics.projections import STORE_PROJECTION, SampleStore
+from services.metrics.store import STORE_PROJECTION, MetricsStore
 from shared import subjects
 from shared.consumer import BatchHandler, ConsumerSpec, Delivery
 from shared.events import Event, SamplesIngested
@@ -21,7 +21,7 @@ STORE_CONSUMER = ConsumerSpec(
 )
 
 
-def sample_storer(store: SampleStore) -> BatchHandler:
+def sample_storer(store: MetricsStore) -> BatchHandler:
     async def store_samples(items: list[tuple[Event, Delivery]]) -> None:
         """Stores the samples of many batches in one transaction; the checkpoint makes a
         redelivery a no-op."""

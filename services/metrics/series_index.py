@@ -1,0 +1,140 @@
+"""Every series the store knows, in memory: ids by label set, and matcher evaluation.
+
+The series table is small next to the samples (one row per label set), so it is read
+whole at start and kept here; selectors are resolved to series ids without touching
+the samples, and only those ids are read from the columnar tables.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import orjson
+
+from services.metrics.promql.source import LabelMatcher, MatchOp
+
+NAME_LABEL = "__name__"
+
+
+@dataclass
+class SeriesInfo:
+    id: int
+    name: str
+    labels: dict[str, str]  # without __name__
+    labels_json: str  # canonical JSON of ``labels``
+    first_ms: int
+    last_ms: int
+
+    def label(self, key: str) -> str:
+        """Prometheus' view: a missing label is the empty string."""
+        if key == NAME_LABEL:
+            return self.name
+        return self.labels.get(key, "")
+
+    def with_name(self) -> dict[str, str]:
+        return {NAME_LABEL: self.name, **self.labels}
+
+
+@lru_cache(maxsize=1024)
+def _anchored(pattern: str) -> re.Pattern[str]:
+    return re.compile(f"(?:{pattern})", re.DOTALL)
+
+
+def matches(info: SeriesInfo, matcher: LabelMatcher) -> bool:
+    value = info.label(matcher.name)
+    if matcher.op is MatchOp.EQUAL:
+        return value == matcher.value
+    if matcher.op is MatchOp.NOT_EQUAL:
+        return value != matcher.value
+    found = _anchored(matcher.value).fullmatch(value) is not None
+    return found if matcher.op is MatchOp.RE else not found
+
+
+class SeriesIndex:
+    """Series by id, by (name, labels JSON) and by name. Thread-safe: the writer adds
+    series while readers select."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_id: dict[int, SeriesInfo] = {}
+        self._by_key: dict[tuple[str, str], int] = {}
+        self._by_name: dict[str, list[int]] = {}
+        self.next_id = 1
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def id_of(self, name: str, labels_json: str) -> int | None:
+        return self._by_key.get((name, labels_json))
+
+    def get(self, series_id: int) -> SeriesInfo:
+        return self._by_id[series_id]
+
+    def add(self, infos: Iterable[SeriesInfo]) -> None:
+        with self._lock:
+            for info in infos:
+                self._by_id[info.id] = info
+                self._by_key[(info.name, info.labels_json)] = info.id
+                self._by_name.setdefault(info.name, []).append(info.id)
+                self.next_id = max(self.next_id, info.id + 1)
+
+    def seen(self, spans: Iterable[tuple[int, int, int]]) -> None:
+        """Widen each (id, first_ms, last_ms) series' known span of time."""
+        with self._lock:
+            for series_id, first, last in spans:
+                info = self._by_id.get(series_id)
+                if info is not None:
+                    info.first_ms = min(info.first_ms, first)
+                    info.last_ms = max(info.last_ms, last)
+
+    def reset_spans(self, spans: dict[int, tuple[int, int]]) -> None:
+        """Replace every series' span (after retention dropped data)."""
+        with self._lock:
+            for series_id, info in self._by_id.items():
+                info.first_ms, info.last_ms = spans.get(series_id, (2**62, -(2**62)))
+
+    def select(
+        self, matchers: Sequence[LabelMatcher], start_ms: int | None, end_ms: int | None
+    ) -> list[SeriesInfo]:
+        """Series matching every matcher, with data in [start_ms, end_ms] as far as known."""
+        names = [m.value for m in matchers if m.name == NAME_LABEL and m.op is MatchOp.EQUAL]
+        with self._lock:
+            if names:
+                candidates = [self._by_id[i] for i in self._by_name.get(names[0], [])]
+            else:
+                candidates = list(self._by_id.values())
+        low = -(2**62) if start_ms is None else start_ms
+        high = 2**62 if end_ms is None else end_ms
+        return [
+            info
+            for info in candidates
+            if info.last_ms >= low
+            and info.first_ms <= high
+            and all(matches(info, matcher) for matcher in matchers)
+        ]
+
+    def equal(self, name: str | None, labels: dict[str, str]) -> list[SeriesInfo]:
+        """Series of ``name`` (any when None) whose labels include every given pair."""
+        matchers = [LabelMatcher(k, MatchOp.EQUAL, v) for k, v in labels.items()]
+        if name is not None:
+            matchers.append(LabelMatcher(NAME_LABEL, MatchOp.EQUAL, name))
+        with self._lock:
+            pool = (
+                [self._by_id[i] for i in self._by_name.get(name, [])]
+                if name is not None
+                else list(self._by_id.values())
+            )
+        return [
+            info
+            for info in pool
+            if all(info.labels.get(m.name) == m.value for m in matchers if m.name != NAME_LABEL)
+        ]
+
+
+def series_info(series_id: int, name: str, labels_json: str) -> SeriesInfo:
+    labels: dict[str, str] = orjson.loads(labels_json)
+    return SeriesInfo(series_id, name, labels, labels_json, 2**62, -(2**62))
