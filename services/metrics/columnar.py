@@ -392,11 +392,13 @@ class ColumnStore:
             for p in tables.rollups[ROLLUPS[-1].name]
         ]
         parts += [
-            f"SELECT series_id, min(ts), max(ts) FROM {layout.hot_table(s)} GROUP BY series_id"
+            f"SELECT series_id, min(ts) AS first, max(ts) AS last FROM {layout.hot_table(s)} "
+            "GROUP BY series_id"
             for s in tables.hot
         ]
         parts += [
-            f"SELECT series_id, min(ts), max(ts) FROM {layout.raw_table(s)} GROUP BY series_id"
+            f"SELECT series_id, min(ts) AS first, max(ts) AS last FROM {layout.raw_table(s)} "
+            "GROUP BY series_id"
             for s in tables.raw
             if ROLLUPS[-1].partition(s) not in tables.rollups[ROLLUPS[-1].name]
         ]

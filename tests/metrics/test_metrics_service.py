@@ -6,16 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
-
 from services.metrics.api import MetricsQueries
-from services.metrics.app import apply_retention, build, rebuild
-from services.metrics.projections import SampleStore, samples_table
+from services.metrics.app import apply_retention, build, compact, open_store, rebuild
 from services.metrics.settings import MetricsSettings
+from services.metrics.store import MetricsStore
 from shared import subjects
 from shared.bus import EventBus
-from shared.commands import QUERY_METRICS_STATS, QUERY_SAMPLES
-from shared.db import create_engine
+from shared.commands import QUERY_METRICS_STATS, QUERY_SAMPLES, QuerySamples
 from shared.errors import InvalidInput
 from shared.events import Sample
 from shared.natsserver import EmbeddedNats
@@ -25,15 +22,15 @@ from tests.metrics.conftest import batch, series
 from tests.waiting import eventually
 
 T0 = 1_700_000_000.0
+H0 = 1_699_999_200.0  # a whole hour
 KEEP_ALL = MetricsSettings(retention_interval_s=3600)
 
 
 @pytest.fixture
-def service_settings(nats_server: EmbeddedNats, tmp_path: Path, database_url: str) -> Settings:
+def service_settings(nats_server: EmbeddedNats, tmp_path: Path) -> Settings:
     return Settings(
         nats_url=nats_server.url,
         data_dir=tmp_path / "data",
-        database_url=database_url,
         heartbeat_interval_s=0.2,
         metrics_retention_s=1e12,  # retention never deletes what these tests write at T0
     )
@@ -45,20 +42,12 @@ async def stats(bus: EventBus) -> dict[str, Any]:
 
 
 async def stored_rows(settings: Settings) -> list[tuple[str, str, float, float]]:
-    engine = create_engine(settings.database_url_for("metrics"))
+    store = open_store(settings, KEEP_ALL)
+    await store.open()
     try:
-        async with engine.connect() as conn:
-            result = await conn.execute(
-                select(
-                    samples_table.c.name,
-                    samples_table.c.labels,
-                    samples_table.c.ts,
-                    samples_table.c.value,
-                ).order_by(samples_table.c.id)
-            )
-            return [(r[0], r[1], r[2], r[3]) for r in result]
+        return sorted((await store.query(QuerySamples(limit=100_000))).rows)
     finally:
-        await engine.dispose()
+        await store.close()
 
 
 async def test_published_batches_are_stored_and_queryable(
@@ -102,8 +91,8 @@ async def test_bad_query_is_rejected_naming_the_field(
 async def test_stats_show_the_backlog_of_unstored_batches(
     bus: EventBus, service_settings: Settings
 ) -> None:
-    store = SampleStore(create_engine(service_settings.database_url_for("metrics")))
-    await store.create_all()
+    store = open_store(service_settings, KEEP_ALL)
+    await store.open()
     try:
         for n in range(3):
             await bus.publish(subjects.samples("api"), batch(series("cpu", 2, T0 + n * 10, {})))
@@ -115,7 +104,7 @@ async def test_stats_show_the_backlog_of_unstored_batches(
             "backlog": 3,
         }
     finally:
-        await store.dispose()
+        await store.close()
 
 
 async def test_rebuild_gives_the_same_rows_as_the_live_store(
@@ -143,23 +132,59 @@ async def test_rebuild_gives_the_same_rows_as_the_live_store(
 
     assert await stored_rows(service_settings) == live
     assert len(live) == 5 * 301
-    store = SampleStore(create_engine(service_settings.database_url_for("metrics")))
+    store = open_store(service_settings, KEEP_ALL)
+    await store.open()
     try:
         assert await store.last_seq() == last
         assert await store.stored_samples() == len(live)
     finally:
-        await store.dispose()
+        await store.close()
 
 
-async def test_retention_pass_removes_samples_older_than_the_setting(
+async def test_rebuild_keeps_compacted_blocks_and_replays_what_is_not(
+    bus: EventBus, service_settings: Settings
+) -> None:
+    """The stream keeps a window only: what was compacted stays as it is, the rest
+    comes back from the stream, and nothing is stored twice."""
+    store = open_store(service_settings, KEEP_ALL)
+    await store.open()
+    old = batch(series("cpu", 360, H0, {"host": "old"}, every_s=10))
+    late = batch([Sample(name="cpu", value=-1.0, timestamp=H0 + 5, labels={"host": "old"})])
+    recent = batch(series("cpu", 360, H0 + 5 * 3600, {"host": "new"}, every_s=10))
+    try:
+        seqs = []
+        for event in (old, late, recent):
+            seqs.append(await bus.publish(subjects.samples("api"), event))
+        await store.store(seqs[0], [old])
+        await compact(store, clock=lambda: H0 + 2 * 3600)  # only the first hour is done
+        await store.store(seqs[1], [late])  # a late sample, not compacted yet
+        await store.store(seqs[2], [recent])
+        live = sorted((await store.query(QuerySamples(limit=100_000))).rows)
+    finally:
+        await store.close()
+
+    await rebuild(service_settings, MetricsSettings(compaction_grace_s=1e11))
+
+    assert await stored_rows(service_settings) == live
+    assert len(live) == 721
+    store = open_store(service_settings, KEEP_ALL)
+    await store.open()
+    try:
+        assert await store.position() == (721, seqs[2])
+    finally:
+        await store.close()
+
+
+async def test_retention_pass_drops_blocks_older_than_the_setting(
     service_settings: Settings,
 ) -> None:
-    store = SampleStore(create_engine(service_settings.database_url_for("metrics")))
-    await store.create_all()
+    settings = service_settings.model_copy(update={"metrics_retention_s": 3600.0})
+    store = open_store(settings, KEEP_ALL)
+    await store.open()
     try:
-        await store.store(1, [batch(series("cpu", 10, T0, {}))])
-        deleted = await apply_retention(store, 3600, KEEP_ALL, clock=lambda: T0 + 3600 + 4.5)
+        await store.store(1, [batch(series("cpu", 10, H0, {}, every_s=720))])
+        deleted = await apply_retention(store, clock=lambda: H0 + 7200 + 4.5)
         assert deleted == 5
         assert await store.stored_samples() == 5
     finally:
-        await store.dispose()
+        await store.close()

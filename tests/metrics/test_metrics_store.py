@@ -1,31 +1,30 @@
-"""The samples read model on SQLite and PostgreSQL: exactly-once writes, queries, retention."""
+"""The DuckDB samples store: exactly-once writes, queries, compaction, retention."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from pathlib import Path
 
+import duckdb
 import orjson
-import pytest
 
 from services.metrics.domain import SampleWindow
-from services.metrics.projections import SampleStore
+from services.metrics.settings import MetricsSettings
+from services.metrics.store import MetricsStore
 from shared.commands import QuerySamples
-from shared.db import create_engine
 from shared.events import Sample
-from tests.metrics.conftest import batch, series
+from tests.metrics.conftest import KEEP_ALL_S, batch, series
 
 T0 = 1_700_000_000.0
+H0 = 1_699_999_200.0  # a whole hour
+HOUR = 3600.0
 
 
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[SampleStore]:
-    sample_store = SampleStore(create_engine(database_url))
-    await sample_store.create_all()
-    yield sample_store
-    await sample_store.dispose()
+async def everything(store: MetricsStore) -> list[tuple[str, str, float, float]]:
+    window = await store.query(QuerySamples(limit=100_000))
+    return sorted(window.rows)
 
 
-async def test_a_batch_is_stored_once_even_when_redelivered(store: SampleStore) -> None:
+async def test_a_batch_is_stored_once_even_when_redelivered(store: MetricsStore) -> None:
     cpu = batch(series("cpu", 3, T0, {"host": "a"}))
     assert await store.store(1, [cpu]) is True
     assert await store.store(1, [cpu]) is False
@@ -35,7 +34,7 @@ async def test_a_batch_is_stored_once_even_when_redelivered(store: SampleStore) 
     assert [s[3] for s in window.rows] == [0.0, 1.0, 2.0]
 
 
-async def test_query_filters_by_name_labels_and_inclusive_time_range(store: SampleStore) -> None:
+async def test_query_filters_by_name_labels_and_inclusive_time_range(store: MetricsStore) -> None:
     await store.store(1, [batch(series("cpu", 10, T0, {"host": "a", "dc": "x"}))])
     await store.store(2, [batch(series("cpu", 10, T0, {"host": "b", "dc": "x"}))])
     await store.store(3, [batch(series("mem", 10, T0, {"host": "a"}))])
@@ -54,11 +53,11 @@ async def test_query_filters_by_name_labels_and_inclusive_time_range(store: Samp
     )
     assert [row[2] for row in ranged.rows] == [T0 + 2, T0 + 3, T0 + 4]
 
-    everything = await store.query(QuerySamples(start=T0 + 9, end=T0 + 9))
-    assert sorted(row[0] for row in everything.rows) == ["cpu", "cpu", "mem"]
+    at_once = await store.query(QuerySamples(start=T0 + 9, end=T0 + 9))
+    assert sorted(row[0] for row in at_once.rows) == ["cpu", "cpu", "mem"]
 
 
-async def test_limit_keeps_the_newest_samples_newest_last(store: SampleStore) -> None:
+async def test_limit_keeps_the_newest_samples_newest_last(store: MetricsStore) -> None:
     await store.store(1, [batch(series("cpu", 10, T0, {"host": "a"}))])
     window = await store.query(QuerySamples(name="cpu", limit=3))
     assert [row[3] for row in window.rows] == [7.0, 8.0, 9.0]
@@ -68,7 +67,7 @@ async def test_limit_keeps_the_newest_samples_newest_last(store: SampleStore) ->
     assert len(exact.rows) == 10
 
 
-async def test_awkward_label_values_round_trip(store: SampleStore) -> None:
+async def test_awkward_label_values_round_trip(store: MetricsStore) -> None:
     labels = {"path": 'C:\\tmp\\"quoted"', "note": "it's {ü} 東京 🙂", "empty": "", "u": "ß"}
     await store.store(
         1, [batch([Sample(name="odd", value=-1.25e-300, timestamp=T0, labels=labels)])]
@@ -80,31 +79,8 @@ async def test_awkward_label_values_round_trip(store: SampleStore) -> None:
     assert orjson.loads(text) == labels
 
 
-async def test_retention_deletes_old_samples_and_keeps_the_count_right(
-    store: SampleStore,
-) -> None:
-    await store.store(1, [batch(series("cpu", 100, T0, {"host": "a"}))])
-    deleted = await store.delete_outside(T0 + 30, T0 + 1000, chunk=7)
-    assert deleted == 30
-    assert await store.stored_samples() == 70
-    window = await store.query(QuerySamples(name="cpu", limit=1000))
-    assert window.rows[0][2] == T0 + 30
-    assert await store.delete_outside(T0 + 30, T0 + 1000, chunk=7) == 0
-
-
-async def test_retention_deletes_samples_stamped_beyond_the_newest_allowed_too(
-    store: SampleStore,
-) -> None:
-    await store.store(1, [batch(series("cpu", 100, T0, {"host": "a"}))])
-    deleted = await store.delete_outside(T0 + 10, T0 + 89, chunk=7)
-    assert deleted == 10 + 10
-    window = await store.query(QuerySamples(name="cpu", limit=1000))
-    assert [row[2] for row in window.rows] == [T0 + n for n in range(10, 90)]
-    assert await store.stored_samples() == 80
-
-
 async def test_several_batches_in_one_transaction_advance_the_checkpoint_once(
-    store: SampleStore,
+    store: MetricsStore,
 ) -> None:
     first = batch(series("cpu", 2, T0, {}))
     second = batch(series("cpu", 3, T0 + 10, {}))
@@ -114,13 +90,170 @@ async def test_several_batches_in_one_transaction_advance_the_checkpoint_once(
     assert await store.store(6, [first]) is False
 
 
-async def test_partly_redelivered_batches_store_only_what_is_new(store: SampleStore) -> None:
+async def test_partly_redelivered_batches_store_only_what_is_new(store: MetricsStore) -> None:
     first = batch(series("cpu", 2, 1_000.0, {"host": "a"}))
     second = batch(series("cpu", 3, 2_000.0, {"host": "a"}))
     assert await store.store_sequenced([(1, first)]) is True
-    # the same message again, now delivered together with the next one
     assert await store.store_sequenced([(1, first), (2, second)]) is True
     assert await store.stored_samples() == 5
     assert await store.last_seq() == 2
     assert await store.store_sequenced([(1, first), (2, second)]) is False
     assert await store.stored_samples() == 5
+
+
+async def test_a_reopened_store_resumes_at_its_checkpoint_with_its_series(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.duckdb"
+    first = MetricsStore(path, MetricsSettings(), KEEP_ALL_S)
+    await first.open()
+    await first.store(4, [batch(series("cpu", 10, T0, {"host": "a"}))])
+    await first.close()
+
+    again = MetricsStore(path, MetricsSettings(), KEEP_ALL_S)
+    await again.open()
+    try:
+        assert await again.position() == (10, 4)
+        assert await again.store(4, [batch(series("cpu", 10, T0, {"host": "a"}))]) is False
+        await again.store(5, [batch(series("cpu", 10, T0 + 10, {"host": "a"}))])
+        assert len(again.core.index) == 1  # the same series, not a second one
+        assert len((await again.query(QuerySamples(name="cpu", limit=100))).rows) == 20
+    finally:
+        await again.close()
+
+
+async def test_compaction_sorts_finished_blocks_and_keeps_every_sample(
+    store: MetricsStore,
+) -> None:
+    # two series interleaved over three hours, ten seconds apart
+    for n in range(3):
+        samples = [
+            *series("cpu", 360, H0 + n * HOUR, {"host": "a"}, every_s=10),
+            *series("cpu", 360, H0 + n * HOUR, {"host": "b"}, every_s=10),
+        ]
+        await store.store(n + 1, [batch(samples)])
+    before = await everything(store)
+    # the third hour ended, but less than the grace period ago: it stays hot
+    moved = await store.compact(H0 + 3 * HOUR + 60)
+    assert moved == 2 * 2 * 360
+    tables = store.core.tables()
+    assert sorted(tables.raw) == [int(H0 * 1000), int((H0 + HOUR) * 1000)]
+    assert tables.hot == {int((H0 + 2 * HOUR) * 1000)}
+    assert await everything(store) == before
+    assert await store.stored_samples() == 3 * 2 * 360
+
+    cursor = store.core.reader()
+    try:
+        rows = cursor.execute(f"SELECT series_id, ts FROM raw_{int(H0 * 1000)}").fetchall()
+    finally:
+        cursor.close()
+    assert rows == sorted(rows)
+    assert await store.compact(H0 + 3 * HOUR + 60) == 0
+
+
+async def test_late_samples_of_a_compacted_block_are_merged_into_it(store: MetricsStore) -> None:
+    await store.store(1, [batch(series("cpu", 100, H0, {"host": "a"}, every_s=10))])
+    await store.compact(H0 + 2 * HOUR)
+    late = [Sample(name="cpu", value=-1.0, timestamp=H0 + 5, labels={"host": "a"})]
+    await store.store(2, [batch(late)])
+    assert await store.compact(H0 + 2 * HOUR) == 1
+    rows = (await store.query(QuerySamples(name="cpu", end=H0 + 20, limit=10))).rows
+    assert [(ts, value) for _, _, ts, value in rows] == [
+        (H0, 0.0),
+        (H0 + 5, -1.0),
+        (H0 + 10, 1.0),
+        (H0 + 20, 2.0),
+    ]
+    count = await store.aggregate("cpu", {}, H0, H0 + HOUR - 1, HOUR, "count", now_s=H0)
+    assert count == [{"labels": {}, "points": [[H0, 101.0]]}]
+
+
+async def test_retention_drops_whole_blocks_past_it_and_keeps_the_count(tmp_path: Path) -> None:
+    store = MetricsStore(tmp_path / "metrics.duckdb", MetricsSettings(), 2 * HOUR)
+    await store.open()
+    try:
+        await store.store(1, [batch(series("cpu", 4 * 360, H0, {}, every_s=10))])
+        await store.compact(H0 + 5 * HOUR)
+        # two hours kept at H0 + 4.5 h: the first two blocks are wholly older, the third
+        # (H0 + 2 h .. 3 h) holds samples from 2.5 h ago and stays whole
+        deleted = await store.apply_retention(H0 + 4.5 * HOUR)
+        assert deleted == 2 * 360
+        assert await store.stored_samples() == 2 * 360
+        rows = (await store.query(QuerySamples(name="cpu", limit=10_000))).rows
+        assert rows[0][2] == H0 + 2 * HOUR
+        assert await store.apply_retention(H0 + 4.5 * HOUR) == 0
+    finally:
+        await store.close()
+
+
+async def test_retention_deletes_samples_stamped_too_far_in_the_future(store: MetricsStore) -> None:
+    await store.store(1, [batch(series("cpu", 100, T0, {}, every_s=60))])
+    deleted = await store.apply_retention(T0 + 30 * 60 - 300)  # MAX_FUTURE_S is 300
+    assert deleted == 100 - 31
+    rows = (await store.query(QuerySamples(name="cpu", limit=1000))).rows
+    assert rows[-1][2] == T0 + 30 * 60
+    assert await store.stored_samples() == 31
+
+
+async def test_rollup_partitions_past_their_retention_are_dropped(tmp_path: Path) -> None:
+    tuning = MetricsSettings(retention_1m_s=2 * 86_400)
+    store = MetricsStore(tmp_path / "metrics.duckdb", tuning, KEEP_ALL_S)
+    await store.open()
+    try:
+        await store.store(1, [batch(series("cpu", 10, H0, {}, every_s=60))])
+        await store.compact(H0 + 2 * HOUR)
+        assert store.core.tables().rollups["1m"]
+        await store.apply_retention(H0 + 4 * 86_400)
+        tables = store.core.tables()
+        assert not tables.rollups["1m"]
+        assert tables.rollups["5m"] and tables.rollups["1h"]
+        assert await store.stored_samples() == 10
+    finally:
+        await store.close()
+
+
+async def test_the_file_reuses_the_space_of_dropped_blocks(tmp_path: Path) -> None:
+    """A week of hourly blocks passing through a store that keeps one day: the file
+    grows to the size of a day's data and then stays there."""
+    path = tmp_path / "metrics.duckdb"
+    store = MetricsStore(path, MetricsSettings(retention_1m_s=86_400), 86_400)
+    await store.open()
+    sizes = []
+    try:
+        for hour in range(24 * 5):
+            start = H0 + hour * HOUR
+            samples = [
+                Sample(
+                    name="load",
+                    value=float((hour * 360 + n) % 977) / 7,
+                    timestamp=start + (n % 360) * 10,
+                    labels={"host": f"h{n // 360}"},
+                )
+                for n in range(360 * 20)
+            ]
+            await store.store(hour + 1, [batch(samples)])
+            now = start + HOUR + 700
+            await store.compact(now)
+            await store.apply_retention(now)
+            if hour % 24 == 23:
+                sizes.append(path.stat().st_size)
+    finally:
+        await store.close()
+    assert sizes[-1] <= sizes[1] * 1.2, sizes
+
+
+async def test_the_store_file_uses_its_memory_and_thread_settings(tmp_path: Path) -> None:
+    tuning = MetricsSettings(memory_limit="64MB", threads=1)
+    store = MetricsStore(tmp_path / "metrics.duckdb", tuning, KEEP_ALL_S)
+    await store.open()
+    try:
+        cursor = store.core.reader()
+        try:
+            limit, threads = cursor.execute(
+                "SELECT current_setting('memory_limit'), current_setting('threads')"
+            ).fetchone() or (None, None)
+        finally:
+            cursor.close()
+        assert threads == 1
+        assert str(limit).startswith("61") or str(limit).startswith("64"), limit
+    finally:
+        await store.close()
+    duckdb.connect(str(tmp_path / "metrics.duckdb")).close()  # closed: the lock is free
