@@ -15,7 +15,7 @@ from shared.config import parse_cidr
 
 DAY_S = 24 * 3600.0
 GIB = 1024**3
-DEFAULT_METRICS_RETENTION_S = 7 * DAY_S
+DEFAULT_METRICS_RETENTION_S = 15 * DAY_S
 
 
 class Settings(BaseSettings):
@@ -96,10 +96,16 @@ class Settings(BaseSettings):
     metrics_retention_s: float = Field(
         default=DEFAULT_METRICS_RETENTION_S,
         gt=0,
-        description="Samples are deleted from SQL this long after they arrive; the gateway "
+        description="Raw samples are kept this long in the metrics store (a block at a time); "
+        "the gateway "
         "refuses timestamps older than this",
     )
-    stream_metrics_max_age_s: float = Field(default=7 * DAY_S, ge=0)
+    stream_metrics_max_age_s: float = Field(
+        default=6 * 3600.0,
+        ge=0,
+        description="METRICS keeps this window only (the store owns retention): it must "
+        "cover the alerts service's replay and the store's un-compacted blocks",
+    )
     stream_metrics_max_bytes: ByteSize = Field(default=ByteSize(10 * GIB), gt=0)
     stream_alerts_max_age_s: float = Field(default=0.0, ge=0)
     stream_alerts_max_bytes: ByteSize = Field(default=ByteSize(10 * GIB), gt=0)

@@ -1,6 +1,6 @@
-"""SQLite gives the space of deleted rows back: incremental auto-vacuum on every file, and
-the metrics retention pass releasing what it deleted. PostgreSQL's autovacuum does this
-by itself, so these cases are SQLite's alone."""
+"""SQLite gives the space of deleted rows back: incremental auto-vacuum on every file.
+PostgreSQL's autovacuum does this by itself, so these cases are SQLite's alone. (The
+metrics store is DuckDB: its space reuse is tested in tests/metrics.)"""
 
 from __future__ import annotations
 
@@ -10,14 +10,8 @@ from typing import Any
 
 from sqlalchemy import event, text
 
-from services.metrics.app import apply_retention
-from services.metrics.projections import SampleStore
-from services.metrics.settings import MetricsSettings
-from shared.db import create_engine, release_free_space
-from shared.events import Sample
-from tests.metrics.conftest import batch
+from shared.db import create_engine
 
-T0 = 1_700_000_000.0
 INCREMENTAL = 2
 
 
@@ -35,9 +29,10 @@ async def auto_vacuum_of(path: Path) -> int:
 
 
 async def test_a_new_file_uses_incremental_auto_vacuum(tmp_path: Path) -> None:
-    store = SampleStore(create_engine(url(tmp_path / "new.db")))
-    await store.create_all()
-    await store.dispose()
+    engine = create_engine(url(tmp_path / "new.db"))
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE made (n INTEGER)"))
+    await engine.dispose()
     assert await auto_vacuum_of(tmp_path / "new.db") == INCREMENTAL
 
 
@@ -75,34 +70,3 @@ async def test_a_file_that_cannot_be_rewritten_is_still_opened(tmp_path: Path) -
             assert await conn.scalar(text("PRAGMA auto_vacuum")) == 0
     finally:
         await engine.dispose()
-
-
-async def test_the_file_shrinks_after_retention_deletes_most_rows(tmp_path: Path) -> None:
-    path = tmp_path / "metrics.db"
-    store = SampleStore(create_engine(url(path)))
-    await store.create_all()
-    try:
-        for seq in range(1, 11):
-            samples = [
-                Sample(
-                    name="bulk",
-                    value=float(n),
-                    timestamp=T0 + seq * 10_000 + n,
-                    labels={"path": f"/{seq}/{n}/" + "x" * 300},
-                )
-                for n in range(5_000)
-            ]
-            await store.store(seq, [batch(samples)])
-        full = path.stat().st_size
-        assert full > 15_000_000
-
-        # retention keeps the last 10,000 s: only the last batch (T0 + 100,000 on) stays
-        deleted = await apply_retention(
-            store, 10_000, MetricsSettings(), clock=lambda: T0 + 110_000
-        )
-        assert deleted == 45_000
-        assert await store.stored_samples() == 5_000
-        assert path.stat().st_size < full / 3
-        assert await release_free_space(store.engine) == 0  # nothing left to release
-    finally:
-        await store.dispose()

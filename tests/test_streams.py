@@ -59,7 +59,7 @@ async def test_the_default_limits_reach_the_server(bus: EventBus) -> None:
         "AUDIT": DiscardPolicy.OLD,
     }
     metrics = (await bus.js.stream_info("METRICS")).config
-    assert (metrics.max_age, metrics.max_bytes) == (7 * DAY, 10 * GIB)
+    assert (metrics.max_age, metrics.max_bytes) == (6 * 3600, 10 * GIB)
     synthetic = (await bus.js.stream_info("SYNTHETIC")).config
     assert synthetic.max_msgs_per_subject == RUNS_KEPT_PER_CHECK
 

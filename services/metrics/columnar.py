@@ -217,9 +217,11 @@ class ColumnStore:
             through = tables.raw.get(start)
             if through is not None:
                 keep &= ~((blocks == start) & (seq_array <= through))
+        kept_ids = np.array(ids, dtype=np.uint32)[keep]
+        kept_ts = ts_ms[keep]
         incoming = {
-            "series_id": np.array(ids, dtype=np.uint32)[keep],
-            "ts": ts_ms[keep],
+            "series_id": kept_ids,
+            "ts": kept_ts,
             "value": np.array(values, dtype=np.float64)[keep],
         }
         blocks = blocks[keep]
@@ -258,7 +260,7 @@ class ColumnStore:
         self.last_seq = last
         self.stored += stored
         self.index.add(new_series)
-        self.index.seen(_spans(incoming["series_id"], incoming["ts"]))
+        self.index.seen(_spans(kept_ids, kept_ts))
         with self._tables_lock:
             self._tables.hot.update(touched)
         return True

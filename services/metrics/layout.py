@@ -61,9 +61,13 @@ def parse_table(name: str) -> tuple[str, int] | None:
     parts = name.split("_")
     if len(parts) == 2 and parts[0] in ("hot", "raw") and parts[1].lstrip("-").isdigit():
         return parts[0], int(parts[1])
-    if len(parts) == 3 and parts[0] == "rollup" and parts[1] in BY_NAME:
-        if parts[2].lstrip("-").isdigit():
-            return parts[1], int(parts[2])
+    if (
+        len(parts) == 3
+        and parts[0] == "rollup"
+        and parts[1] in BY_NAME
+        and parts[2].lstrip("-").isdigit()
+    ):
+        return parts[1], int(parts[2])
     return None
 
 

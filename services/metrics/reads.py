@@ -113,7 +113,10 @@ def query_samples(store: ColumnStore, query: QuerySamples) -> SampleWindow:
         union = raw_union(tables, store.block_ms, start, end, ids)
         if union is None:
             return []
-        sql = f"SELECT series_id, ts, value FROM ({union}) ORDER BY ts DESC, series_id DESC LIMIT {query.limit + 1}"
+        sql = (
+            f"SELECT series_id, ts, value FROM ({union}) "
+            f"ORDER BY ts DESC, series_id DESC LIMIT {query.limit + 1}"
+        )
         return [
             (int(i), int(t), float(v))
             for i, t, v in cursor.execute(sql, _params(sql, ids)).fetchall()
@@ -267,8 +270,7 @@ def choose_resolution(
     fitting = [
         r
         for r in ROLLUPS
-        if r.bucket_ms <= limit_ms
-        and all(edge % r.bucket_ms == 0 for edge in aligned_to)
+        if r.bucket_ms <= limit_ms and all(edge % r.bucket_ms == 0 for edge in aligned_to)
     ]
     if not fitting:
         return None
@@ -336,13 +338,17 @@ def _aggregate_sql(union: str, rollup: bool, aggregation: str, start_ms: int, st
     )
     if aggregation in QUANTILES:
         if rollup:
-            keyed = f"SELECT g, step, unnest(sketch_keys) AS k, unnest(sketch_counts) AS c FROM ({mapped})"
+            keyed = (
+                "SELECT g, step, unnest(sketch_keys) AS k, unnest(sketch_counts) AS c "
+                f"FROM ({mapped})"
+            )
         else:
             keyed = f"SELECT g, step, {sketch.key_sql('value')} AS k, 1 AS c FROM ({mapped})"
         q = QUANTILES[aggregation]
         return (
             f"WITH keyed AS ({keyed}), "
-            "merged AS (SELECT g, step, k, sum(c) AS c FROM keyed WHERE k IS NOT NULL GROUP BY ALL), "
+            "merged AS (SELECT g, step, k, sum(c) AS c FROM keyed "
+            "WHERE k IS NOT NULL GROUP BY ALL), "
             "ranked AS (SELECT g, step, k, "
             "sum(c) OVER (PARTITION BY g, step ORDER BY k) AS cum, "
             "sum(c) OVER (PARTITION BY g, step) AS total FROM merged) "

@@ -21,7 +21,8 @@ def key_sql(value: str) -> str:
     """The SQL expression of ``value``'s key; NULL for NaN and infinities."""
     return (
         f"CASE WHEN NOT isfinite({value}) THEN NULL "
-        f"WHEN {value} > {SMALLEST} THEN {OFFSET} + CAST(ceil(ln({value}) / {LN_GAMMA}) AS INTEGER) "
+        f"WHEN {value} > {SMALLEST} "
+        f"THEN {OFFSET} + CAST(ceil(ln({value}) / {LN_GAMMA}) AS INTEGER) "
         f"WHEN {value} < -{SMALLEST} "
         f"THEN -({OFFSET} + CAST(ceil(ln(-{value}) / {LN_GAMMA}) AS INTEGER)) "
         "ELSE 0 END"

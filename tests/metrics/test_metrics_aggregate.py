@@ -65,10 +65,8 @@ async def test_exact_aggregates_by_label_from_raw_and_from_rollups(
         members = [h for h, s in hosts.items() if s[0]["labels"]["dc"] == group["labels"]["dc"]]
         assert len(group["points"]) == 12
         for ts, value in group["points"]:
-            window = [
-                s for h in members for s in hosts[h] if ts <= s["timestamp"] < ts + 900
-            ]
-            window.sort(key=lambda s: s["timestamp"])
+            window = [s for h in members for s in hosts[h] if ts <= s["timestamp"] < ts + 900]
+            window.sort(key=lambda s: s["timestamp"] or 0.0)
             if aggregation == "last":  # series tie on the newest timestamp: any of theirs
                 newest = window[-1]["timestamp"]
                 assert value in {s["value"] for s in window if s["timestamp"] == newest}

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from services.metrics.api import MetricsQueries
 from services.metrics.app import apply_retention, build, compact, open_store, rebuild
 from services.metrics.settings import MetricsSettings
-from services.metrics.store import MetricsStore
 from shared import subjects
 from shared.bus import EventBus
 from shared.commands import QUERY_METRICS_STATS, QUERY_SAMPLES, QuerySamples

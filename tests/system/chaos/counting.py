@@ -2,8 +2,9 @@
 
 The API lists at most 1,000 alerts and filters neither by rule nor by label, and a run
 opens thousands; Vigil also stores samples and raises alerts of its own (its watchdog
-and self-monitoring). So the per-series counts are read from the read models' SQLite
-files, read-only: the same rows the API serves. The API's totals are kept beside them.
+and self-monitoring). So the per-series counts are read from the gateway's SQLite file,
+read-only: the same rows the API serves. The metrics store (a DuckDB file its service
+holds open) is counted through the API's sample list; the API's totals are kept beside.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import aiohttp
 from services.gateway.alerts.tables import alerts as alerts_table
 from services.gateway.incidents.tables import incidents as incidents_table
 from services.gateway.ledgers.tables import subject_deliveries as outcomes_table
-from services.metrics.projections import samples_table
 from tests.conftest import ADMIN_HEADERS
 from tests.system.chaos.load import LoadGenerator
 from tests.system.chaos.pager import PageRecorder
 from tests.system.chaos.scenario import METRIC, RULE, Scenario
 from tests.system.chaos.system import get_json
+
+SAMPLES_LISTED = 100_000  # the API's largest page: more than any scenario sends
 
 
 @dataclass
@@ -58,10 +60,6 @@ class ReadModels:
         # NOTIFICATIONS event: a second success for one delivery would be a second row
         settled = self._query("gateway.db", f"SELECT count(*) FROM {outcomes_table.name}")
         counts.outcomes = int(str(settled[0][0])) if settled else None
-        rows = self._query(
-            "metrics.db", f"SELECT count(*) FROM {samples_table.name} WHERE name = ?", METRIC
-        )
-        counts.samples = int(str(rows[0][0])) if rows else None
         alerts, incidents = alerts_table.name, incidents_table.name
         for rule, severity, series in self._query(
             "gateway.db",
@@ -84,6 +82,11 @@ class ReadModels:
 
 async def read_counts(models: ReadModels, session: aiohttp.ClientSession, url: str) -> Counts:
     counts = await asyncio.to_thread(models.read)
+    listed = await get_json(
+        session, url + f"/api/monitoring/metrics?name={METRIC}&limit={SAMPLES_LISTED}"
+    )
+    if listed is not None:
+        counts.samples = len(listed["samples"])
     stats = await get_json(session, url + "/api/monitoring/metrics/stats")
     if stats is not None:
         counts.stored_total = int(stats["stored_samples"])
