@@ -25,7 +25,7 @@ import numpy as np
 
 from services.metrics import layout, sketch
 from services.metrics.domain import canonical_labels
-from services.metrics.layout import ROLLUPS
+from services.metrics.layout import ROLLUPS, ROLLUPS_AT_COMPACTION, ROLLUPS_AT_EXPIRY
 from services.metrics.series_index import SeriesIndex, SeriesInfo, series_info
 from services.metrics.settings import MetricsSettings
 from shared.events import MAX_FUTURE_S, SamplesIngested
@@ -41,6 +41,10 @@ SCHEMA = (
     "(start_ms BIGINT NOT NULL, through_seq BIGINT NOT NULL)",
 )
 SAMPLE_COLUMNS = "series_id UINTEGER NOT NULL, ts BIGINT NOT NULL, value DOUBLE NOT NULL"
+BLOCK_COLUMNS = "series_id UINTEGER NOT NULL, dt INTEGER NOT NULL, value DOUBLE NOT NULL"
+"""A compacted block stores each timestamp as its distance to the series' previous one
+(the first: to the block's start). Regular scrapes make that column constant, which
+DuckDB stores in next to nothing, where absolute timestamps would cost ~3 bytes each."""
 ROLLUP_COLUMNS = (
     "series_id UINTEGER NOT NULL, bucket BIGINT NOT NULL, v_min DOUBLE, v_max DOUBLE, "
     "v_sum DOUBLE, v_count UBIGINT, v_last DOUBLE, last_ts BIGINT, "
@@ -48,10 +52,27 @@ ROLLUP_COLUMNS = (
 )
 
 
-def rollup_sql(source: str, bucket_ms: int) -> str:
+def decoded_sql(start: int) -> str:
+    """The samples of compacted block ``start`` with absolute timestamps (a window over
+    the block: for compaction and retention, not for queries, which decode in numpy)."""
+    return (
+        f"(SELECT series_id, {start} + sum(dt) OVER (PARTITION BY series_id ORDER BY rowid "
+        f"ROWS UNBOUNDED PRECEDING) AS ts, value FROM {layout.raw_table(start)})"
+    )
+
+
+def encode_sql(source: str, start: int) -> str:
+    """Rows of a compacted block from ``source`` (series_id, ts, value), sorted."""
+    return (
+        f"SELECT series_id, CAST(ts - coalesce(lag(ts) OVER w, {start}) AS INTEGER) AS dt, value "
+        f"FROM {source} WINDOW w AS (PARTITION BY series_id ORDER BY ts) ORDER BY series_id, ts"
+    )
+
+
+def rollup_sql(source: str, bucket_ms: int, with_sketch: bool = True) -> str:
     """Rollup rows of ``source`` (series_id, ts, value): the per-key counts of the sketch
     come from an inner grouping, the other aggregates are merged from its partials."""
-    key = sketch.key_sql("value")
+    key = sketch.key_sql("value") if with_sketch else "NULL::INTEGER"
     return (
         "SELECT series_id, bucket, min(lo) AS v_min, max(hi) AS v_max, sum(total) AS v_sum, "
         "sum(n) AS v_count, arg_max(latest, latest_ts) AS v_last, max(latest_ts) AS last_ts, "
@@ -290,19 +311,19 @@ class ColumnStore:
             (count,) = self._one(f"SELECT count(*) FROM {hot}")
             if merged:
                 # late samples: rewrite the block so it stays sorted
+                both = f"(SELECT * FROM {decoded_sql(start)} UNION ALL SELECT * FROM {hot})"
                 self.conn.execute(
-                    f"CREATE TABLE {raw}_merged ({SAMPLE_COLUMNS}); "
-                    f"INSERT INTO {raw}_merged SELECT * FROM "
-                    f"(SELECT * FROM {raw} UNION ALL SELECT * FROM {hot}) ORDER BY series_id, ts; "
+                    f"CREATE TABLE {raw}_merged ({BLOCK_COLUMNS}); "
+                    f"INSERT INTO {raw}_merged {encode_sql(both, start)}; "
                     f"DROP TABLE {raw}; ALTER TABLE {raw}_merged RENAME TO {raw}"
                 )
             else:
                 self.conn.execute(
-                    f"CREATE TABLE {raw} ({SAMPLE_COLUMNS}); "
-                    f"INSERT INTO {raw} SELECT * FROM {hot} ORDER BY series_id, ts"
+                    f"CREATE TABLE {raw} ({BLOCK_COLUMNS}); "
+                    f"INSERT INTO {raw} {encode_sql(hot, start)}"
                 )
             added: list[tuple[str, int]] = []
-            for resolution in ROLLUPS:
+            for resolution in ROLLUPS_AT_COMPACTION:
                 partition = resolution.partition(start)
                 table = resolution.table(partition)
                 self.conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ROLLUP_COLUMNS})")
@@ -350,9 +371,11 @@ class ColumnStore:
         if not (dropped_raw or dropped_hot or trimmed_hot or dropped_rollups):
             return 0
         deleted = 0
+        added: list[tuple[str, int]] = []
         self.conn.execute("BEGIN TRANSACTION")
         try:
             for start in dropped_raw:
+                added += self._roll_up_expiring(start, now_ms)
                 deleted += self._drop(layout.raw_table(start))
                 self.conn.execute("DELETE FROM metrics_blocks WHERE start_ms = $1", [start])
             for start in dropped_hot:
@@ -376,9 +399,31 @@ class ColumnStore:
             self._tables.hot.difference_update(dropped_hot)
             for resolution, start in dropped_rollups:
                 self._tables.rollups[resolution.name].discard(start)
+            for name, partition in added:
+                self._tables.rollups[name].add(partition)
         self.conn.execute("CHECKPOINT")  # frees the dropped tables' blocks for reuse
         self._refresh_spans()
         return deleted
+
+    def _roll_up_expiring(self, start: int, now_ms: int) -> list[tuple[str, int]]:
+        """The 1 m and 5 m rollups of a block leaving raw retention. Until then they are
+        computed from its raw samples when asked for, which costs less than storing them."""
+        added = []
+        for resolution in ROLLUPS_AT_EXPIRY:
+            partition = resolution.partition(start)
+            if partition + resolution.partition_ms <= self.retention.oldest(
+                resolution.name, now_ms
+            ):
+                continue  # would be dropped at once
+            table = resolution.table(partition)
+            self.conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ROLLUP_COLUMNS})")
+            self.conn.execute(
+                f"INSERT INTO {table} SELECT * FROM "
+                f"({rollup_sql(decoded_sql(start), resolution.bucket_ms)}) "
+                "ORDER BY series_id, bucket"
+            )
+            added.append((resolution.name, partition))
+        return added
 
     def _drop(self, table: str) -> int:
         (count,) = self._one(f"SELECT count(*) FROM {table}")
@@ -399,8 +444,8 @@ class ColumnStore:
             for s in tables.hot
         ]
         parts += [
-            f"SELECT series_id, min(ts) AS first, max(ts) AS last FROM {layout.raw_table(s)} "
-            "GROUP BY series_id"
+            f"SELECT DISTINCT series_id, {s} AS first, {s + self.block_ms - 1} AS last "
+            f"FROM {layout.raw_table(s)}"
             for s in tables.raw
             if ROLLUPS[-1].partition(s) not in tables.rollups[ROLLUPS[-1].name]
         ]

@@ -41,6 +41,11 @@ always land in one partition of each resolution."""
 
 BY_NAME = {resolution.name: resolution for resolution in ROLLUPS}
 
+ROLLUPS_AT_COMPACTION = (ROLLUPS[2],)
+"""Stored when a block is compacted: 1 h rows cost little and serve long ranges at once."""
+ROLLUPS_AT_EXPIRY = (ROLLUPS[0], ROLLUPS[1])
+"""Stored when a block leaves raw retention; until then computed from its raw samples."""
+
 
 def block_of(ts_ms: int, block_ms: int) -> int:
     return ts_ms - ts_ms % block_ms

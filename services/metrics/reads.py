@@ -48,100 +48,34 @@ def _ids_filter(ids: Sequence[int] | None) -> str:
     return "" if ids is None else " AND series_id IN (SELECT unnest($ids::UINTEGER[]))"
 
 
-def raw_union(
-    tables: Tables, block_ms: int, start_ms: int, end_ms: int, ids: Sequence[int] | None
-) -> str | None:
-    """SQL of the raw samples (series_id, ts, value) in [start_ms, end_ms]; None when no
-    table holds any."""
-    names = [
-        layout.raw_table(s)
-        for s in layout.overlapping(list(tables.raw), block_ms, start_ms, end_ms)
-    ]
-    names += [
-        layout.hot_table(s)
-        for s in layout.overlapping(list(tables.hot), block_ms, start_ms, end_ms)
-    ]
-    if not names:
-        return None
-    where = f"WHERE ts BETWEEN {start_ms} AND {end_ms}{_ids_filter(ids)}"
-    return " UNION ALL ".join(f"SELECT series_id, ts, value FROM {name} {where}" for name in names)
+def _params(sql: str, **params: object) -> dict[str, object]:
+    """Only the parameters the statement names (DuckDB refuses others)."""
+    return {key: value for key, value in params.items() if f"${key}" in sql}
 
 
-def rollup_union(
-    tables: Tables,
-    resolution: Resolution,
-    block_ms: int,
-    start_ms: int,
-    end_ms: int,
-    ids: Sequence[int] | None,
-) -> str | None:
-    """SQL of the rollup rows of ``resolution`` with a bucket in [start_ms, end_ms]: the
-    stored partitions, and the hot blocks rolled up on the fly. A bucket may have several
-    rows (late samples are rolled up on their own): readers group by bucket."""
-    where = f"WHERE bucket BETWEEN {start_ms} AND {end_ms}{_ids_filter(ids)}"
-    parts = [
-        f"SELECT * FROM {resolution.table(p)} {where}"
-        for p in layout.overlapping(
-            list(tables.rollups[resolution.name]), resolution.partition_ms, start_ms, end_ms
-        )
-    ]
-    for start in layout.overlapping(list(tables.hot), block_ms, start_ms, end_ms):
-        hot = layout.hot_table(start)
-        source = f"(SELECT * FROM {hot} WHERE ts BETWEEN {start_ms} AND {end_ms}{_ids_filter(ids)})"
-        parts.append(f"SELECT * FROM ({rollup_sql(source, resolution.bucket_ms)})")
-    return " UNION ALL ".join(parts) if parts else None
-
-
-def _params(sql: str, ids: Sequence[int] | None) -> dict[str, object]:
-    return {"ids": list(ids)} if ids is not None and "$ids" in sql else {}
-
-
-# --- the sample list (QUERY_SAMPLES) ---------------------------------------
-
-
-def query_samples(store: ColumnStore, query: QuerySamples) -> SampleWindow:
-    """The newest ``limit`` samples matching name and label equalities, oldest first."""
-    everything = query.name is None and not query.labels
-    matched = [] if everything else store.index.equal(query.name, query.labels)
-    if not everything and not matched:
-        return SampleWindow([], False)
-    ids = None if everything else [info.id for info in matched]
-    start = -FAR if query.start is None else round(query.start * 1000)
-    end = FAR if query.end is None else round(query.end * 1000)
-
-    def read(cursor: duckdb.DuckDBPyConnection, tables: Tables) -> list[tuple[int, int, float]]:
-        union = raw_union(tables, store.block_ms, start, end, ids)
-        if union is None:
-            return []
-        sql = (
-            f"SELECT series_id, ts, value FROM ({union}) "
-            f"ORDER BY ts DESC, series_id DESC LIMIT {query.limit + 1}"
-        )
-        return [
-            (int(i), int(t), float(v))
-            for i, t, v in cursor.execute(sql, _params(sql, ids)).fetchall()
-        ]
-
-    rows: list[SampleRow] = []
-    for series_id, ts, value in retrying(store, read):
-        info = store.index.get(series_id)
-        rows.append((info.name, info.labels_json, ts / 1000, value))
-    return newest_window(rows, query.limit)
-
-
-# --- per-series arrays (the PromQL source) ---------------------------------
+# --- samples with their timestamps, from compacted and hot blocks ----------
 
 
 @dataclass(frozen=True)
 class Columns:
-    """Points of many series, grouped by series and oldest first within each."""
+    """Points of many series, grouped by series (time order within a series is
+    restored by ``split``)."""
 
     series_id: npt.NDArray[np.uint32]
     ts: npt.NDArray[np.int64]
     value: npt.NDArray[np.float64]
 
+    def __len__(self) -> int:
+        return len(self.series_id)
+
+    def where(self, mask: npt.NDArray[np.bool_]) -> Columns:
+        return Columns(self.series_id[mask], self.ts[mask], self.value[mask])
+
+    def as_dict(self) -> dict[str, npt.NDArray[Any]]:
+        return {"series_id": self.series_id, "ts": self.ts, "value": self.value}
+
     def split(self) -> dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
-        """Arrays per series; of equal timestamps the last stored value is kept."""
+        """Arrays per series, oldest first; of equal timestamps the last stored is kept."""
         if len(self.series_id) == 0:
             return {}
         ids = self.series_id
@@ -161,54 +95,32 @@ class Columns:
         return out
 
 
-def _fetch(cursor: duckdb.DuckDBPyConnection, sql: str, ids: Sequence[int] | None) -> Columns:
-    result = cursor.execute(sql, _params(sql, ids)).fetchnumpy()
-    return Columns(
-        np.asarray(result["series_id"], dtype=np.uint32),
-        np.asarray(result["ts"], dtype=np.int64),
-        np.asarray(result["value"], dtype=np.float64),
-    )
+EMPTY = Columns(
+    np.empty(0, dtype=np.uint32), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+)
 
 
-def raw_columns(store: ColumnStore, ids: Sequence[int], start_ms: int, end_ms: int) -> Columns:
-    """Raw samples of ``ids``, sorted by series then time.
-
-    Compacted blocks are sorted already and cover disjoint time, so each is read on its
-    own in time order and only the hot blocks are sorted; the pieces are stitched per
-    series without a global sort.
-    """
-
-    def read(cursor: duckdb.DuckDBPyConnection, tables: Tables) -> Columns:
-        pieces: list[Columns] = []
-        for start in layout.overlapping(list(tables.raw), store.block_ms, start_ms, end_ms):
-            pieces.append(
-                _fetch(
-                    cursor,
-                    f"SELECT series_id, ts, value FROM {layout.raw_table(start)} "
-                    f"WHERE ts BETWEEN {start_ms} AND {end_ms}{_ids_filter(ids)}",
-                    ids,
-                )
-            )
-        hot = layout.overlapping(list(tables.hot), store.block_ms, start_ms, end_ms)
-        if hot:
-            union = " UNION ALL ".join(
-                f"SELECT series_id, ts, value FROM {layout.hot_table(s)} "
-                f"WHERE ts BETWEEN {start_ms} AND {end_ms}{_ids_filter(ids)}"
-                for s in hot
-            )
-            pieces.append(_fetch(cursor, f"SELECT * FROM ({union}) ORDER BY series_id, ts", ids))
-        return _stitch(pieces)
-
-    return retrying(store, read)
+def _decoded(start: int, found: dict[str, Any]) -> Columns:
+    """A compacted block's rows (sorted by series) with absolute timestamps: each
+    series' distances summed from the block's start."""
+    ids = np.asarray(found["series_id"], dtype=np.uint32)
+    if len(ids) == 0:
+        return EMPTY
+    dt = np.asarray(found["dt"], dtype=np.int64)
+    total = np.cumsum(dt)
+    firsts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    before = total[firsts] - dt[firsts]
+    lengths = np.diff(np.r_[firsts, len(ids)])
+    ts = start + total - np.repeat(before, lengths)
+    return Columns(ids, ts, np.asarray(found["value"], dtype=np.float64))
 
 
 def _stitch(pieces: list[Columns]) -> Columns:
-    """Pieces each sorted by (series, ts), in time order of their blocks, into one
-    sorted by (series, ts): a stable sort by series keeps each series' time order."""
-    pieces = [p for p in pieces if len(p.series_id)]
+    """Pieces each grouped by series into one grouped by series; a stable sort keeps
+    the pieces' order within each series."""
+    pieces = [p for p in pieces if len(p)]
     if not pieces:
-        empty = np.empty(0)
-        return Columns(empty.astype(np.uint32), empty.astype(np.int64), empty)
+        return EMPTY
     if len(pieces) == 1:
         return pieces[0]
     ids = np.concatenate([p.series_id for p in pieces])
@@ -218,6 +130,141 @@ def _stitch(pieces: list[Columns]) -> Columns:
         np.concatenate([p.ts for p in pieces])[order],
         np.concatenate([p.value for p in pieces])[order],
     )
+
+
+def samples(
+    cursor: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    block_ms: int,
+    start_ms: int,
+    end_ms: int,
+    ids: Sequence[int] | None,
+    compacted: bool = True,
+) -> Columns:
+    """Samples in [start_ms, end_ms] of ``ids`` (None: all), grouped by series, in time
+    order per series once ``split``. Compacted blocks (when ``compacted``) are read in
+    block order and decoded in numpy; hot blocks are sorted by DuckDB."""
+    filtered = _ids_filter(ids)
+    pieces: list[Columns] = []
+    if compacted:
+        for start in layout.overlapping(list(tables.raw), block_ms, start_ms, end_ms):
+            sql = f"SELECT series_id, dt, value FROM {layout.raw_table(start)} WHERE true{filtered}"
+            pieces.append(_decoded(start, cursor.execute(sql, _params(sql, ids=ids)).fetchnumpy()))
+    hot = layout.overlapping(list(tables.hot), block_ms, start_ms, end_ms)
+    if hot:
+        union = " UNION ALL ".join(
+            f"SELECT series_id, ts, value FROM {layout.hot_table(s)} "
+            f"WHERE ts BETWEEN {start_ms} AND {end_ms}{filtered}"
+            for s in hot
+        )
+        sql = f"SELECT * FROM ({union}) ORDER BY series_id, ts"
+        found = cursor.execute(sql, _params(sql, ids=ids)).fetchnumpy()
+        pieces.append(
+            Columns(
+                np.asarray(found["series_id"], dtype=np.uint32),
+                np.asarray(found["ts"], dtype=np.int64),
+                np.asarray(found["value"], dtype=np.float64),
+            )
+        )
+    joined = _stitch(pieces)
+    if not len(joined):
+        return joined
+    return joined.where((joined.ts >= start_ms) & (joined.ts <= end_ms))
+
+
+def raw_columns(store: ColumnStore, ids: Sequence[int], start_ms: int, end_ms: int) -> Columns:
+    def read(cursor: duckdb.DuckDBPyConnection, tables: Tables) -> Columns:
+        return samples(cursor, tables, store.block_ms, start_ms, end_ms, ids)
+
+    return retrying(store, read)
+
+
+# --- the sample list (QUERY_SAMPLES) ---------------------------------------
+
+
+def query_samples(store: ColumnStore, query: QuerySamples) -> SampleWindow:
+    """The newest ``limit`` samples matching name and label equalities, oldest first.
+
+    Blocks hold disjoint spans of time, so they are read newest first until enough
+    samples were found: older blocks cannot hold newer samples."""
+    everything = query.name is None and not query.labels
+    matched = [] if everything else store.index.equal(query.name, query.labels)
+    if not everything and not matched:
+        return SampleWindow([], False)
+    ids = None if everything else [info.id for info in matched]
+    start = -FAR if query.start is None else round(query.start * 1000)
+    end = FAR if query.end is None else round(query.end * 1000)
+    wanted = query.limit + 1
+
+    def read(cursor: duckdb.DuckDBPyConnection, tables: Tables) -> Columns:
+        blocks = set(tables.raw) | tables.hot
+        found: list[Columns] = []
+        count = 0
+        for block in sorted(layout.overlapping(list(blocks), store.block_ms, start, end))[::-1]:
+            only = Tables(
+                {block} & tables.hot,
+                {block: tables.raw[block]} if block in tables.raw else {},
+                tables.rollups,
+            )
+            piece = samples(cursor, only, store.block_ms, start, end, ids)
+            found.append(piece)
+            count += len(piece)
+            if count >= wanted:
+                break
+        return _stitch(found)
+
+    columns = retrying(store, read)
+    order = np.lexsort((-columns.series_id.astype(np.int64), -columns.ts))[:wanted]
+    rows: list[SampleRow] = []
+    for series_id, ts, value in zip(
+        columns.series_id[order].tolist(),
+        columns.ts[order].tolist(),
+        columns.value[order].tolist(),
+        strict=True,
+    ):
+        info = store.index.get(series_id)
+        rows.append((info.name, info.labels_json, ts / 1000, value))
+    return newest_window(rows, query.limit)
+
+
+# --- rollup buckets ---------------------------------------------------------
+
+
+def rollup_union(
+    cursor: duckdb.DuckDBPyConnection,
+    tables: Tables,
+    resolution: Resolution,
+    block_ms: int,
+    start_ms: int,
+    end_ms: int,
+    ids: Sequence[int] | None,
+    with_sketch: bool,
+) -> str | None:
+    """SQL of the rollup rows of ``resolution`` for buckets from the one holding
+    ``start_ms`` to ``end_ms``: stored partitions, and the rest rolled up on the fly from
+    samples registered on ``cursor`` as ``recent``. A bucket may have several rows (late
+    samples are rolled up on their own): readers group by bucket."""
+    low = resolution.bucket(start_ms)
+    where = f"WHERE bucket BETWEEN {low} AND {end_ms}{_ids_filter(ids)}"
+    parts = [
+        f"SELECT * FROM {resolution.table(p)} {where}"
+        for p in layout.overlapping(
+            list(tables.rollups[resolution.name]), resolution.partition_ms, low, end_ms
+        )
+    ]
+    recent = samples(
+        cursor,
+        tables,
+        block_ms,
+        low,
+        end_ms,
+        ids,
+        compacted=resolution in layout.ROLLUPS_AT_EXPIRY,
+    )
+    if len(recent):
+        cursor.register("recent", recent.as_dict())
+        parts.append(f"SELECT * FROM ({rollup_sql('recent', resolution.bucket_ms, with_sketch)})")
+    return " UNION ALL ".join(parts) if parts else None
 
 
 WANTED = {
@@ -242,14 +289,22 @@ def rollup_columns(
     the bucket's newest sample (so the last value keeps its own timestamp)."""
 
     def read(cursor: duckdb.DuckDBPyConnection, tables: Tables) -> Columns:
-        union = rollup_union(tables, resolution, store.block_ms, start_ms, end_ms, ids)
+        union = rollup_union(
+            cursor, tables, resolution, store.block_ms, start_ms, end_ms, ids, False
+        )
         if union is None:
-            return _stitch([])
+            return EMPTY
         sql = (
             f"SELECT series_id, max(last_ts) AS ts, {WANTED[want]} AS value FROM ({union}) "
-            "GROUP BY series_id, bucket ORDER BY series_id, bucket"
+            f"GROUP BY series_id, bucket HAVING max(last_ts) BETWEEN {start_ms} AND {end_ms} "
+            "ORDER BY series_id, bucket"
         )
-        return _fetch(cursor, sql, ids)
+        found = cursor.execute(sql, _params(sql, ids=ids)).fetchnumpy()
+        return Columns(
+            np.asarray(found["series_id"], dtype=np.uint32),
+            np.asarray(found["ts"], dtype=np.int64),
+            np.asarray(found["value"], dtype=np.float64),
+        )
 
     return retrying(store, read)
 
@@ -306,10 +361,24 @@ def aggregate(
     resolution = choose_resolution(store, now_ms, start_ms, step_ms, aligned_to=(start_ms, step_ms))
 
     def read(cursor: duckdb.DuckDBPyConnection, tables: Tables) -> list[tuple[int, int, float]]:
+        union: str | None
         if resolution is None:
-            union = raw_union(tables, store.block_ms, start_ms, end_ms, ids)
+            found = samples(cursor, tables, store.block_ms, start_ms, end_ms, ids)
+            if not len(found):
+                return []
+            cursor.register("recent", found.as_dict())
+            union = "SELECT * FROM recent"
         else:
-            union = rollup_union(tables, resolution, store.block_ms, start_ms, end_ms, ids)
+            union = rollup_union(
+                cursor,
+                tables,
+                resolution,
+                store.block_ms,
+                start_ms,
+                end_ms,
+                ids,
+                aggregation in QUANTILES,
+            )
         if union is None:
             return []
         sql = _aggregate_sql(union, resolution is not None, aggregation, start_ms, step_ms)

@@ -142,10 +142,12 @@ async def test_compaction_sorts_finished_blocks_and_keeps_every_sample(
 
     cursor = store.core.reader()
     try:
-        rows = cursor.execute(f"SELECT series_id, ts FROM raw_{int(H0 * 1000)}").fetchall()
+        rows = cursor.execute(f"SELECT series_id, dt FROM raw_{int(H0 * 1000)}").fetchall()
     finally:
         cursor.close()
-    assert rows == sorted(rows)
+    # sorted by series, then time: each timestamp stored as its step from the one before
+    assert [i for i, _ in rows] == sorted(i for i, _ in rows)
+    assert {dt for _, dt in rows} == {0, 10_000}
     assert await store.compact(H0 + 3 * HOUR + 60) == 0
 
 
@@ -193,32 +195,51 @@ async def test_retention_deletes_samples_stamped_too_far_in_the_future(store: Me
     assert await store.stored_samples() == 31
 
 
-async def test_rollup_partitions_past_their_retention_are_dropped(tmp_path: Path) -> None:
+async def test_finer_rollups_replace_raw_blocks_leaving_retention_then_go_too(
+    tmp_path: Path,
+) -> None:
     tuning = MetricsSettings(retention_1m_s=2 * 86_400)
-    store = MetricsStore(tmp_path / "metrics.duckdb", tuning, KEEP_ALL_S)
+    store = MetricsStore(tmp_path / "metrics.duckdb", tuning, 2 * HOUR)
     await store.open()
     try:
-        await store.store(1, [batch(series("cpu", 10, H0, {}, every_s=60))])
+        await store.store(1, [batch(series("cpu", 60, H0, {}, every_s=60))])
         await store.compact(H0 + 2 * HOUR)
-        assert store.core.tables().rollups["1m"]
+        tables = store.core.tables()
+        assert tables.rollups["1h"] and not tables.rollups["1m"] and not tables.rollups["5m"]
+        from_raw = await store.aggregate("cpu", {}, H0, H0 + HOUR, 60, "max", now_s=H0)
+
+        assert await store.apply_retention(H0 + 3 * HOUR) == 60
+        tables = store.core.tables()
+        assert not tables.raw
+        assert tables.rollups["1m"] and tables.rollups["5m"]
+        assert await store.query(QuerySamples(name="cpu")) == SampleWindow([], False)
+        from_rollup = await store.aggregate(
+            "cpu", {}, H0, H0 + HOUR, 60, "max", now_s=H0 + 3 * HOUR
+        )
+        assert from_rollup == from_raw
+        assert len(from_rollup[0]["points"]) == 60
+
         await store.apply_retention(H0 + 4 * 86_400)
         tables = store.core.tables()
         assert not tables.rollups["1m"]
         assert tables.rollups["5m"] and tables.rollups["1h"]
-        assert await store.stored_samples() == 10
+        five = await store.aggregate("cpu", {}, H0, H0 + HOUR, 300, "sum", now_s=H0 + 4 * 86_400)
+        assert five[0]["points"][0] == [H0, float(sum(range(5)))]
     finally:
         await store.close()
 
 
 async def test_the_file_reuses_the_space_of_dropped_blocks(tmp_path: Path) -> None:
-    """A week of hourly blocks passing through a store that keeps one day: the file
-    grows to the size of a day's data and then stays there."""
+    """Days of hourly blocks passing through a store that keeps one day of everything:
+    the file grows to the size of a day's data and then stays there."""
     path = tmp_path / "metrics.duckdb"
-    store = MetricsStore(path, MetricsSettings(retention_1m_s=86_400), 86_400)
+    day = 86_400
+    tuning = MetricsSettings(retention_1m_s=day, retention_5m_s=day, retention_1h_s=day)
+    store = MetricsStore(path, tuning, day)
     await store.open()
     sizes = []
     try:
-        for hour in range(24 * 5):
+        for hour in range(24 * 4):
             start = H0 + hour * HOUR
             samples = [
                 Sample(

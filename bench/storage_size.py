@@ -1,0 +1,154 @@
+"""Bytes per sample at rest in the metrics store, after compaction.
+
+Drives N series x M samples, ten seconds apart, through the real store (the same calls
+the metrics service makes for each batch from METRICS), compacts every block, and prints
+the size of the store's file per sample: all of it (raw blocks, rollups, series), and the
+raw blocks alone (DuckDB's own accounting of their blocks). The data looks like what
+agents send: counters that grow by small steps, gauges with a few significant digits.
+
+    python bench/storage_size.py --series 1000 --samples 8640
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from services.metrics.settings import MetricsSettings  # noqa: E402
+from services.metrics.store import FILE_NAME, MetricsStore  # noqa: E402
+from shared.events import Sample, SamplesIngested  # noqa: E402
+
+HOUR_S = 3600
+INTERVAL_S = 10
+BLOCK_SIZE = 262_144  # DuckDB's storage block
+
+
+def make_series(count: int, rng: random.Random) -> list[tuple[str, dict[str, str], str]]:
+    """(name, labels, kind): half counters, half gauges, over hosts and a few metrics."""
+    kinds = [
+        ("http_requests_total", "counter"),
+        ("node_cpu_seconds_total", "counter"),
+        ("node_memory_used_percent", "gauge"),
+        ("http_request_duration_ms", "gauge"),
+        ("node_load1", "gauge"),
+        ("disk_io_bytes_total", "counter"),
+    ]
+    out = []
+    for n in range(count):
+        name, kind = kinds[n % len(kinds)]
+        labels = {"host": f"host-{n // len(kinds):04d}", "job": "node", "dc": rng.choice("abc")}
+        out.append((name, labels, kind))
+    return out
+
+
+class Walker:
+    """The next value of one series: a counter adds a small integer, a gauge wanders and
+    is rounded to a few significant digits, as exporters print them."""
+
+    def __init__(self, kind: str, rng: random.Random):
+        self.kind = kind
+        self.rng = rng
+        self.value = float(rng.randint(0, 10_000)) if kind == "counter" else rng.uniform(1, 100)
+
+    def next(self) -> float:
+        if self.kind == "counter":
+            self.value += self.rng.choice((0, 1, 1, 2, 3, 5, 8, 13))
+            return self.value
+        self.value = max(0.0, self.value + self.rng.gauss(0, 0.5))
+        return round(self.value, 1)
+
+
+def bytes_of_tables(store: MetricsStore, prefix: str) -> int:
+    """Bytes of the tables named ``prefix...``: each segment spans from its offset to the
+    next segment's in the same storage block (or the block's end), plus whole blocks it
+    continues into."""
+    cursor = store.core.reader()
+    try:
+        names = [
+            name
+            for (name,) in cursor.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
+            ).fetchall()
+        ]
+        segments: list[tuple[int, int, str, int]] = []
+        for name in names:
+            for block_id, offset, extra in cursor.execute(
+                f"SELECT block_id, block_offset, additional_block_ids "
+                f"FROM pragma_storage_info('{name}') WHERE persistent AND block_id >= 0"
+            ).fetchall():
+                segments.append((int(block_id), int(offset), name, len(extra or [])))
+    finally:
+        cursor.close()
+    segments.sort()
+    total = 0
+    for n, (block_id, offset, name, extra) in enumerate(segments):
+        following = segments[n + 1] if n + 1 < len(segments) else None
+        end = following[1] if following is not None and following[0] == block_id else BLOCK_SIZE
+        if name.startswith(prefix):
+            total += end - offset + extra * BLOCK_SIZE
+    return total
+
+
+async def drive(path: Path, series: int, samples: int, seed: int) -> None:
+    rng = random.Random(seed)
+    described = make_series(series, rng)
+    walkers = [Walker(kind, rng) for _, _, kind in described]
+    start = 1_700_000_000 - 1_700_000_000 % HOUR_S
+    store = MetricsStore(path, MetricsSettings(), raw_retention_s=1e12)
+    await store.open()
+    stored = 0
+    started = time.perf_counter()
+    seq = 0
+    try:
+        per_batch = max(1, 5000 // series)  # about 5,000 samples a batch
+        for step in range(0, samples, per_batch):
+            rows = []
+            for tick in range(step, min(samples, step + per_batch)):
+                ts = start + tick * INTERVAL_S
+                for (name, labels, _), walker in zip(described, walkers, strict=True):
+                    rows.append(Sample(name=name, value=walker.next(), timestamp=ts, labels=labels))
+            seq += 1
+            event = SamplesIngested(aggregate_id="bench", samples=rows, received_at=float(ts))
+            await store.store(seq, [event])
+            stored += len(rows)
+        ingest_s = time.perf_counter() - started
+        end = start + samples * INTERVAL_S
+        began = time.perf_counter()
+        await store.compact(end + 2 * HOUR_S)
+        compact_s = time.perf_counter() - began
+        raw_bytes = await store.read(lambda: bytes_of_tables(store, "raw_"))
+    finally:
+        await store.close()
+    total = sum(p.stat().st_size for p in path.parent.iterdir() if p.is_file())
+    print(f"series: {series:,}, samples per series: {samples:,}, stored: {stored:,}")
+    print(f"ingest: {stored / ingest_s:,.0f} samples/s into the store; compaction {compact_s:.1f} s")
+    print(f"data dir after compaction: {total:,} bytes = {total / stored:.2f} bytes/sample")
+    print(f"raw blocks alone: {raw_bytes:,} bytes = {raw_bytes / stored:.2f} bytes/sample")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", type=int, default=1000)
+    parser.add_argument("--samples", type=int, default=8640, help="per series (8640 = 24 h)")
+    parser.add_argument("--seed", type=int, default=9)
+    parser.add_argument("--keep", type=Path, help="leave the store file in this directory")
+    args = parser.parse_args()
+    directory = args.keep or Path(tempfile.mkdtemp(prefix="vigil-storage-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        asyncio.run(drive(directory / FILE_NAME, args.series, args.samples, args.seed))
+    finally:
+        if args.keep is None:
+            shutil.rmtree(directory)
+
+
+if __name__ == "__main__":
+    main()
