@@ -2,8 +2,10 @@
 
 Drives N series x M samples, ten seconds apart, through the real store (the same calls
 the metrics service makes for each batch from METRICS), compacts every block, and prints
-the size of the store's file per sample: all of it (raw blocks, rollups, series), and the
-raw blocks alone (DuckDB's own accounting of their blocks). The data looks like what
+the size of the store's file per sample: all of it (raw blocks, rollups, series, and the
+free blocks DuckDB keeps for reuse), the blocks in use, and the raw blocks alone
+(estimated from DuckDB's segment offsets). Compaction runs as the data advances, as in
+the service, so only the last hours are hot at any time. The data looks like what
 agents send: counters that grow by small steps, gauges with a few significant digits.
 
     python bench/storage_size.py --series 1000 --samples 8640
@@ -66,6 +68,17 @@ class Walker:
         return round(self.value, 1)
 
 
+def used_bytes(store: MetricsStore) -> int:
+    """Storage blocks of the file in use (the rest are free, kept for reuse)."""
+    cursor = store.core.reader()
+    try:
+        row = cursor.execute("SELECT used_blocks, block_size FROM pragma_database_size()")
+        used, size = row.fetchone() or (0, 0)
+    finally:
+        cursor.close()
+    return int(used) * int(size)
+
+
 def bytes_of_tables(store: MetricsStore, prefix: str) -> int:
     """Bytes of the tables named ``prefix...``: each segment spans from its offset to the
     next segment's in the same storage block (or the block's end), plus whole blocks it
@@ -119,18 +132,22 @@ async def drive(path: Path, series: int, samples: int, seed: int) -> None:
             event = SamplesIngested(aggregate_id="bench", samples=rows, received_at=float(ts))
             await store.store(seq, [event])
             stored += len(rows)
+            if seq % 50 == 0:  # as the service does every few minutes, in data time
+                await store.compact(float(ts))
         ingest_s = time.perf_counter() - started
         end = start + samples * INTERVAL_S
         began = time.perf_counter()
         await store.compact(end + 2 * HOUR_S)
         compact_s = time.perf_counter() - began
         raw_bytes = await store.read(lambda: bytes_of_tables(store, "raw_"))
+        used = await store.read(lambda: used_bytes(store))
     finally:
         await store.close()
     total = sum(p.stat().st_size for p in path.parent.iterdir() if p.is_file())
     print(f"series: {series:,}, samples per series: {samples:,}, stored: {stored:,}")
     print(f"ingest: {stored / ingest_s:,.0f} samples/s into the store; compaction {compact_s:.1f} s")
     print(f"data dir after compaction: {total:,} bytes = {total / stored:.2f} bytes/sample")
+    print(f"blocks in use in the file: {used:,} bytes = {used / stored:.2f} bytes/sample")
     print(f"raw blocks alone: {raw_bytes:,} bytes = {raw_bytes / stored:.2f} bytes/sample")
 
 
