@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.metrics.settings import MetricsSettings  # noqa: E402
-from services.metrics.store import FILE_NAME, MetricsStore  # noqa: E402
-from shared.events import Sample, SamplesIngested  # noqa: E402
+from services.metrics.settings import MetricsSettings
+from services.metrics.store import FILE_NAME, MetricsStore
+from shared.events import Sample, SamplesIngested
 
 HOUR_S = 3600
 INTERVAL_S = 10
@@ -145,7 +145,8 @@ async def drive(path: Path, series: int, samples: int, seed: int) -> None:
         await store.close()
     total = sum(p.stat().st_size for p in path.parent.iterdir() if p.is_file())
     print(f"series: {series:,}, samples per series: {samples:,}, stored: {stored:,}")
-    print(f"ingest: {stored / ingest_s:,.0f} samples/s into the store; compaction {compact_s:.1f} s")
+    print(f"ingest: {stored / ingest_s:,.0f} samples/s into the store")
+    print(f"final compaction: {compact_s:.1f} s")
     print(f"data dir after compaction: {total:,} bytes = {total / stored:.2f} bytes/sample")
     print(f"blocks in use in the file: {used:,} bytes = {used / stored:.2f} bytes/sample")
     print(f"raw blocks alone: {raw_bytes:,} bytes = {raw_bytes / stored:.2f} bytes/sample")

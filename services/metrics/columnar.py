@@ -70,9 +70,18 @@ def encode_sql(source: str, start: int) -> str:
 
 
 def rollup_sql(source: str, bucket_ms: int, with_sketch: bool = True) -> str:
-    """Rollup rows of ``source`` (series_id, ts, value): the per-key counts of the sketch
-    come from an inner grouping, the other aggregates are merged from its partials."""
-    key = sketch.key_sql("value") if with_sketch else "NULL::INTEGER"
+    """Rollup rows of ``source`` (series_id, ts, value). With the sketch, the per-key
+    counts come from an inner grouping and the other aggregates merge its partials;
+    without it (the PromQL source never needs it) one grouping does."""
+    if not with_sketch:
+        return (
+            f"SELECT series_id, ts - ts % {bucket_ms} AS bucket, min(value) AS v_min, "
+            "max(value) AS v_max, sum(value) AS v_sum, count(*) AS v_count, "
+            "arg_max(value, ts) AS v_last, max(ts) AS last_ts, "
+            "NULL::INTEGER[] AS sketch_keys, NULL::UBIGINT[] AS sketch_counts "
+            f"FROM {source} GROUP BY ALL"
+        )
+    key = sketch.key_sql("value")
     return (
         "SELECT series_id, bucket, min(lo) AS v_min, max(hi) AS v_max, sum(total) AS v_sum, "
         "sum(n) AS v_count, arg_max(latest, latest_ts) AS v_last, max(latest_ts) AS last_ts, "

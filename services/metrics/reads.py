@@ -115,24 +115,7 @@ def _decoded(start: int, found: dict[str, Any]) -> Columns:
     return Columns(ids, ts, np.asarray(found["value"], dtype=np.float64))
 
 
-def _stitch(pieces: list[Columns]) -> Columns:
-    """Pieces each grouped by series into one grouped by series; a stable sort keeps
-    the pieces' order within each series."""
-    pieces = [p for p in pieces if len(p)]
-    if not pieces:
-        return EMPTY
-    if len(pieces) == 1:
-        return pieces[0]
-    ids = np.concatenate([p.series_id for p in pieces])
-    order = np.argsort(ids, kind="stable")
-    return Columns(
-        ids[order],
-        np.concatenate([p.ts for p in pieces])[order],
-        np.concatenate([p.value for p in pieces])[order],
-    )
-
-
-def samples(
+def sample_pieces(
     cursor: duckdb.DuckDBPyConnection,
     tables: Tables,
     block_ms: int,
@@ -140,16 +123,17 @@ def samples(
     end_ms: int,
     ids: Sequence[int] | None,
     compacted: bool = True,
-) -> Columns:
-    """Samples in [start_ms, end_ms] of ``ids`` (None: all), grouped by series, in time
-    order per series once ``split``. Compacted blocks (when ``compacted``) are read in
-    block order and decoded in numpy; hot blocks are sorted by DuckDB."""
+) -> list[Columns]:
+    """Samples in [start_ms, end_ms] of ``ids`` (None: all), in pieces each grouped by
+    series and in time order within a series: one per compacted block (when
+    ``compacted``), decoded in numpy, then the hot blocks, sorted by DuckDB."""
     filtered = _ids_filter(ids)
     pieces: list[Columns] = []
     if compacted:
         for start in layout.overlapping(list(tables.raw), block_ms, start_ms, end_ms):
             sql = f"SELECT series_id, dt, value FROM {layout.raw_table(start)} WHERE true{filtered}"
-            pieces.append(_decoded(start, cursor.execute(sql, _params(sql, ids=ids)).fetchnumpy()))
+            found = cursor.execute(sql, _params(sql, ids=ids)).fetchnumpy()
+            pieces.append(_decoded(start, found))
     hot = layout.overlapping(list(tables.hot), block_ms, start_ms, end_ms)
     if hot:
         union = " UNION ALL ".join(
@@ -166,17 +150,62 @@ def samples(
                 np.asarray(found["value"], dtype=np.float64),
             )
         )
-    joined = _stitch(pieces)
-    if not len(joined):
-        return joined
-    return joined.where((joined.ts >= start_ms) & (joined.ts <= end_ms))
+    kept = []
+    for piece in pieces:
+        if len(piece) and (piece.ts.min() < start_ms or piece.ts.max() > end_ms):
+            piece = piece.where((piece.ts >= start_ms) & (piece.ts <= end_ms))
+        if len(piece):
+            kept.append(piece)
+    return kept
 
 
-def raw_columns(store: ColumnStore, ids: Sequence[int], start_ms: int, end_ms: int) -> Columns:
-    def read(cursor: duckdb.DuckDBPyConnection, tables: Tables) -> Columns:
-        return samples(cursor, tables, store.block_ms, start_ms, end_ms, ids)
+def concat(pieces: list[Columns]) -> Columns:
+    """Pieces end to end, for readers that group by themselves."""
+    if not pieces:
+        return EMPTY
+    if len(pieces) == 1:
+        return pieces[0]
+    return Columns(
+        np.concatenate([p.series_id for p in pieces]),
+        np.concatenate([p.ts for p in pieces]),
+        np.concatenate([p.value for p in pieces]),
+    )
 
-    return retrying(store, read)
+
+def split_pieces(
+    pieces: list[Columns],
+) -> dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+    """Arrays per series from pieces in time order, without sorting them all together:
+    each piece is cut at its series boundaries and the cuts joined per series."""
+    if len(pieces) == 1:
+        return pieces[0].split()
+    cuts: dict[int, list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]] = {}
+    for piece in pieces:
+        ids = piece.series_id
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        ends = np.r_[starts[1:], len(ids)]
+        for series_id, a, b in zip(
+            ids[starts].tolist(), starts.tolist(), ends.tolist(), strict=True
+        ):
+            cuts.setdefault(series_id, []).append((piece.ts[a:b], piece.value[a:b]))
+    out = {}
+    for series_id, parts in cuts.items():
+        ts = np.concatenate([t for t, _ in parts])
+        values = np.concatenate([v for _, v in parts])
+        ids = np.full(len(ts), series_id, dtype=np.uint32)
+        out.update(Columns(ids, ts, values).split())
+    return out
+
+
+def raw_arrays(
+    store: ColumnStore, ids: Sequence[int] | None, start_ms: int, end_ms: int
+) -> dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+    """Raw samples per series, oldest first."""
+
+    def read(cursor: duckdb.DuckDBPyConnection, tables: Tables) -> list[Columns]:
+        return sample_pieces(cursor, tables, store.block_ms, start_ms, end_ms, ids)
+
+    return split_pieces(retrying(store, read))
 
 
 # --- the sample list (QUERY_SAMPLES) ---------------------------------------
@@ -206,12 +235,12 @@ def query_samples(store: ColumnStore, query: QuerySamples) -> SampleWindow:
                 {block: tables.raw[block]} if block in tables.raw else {},
                 tables.rollups,
             )
-            piece = samples(cursor, only, store.block_ms, start, end, ids)
-            found.append(piece)
-            count += len(piece)
+            pieces = sample_pieces(cursor, only, store.block_ms, start, end, ids)
+            found.extend(pieces)
+            count += sum(len(piece) for piece in pieces)
             if count >= wanted:
                 break
-        return _stitch(found)
+        return concat(found)
 
     columns = retrying(store, read)
     order = np.lexsort((-columns.series_id.astype(np.int64), -columns.ts))[:wanted]
@@ -252,14 +281,16 @@ def rollup_union(
             list(tables.rollups[resolution.name]), resolution.partition_ms, low, end_ms
         )
     ]
-    recent = samples(
-        cursor,
-        tables,
-        block_ms,
-        low,
-        end_ms,
-        ids,
-        compacted=resolution in layout.ROLLUPS_AT_EXPIRY,
+    recent = concat(
+        sample_pieces(
+            cursor,
+            tables,
+            block_ms,
+            low,
+            end_ms,
+            ids,
+            compacted=resolution in layout.ROLLUPS_AT_EXPIRY,
+        )
     )
     if len(recent):
         cursor.register("recent", recent.as_dict())
@@ -281,7 +312,7 @@ def rollup_columns(
     store: ColumnStore,
     resolution: Resolution,
     want: str,
-    ids: Sequence[int],
+    ids: Sequence[int] | None,
     start_ms: int,
     end_ms: int,
 ) -> Columns:
@@ -363,7 +394,7 @@ def aggregate(
     def read(cursor: duckdb.DuckDBPyConnection, tables: Tables) -> list[tuple[int, int, float]]:
         union: str | None
         if resolution is None:
-            found = samples(cursor, tables, store.block_ms, start_ms, end_ms, ids)
+            found = concat(sample_pieces(cursor, tables, store.block_ms, start_ms, end_ms, ids))
             if not len(found):
                 return []
             cursor.register("recent", found.as_dict())

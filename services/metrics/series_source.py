@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
+import numpy.typing as npt
+
 from services.metrics import reads
 from services.metrics.promql.source import LabelMatcher, SeriesData, SeriesSource, Want
 from services.metrics.series_index import NAME_LABEL
@@ -33,17 +36,17 @@ class DuckSeriesSource(SeriesSource):
         matched = core.index.select(matchers, start_ms, end_ms)
         if not matched:
             return []
-        ids = sorted(info.id for info in matched)
+        # every series known: no need to filter by id
+        ids = None if len(matched) == len(core.index) else sorted(info.id for info in matched)
         now_ms = int(self.clock() * 1000)
         resolution = reads.resolution_for_select(core, now_ms, start_ms, step_ms, range_ms)
 
-        def fetch() -> reads.Columns:
+        def fetch() -> dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
             if resolution is None:
-                return reads.raw_columns(core, ids, start_ms, end_ms)
-            return reads.rollup_columns(core, resolution, want.value, ids, start_ms, end_ms)
+                return reads.raw_arrays(core, ids, start_ms, end_ms)
+            return reads.rollup_columns(core, resolution, want.value, ids, start_ms, end_ms).split()
 
-        columns = await self.store.read(fetch)
-        per_series = columns.split()
+        per_series = await self.store.read(fetch)
         return [
             SeriesData(core.index.get(series_id).with_name(), ts, values)
             for series_id, (ts, values) in per_series.items()
