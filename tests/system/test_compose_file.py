@@ -287,6 +287,14 @@ def test_nats_runs_jetstream_on_a_volume_with_room_for_a_full_batch() -> None:
     assert str(compose_services()["postgres"]["image"]).startswith("postgres:16")
 
 
+def test_the_metrics_store_keeps_its_file_on_a_volume() -> None:
+    metrics = compose_services()["metrics"]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in metrics["volumes"]}
+    data_dir = re.search(r"^ENV VIGIL_DATA_DIR=(\S+)$", DOCKERFILE.read_text(), re.M)
+    assert data_dir is not None
+    assert mounts[data_dir.group(1)] in COMPOSE["volumes"]
+
+
 def test_bind_mounted_files_exist() -> None:
     for name, spec in compose_services().items():
         for volume in spec.get("volumes") or []:
