@@ -7,11 +7,15 @@ connection, so writes never interleave; readers use cursors of their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
+
+import duckdb
 
 from services.metrics import reads
 from services.metrics.columnar import ColumnStore
@@ -20,6 +24,8 @@ from services.metrics.settings import MetricsSettings
 from shared.commands import QuerySamples
 from shared.errors import InvalidInput
 from shared.events import SamplesIngested
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -48,8 +54,33 @@ class MetricsStore:
             raise RuntimeError("the metrics store is not open")
         return self._core
 
-    async def write(self, call: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._writer, call)
+    async def write(self, call: Callable[[ColumnStore], T]) -> T:
+        """Run ``call`` on the writer thread. After a fatal error (a full disk while
+        committing) DuckDB refuses every further call on that database: it is opened
+        again from its file, at its last commit, and the error raised, so the batch is
+        delivered again."""
+
+        def guarded() -> T:
+            core = self.core
+            try:
+                return call(core)
+            except duckdb.Error as error:
+                if isinstance(error, duckdb.FatalException) or "invalidated" in str(error):
+                    self._reopen(core)
+                raise
+
+        return await asyncio.get_running_loop().run_in_executor(self._writer, guarded)
+
+    def _reopen(self, broken: ColumnStore) -> None:
+        with contextlib.suppress(duckdb.Error):
+            broken.close()
+        try:
+            self._core = ColumnStore(self.path, self.tuning, self.raw_retention_s)
+        except duckdb.Error:
+            log.exception("metrics store could not be opened again; next write retries")
+            self._core = broken
+        else:
+            log.warning("metrics store opened again after a fatal error")
 
     async def read(self, call: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._readers, call)
@@ -58,11 +89,12 @@ class MetricsStore:
         def opening() -> ColumnStore:
             return ColumnStore(self.path, self.tuning, self.raw_retention_s)
 
-        self._core = await self.write(opening)
+        loop = asyncio.get_running_loop()
+        self._core = await loop.run_in_executor(self._writer, opening)
 
     async def close(self) -> None:
         if self._core is not None:
-            await self.write(self._core.close)
+            await self.write(lambda core: core.close())
             self._core = None
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
@@ -71,19 +103,16 @@ class MetricsStore:
         return await self.store_sequenced([(seq, batch) for batch in batches])
 
     async def store_sequenced(self, batches: Sequence[tuple[int, SamplesIngested]]) -> bool:
-        core = self.core
-        return await self.write(lambda: core.store_sequenced(batches))
+        return await self.write(lambda core: core.store_sequenced(batches))
 
     async def compact(self, now_s: float) -> int:
-        core = self.core
-        return await self.write(lambda: core.compact(now_s))
+        return await self.write(lambda core: core.compact(now_s))
 
     async def apply_retention(self, now_s: float) -> int:
-        core = self.core
-        return await self.write(lambda: core.apply_retention(now_s))
+        return await self.write(lambda core: core.apply_retention(now_s))
 
     async def reset_for_replay(self) -> None:
-        await self.write(self.core.reset_for_replay)
+        await self.write(lambda core: core.reset_for_replay())
 
     async def last_seq(self) -> int:
         return self.core.last_seq
@@ -133,5 +162,4 @@ class MetricsStore:
 
     async def position(self) -> tuple[int, int]:
         """(stored samples, checkpoint), read together on the writer thread so they agree."""
-        core = self.core
-        return await self.write(lambda: (core.stored, core.last_seq))
+        return await self.write(lambda core: (core.stored, core.last_seq))
