@@ -9,12 +9,20 @@ the service, so only the last hours are hot at any time. The data looks like wha
 agents send: counters that grow by small steps, gauges with a few significant digits.
 
     python bench/storage_size.py --series 1000 --samples 8640
+
+With ``--url`` the same samples go through a running Vigil (``vigil up``) instead, stamped
+so that the newest is now, and the growth of ``<data dir>/metrics.duckdb`` is read once
+the service has stored them and run a compaction pass (every 5 minutes; the last ~75
+minutes stay hot, uncompacted, and are counted too):
+
+    python bench/storage_size.py --url http://127.0.0.1:8080 --data-dir .vigil --series 200
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import shutil
 import sys
@@ -23,6 +31,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiohttp
+import orjson
+from auth import add_key_argument, auth_headers
 
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import FILE_NAME, MetricsStore
@@ -152,13 +164,98 @@ async def drive(path: Path, series: int, samples: int, seed: int) -> None:
     print(f"raw blocks alone: {raw_bytes:,} bytes = {raw_bytes / stored:.2f} bytes/sample")
 
 
+POST_SIZE = 5000  # samples per POST: the API takes up to 10,000
+
+
+async def drive_running(
+    url: str, key: str, data_dir: Path, series: int, samples: int, seed: int, wait_s: float
+) -> None:
+    """The same data through the API of a running Vigil; the store file's growth."""
+    rng = random.Random(seed)
+    described = make_series(series, rng)
+    walkers = [Walker(kind, rng) for _, _, kind in described]
+    path = data_dir / FILE_NAME
+    size_before = path.stat().st_size if path.exists() else 0
+    start = time.time() - samples * INTERVAL_S
+    headers = {**auth_headers(key), "Content-Type": "application/json"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        before = await stats(session, url)
+        pending: list[dict[str, object]] = []
+        sent = 0
+        for tick in range(samples):
+            ts = start + tick * INTERVAL_S
+            for (name, labels, _), walker in zip(described, walkers, strict=True):
+                pending.append(
+                    {
+                        "name": f"bench_{name}",
+                        "value": walker.next(),
+                        "timestamp": ts,
+                        "labels": labels,
+                    }
+                )
+            if len(pending) >= POST_SIZE or tick == samples - 1:
+                await post(session, url, pending)
+                sent += len(pending)
+                pending = []
+        target = int(before["stored_samples"]) + sent
+        while True:
+            now = await stats(session, url)
+            if int(now["stored_samples"]) >= target and int(now["backlog"]) == 0:
+                break
+            await asyncio.sleep(1)
+    print(f"stored {sent:,} samples; waiting {wait_s:.0f} s for a compaction pass")
+    await asyncio.sleep(wait_s)
+    grown = path.stat().st_size - size_before
+    print(f"{path} grew by {grown:,} bytes = {grown / sent:.2f} bytes/sample")
+
+
+async def stats(session: aiohttp.ClientSession, url: str) -> dict[str, int]:
+    async with session.get(url + "/api/monitoring/metrics/stats") as response:
+        response.raise_for_status()
+        body: dict[str, int] = orjson.loads(await response.read())
+        return body
+
+
+async def post(session: aiohttp.ClientSession, url: str, samples: list[dict[str, object]]) -> None:
+    body = orjson.dumps(samples)
+    while True:
+        async with session.post(url + "/api/monitoring/metrics", data=body) as response:
+            if response.status == 202:
+                return
+            if response.status != 429:
+                raise RuntimeError(f"POST answered {response.status}: {await response.text()}")
+            await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=1000)
     parser.add_argument("--samples", type=int, default=8640, help="per series (8640 = 24 h)")
     parser.add_argument("--seed", type=int, default=9)
     parser.add_argument("--keep", type=Path, help="leave the store file in this directory")
+    parser.add_argument("--url", help="a running Vigil to send the samples to instead")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("VIGIL_DATA_DIR", ".vigil")),
+        help="its data dir, where metrics.duckdb is (with --url)",
+    )
+    parser.add_argument("--wait-s", type=float, default=400.0, help="for compaction (with --url)")
+    add_key_argument(parser)
     args = parser.parse_args()
+    if args.url:
+        asyncio.run(
+            drive_running(
+                args.url.rstrip("/"),
+                args.key,
+                args.data_dir,
+                args.series,
+                args.samples,
+                args.seed,
+                args.wait_s,
+            )
+        )
+        return
     directory = args.keep or Path(tempfile.mkdtemp(prefix="vigil-storage-"))
     directory.mkdir(parents=True, exist_ok=True)
     try:

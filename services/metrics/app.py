@@ -24,6 +24,7 @@ from shared.streams import METRICS
 log = logging.getLogger(__name__)
 
 REBUILD_FLUSH_SAMPLES = 50_000  # samples per transaction while replaying
+REPLAY_FETCH = 32  # messages per fetch: a batch may hold 10,000 samples
 
 
 def open_store(settings: Settings, tuning: MetricsSettings) -> MetricsStore:
@@ -108,11 +109,13 @@ async def rebuild(settings: Settings, metrics_settings: MetricsSettings | None =
 
 
 async def _replay_into(bus: EventBus, store: MetricsStore) -> None:
+    stream_end = int((await bus.js.stream_info(METRICS.name)).state.last_seq)
     await store.reset_for_replay()
     pending: list[tuple[int, SamplesIngested]] = []
     pending_samples = 0
     last_seq = 0
-    async for recorded in bus.replay(METRICS.name, STORE_CONSUMER.filter_subject):
+    replay = bus.replay(METRICS.name, STORE_CONSUMER.filter_subject, batch=REPLAY_FETCH)
+    async for recorded in replay:
         last_seq = recorded.seq
         if isinstance(recorded.event, SamplesIngested):
             pending.append((recorded.seq, recorded.event))
@@ -122,6 +125,12 @@ async def _replay_into(bus: EventBus, store: MetricsStore) -> None:
             pending, pending_samples = [], 0
     if pending:
         await store.store_sequenced(pending)
+    if last_seq < stream_end:
+        # the checkpoint is where the replay stopped: the service resumes from there
+        raise RuntimeError(
+            f"the replay of {METRICS.name} stopped at sequence {last_seq} of {stream_end}: "
+            "run the rebuild again, or start the service, which stores the rest"
+        )
     await compact(store)
     await apply_retention(store)
     log.info(
