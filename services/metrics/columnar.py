@@ -24,11 +24,11 @@ import duckdb
 import numpy as np
 
 from services.metrics import layout, sketch
-from services.metrics.domain import canonical_labels
+from services.metrics.domain import canonical_labels, retention_window, timestamp_ms
 from services.metrics.layout import ROLLUPS, ROLLUPS_AT_COMPACTION, ROLLUPS_AT_EXPIRY
 from services.metrics.series_index import SeriesIndex, SeriesInfo, series_info
 from services.metrics.settings import MetricsSettings
-from shared.events import MAX_FUTURE_S, SamplesIngested
+from shared.events import SamplesIngested
 
 log = logging.getLogger(__name__)
 
@@ -233,9 +233,8 @@ class ColumnStore:
                         series_id = pending[(name, labels_json)] = next_id
                         new_series.append(series_info(next_id, name, labels_json))
                         next_id += 1
-                ts = sample["timestamp"]
                 ids.append(series_id)
-                stamps.append(round((received_at if ts is None else ts) * 1000))
+                stamps.append(timestamp_ms(sample, received_at))
                 values.append(sample["value"])
                 seqs.append(seq)
         ts_ms = np.array(stamps, dtype=np.int64)
@@ -365,8 +364,8 @@ class ColumnStore:
         retention (at most one block longer than the setting).
         """
         now_ms = int(now_s * 1000)
-        oldest = self.retention.oldest(None, now_ms)
-        newest = round((now_s + MAX_FUTURE_S) * 1000)
+        oldest_s, newest_s = retention_window(now_s, self.retention.raw_ms / 1000)
+        oldest, newest = round(oldest_s * 1000), round(newest_s * 1000)
         tables = self.tables()
         dropped_raw = [s for s in tables.raw if s + self.block_ms <= oldest]
         dropped_hot = [s for s in tables.hot if s + self.block_ms <= oldest or s > newest]

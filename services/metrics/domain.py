@@ -1,4 +1,4 @@
-"""Rules of the metrics store, free of I/O: how a batch becomes rows, what a query keeps."""
+"""Rules of the metrics store, free of I/O: sample times, retention, what a query keeps."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from shared.events import MAX_FUTURE_S, SamplesIngested
+from shared.events import MAX_FUTURE_S, Sample
 
 SampleRow = tuple[str, str, float, float]
 """(name, canonical labels JSON, timestamp, value): the shape inserted on the hot path."""
@@ -17,18 +17,11 @@ def canonical_labels(labels: dict[str, str]) -> str:
     return orjson.dumps(labels, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def sample_rows(batch: SamplesIngested) -> list[SampleRow]:
-    """One row per sample; a sample without a timestamp was taken when the batch arrived."""
-    received_at = batch.received_at
-    return [
-        (
-            sample["name"],
-            canonical_labels(sample["labels"]),
-            received_at if sample["timestamp"] is None else sample["timestamp"],
-            sample["value"],
-        )
-        for sample in batch.samples
-    ]
+def timestamp_ms(sample: Sample, received_at: float) -> int:
+    """A sample's time in Unix milliseconds (the store's precision); one without a
+    timestamp was taken when its batch arrived."""
+    ts = sample["timestamp"]
+    return round((received_at if ts is None else ts) * 1000)
 
 
 def retention_window(now: float, retention_s: float) -> tuple[float, float]:
@@ -37,7 +30,8 @@ def retention_window(now: float, retention_s: float) -> tuple[float, float]:
     Retention acts by arrival, bounded through the timestamps: the gateway accepts a
     sample stamped at most ``retention_s`` before and ``MAX_FUTURE_S`` after its arrival,
     so deleting what is stamped before ``now - retention_s`` removes every sample at most
-    ``retention_s + MAX_FUTURE_S`` after it arrived. Anything stamped later than
+    ``retention_s + MAX_FUTURE_S`` after it arrived (the store deletes by whole blocks,
+    so up to a block later). Anything stamped later than
     ``now + MAX_FUTURE_S`` cannot have been accepted by that rule (it came another way, or
     before the rule): it goes at once rather than outlive retention.
     """

@@ -1,4 +1,4 @@
-"""Pure rules: batch to rows, canonical labels, and which rows a query keeps."""
+"""Pure rules: sample times, canonical labels, and which rows a query keeps."""
 
 from __future__ import annotations
 
@@ -7,24 +7,16 @@ from services.metrics.domain import (
     newest_window,
     retention_window,
     sample_public,
-    sample_rows,
+    timestamp_ms,
 )
-from shared.events import Sample, SamplesIngested
+from shared.events import Sample
 
 
-def test_a_sample_without_timestamp_takes_the_batch_received_time() -> None:
-    batch = SamplesIngested(
-        aggregate_id="api",
-        received_at=1000.5,
-        samples=[
-            Sample(name="cpu", value=1, labels={"host": "a"}),
-            Sample(name="cpu", value=2.5, timestamp=900, labels={}),
-        ],
-    )
-    assert sample_rows(batch) == [
-        ("cpu", '{"host":"a"}', 1000.5, 1.0),
-        ("cpu", "{}", 900.0, 2.5),
-    ]
+def test_a_sample_without_timestamp_takes_the_batch_received_time_in_ms() -> None:
+    unstamped = Sample(name="cpu", value=1, timestamp=None, labels={})
+    assert timestamp_ms(unstamped, 1000.5) == 1_000_500
+    stamped = Sample(name="cpu", value=1, timestamp=900.0004, labels={})
+    assert timestamp_ms(stamped, 1000.5) == 900_000
 
 
 def test_equal_label_sets_give_equal_text_whatever_the_order() -> None:
