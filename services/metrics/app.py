@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from services.metrics.api import MetricsQueries
 from services.metrics.handlers import STORE_CONSUMER, sample_storer
+from services.metrics.probe import StoreProbe
 from services.metrics.remote.forward import forward_samples
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import FILE_NAME, SERVICE, MetricsStore
@@ -43,6 +44,13 @@ def build(
     runtime = ServiceRuntime(SERVICE, settings)
     store = open_store(settings, tuning)
     runtime.on_start(store.open)
+    probe = StoreProbe(store)
+
+    async def watch_store() -> None:
+        await probe.watch(settings.heartbeat_interval_s)
+
+    runtime.background(watch_store)
+    runtime.report_status(probe.report)
     runtime.consume_batches(STORE_CONSUMER, sample_storer(store), store.last_seq)
     queries = MetricsQueries(store, lambda: runtime.bus)
     runtime.respond(QUERY_SAMPLES, queries.samples)

@@ -160,6 +160,18 @@ class MetricsStore:
             )
         )
 
+    async def ping(self) -> None:
+        """A query on a reader's cursor: raises when the file no longer answers."""
+
+        def ping() -> None:
+            cursor = self.core.reader()
+            try:
+                cursor.execute("SELECT count(*) FROM metrics_state").fetchone()
+            finally:
+                cursor.close()
+
+        await self.read(ping)
+
     async def position(self) -> tuple[int, int]:
         """(stored samples, checkpoint), read together on the writer thread so they agree."""
         return await self.write(lambda core: (core.stored, core.last_seq))

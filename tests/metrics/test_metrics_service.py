@@ -188,3 +188,15 @@ async def test_retention_pass_drops_blocks_older_than_the_setting(
         assert await store.stored_samples() == 5
     finally:
         await store.close()
+
+
+async def test_heartbeats_say_whether_the_store_answers(
+    service_settings: Settings, start_service: RuntimeFactory
+) -> None:
+    runtime = await start_service(build(service_settings, metrics_settings=KEEP_ALL))
+
+    def database() -> Any:
+        return runtime.status().get("database", {}).get("ok")
+
+    await eventually(database, what="a database report in the heartbeat")
+    assert "DuckDB answered" in runtime.status()["database"]["detail"]
