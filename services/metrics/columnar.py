@@ -144,6 +144,7 @@ class ColumnStore:
             str(path),
             config={"memory_limit": tuning.memory_limit, "threads": tuning.threads},
         )
+        self._readers = self.conn.cursor()
         self.index = SeriesIndex()
         self._tables = Tables()
         self._tables_lock = threading.Lock()
@@ -194,11 +195,13 @@ class ColumnStore:
             return self._tables.copy()
 
     def reader(self) -> duckdb.DuckDBPyConnection:
-        """A connection of its own for one read (closed by the caller)."""
+        """A connection of its own for one read (closed by the caller). Made from a
+        connection that runs no query, so the writer thread is never touched."""
         with self._cursor_lock:
-            return self.conn.cursor()
+            return self._readers.cursor()
 
     def close(self) -> None:
+        self._readers.close()
         self.conn.close()
 
     # --- writes --------------------------------------------------------------
@@ -307,7 +310,7 @@ class ColumnStore:
         for start in due:
             moved += self._compact_block(start)
         if due:
-            self.conn.execute("CHECKPOINT")
+            self.checkpoint()
         return moved
 
     def _compact_block(self, start: int) -> int:
@@ -409,7 +412,7 @@ class ColumnStore:
                 self._tables.rollups[resolution.name].discard(start)
             for name, partition in added:
                 self._tables.rollups[name].add(partition)
-        self.conn.execute("CHECKPOINT")  # frees the dropped tables' blocks for reuse
+        self.checkpoint()  # frees the dropped tables' blocks for reuse
         self._refresh_spans()
         return deleted
 
@@ -432,6 +435,15 @@ class ColumnStore:
             )
             added.append((resolution.name, partition))
         return added
+
+    def checkpoint(self) -> None:
+        """Write the WAL into the file, compressed, and free dropped tables' blocks. A
+        reader's transaction may hold it off: then the next pass (or DuckDB's automatic
+        checkpoint) does it."""
+        try:
+            self.conn.execute("CHECKPOINT")
+        except duckdb.TransactionException as error:
+            log.info("checkpoint put off", extra={"reason": str(error).splitlines()[0]})
 
     def _drop(self, table: str) -> int:
         (count,) = self._one(f"SELECT count(*) FROM {table}")
@@ -488,7 +500,7 @@ class ColumnStore:
         self.last_seq, self.stored = 0, kept
         with self._tables_lock:
             self._tables.hot.clear()
-        self.conn.execute("CHECKPOINT")
+        self.checkpoint()
         self._refresh_spans()
 
 

@@ -7,7 +7,7 @@ a table between the copy and the query: the read is then simply tried again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -268,11 +268,11 @@ def rollup_union(
     end_ms: int,
     ids: Sequence[int] | None,
     with_sketch: bool,
-) -> str | None:
+) -> tuple[str | None, Columns]:
     """SQL of the rollup rows of ``resolution`` for buckets from the one holding
     ``start_ms`` to ``end_ms``: stored partitions, and the rest rolled up on the fly from
-    samples registered on ``cursor`` as ``recent``. A bucket may have several rows (late
-    samples are rolled up on their own): readers group by bucket."""
+    the samples returned beside it (run it with ``run_with``). A bucket may have several
+    rows (late samples are rolled up on their own): readers group by bucket."""
     low = resolution.bucket(start_ms)
     where = f"WHERE bucket BETWEEN {low} AND {end_ms}{_ids_filter(ids)}"
     parts = [
@@ -293,9 +293,24 @@ def rollup_union(
         )
     )
     if len(recent):
-        cursor.register("recent", recent.as_dict())
-        parts.append(f"SELECT * FROM ({rollup_sql('recent', resolution.bucket_ms, with_sketch)})")
-    return " UNION ALL ".join(parts) if parts else None
+        parts.append(f"SELECT * FROM ({rollup_sql(RECENT, resolution.bucket_ms, with_sketch)})")
+    return (" UNION ALL ".join(parts) if parts else None), recent
+
+
+RECENT = "recent_samples"
+
+
+def run_with(
+    cursor: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, object], recent: Columns
+) -> duckdb.DuckDBPyConnection:
+    """Run ``sql``, which reads ``recent`` as the table ``recent_samples``.
+
+    DuckDB finds the arrays by that name among this function's local variables (its
+    replacement scan), so no view is registered: registering one is a catalog write,
+    which would keep a concurrent CHECKPOINT from running.
+    """
+    recent_samples = recent.as_dict()  # noqa: F841 (read by DuckDB under that name)
+    return cursor.execute(sql, params)
 
 
 WANTED = {
@@ -320,7 +335,7 @@ def rollup_columns(
     the bucket's newest sample (so the last value keeps its own timestamp)."""
 
     def read(cursor: duckdb.DuckDBPyConnection, tables: Tables) -> Columns:
-        union = rollup_union(
+        union, recent = rollup_union(
             cursor, tables, resolution, store.block_ms, start_ms, end_ms, ids, False
         )
         if union is None:
@@ -330,7 +345,7 @@ def rollup_columns(
             f"GROUP BY series_id, bucket HAVING max(last_ts) BETWEEN {start_ms} AND {end_ms} "
             "ORDER BY series_id, bucket"
         )
-        found = cursor.execute(sql, _params(sql, ids=ids)).fetchnumpy()
+        found = run_with(cursor, sql, _params(sql, ids=ids), recent).fetchnumpy()
         return Columns(
             np.asarray(found["series_id"], dtype=np.uint32),
             np.asarray(found["ts"], dtype=np.int64),
@@ -394,13 +409,12 @@ def aggregate(
     def read(cursor: duckdb.DuckDBPyConnection, tables: Tables) -> list[tuple[int, int, float]]:
         union: str | None
         if resolution is None:
-            found = concat(sample_pieces(cursor, tables, store.block_ms, start_ms, end_ms, ids))
-            if not len(found):
+            recent = concat(sample_pieces(cursor, tables, store.block_ms, start_ms, end_ms, ids))
+            if not len(recent):
                 return []
-            cursor.register("recent", found.as_dict())
-            union = "SELECT * FROM recent"
+            union = f"SELECT * FROM {RECENT}"
         else:
-            union = rollup_union(
+            union, recent = rollup_union(
                 cursor,
                 tables,
                 resolution,
@@ -415,7 +429,7 @@ def aggregate(
         sql = _aggregate_sql(union, resolution is not None, aggregation, start_ms, step_ms)
         params = {"ids": ids, "sids": ids, "groups": group_of}
         used = {key: value for key, value in params.items() if f"${key}" in sql}
-        rows = cursor.execute(sql, used).fetchall()
+        rows = run_with(cursor, sql, used, recent).fetchall()
         return [(int(g), int(t), float(v)) for g, t, v in rows]
 
     points: dict[int, list[list[float]]] = {index: [] for index in groups.values()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import duckdb
@@ -278,3 +279,33 @@ async def test_the_store_file_uses_its_memory_and_thread_settings(tmp_path: Path
     finally:
         await store.close()
     duckdb.connect(str(tmp_path / "metrics.duckdb")).close()  # closed: the lock is free
+
+
+async def test_reads_run_beside_writes_compaction_and_retention(store: MetricsStore) -> None:
+    """Tables come and go under the readers: every read still answers whole blocks."""
+    hours = 12
+
+    written = asyncio.Event()
+
+    async def write() -> None:
+        for hour in range(hours):
+            start = H0 + hour * HOUR
+            samples = [s for n in range(20) for s in series("cpu", 360, start, {"h": str(n)}, 10)]
+            await store.store(hour + 1, [batch(samples)])
+            await store.compact(start + 0.5 * HOUR)
+            await store.apply_retention(start + HOUR)
+        written.set()
+
+    async def read() -> list[int]:
+        counts = []
+        while not written.is_set():
+            rows = (await store.query(QuerySamples(name="cpu", limit=100_000))).rows
+            counts.append(len(rows))
+            await store.aggregate("cpu", {}, H0, H0 + hours * HOUR, 300, "p90", now_s=H0)
+        return counts
+
+    _, counts = await asyncio.gather(write(), read())
+    assert all(count % 7200 == 0 for count in counts), counts  # whole batches only
+    assert len(set(counts)) > 1  # the reads did overlap the writes
+    everything = await store.query(QuerySamples(name="cpu", limit=100_000))
+    assert len(everything.rows) == hours * 7200
