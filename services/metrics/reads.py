@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.metrics import layout, sketch
+from services.metrics.buckets import Buckets
 from services.metrics.columnar import ColumnStore, Tables, rollup_sql
 from services.metrics.domain import SampleRow, SampleWindow, newest_window
 from services.metrics.layout import ROLLUPS, Resolution
@@ -323,36 +324,86 @@ WANTED = {
 }
 
 
-def rollup_columns(
+STORED_BUCKETS = (
+    "SELECT series_id, bucket, max(last_ts) AS last_ts, min(v_min) AS v_min, "
+    "max(v_max) AS v_max, sum(v_sum) AS v_sum, CAST(sum(v_count) AS DOUBLE) AS v_count, "
+    "arg_max(v_last, last_ts) AS v_last FROM ({rows}) GROUP BY series_id, bucket "
+    "ORDER BY series_id, bucket"
+)
+
+
+def rollup_arrays(
     store: ColumnStore,
     resolution: Resolution,
     want: str,
     ids: Sequence[int] | None,
     start_ms: int,
     end_ms: int,
-) -> Columns:
-    """One point per series and bucket: ``want`` of the bucket, stamped with the time of
-    the bucket's newest sample (so the last value keeps its own timestamp)."""
+) -> dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
+    """Per series, one point per bucket: ``want`` of the bucket, stamped with the time of
+    its newest sample (so the last value keeps its own timestamp). Stored rollup rows
+    come from SQL; the buckets not stored yet are reduced from samples in numpy."""
+    low = resolution.bucket(start_ms)
 
-    def read(cursor: duckdb.DuckDBPyConnection, tables: Tables) -> Columns:
-        union, recent = rollup_union(
-            cursor, tables, resolution, store.block_ms, start_ms, end_ms, ids, False
+    def read(cursor: duckdb.DuckDBPyConnection, tables: Tables) -> dict[int, Buckets]:
+        found: dict[int, Buckets] = {}
+        partitions = layout.overlapping(
+            list(tables.rollups[resolution.name]), resolution.partition_ms, low, end_ms
         )
-        if union is None:
-            return EMPTY
-        sql = (
-            f"SELECT series_id, max(last_ts) AS ts, {WANTED[want]} AS value FROM ({union}) "
-            f"GROUP BY series_id, bucket HAVING max(last_ts) BETWEEN {start_ms} AND {end_ms} "
-            "ORDER BY series_id, bucket"
+        if partitions:
+            where = f"WHERE bucket BETWEEN {low} AND {end_ms}{_ids_filter(ids)}"
+            rows = " UNION ALL ".join(
+                f"SELECT * FROM {resolution.table(p)} {where}" for p in partitions
+            )
+            sql = STORED_BUCKETS.format(rows=rows)
+            stored = cursor.execute(sql, _params(sql, ids=ids)).fetchnumpy()
+            found = _stored_buckets(stored)
+        pieces = sample_pieces(
+            cursor,
+            tables,
+            store.block_ms,
+            low,
+            end_ms,
+            ids,
+            compacted=resolution in layout.ROLLUPS_AT_EXPIRY,
         )
-        found = run_with(cursor, sql, _params(sql, ids=ids), recent).fetchnumpy()
-        return Columns(
-            np.asarray(found["series_id"], dtype=np.uint32),
-            np.asarray(found["ts"], dtype=np.int64),
-            np.asarray(found["value"], dtype=np.float64),
-        )
+        for series_id, (ts, values) in split_pieces(pieces).items():
+            fresh = Buckets.of_samples(ts, values, resolution.bucket_ms)
+            known = found.get(series_id)
+            found[series_id] = fresh if known is None else known.merged(fresh)
+        return found
 
-    return retrying(store, read)
+    out = {}
+    for series_id, buckets in retrying(store, read).items():
+        inside = (buckets.last_ts >= start_ms) & (buckets.last_ts <= end_ms)
+        if inside.any():
+            out[series_id] = (buckets.last_ts[inside], buckets.wanted(want)[inside])
+    return out
+
+
+def _stored_buckets(found: dict[str, Any]) -> dict[int, Buckets]:
+    ids = np.asarray(found["series_id"], dtype=np.uint32)
+    if len(ids) == 0:
+        return {}
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    ends = np.r_[starts[1:], len(ids)]
+    ints = {name: np.asarray(found[name], dtype=np.int64) for name in ("bucket", "last_ts")}
+    floats = {
+        name: np.asarray(found[name], dtype=np.float64)
+        for name in ("v_min", "v_max", "v_sum", "v_count", "v_last")
+    }
+    out = {}
+    for series_id, a, b in zip(ids[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
+        out[int(series_id)] = Buckets(
+            ints["bucket"][a:b],
+            ints["last_ts"][a:b],
+            floats["v_min"][a:b],
+            floats["v_max"][a:b],
+            floats["v_sum"][a:b],
+            floats["v_count"][a:b],
+            floats["v_last"][a:b],
+        )
+    return out
 
 
 # --- aggregates for the dashboard ------------------------------------------

@@ -44,7 +44,7 @@ class DuckSeriesSource(SeriesSource):
         def fetch() -> dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
             if resolution is None:
                 return reads.raw_arrays(core, ids, start_ms, end_ms)
-            return reads.rollup_columns(core, resolution, want.value, ids, start_ms, end_ms).split()
+            return reads.rollup_arrays(core, resolution, want.value, ids, start_ms, end_ms)
 
         per_series = await self.store.read(fetch)
         return [

@@ -7,6 +7,7 @@ import numpy as np
 from services.metrics.promql.source import LabelMatcher, MatchOp, Want
 from services.metrics.series_source import DuckSeriesSource
 from services.metrics.store import MetricsStore
+from shared.events import Sample
 from tests.metrics.conftest import batch, series
 
 H0 = 1_699_999_200.0  # a whole hour
@@ -99,3 +100,32 @@ async def test_rollups_answer_when_step_and_range_allow_them(store: MetricsStore
         matchers, start, end, step_ms=60_000, range_ms=60_000, want=Want.COUNT
     )
     assert set(count.values.tolist()) == {6.0}
+
+
+async def test_a_stored_rollup_and_late_samples_of_its_bucket_make_one_point(
+    store: MetricsStore,
+) -> None:
+    await store.store(1, [batch(series("up", 360, H0, {"host": "a"}, every_s=10))])
+    await store.compact(H0 + 2 * 3600)
+    late = [
+        Sample(name="up", value=-5.0, timestamp=H0 + 5, labels={"host": "a"}),
+        Sample(name="up", value=999.0, timestamp=H0 + 3599, labels={"host": "a"}),
+    ]
+    await store.store(2, [batch(late)])  # hot again, beside the stored 1 h rollup
+    source = DuckSeriesSource(store, clock=lambda: H0 + 3 * 3600)
+    end = H0_MS + HOUR_MS - 1
+    matchers = [m(NAME, "=", "up")]
+    answers = {}
+    for want in (Want.MIN, Want.MAX, Want.COUNT, Want.LAST, Want.SUM):
+        (data,) = await source.select(
+            matchers, H0_MS, end, step_ms=HOUR_MS, range_ms=HOUR_MS, want=want
+        )
+        assert data.ts.tolist() == [H0_MS + 3_599_000]
+        answers[want] = data.values.tolist()
+    assert answers == {
+        Want.MIN: [-5.0],
+        Want.MAX: [999.0],
+        Want.COUNT: [362.0],
+        Want.LAST: [999.0],
+        Want.SUM: [sum(range(360)) - 5.0 + 999.0],
+    }
