@@ -1,5 +1,6 @@
 """Whether the metrics store answers, told in heartbeats like the SQL services' probe
-(``database: {ok, detail}``), so health names a store that stopped answering."""
+(``database: {ok, detail}``), so health names a store that stopped answering; with how
+many series and blocks it holds, so a compaction that stopped shows."""
 
 from __future__ import annotations
 
@@ -38,4 +39,13 @@ class StoreProbe:
     def report(self) -> dict[str, Any]:
         if self.ok is None:
             return {}
-        return {"database": {"ok": self.ok, "detail": self.detail}}
+        core = self.store.core
+        tables = core.tables()
+        return {
+            "database": {"ok": self.ok, "detail": self.detail},
+            "metrics_store": {
+                "series": len(core.index),
+                "hot_blocks": len(tables.hot),
+                "compacted_blocks": len(tables.raw),
+            },
+        }

@@ -200,3 +200,21 @@ async def test_heartbeats_say_whether_the_store_answers(
 
     await eventually(database, what="a database report in the heartbeat")
     assert "DuckDB answered" in runtime.status()["database"]["detail"]
+
+
+async def test_the_service_compacts_finished_blocks_on_its_own(
+    bus: EventBus, service_settings: Settings, start_service: RuntimeFactory
+) -> None:
+    tuning = MetricsSettings(compaction_interval_s=0.1)
+    runtime = await start_service(build(service_settings, metrics_settings=tuning))
+    await bus.publish(
+        subjects.samples("api"), batch(series("cpu", 720, H0, {"host": "a"}, every_s=10))
+    )
+
+    def compacted() -> Any:
+        store = runtime.status().get("metrics_store", {})
+        return store.get("compacted_blocks") == 2 and store.get("hot_blocks") == 0
+
+    await eventually(compacted, what="both hours compacted")
+    assert runtime.status()["metrics_store"]["series"] == 1
+    assert (await stats(bus))["stored_samples"] == 720
