@@ -29,7 +29,7 @@ class StoreProbe:
             self.ok, self.detail = False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         else:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            self.ok, self.detail = True, f"DuckDB answered in {elapsed_ms:.1f} ms"
+            self.ok, self.detail = True, f"answered in {elapsed_ms:.1f} ms"
 
     async def watch(self, interval_s: float) -> None:
         while True:
