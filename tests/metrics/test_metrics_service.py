@@ -127,6 +127,9 @@ async def test_rebuild_gives_the_same_rows_as_the_live_store(
     await eventually(caught_up, what="metrics-store to reach the stream end")
     live = await stored_rows(service_settings)
     await runtime.stop()
+    # closed cleanly: everything checkpointed into the file, no write-ahead log left
+    assert (service_settings.data_dir / "metrics.duckdb").exists()
+    assert not (service_settings.data_dir / "metrics.duckdb.wal").exists()
 
     await rebuild(service_settings, KEEP_ALL)
 
