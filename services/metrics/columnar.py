@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS metrics_series "
     "(id UINTEGER NOT NULL, name VARCHAR NOT NULL, labels VARCHAR NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS metrics_state (last_seq BIGINT NOT NULL, stored BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS metrics_state "
+    "(last_seq BIGINT NOT NULL, stored BIGINT NOT NULL, block_ms BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS metrics_blocks "
     "(start_ms BIGINT NOT NULL, through_seq BIGINT NOT NULL)",
 )
@@ -159,9 +160,18 @@ class ColumnStore:
         for statement in SCHEMA:
             self.conn.execute(statement)
         if self.conn.execute("SELECT count(*) FROM metrics_state").fetchone() == (0,):
-            self.conn.execute("INSERT INTO metrics_state VALUES (0, 0)")
-        last_seq, stored = self._one("SELECT last_seq, stored FROM metrics_state")
+            self.conn.execute("INSERT INTO metrics_state VALUES (0, 0, $1)", [self.block_ms])
+        last_seq, stored, block_ms = self._one(
+            "SELECT last_seq, stored, block_ms FROM metrics_state"
+        )
         self.last_seq, self.stored = int(last_seq), int(stored)
+        if int(block_ms) != self.block_ms:
+            # the file's tables are cut at its own block size: it stays
+            log.warning(
+                "the metrics store keeps the block size it was made with",
+                extra={"block_ms": int(block_ms), "setting_ms": self.block_ms},
+            )
+            self.block_ms = int(block_ms)
         rows = self.conn.execute("SELECT id, name, labels FROM metrics_series").fetchall()
         self.index.add(series_info(int(i), n, labels) for i, n, labels in rows)
         tables = Tables()

@@ -309,3 +309,20 @@ async def test_reads_run_beside_writes_compaction_and_retention(store: MetricsSt
     assert len(set(counts)) > 1  # the reads did overlap the writes
     everything = await store.query(QuerySamples(name="cpu", limit=100_000))
     assert len(everything.rows) == hours * 7200
+
+
+async def test_a_file_keeps_the_block_size_it_was_made_with(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.duckdb"
+    made = MetricsStore(path, MetricsSettings(block_s=7200), KEEP_ALL_S)
+    await made.open()
+    await made.store(1, [batch(series("cpu", 720, H0 - HOUR, {}, every_s=10))])
+    await made.close()
+
+    reopened = MetricsStore(path, MetricsSettings(block_s=3600), KEEP_ALL_S)
+    await reopened.open()
+    try:
+        assert reopened.core.block_ms == 7_200_000
+        rows = (await reopened.query(QuerySamples(name="cpu", limit=1000))).rows
+        assert len(rows) == 720
+    finally:
+        await reopened.close()
