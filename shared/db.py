@@ -24,7 +24,6 @@ from shared.settings import normalise_database_url
 log = logging.getLogger(__name__)
 
 INCREMENTAL = 2  # PRAGMA auto_vacuum's answer when incremental vacuum is on
-VACUUM_PAGES_PER_STEP = 4096  # one short write transaction each: writers wait briefly
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
 CONNECT_BUSY_S = 30.0
 CONNECT_RETRY_S = 0.05
@@ -114,38 +113,6 @@ def create_engine(url: str) -> AsyncEngine:
 
 def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
-
-
-async def release_free_space(engine: AsyncEngine) -> int:
-    """Give the pages freed by deletes back to the file system; returns how many.
-
-    SQLite keeps freed pages in the file for reuse. With incremental auto-vacuum they are
-    moved to the end and cut off, a few thousand per transaction so writers wait only
-    briefly; a passive checkpoint (which never blocks) then shrinks the main file at once.
-    PostgreSQL's autovacuum does this by itself: nothing to do there.
-    """
-    if not is_sqlite(engine):
-        return 0
-    released = 0
-    async with engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        driver: Any = raw.driver_connection
-        free = await _free_pages(driver)
-        while free:
-            # executescript steps the pragma to the end; a plain execute frees one page
-            await driver.executescript(f"PRAGMA incremental_vacuum({VACUUM_PAGES_PER_STEP});")
-            left = await _free_pages(driver)
-            if left >= free:
-                break  # nothing was released: leave the rest to the next pass
-            released, free = released + free - left, left
-        await driver.executescript("PRAGMA wal_checkpoint(PASSIVE);")
-    return released
-
-
-async def _free_pages(driver: Any) -> int:
-    async with driver.execute("PRAGMA freelist_count") as cursor:
-        row = await cursor.fetchone()
-    return int(row[0])
 
 
 def checkpoint_table(metadata: MetaData, service: str) -> Table:
