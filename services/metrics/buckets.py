@@ -1,14 +1,15 @@
-"""Rollup buckets of one series in numpy: made from its samples, merged with stored
-rollup rows, and read as the value a PromQL function wants.
+"""Rollup buckets in numpy: made from samples, combined with stored rollup rows, and read
+as the value a PromQL function wants.
 
-The samples of a series come out of the store in time order, so its buckets are runs
-of equal ``ts - ts % bucket``: ``reduceat`` over the run starts aggregates them all at
-once, far faster than a SQL ``GROUP BY`` over every sample.
+Samples come out of the store grouped by series and in time order within each piece, so
+buckets are runs of equal (series, ``ts - ts % bucket``): one ``reduceat`` over the run
+starts aggregates every series at once, far faster than a SQL ``GROUP BY``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,9 +19,10 @@ Floats = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)
-class Buckets:
-    """Aggregates of consecutive buckets of one series, oldest first."""
+class BucketRows:
+    """One row per series and bucket (once ``combined``: sorted, one row per pair)."""
 
+    series_id: npt.NDArray[np.uint32]
     bucket: Ints
     last_ts: Ints
     v_min: Floats
@@ -29,13 +31,20 @@ class Buckets:
     v_count: Floats
     v_last: Floats
 
+    def __len__(self) -> int:
+        return len(self.series_id)
+
     @classmethod
-    def of_samples(cls, ts: Ints, values: Floats, bucket_ms: int) -> Buckets:
-        """``ts`` strictly rising, as a series' samples are."""
+    def of_samples(
+        cls, ids: npt.NDArray[np.uint32], ts: Ints, values: Floats, bucket_ms: int
+    ) -> BucketRows:
+        """Samples grouped by series, rising in time within each."""
         bucket = ts - ts % bucket_ms
-        starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+        change = np.r_[True, (ids[1:] != ids[:-1]) | (bucket[1:] != bucket[:-1])]
+        starts = np.flatnonzero(change)
         ends = np.r_[starts[1:], len(ts)]
         return cls(
+            ids[starts],
             bucket[starts],
             ts[ends - 1],
             np.minimum.reduceat(values, starts),
@@ -45,29 +54,22 @@ class Buckets:
             values[ends - 1],
         )
 
-    def merged(self, other: Buckets) -> Buckets:
-        """Both sets of rows as one: rows of the same bucket combine (a stored rollup and
-        late samples rolled up on the fly)."""
-        fields = [
-            np.concatenate([a, b]) for a, b in zip(self._columns(), other._columns(), strict=True)
-        ]
-        bucket, last_ts = fields[0], fields[1]
-        order = np.lexsort((last_ts, bucket))  # by bucket, the newest last within one
-        bucket, last_ts, v_min, v_max, v_sum, v_count, v_last = (f[order] for f in fields)
-        starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
-        ends = np.r_[starts[1:], len(bucket)]
-        return Buckets(
-            bucket[starts],
-            last_ts[ends - 1],
-            np.minimum.reduceat(v_min, starts),
-            np.maximum.reduceat(v_max, starts),
-            np.add.reduceat(v_sum, starts),
-            np.add.reduceat(v_count, starts),
-            v_last[ends - 1],
+    @classmethod
+    def of_columns(cls, found: dict[str, Any]) -> BucketRows:
+        """Rows fetched from SQL (``fetchnumpy``) with the same column names."""
+        return cls(
+            np.asarray(found["series_id"], dtype=np.uint32),
+            np.asarray(found["bucket"], dtype=np.int64),
+            np.asarray(found["last_ts"], dtype=np.int64),
+            *(
+                np.asarray(found[name], dtype=np.float64)
+                for name in ("v_min", "v_max", "v_sum", "v_count", "v_last")
+            ),
         )
 
-    def _columns(self) -> tuple[npt.NDArray[np.int64] | npt.NDArray[np.float64], ...]:
-        return (
+    def _columns(self) -> list[npt.NDArray[Any]]:
+        return [
+            self.series_id,
             self.bucket,
             self.last_ts,
             self.v_min,
@@ -75,6 +77,40 @@ class Buckets:
             self.v_sum,
             self.v_count,
             self.v_last,
+        ]
+
+    def _take(self, order: npt.NDArray[np.intp]) -> BucketRows:
+        return BucketRows(*(column[order] for column in self._columns()))
+
+    @classmethod
+    def combined(cls, parts: list[BucketRows]) -> BucketRows:
+        """Parts in time order as one set sorted by series and bucket. Rows of one bucket
+        (a stored rollup and late samples rolled up apart) merge into one."""
+        parts = [part for part in parts if len(part)]
+        if not parts:
+            empty = np.empty(0)
+            return cls(empty.astype(np.uint32), *(empty.astype(np.int64),) * 2, *(empty,) * 5)
+        rows = cls(*(np.concatenate(c) for c in zip(*(p._columns() for p in parts), strict=True)))
+        rows = rows._take(np.argsort(rows.series_id, kind="stable"))
+        same_series = rows.series_id[1:] == rows.series_id[:-1]
+        if not np.any(same_series & (rows.bucket[1:] <= rows.bucket[:-1])):
+            return rows
+        rows = rows._take(np.lexsort((rows.last_ts, rows.bucket, rows.series_id)))
+        change = np.r_[
+            True,
+            (rows.series_id[1:] != rows.series_id[:-1]) | (rows.bucket[1:] != rows.bucket[:-1]),
+        ]
+        starts = np.flatnonzero(change)
+        ends = np.r_[starts[1:], len(rows)]
+        return cls(
+            rows.series_id[starts],
+            rows.bucket[starts],
+            rows.last_ts[ends - 1],
+            np.minimum.reduceat(rows.v_min, starts),
+            np.maximum.reduceat(rows.v_max, starts),
+            np.add.reduceat(rows.v_sum, starts),
+            np.add.reduceat(rows.v_count, starts),
+            rows.v_last[ends - 1],
         )
 
     def wanted(self, want: str) -> Floats:
@@ -88,3 +124,19 @@ class Buckets:
             "count": self.v_count,
         }[want]
         return column
+
+    def per_series(self, want: str, start_ms: int, end_ms: int) -> dict[int, tuple[Ints, Floats]]:
+        """Each series' (newest sample time, wanted value) of its buckets whose newest
+        sample falls in [start_ms, end_ms]."""
+        inside = (self.last_ts >= start_ms) & (self.last_ts <= end_ms)
+        ids, ts, values = self.series_id[inside], self.last_ts[inside], self.wanted(want)[inside]
+        if len(ids) == 0:
+            return {}
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        ends = np.r_[starts[1:], len(ids)]
+        return {
+            int(series_id): (ts[a:b], values[a:b])
+            for series_id, a, b in zip(
+                ids[starts].tolist(), starts.tolist(), ends.tolist(), strict=True
+            )
+        }

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.metrics import layout, sketch
-from services.metrics.buckets import Buckets
+from services.metrics.buckets import BucketRows
 from services.metrics.columnar import ColumnStore, Tables, rollup_sql
 from services.metrics.domain import SampleRow, SampleWindow, newest_window
 from services.metrics.layout import ROLLUPS, Resolution
@@ -345,8 +345,8 @@ def rollup_arrays(
     come from SQL; the buckets not stored yet are reduced from samples in numpy."""
     low = resolution.bucket(start_ms)
 
-    def read(cursor: duckdb.DuckDBPyConnection, tables: Tables) -> dict[int, Buckets]:
-        found: dict[int, Buckets] = {}
+    def read(cursor: duckdb.DuckDBPyConnection, tables: Tables) -> BucketRows:
+        parts: list[BucketRows] = []
         partitions = layout.overlapping(
             list(tables.rollups[resolution.name]), resolution.partition_ms, low, end_ms
         )
@@ -356,9 +356,10 @@ def rollup_arrays(
                 f"SELECT * FROM {resolution.table(p)} {where}" for p in partitions
             )
             sql = STORED_BUCKETS.format(rows=rows)
-            stored = cursor.execute(sql, _params(sql, ids=ids)).fetchnumpy()
-            found = _stored_buckets(stored)
-        pieces = sample_pieces(
+            parts.append(
+                BucketRows.of_columns(cursor.execute(sql, _params(sql, ids=ids)).fetchnumpy())
+            )
+        for piece in sample_pieces(
             cursor,
             tables,
             store.block_ms,
@@ -366,44 +367,13 @@ def rollup_arrays(
             end_ms,
             ids,
             compacted=resolution in layout.ROLLUPS_AT_EXPIRY,
-        )
-        for series_id, (ts, values) in split_pieces(pieces).items():
-            fresh = Buckets.of_samples(ts, values, resolution.bucket_ms)
-            known = found.get(series_id)
-            found[series_id] = fresh if known is None else known.merged(fresh)
-        return found
+        ):
+            parts.append(
+                BucketRows.of_samples(piece.series_id, piece.ts, piece.value, resolution.bucket_ms)
+            )
+        return BucketRows.combined(parts)
 
-    out = {}
-    for series_id, buckets in retrying(store, read).items():
-        inside = (buckets.last_ts >= start_ms) & (buckets.last_ts <= end_ms)
-        if inside.any():
-            out[series_id] = (buckets.last_ts[inside], buckets.wanted(want)[inside])
-    return out
-
-
-def _stored_buckets(found: dict[str, Any]) -> dict[int, Buckets]:
-    ids = np.asarray(found["series_id"], dtype=np.uint32)
-    if len(ids) == 0:
-        return {}
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-    ends = np.r_[starts[1:], len(ids)]
-    ints = {name: np.asarray(found[name], dtype=np.int64) for name in ("bucket", "last_ts")}
-    floats = {
-        name: np.asarray(found[name], dtype=np.float64)
-        for name in ("v_min", "v_max", "v_sum", "v_count", "v_last")
-    }
-    out = {}
-    for series_id, a, b in zip(ids[starts].tolist(), starts.tolist(), ends.tolist(), strict=True):
-        out[int(series_id)] = Buckets(
-            ints["bucket"][a:b],
-            ints["last_ts"][a:b],
-            floats["v_min"][a:b],
-            floats["v_max"][a:b],
-            floats["v_sum"][a:b],
-            floats["v_count"][a:b],
-            floats["v_last"][a:b],
-        )
-    return out
+    return retrying(store, read).per_series(want, start_ms, end_ms)
 
 
 # --- aggregates for the dashboard ------------------------------------------
