@@ -219,6 +219,12 @@ REQUEST_CHANNELS: list[tuple[str, type[BaseModel]]] = [
     (commands.DELETE_MAINTENANCE, commands.DeleteMaintenanceWindow),
     (f"{subjects.DEAD_LETTER_COMMANDS}.{{service}}.retry", commands.RetryDeadLetter),
     (commands.QUERY_SAMPLES, commands.QuerySamples),
+    (commands.AGGREGATE_SAMPLES, commands.AggregateSamples),
+    (commands.PROM_INSTANT_QUERY, commands.PromInstantQuery),
+    (commands.PROM_RANGE_QUERY, commands.PromRangeQuery),
+    (commands.PROM_SERIES, commands.PromSeriesQuery),
+    (commands.PROM_LABELS, commands.PromLabelsQuery),
+    (commands.PROM_LABEL_VALUES, commands.PromLabelValuesQuery),
 ]
 
 

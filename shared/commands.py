@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shared import subjects
 from shared.config import ChannelConfig, RuleConfig
@@ -303,6 +303,87 @@ class MetricsStats(Command):
     """No parameters: the metrics store's counters."""
 
 
+MAX_PROM_POINTS = 11_000  # per series of a range query, as Prometheus
+MAX_AGGREGATE_POINTS = MAX_PROM_POINTS
+AGGREGATIONS = ("avg", "min", "max", "sum", "count", "last", "p50", "p90", "p99")
+Aggregation = Literal["avg", "min", "max", "sum", "count", "last", "p50", "p90", "p99"]
+MAX_GROUP_BY = 16  # labels a dashboard chart may group by
+
+
+class AggregateSamples(Command):
+    """One value per ``step`` and group of series: what a chart over hours or days draws."""
+
+    name: str = Field(min_length=1, max_length=200)
+    labels: dict[str, str] = Field(default_factory=dict, description="Exact label matches")
+    start: float = Field(ge=0, description="Unix seconds, inclusive")
+    end: float = Field(ge=0, description="Unix seconds, inclusive")
+    step: float = Field(gt=0, description="Seconds per bucket")
+    aggregation: Aggregation = "avg"
+    by: list[str] = Field(default_factory=list, max_length=MAX_GROUP_BY)
+
+    @model_validator(mode="after")
+    def _window(self) -> AggregateSamples:
+        if self.end < self.start:
+            raise InvalidInput("end: must not be before start", field="end")
+        if (self.end - self.start) / self.step > MAX_AGGREGATE_POINTS:
+            raise InvalidInput(
+                f"step: more than {MAX_AGGREGATE_POINTS} points per series; raise it",
+                field="step",
+            )
+        return self
+
+
+# PromQL over the metrics store (or the remote store it is configured to ask). Times
+# are Unix milliseconds; the gateway has turned Prometheus' parameters into these.
+PROM_DEFAULT_TIMEOUT_S = 30.0
+PROM_MAX_TIMEOUT_S = 120.0
+MAX_PROM_QUERY_CHARS = 64 * 1024
+MAX_PROM_MATCHERS = 64  # match[] selectors of one series/labels request
+
+
+class PromInstantQuery(Command):
+    query: str = Field(min_length=1, max_length=MAX_PROM_QUERY_CHARS)
+    time_ms: int
+    timeout_s: float = Field(default=PROM_DEFAULT_TIMEOUT_S, gt=0, le=PROM_MAX_TIMEOUT_S)
+
+
+class PromRangeQuery(Command):
+    query: str = Field(min_length=1, max_length=MAX_PROM_QUERY_CHARS)
+    start_ms: int
+    end_ms: int
+    step_ms: int = Field(gt=0)
+    timeout_s: float = Field(default=PROM_DEFAULT_TIMEOUT_S, gt=0, le=PROM_MAX_TIMEOUT_S)
+
+    @model_validator(mode="after")
+    def _window(self) -> PromRangeQuery:
+        if self.end_ms < self.start_ms:
+            raise InvalidInput("end_ms: must not be before start_ms", field="end_ms")
+        if (self.end_ms - self.start_ms) // self.step_ms > MAX_PROM_POINTS:
+            raise InvalidInput(
+                f"step_ms: more than {MAX_PROM_POINTS} points per series", field="step_ms"
+            )
+        return self
+
+
+class PromSeriesQuery(Command):
+    """``match`` holds series selectors (``up{job="api"}``); a series matching any is in."""
+
+    match: list[str] = Field(default_factory=list, max_length=MAX_PROM_MATCHERS)
+    start_ms: int
+    end_ms: int
+    limit: int = Field(default=0, ge=0, description="0: no limit")
+
+
+class PromLabelsQuery(PromSeriesQuery):
+    """Label names of the series matching any selector of ``match`` (all when empty)."""
+
+
+class PromLabelValuesQuery(PromSeriesQuery):
+    """Values of label ``name`` over the series matching any selector of ``match``."""
+
+    name: str = Field(min_length=1, max_length=200)
+
+
 # --- alerts queries ----------------------------------------------------------
 class ExplainLabels(Command):
     """What ``rule`` would do with a series of ``labels`` now."""
@@ -355,6 +436,12 @@ UPDATE_MAINTENANCE = subjects.command(subjects.MAINTENANCE_COMMANDS, "update")
 DELETE_MAINTENANCE = subjects.command(subjects.MAINTENANCE_COMMANDS, "delete")
 QUERY_SAMPLES = subjects.command(subjects.METRICS_QUERY, "samples")
 QUERY_METRICS_STATS = subjects.command(subjects.METRICS_QUERY, "stats")
+AGGREGATE_SAMPLES = subjects.command(subjects.METRICS_QUERY, "aggregate")
+PROM_INSTANT_QUERY = subjects.command(subjects.METRICS_QUERY, "promql_instant")
+PROM_RANGE_QUERY = subjects.command(subjects.METRICS_QUERY, "promql_range")
+PROM_SERIES = subjects.command(subjects.METRICS_QUERY, "series")
+PROM_LABELS = subjects.command(subjects.METRICS_QUERY, "labels")
+PROM_LABEL_VALUES = subjects.command(subjects.METRICS_QUERY, "label_values")
 EXPLAIN_LABELS = subjects.command(subjects.ALERT_QUERY, "explain")
 
 C = TypeVar("C", bound=BaseModel)

@@ -46,7 +46,9 @@ MAINTENANCE_COMMANDS = "vigil.cmd.maintenance"  # .create | .update | .delete
 SILENCE_COMMANDS = "vigil.cmd.silences"  # .create | .expire
 CHANNEL_COMMANDS = "vigil.cmd.channels"  # .create | .update | .delete | .reencrypt | .test
 DEAD_LETTER_COMMANDS = "vigil.cmd.deadletters"  # .<service>.retry: each answers its own
-METRICS_QUERY = "vigil.query.metrics"  # .samples | .stats
+# .samples | .stats | .aggregate | .promql_instant | .promql_range | .series | .labels
+# | .label_values
+METRICS_QUERY = "vigil.query.metrics"
 ALERT_QUERY = "vigil.query.alerts"  # .explain
 # each service's own figures in Prometheus text: vigil.query.selfmetrics.<service>
 SELF_METRICS = "vigil.query.selfmetrics"

@@ -24,6 +24,7 @@ from services.gateway.live.router import router as live_router
 from services.gateway.maintenance import PROJECTIONS as MAINTENANCE
 from services.gateway.maintenance import router as maintenance_router
 from services.gateway.metrics.otlp_router import router as otlp_router
+from services.gateway.metrics.prom_api import router as prom_api_router
 from services.gateway.metrics.remote_write_router import router as remote_write_router
 from services.gateway.metrics.router import router as metrics_router
 from services.gateway.oncall.router import router as oncall_router
@@ -44,6 +45,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     metrics_router,
     remote_write_router,
     otlp_router,
+    prom_api_router,
     rules_router,  # before alerts: /alerts/{alert_id} would take /alerts/rules
     alerts_router,
     silences_router,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Annotated, Any
 
@@ -18,13 +19,17 @@ from services.gateway.metrics.batch import check_batch_size, parse_label_filter,
 from services.gateway.metrics.schemas import SampleBatchPublic
 from shared import commands, subjects
 from shared.commands import parse_command
-from shared.errors import Unavailable
+from shared.errors import InvalidInput, Unavailable
 from shared.events import MAX_BATCH_BYTES, MAX_BATCH_SAMPLES, Sample, SamplesIngested, new_id
 
 INGEST_SOURCE = "api"
 # a stored batch is acknowledged in milliseconds; one that takes longer is answered 503
 # soon, so a client retries (same Idempotency-Key) instead of hanging on a full disk
 INGEST_PUBLISH_TIMEOUT_S = 1.0
+
+# an aggregated query without start: the last hour; without step: about this many points
+DEFAULT_CHART_WINDOW_S = 3600.0
+CHART_POINTS = 300
 
 router = APIRouter(prefix=PREFIX, tags=["metrics"])
 
@@ -127,15 +132,66 @@ async def query_samples(
     start: Annotated[float | None, Query(description="Unix seconds, inclusive")] = None,
     end: Annotated[float | None, Query(description="Unix seconds, inclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+    step: Annotated[
+        float | None,
+        Query(
+            gt=0,
+            description="Seconds per point: with it (or aggregation, or by) the answer is one "
+            'aggregated point per step and group, {"series": [{"labels", "points": '
+            "[[ts, value]]}]}, instead of raw samples",
+        ),
+    ] = None,
+    aggregation: Annotated[
+        commands.Aggregation | None,
+        Query(description="How a step's samples become its point (default avg)"),
+    ] = None,
+    by: Annotated[
+        str | None,
+        Query(description="Comma-separated labels to group by (default: all series in one)"),
+    ] = None,
 ) -> Any:
-    query = parse_command(
-        commands.QuerySamples,
+    """Raw samples, newest ``limit`` of them; or, with ``step``, ``aggregation`` or ``by``,
+    one point per step and group between ``start`` (default an hour before ``end``) and
+    ``end`` (default now), ``step`` defaulting to a 300th of that window."""
+    if step is None and aggregation is None and by is None:
+        query = parse_command(
+            commands.QuerySamples,
+            {
+                "name": name,
+                "labels": parse_label_filter(labels),
+                "start": start,
+                "end": end,
+                "limit": limit,
+            },
+        )
+        return await request_owner(state, commands.QUERY_SAMPLES, query)
+    if not name:
+        raise InvalidInput("name: an aggregated query needs the metric's name", field="name")
+    until = end if end is not None else time.time()
+    since = start if start is not None else until - DEFAULT_CHART_WINDOW_S
+    aggregate = parse_command(
+        commands.AggregateSamples,
         {
             "name": name,
             "labels": parse_label_filter(labels),
-            "start": start,
-            "end": end,
-            "limit": limit,
+            "start": since,
+            "end": until,
+            "step": step if step is not None else chart_step(since, until),
+            "aggregation": aggregation or "avg",
+            "by": [part.strip() for part in (by or "").split(",") if part.strip()],
         },
     )
-    return await request_owner(state, commands.QUERY_SAMPLES, query)
+    reply = await request_owner(state, commands.AGGREGATE_SAMPLES, aggregate, timeout=30.0)
+    return {
+        "start": aggregate.start,
+        "end": aggregate.end,
+        "step": aggregate.step,
+        "aggregation": aggregate.aggregation,
+        "by": aggregate.by,
+        **reply,
+    }
+
+
+def chart_step(start: float, end: float) -> float:
+    """About 300 points over the window, in whole seconds."""
+    return float(max(1, math.ceil((end - start) / CHART_POINTS)))

@@ -1,0 +1,351 @@
+"""PromQL and chart queries answered by the metrics service, over request/reply.
+
+Every PromQL answer is Prometheus' own envelope (``{"status": "success", "data": ...}``
+or ``{"status": "error", "errorType": ..., "error": ...}``), so the gateway relays it
+as is and only picks the HTTP status from ``errorType``. A reply travels in one NATS
+message (at most 8 MB): a larger result is refused whole with an error that says how to
+narrow it, never cut silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+import promql_parser
+
+from services.metrics.promql.source import LabelMatcher, MatchOp, SeriesSource
+from shared import commands
+from shared.commands import (
+    AggregateSamples,
+    PromInstantQuery,
+    PromLabelsQuery,
+    PromLabelValuesQuery,
+    PromRangeQuery,
+    PromSeriesQuery,
+    parse_command,
+)
+from shared.errors import InvalidInput
+
+# what one reply may carry: NATS' max_payload (8 MB) less room for the envelope
+MAX_REPLY_BYTES = 8 * 1024 * 1024 - 64 * 1024
+Envelope = dict[str, Any]
+Handler = Callable[[dict[str, Any]], Awaitable[Any]]
+
+MATCH_OPS = {
+    promql_parser.MatchOp.Equal: MatchOp.EQUAL,
+    promql_parser.MatchOp.NotEqual: MatchOp.NOT_EQUAL,
+    promql_parser.MatchOp.Re: MatchOp.RE,
+    promql_parser.MatchOp.NotRe: MatchOp.NOT_RE,
+}
+
+
+class PromResult(Protocol):
+    def to_prometheus(self) -> dict[str, Any]: ...
+
+
+class PromEngine(Protocol):
+    """The PromQL evaluator (``services.metrics.promql``) as these queries use it."""
+
+    async def instant(self, query: str, time_ms: int) -> PromResult: ...
+
+    async def range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> PromResult: ...
+
+
+class Aggregator(Protocol):
+    """The store's per-step aggregation for dashboard charts."""
+
+    async def aggregate(
+        self,
+        name: str,
+        labels: dict[str, str],
+        start_s: float,
+        end_s: float,
+        step_s: float,
+        aggregation: str,
+        by: list[str],
+    ) -> list[dict[str, Any]]: ...
+
+
+class RemotePromQL(Protocol):
+    """A Prometheus-compatible store answering instead of the local one: each call
+    returns that store's JSON envelope."""
+
+    async def get(self, path: str, params: list[tuple[str, str]], timeout_s: float) -> Envelope: ...
+
+
+class PromFailure(Exception):
+    """A query refused or failed, with Prometheus' errorType."""
+
+    def __init__(self, error_type: str, message: str):
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
+def success(data: Any, warnings: list[str] | None = None) -> Envelope:
+    body: Envelope = {"status": "success", "data": data}
+    if warnings:
+        body["warnings"] = warnings
+    return body
+
+
+def failure(error_type: str, message: str) -> Envelope:
+    return {"status": "error", "errorType": error_type, "error": message}
+
+
+def engine_failure(exc: Exception) -> Envelope | None:
+    """The envelope of an error the engine raised with a Prometheus errorType."""
+    error_type = getattr(exc, "error_type", None)
+    if not isinstance(error_type, str):
+        return None
+    message = getattr(exc, "message", None)
+    return failure(error_type, message if isinstance(message, str) else str(exc))
+
+
+def matcher_groups(selector: str) -> list[list[LabelMatcher]]:
+    """The matcher sets of one series selector (``{a="b" or c="d"}`` gives two)."""
+    try:
+        expr = promql_parser.parse(selector)
+    except ValueError as exc:
+        raise PromFailure("bad_data", f'invalid parameter "match[]": {exc}') from exc
+    if not isinstance(expr, promql_parser.VectorSelector):
+        raise PromFailure(
+            "bad_data",
+            f'invalid parameter "match[]": {selector[:200]!r} is not a series selector',
+        )
+    named = [LabelMatcher("__name__", MatchOp.EQUAL, expr.name)] if expr.name else []
+    groups = [list(expr.matchers.matchers)] if expr.matchers.matchers else []
+    groups += [list(group) for group in expr.matchers.or_matchers]
+    result = [
+        named + [LabelMatcher(m.name, MATCH_OPS[m.op], m.value) for m in group]
+        for group in groups or [[]]
+    ]
+    for group in result:
+        if not any(m.op in (MatchOp.EQUAL, MatchOp.RE) and not _matches_empty(m) for m in group):
+            raise PromFailure(
+                "bad_data",
+                'invalid parameter "match[]": match[] must contain at least one non-empty matcher',
+            )
+    return result
+
+
+def _matches_empty(matcher: LabelMatcher) -> bool:
+    if matcher.op is MatchOp.EQUAL:
+        return matcher.value == ""
+    return matcher.value in ("", ".*")
+
+
+def selector_groups(texts: Sequence[str]) -> list[list[LabelMatcher]]:
+    return [group for text in texts for group in matcher_groups(text)]
+
+
+def within_reply(envelope: Envelope) -> Envelope:
+    """The envelope, or an execution error when it would not fit in one reply."""
+    size = len(orjson.dumps(envelope))
+    if size <= MAX_REPLY_BYTES:
+        return envelope
+    return failure(
+        "execution",
+        f"the result is {size / 1e6:.1f} MB, more than the {MAX_REPLY_BYTES / 1e6:.1f} MB "
+        "one answer may hold: select fewer series, a shorter range or a larger step",
+    )
+
+
+def limited(items: list[Any], limit: int) -> tuple[list[Any], list[str]]:
+    if limit and len(items) > limit:
+        return items[:limit], ["results truncated due to limit"]
+    return items, []
+
+
+class PromQueries:
+    """The responders: PromQL on the engine over the store (or on the remote store),
+    series and label lookups on the store, and per-step aggregates for charts."""
+
+    def __init__(
+        self,
+        engine: PromEngine,
+        source: SeriesSource,
+        aggregator: Aggregator,
+        remote: RemotePromQL | None = None,
+    ):
+        self.engine = engine
+        self.source = source
+        self.aggregator = aggregator
+        self.remote = remote
+
+    def handlers(self) -> list[tuple[str, Handler]]:
+        """(subject, responder) pairs for ``ServiceRuntime.respond``."""
+        return [
+            (commands.PROM_INSTANT_QUERY, self.instant),
+            (commands.PROM_RANGE_QUERY, self.range),
+            (commands.PROM_SERIES, self.series),
+            (commands.PROM_LABELS, self.labels),
+            (commands.PROM_LABEL_VALUES, self.label_values),
+            (commands.AGGREGATE_SAMPLES, self.aggregate),
+        ]
+
+    async def instant(self, body: dict[str, Any]) -> Envelope:
+        query = parse_command(PromInstantQuery, body)
+        if self.remote is not None:
+            params = [("query", query.query), ("time", _seconds(query.time_ms))]
+            return await self._remote("/api/v1/query", params, query.timeout_s)
+        return await self._evaluate(
+            self.engine.instant(query.query, query.time_ms), query.timeout_s
+        )
+
+    async def range(self, body: dict[str, Any]) -> Envelope:
+        query = parse_command(PromRangeQuery, body)
+        if self.remote is not None:
+            params = [
+                ("query", query.query),
+                ("start", _seconds(query.start_ms)),
+                ("end", _seconds(query.end_ms)),
+                ("step", _seconds(query.step_ms)),
+            ]
+            return await self._remote("/api/v1/query_range", params, query.timeout_s)
+        work = self.engine.range(query.query, query.start_ms, query.end_ms, query.step_ms)
+        return await self._evaluate(work, query.timeout_s)
+
+    async def series(self, body: dict[str, Any]) -> Envelope:
+        return await _answered(self._series(parse_command(PromSeriesQuery, body)))
+
+    async def labels(self, body: dict[str, Any]) -> Envelope:
+        return await _answered(self._labels(parse_command(PromLabelsQuery, body)))
+
+    async def label_values(self, body: dict[str, Any]) -> Envelope:
+        return await _answered(self._label_values(parse_command(PromLabelValuesQuery, body)))
+
+    async def _series(self, query: PromSeriesQuery) -> Envelope:
+        if not query.match:
+            return failure("bad_data", "no match[] parameter provided")
+        if self.remote is not None:
+            return await self._remote("/api/v1/series", _lookup_params(query), 30.0)
+        seen: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+        for group in selector_groups(query.match):
+            for labels in await self.source.series(group, query.start_ms, query.end_ms):
+                seen.setdefault(tuple(sorted(labels.items())), labels)
+        found = [seen[key] for key in sorted(seen)]
+        found, warnings = limited(found, query.limit)
+        return within_reply(success(found, warnings))
+
+    async def _labels(self, query: PromLabelsQuery) -> Envelope:
+        if self.remote is not None:
+            return await self._remote("/api/v1/labels", _lookup_params(query), 30.0)
+        names: set[str] = set()
+        for group in selector_groups(query.match) if query.match else [[]]:
+            names.update(await self.source.label_names(group, query.start_ms, query.end_ms))
+        found, warnings = limited(sorted(names), query.limit)
+        return within_reply(success(found, warnings))
+
+    async def _label_values(self, query: PromLabelValuesQuery) -> Envelope:
+        if self.remote is not None:
+            path = f"/api/v1/label/{query.name}/values"
+            return await self._remote(path, _lookup_params(query), 30.0)
+        values: set[str] = set()
+        for group in selector_groups(query.match) if query.match else [[]]:
+            values.update(
+                await self.source.label_values(query.name, group, query.start_ms, query.end_ms)
+            )
+        found, warnings = limited(sorted(values), query.limit)
+        return within_reply(success(found, warnings))
+
+    async def aggregate(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One point per step and group: ``{"series": [{"labels", "points"}]}``."""
+        query = parse_command(AggregateSamples, body)
+        found = await self.aggregator.aggregate(
+            query.name,
+            query.labels,
+            query.start,
+            query.end,
+            query.step,
+            query.aggregation,
+            query.by,
+        )
+        reply = {"series": found}
+        if len(orjson.dumps(reply)) > MAX_REPLY_BYTES:
+            raise InvalidInput(
+                "the result is larger than one answer may hold: filter by more labels, "
+                "group by fewer or raise step",
+                field="step",
+            )
+        return reply
+
+    async def _evaluate(self, work: Awaitable[PromResult], timeout_s: float) -> Envelope:
+        try:
+            result = await asyncio.wait_for(work, timeout_s)
+        except TimeoutError:
+            return failure("timeout", f"query timed out in query execution after {timeout_s:g}s")
+        except Exception as exc:
+            envelope = engine_failure(exc)
+            if envelope is None:
+                raise
+            return envelope
+        return within_reply(success(result.to_prometheus()))
+
+    async def _remote(self, path: str, params: list[tuple[str, str]], timeout_s: float) -> Envelope:
+        assert self.remote is not None
+        try:
+            envelope = await self.remote.get(path, params, timeout_s)
+        except TimeoutError:
+            return failure("timeout", f"the remote store did not answer within {timeout_s:g}s")
+        return within_reply(envelope)
+
+
+async def _answered(work: Awaitable[Envelope]) -> Envelope:
+    try:
+        return await work
+    except PromFailure as exc:
+        return failure(exc.error_type, exc.message)
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms / 1000:.3f}"
+
+
+def _lookup_params(query: PromSeriesQuery) -> list[tuple[str, str]]:
+    params = [("match[]", text) for text in query.match]
+    params += [("start", _seconds(query.start_ms)), ("end", _seconds(query.end_ms))]
+    if query.limit:
+        params.append(("limit", str(query.limit)))
+    return params
+
+
+class HttpRemotePromQL:
+    """The Prometheus HTTP API of another store (``VIGIL_METRICS_QUERY_URL``): queries
+    are POSTed as forms, as Grafana does, and its envelope is relayed as it came."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url.rstrip("/")
+        self._session: aiohttp.ClientSession | None = None
+
+    async def get(self, path: str, params: list[tuple[str, str]], timeout_s: float) -> Envelope:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        url = self.base_url + path
+        try:
+            async with self._session.post(
+                url, data=params, timeout=aiohttp.ClientTimeout(total=timeout_s)
+            ) as response:
+                body = await response.read()
+        except aiohttp.ClientError as exc:
+            return failure("unavailable", f"the remote store at {self.base_url} failed: {exc}")
+        try:
+            envelope = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            envelope = None
+        if not isinstance(envelope, dict) or "status" not in envelope:
+            return failure(
+                "unavailable",
+                f"the remote store answered HTTP {response.status} without a Prometheus "
+                f"API body: {body[:200].decode(errors='replace')}",
+            )
+        return envelope
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
