@@ -135,24 +135,29 @@ async def ask(state: GatewayState, subject: str, query: BaseModel, wait_s: float
 Handler = Callable[[Params, GatewayState], Awaitable[Response]]
 
 
+def prometheus_endpoint(handler: Handler) -> Callable[..., Awaitable[Response]]:
+    """A route function for ``handler``: authenticated, parameters read from the query
+    string and the form body, a bad one answered 400 bad_data."""
+
+    async def endpoint(_: Viewer, request: Request, state: StateDep) -> Response:
+        try:
+            params = await read_params(request)
+            return await handler(params, state)
+        except BadParameter as exc:
+            return error_response("bad_data", exc.message)
+
+    return endpoint
+
+
 def prometheus_route(
     path: str, name: str, summary: str, methods: tuple[str, ...]
 ) -> Callable[[Handler], Handler]:
-    """Register ``handler`` at ``path`` for GET (documented), POST with a form body and
-    HEAD; each parses its parameters and answers a Prometheus envelope."""
+    """Register ``handler`` at ``path`` for ``methods``: GET documented, POST taking a
+    form body, HEAD; each answers a Prometheus envelope."""
 
     def register(handler: Handler) -> Handler:
+        endpoint = prometheus_endpoint(handler)
         for method in methods:
-
-            async def endpoint(
-                _: Viewer, request: Request, state: StateDep, handler: Handler = handler
-            ) -> Response:
-                try:
-                    params = await read_params(request)
-                    return await handler(params, state)
-                except BadParameter as exc:
-                    return error_response("bad_data", exc.message)
-
             router.add_api_route(
                 path,
                 endpoint,
