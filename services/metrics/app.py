@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from services.metrics.api import MetricsQueries
 from services.metrics.handlers import STORE_CONSUMER, sample_storer
 from services.metrics.probe import StoreProbe
+from services.metrics.query_api import prom_queries
 from services.metrics.remote.forward import forward_samples
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import FILE_NAME, SERVICE, MetricsStore
@@ -55,6 +56,10 @@ def build(
     queries = MetricsQueries(store, lambda: runtime.bus)
     runtime.respond(QUERY_SAMPLES, queries.samples)
     runtime.respond(QUERY_METRICS_STATS, queries.stats)
+    promql = prom_queries(store, settings)  # PromQL, series, labels, chart aggregates
+    for subject, handler in promql.handlers():
+        runtime.respond(subject, handler)
+    runtime.on_stop(promql.close)
     forward_samples(runtime, settings)  # to a remote-write store, when one is configured
 
     async def compaction() -> None:

@@ -13,11 +13,14 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-import aiohttp
 import orjson
 import promql_parser
 
+from services.metrics.promql import Engine
 from services.metrics.promql.source import LabelMatcher, MatchOp, SeriesSource
+from services.metrics.remote.query import RemoteQueryClient
+from services.metrics.series_source import DuckSeriesSource
+from services.metrics.store import MetricsStore
 from shared import commands
 from shared.commands import (
     AggregateSamples,
@@ -29,17 +32,22 @@ from shared.commands import (
     parse_command,
 )
 from shared.errors import InvalidInput
+from shared.settings import Settings
 
 # what one reply may carry: NATS' max_payload (8 MB) less room for the envelope
 MAX_REPLY_BYTES = 8 * 1024 * 1024 - 64 * 1024
+LOOKUP_TIMEOUT_S = 30.0  # series and label lookups
+# series one query may select: more would not fit in a reply at any useful length
+MAX_SERIES = 50_000
 Envelope = dict[str, Any]
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
+# the parser's match operators, by name (they are not hashable)
 MATCH_OPS = {
-    promql_parser.MatchOp.Equal: MatchOp.EQUAL,
-    promql_parser.MatchOp.NotEqual: MatchOp.NOT_EQUAL,
-    promql_parser.MatchOp.Re: MatchOp.RE,
-    promql_parser.MatchOp.NotRe: MatchOp.NOT_RE,
+    "MatchOp.Equal": MatchOp.EQUAL,
+    "MatchOp.NotEqual": MatchOp.NOT_EQUAL,
+    "MatchOp.Re": MatchOp.RE,
+    "MatchOp.NotRe": MatchOp.NOT_RE,
 }
 
 
@@ -71,10 +79,21 @@ class Aggregator(Protocol):
 
 
 class RemotePromQL(Protocol):
-    """A Prometheus-compatible store answering instead of the local one: each call
-    returns that store's JSON envelope."""
+    """A Prometheus-compatible store answering instead of the local one
+    (``services.metrics.remote.query``): each call returns that store's envelope, or
+    raises an error carrying Prometheus' ``error_type``."""
 
-    async def get(self, path: str, params: list[tuple[str, str]], timeout_s: float) -> Envelope: ...
+    async def query(self, params: list[tuple[str, str]]) -> Envelope: ...
+
+    async def query_range(self, params: list[tuple[str, str]]) -> Envelope: ...
+
+    async def series(self, params: list[tuple[str, str]]) -> Envelope: ...
+
+    async def labels(self, params: list[tuple[str, str]]) -> Envelope: ...
+
+    async def label_values(self, name: str, params: list[tuple[str, str]]) -> Envelope: ...
+
+    async def close(self) -> None: ...
 
 
 class PromFailure(Exception):
@@ -98,7 +117,8 @@ def failure(error_type: str, message: str) -> Envelope:
 
 
 def engine_failure(exc: Exception) -> Envelope | None:
-    """The envelope of an error the engine raised with a Prometheus errorType."""
+    """The envelope of an error raised with a Prometheus errorType (the engine's
+    ``PromQLError``, the remote client's ``RemoteQueryError``)."""
     error_type = getattr(exc, "error_type", None)
     if not isinstance(error_type, str):
         return None
@@ -121,7 +141,7 @@ def matcher_groups(selector: str) -> list[list[LabelMatcher]]:
     groups = [list(expr.matchers.matchers)] if expr.matchers.matchers else []
     groups += [list(group) for group in expr.matchers.or_matchers]
     result = [
-        named + [LabelMatcher(m.name, MATCH_OPS[m.op], m.value) for m in group]
+        named + [LabelMatcher(m.name, MATCH_OPS[str(m.op)], m.value) for m in group]
         for group in groups or [[]]
     ]
     for group in result:
@@ -177,6 +197,10 @@ class PromQueries:
         self.aggregator = aggregator
         self.remote = remote
 
+    async def close(self) -> None:
+        if self.remote is not None:
+            await self.remote.close()
+
     def handlers(self) -> list[tuple[str, Handler]]:
         """(subject, responder) pairs for ``ServiceRuntime.respond``."""
         return [
@@ -192,7 +216,8 @@ class PromQueries:
         query = parse_command(PromInstantQuery, body)
         if self.remote is not None:
             params = [("query", query.query), ("time", _seconds(query.time_ms))]
-            return await self._remote("/api/v1/query", params, query.timeout_s)
+            params.append(("timeout", f"{query.timeout_s:g}s"))
+            return await self._evaluate(self.remote.query(params), query.timeout_s)
         return await self._evaluate(
             self.engine.instant(query.query, query.time_ms), query.timeout_s
         )
@@ -205,8 +230,9 @@ class PromQueries:
                 ("start", _seconds(query.start_ms)),
                 ("end", _seconds(query.end_ms)),
                 ("step", _seconds(query.step_ms)),
+                ("timeout", f"{query.timeout_s:g}s"),
             ]
-            return await self._remote("/api/v1/query_range", params, query.timeout_s)
+            return await self._evaluate(self.remote.query_range(params), query.timeout_s)
         work = self.engine.range(query.query, query.start_ms, query.end_ms, query.step_ms)
         return await self._evaluate(work, query.timeout_s)
 
@@ -223,7 +249,7 @@ class PromQueries:
         if not query.match:
             return failure("bad_data", "no match[] parameter provided")
         if self.remote is not None:
-            return await self._remote("/api/v1/series", _lookup_params(query), 30.0)
+            return await self._evaluate(self.remote.series(_lookup_params(query)))
         seen: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
         for group in selector_groups(query.match):
             for labels in await self.source.series(group, query.start_ms, query.end_ms):
@@ -234,7 +260,7 @@ class PromQueries:
 
     async def _labels(self, query: PromLabelsQuery) -> Envelope:
         if self.remote is not None:
-            return await self._remote("/api/v1/labels", _lookup_params(query), 30.0)
+            return await self._evaluate(self.remote.labels(_lookup_params(query)))
         names: set[str] = set()
         for group in selector_groups(query.match) if query.match else [[]]:
             names.update(await self.source.label_names(group, query.start_ms, query.end_ms))
@@ -243,8 +269,8 @@ class PromQueries:
 
     async def _label_values(self, query: PromLabelValuesQuery) -> Envelope:
         if self.remote is not None:
-            path = f"/api/v1/label/{query.name}/values"
-            return await self._remote(path, _lookup_params(query), 30.0)
+            work = self.remote.label_values(query.name, _lookup_params(query))
+            return await self._evaluate(work)
         values: set[str] = set()
         for group in selector_groups(query.match) if query.match else [[]]:
             values.update(
@@ -274,7 +300,11 @@ class PromQueries:
             )
         return reply
 
-    async def _evaluate(self, work: Awaitable[PromResult], timeout_s: float) -> Envelope:
+    async def _evaluate(
+        self, work: Awaitable[PromResult | Envelope], timeout_s: float = LOOKUP_TIMEOUT_S
+    ) -> Envelope:
+        """The answer of ``work`` within ``timeout_s``: an engine's result, or the
+        envelope a remote store gave; its errors as Prometheus' envelopes."""
         try:
             result = await asyncio.wait_for(work, timeout_s)
         except TimeoutError:
@@ -284,15 +314,9 @@ class PromQueries:
             if envelope is None:
                 raise
             return envelope
+        if isinstance(result, dict):
+            return within_reply(result)
         return within_reply(success(result.to_prometheus()))
-
-    async def _remote(self, path: str, params: list[tuple[str, str]], timeout_s: float) -> Envelope:
-        assert self.remote is not None
-        try:
-            envelope = await self.remote.get(path, params, timeout_s)
-        except TimeoutError:
-            return failure("timeout", f"the remote store did not answer within {timeout_s:g}s")
-        return within_reply(envelope)
 
 
 async def _answered(work: Awaitable[Envelope]) -> Envelope:
@@ -314,38 +338,9 @@ def _lookup_params(query: PromSeriesQuery) -> list[tuple[str, str]]:
     return params
 
 
-class HttpRemotePromQL:
-    """The Prometheus HTTP API of another store (``VIGIL_METRICS_QUERY_URL``): queries
-    are POSTed as forms, as Grafana does, and its envelope is relayed as it came."""
-
-    def __init__(self, base_url: str):
-        self.base_url = base_url.rstrip("/")
-        self._session: aiohttp.ClientSession | None = None
-
-    async def get(self, path: str, params: list[tuple[str, str]], timeout_s: float) -> Envelope:
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        url = self.base_url + path
-        try:
-            async with self._session.post(
-                url, data=params, timeout=aiohttp.ClientTimeout(total=timeout_s)
-            ) as response:
-                body = await response.read()
-        except aiohttp.ClientError as exc:
-            return failure("unavailable", f"the remote store at {self.base_url} failed: {exc}")
-        try:
-            envelope = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            envelope = None
-        if not isinstance(envelope, dict) or "status" not in envelope:
-            return failure(
-                "unavailable",
-                f"the remote store answered HTTP {response.status} without a Prometheus "
-                f"API body: {body[:200].decode(errors='replace')}",
-            )
-        return envelope
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+def prom_queries(store: MetricsStore, settings: Settings) -> PromQueries:
+    """The engine over the store, and the remote store of ``VIGIL_METRICS_QUERY_URL``
+    answering PromQL instead when one is configured."""
+    source = DuckSeriesSource(store)
+    engine = Engine(source, max_series=MAX_SERIES)
+    return PromQueries(engine, source, store, RemoteQueryClient.from_settings(settings))
