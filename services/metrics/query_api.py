@@ -163,15 +163,15 @@ def selector_groups(texts: Sequence[str]) -> list[list[LabelMatcher]]:
     return [group for text in texts for group in matcher_groups(text)]
 
 
-def within_reply(envelope: Envelope) -> Envelope:
+def within_reply(envelope: Envelope, limit: int = MAX_REPLY_BYTES) -> Envelope:
     """The envelope, or an execution error when it would not fit in one reply."""
     size = len(orjson.dumps(envelope))
-    if size <= MAX_REPLY_BYTES:
+    if size <= limit:
         return envelope
     return failure(
         "execution",
-        f"the result is {size / 1e6:.1f} MB, more than the {MAX_REPLY_BYTES / 1e6:.1f} MB "
-        "one answer may hold: select fewer series, a shorter range or a larger step",
+        f"the result takes {size:,} bytes, more than the {limit:,} one answer may hold: "
+        "select fewer series, a shorter range or a larger step",
     )
 
 
@@ -191,11 +191,13 @@ class PromQueries:
         source: SeriesSource,
         aggregator: Aggregator,
         remote: RemotePromQL | None = None,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
     ):
         self.engine = engine
         self.source = source
         self.aggregator = aggregator
         self.remote = remote
+        self.max_reply_bytes = max_reply_bytes
 
     async def close(self) -> None:
         if self.remote is not None:
@@ -256,7 +258,7 @@ class PromQueries:
                 seen.setdefault(tuple(sorted(labels.items())), labels)
         found = [seen[key] for key in sorted(seen)]
         found, warnings = limited(found, query.limit)
-        return within_reply(success(found, warnings))
+        return within_reply(success(found, warnings), self.max_reply_bytes)
 
     async def _labels(self, query: PromLabelsQuery) -> Envelope:
         if self.remote is not None:
@@ -265,7 +267,7 @@ class PromQueries:
         for group in selector_groups(query.match) if query.match else [[]]:
             names.update(await self.source.label_names(group, query.start_ms, query.end_ms))
         found, warnings = limited(sorted(names), query.limit)
-        return within_reply(success(found, warnings))
+        return within_reply(success(found, warnings), self.max_reply_bytes)
 
     async def _label_values(self, query: PromLabelValuesQuery) -> Envelope:
         if self.remote is not None:
@@ -277,7 +279,7 @@ class PromQueries:
                 await self.source.label_values(query.name, group, query.start_ms, query.end_ms)
             )
         found, warnings = limited(sorted(values), query.limit)
-        return within_reply(success(found, warnings))
+        return within_reply(success(found, warnings), self.max_reply_bytes)
 
     async def aggregate(self, body: dict[str, Any]) -> dict[str, Any]:
         """One point per step and group: ``{"series": [{"labels", "points"}]}``."""
@@ -292,7 +294,7 @@ class PromQueries:
             query.by,
         )
         reply = {"series": found}
-        if len(orjson.dumps(reply)) > MAX_REPLY_BYTES:
+        if len(orjson.dumps(reply)) > self.max_reply_bytes:
             raise InvalidInput(
                 "the result is larger than one answer may hold: filter by more labels, "
                 "group by fewer or raise step",
@@ -315,8 +317,8 @@ class PromQueries:
                 raise
             return envelope
         if isinstance(result, dict):
-            return within_reply(result)
-        return within_reply(success(result.to_prometheus()))
+            return within_reply(result, self.max_reply_bytes)
+        return within_reply(success(result.to_prometheus()), self.max_reply_bytes)
 
 
 async def _answered(work: Awaitable[Envelope]) -> Envelope:
