@@ -338,6 +338,9 @@ class AggregateSamples(Command):
 PROM_DEFAULT_TIMEOUT_S = 30.0
 PROM_MAX_TIMEOUT_S = 120.0
 MAX_PROM_QUERY_CHARS = 64 * 1024
+# Prometheus' minTime/maxTime: a lookup without start or end spans everything
+PROM_MIN_TIME_MS = -62135596800000
+PROM_MAX_TIME_MS = 253402300799000
 MAX_PROM_MATCHERS = 64  # match[] selectors of one series/labels request
 
 

@@ -23,6 +23,8 @@ from services.metrics.series_source import DuckSeriesSource
 from services.metrics.store import MetricsStore
 from shared import commands
 from shared.commands import (
+    PROM_MAX_TIME_MS,
+    PROM_MIN_TIME_MS,
     AggregateSamples,
     PromInstantQuery,
     PromLabelsQuery,
@@ -334,7 +336,10 @@ def _seconds(ms: int) -> str:
 
 def _lookup_params(query: PromSeriesQuery) -> list[tuple[str, str]]:
     params = [("match[]", text) for text in query.match]
-    params += [("start", _seconds(query.start_ms)), ("end", _seconds(query.end_ms))]
+    if query.start_ms > PROM_MIN_TIME_MS:  # an open end is left to the store
+        params.append(("start", _seconds(query.start_ms)))
+    if query.end_ms < PROM_MAX_TIME_MS:
+        params.append(("end", _seconds(query.end_ms)))
     if query.limit:
         params.append(("limit", str(query.limit)))
     return params

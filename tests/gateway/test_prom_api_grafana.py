@@ -170,6 +170,8 @@ async def test_the_label_browser(served: httpx.AsyncClient, samples: int) -> Non
         await served.post("/api/v1/labels", data={**window, "match[]": "node_load1"}, headers=FORM)
     )
     assert only_load == ["__name__", "instance"]
+    everything = success(await served.get("/api/v1/label/__name__/values"))  # no window
+    assert everything == names
     long_ago = {"start": str(samples - 7200), "end": str(samples - 3600)}
     assert (
         success(await served.get("/api/v1/series", params={**long_ago, "match[]": "node_load1"}))

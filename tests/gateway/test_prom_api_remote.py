@@ -86,6 +86,9 @@ async def test_queries_are_answered_by_the_remote_store(served: httpx.AsyncClien
     assert hosts.json()["data"] == ["a", "b"]
     found = await served.get("/api/v1/series", params={**window, "match[]": "far_load"})
     assert sorted(s["host"] for s in found.json()["data"]) == ["a", "b"]
+    everything = await served.get("/api/v1/label/__name__/values")  # no start, no end
+    assert everything.status_code == 200, everything.text
+    assert "far_load" in everything.json()["data"]
 
 
 async def test_the_remote_stores_errors_keep_their_type(served: httpx.AsyncClient) -> None:

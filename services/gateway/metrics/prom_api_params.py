@@ -17,13 +17,19 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request
 
-from shared.commands import MAX_PROM_POINTS, PROM_DEFAULT_TIMEOUT_S, PROM_MAX_TIMEOUT_S
+from shared.commands import (
+    MAX_PROM_POINTS,
+    PROM_DEFAULT_TIMEOUT_S,
+    PROM_MAX_TIME_MS,
+    PROM_MAX_TIMEOUT_S,
+    PROM_MIN_TIME_MS,
+)
 
 FORM = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 1024 * 1024
 # Prometheus' minTime/maxTime, as clients (Grafana among them) send them for "everything"
-MIN_TIME_MS = -62135596800000
-MAX_TIME_MS = 253402300799000
+MIN_TIME_MS = PROM_MIN_TIME_MS
+MAX_TIME_MS = PROM_MAX_TIME_MS
 MIN_TIME_TEXTS = {"0001-01-01T00:00:00Z", "-62135596801", "-9223372036854775808"}
 MAX_TIME_TEXTS = {"9999-12-31T23:59:59Z", "253402300799", "9223372036854775807"}
 DURATION = re.compile(
