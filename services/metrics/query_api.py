@@ -16,9 +16,9 @@ from typing import Any, Protocol
 import orjson
 import promql_parser
 
-from services.metrics.promql import Engine
+from services.metrics.promql import Engine, PromQLError
 from services.metrics.promql.source import LabelMatcher, MatchOp, SeriesSource
-from services.metrics.remote.query import RemoteQueryClient
+from services.metrics.remote.query import RemoteQueryClient, RemoteQueryError
 from services.metrics.series_source import DuckSeriesSource
 from services.metrics.store import MetricsStore
 from shared import commands
@@ -116,16 +116,6 @@ def success(data: Any, warnings: list[str] | None = None) -> Envelope:
 
 def failure(error_type: str, message: str) -> Envelope:
     return {"status": "error", "errorType": error_type, "error": message}
-
-
-def engine_failure(exc: Exception) -> Envelope | None:
-    """The envelope of an error raised with a Prometheus errorType (the engine's
-    ``PromQLError``, the remote client's ``RemoteQueryError``)."""
-    error_type = getattr(exc, "error_type", None)
-    if not isinstance(error_type, str):
-        return None
-    message = getattr(exc, "message", None)
-    return failure(error_type, message if isinstance(message, str) else str(exc))
 
 
 def matcher_groups(selector: str) -> list[list[LabelMatcher]]:
@@ -313,11 +303,8 @@ class PromQueries:
             result = await asyncio.wait_for(work, timeout_s)
         except TimeoutError:
             return failure("timeout", f"query timed out in query execution after {timeout_s:g}s")
-        except Exception as exc:
-            envelope = engine_failure(exc)
-            if envelope is None:
-                raise
-            return envelope
+        except (PromQLError, RemoteQueryError) as exc:
+            return failure(exc.error_type, exc.message)
         if isinstance(result, dict):
             return within_reply(result, self.max_reply_bytes)
         return within_reply(success(result.to_prometheus()), self.max_reply_bytes)
