@@ -10,6 +10,7 @@ narrow it, never cut silently.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -137,18 +138,28 @@ def matcher_groups(selector: str) -> list[list[LabelMatcher]]:
         for group in groups or [[]]
     ]
     for group in result:
-        if not any(m.op in (MatchOp.EQUAL, MatchOp.RE) and not _matches_empty(m) for m in group):
+        if all(_matches_empty(m) for m in group):
             raise PromFailure(
                 "bad_data",
-                'invalid parameter "match[]": match[] must contain at least one non-empty matcher',
+                'invalid parameter "match[]": vector selector must contain at least one '
+                "non-empty matcher",
             )
     return result
 
 
 def _matches_empty(matcher: LabelMatcher) -> bool:
-    if matcher.op is MatchOp.EQUAL:
-        return matcher.value == ""
-    return matcher.value in ("", ".*")
+    """Whether a series without the label passes ``matcher`` (as Prometheus checks that a
+    selector cannot select every series)."""
+    if matcher.op in (MatchOp.EQUAL, MatchOp.NOT_EQUAL):
+        equal = matcher.value == ""
+    else:
+        try:
+            equal = re.fullmatch(matcher.value, "") is not None
+        except re.error as exc:
+            raise PromFailure(
+                "bad_data", f'invalid parameter "match[]": {matcher.value!r}: {exc}'
+            ) from exc
+    return equal if matcher.op in (MatchOp.EQUAL, MatchOp.RE) else not equal
 
 
 def selector_groups(texts: Sequence[str]) -> list[list[LabelMatcher]]:

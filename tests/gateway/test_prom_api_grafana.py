@@ -197,7 +197,7 @@ async def test_query_errors_in_prometheus_envelopes(
     selector = await served.get("/api/v1/series", params={"match[]": "rate(x[5m])"})
     assert 'invalid parameter "match[]"' in prom_error(selector, 400, "bad_data")
     empty = await served.get("/api/v1/series", params={"match[]": '{job=~".*"}'})
-    assert "non-empty matcher" in prom_error(empty, 400, "bad_data")
+    assert "at least one non-empty matcher" in prom_error(empty, 400, "bad_data")
     slow = await served.post(
         "/api/v1/query_range",
         data={

@@ -54,6 +54,16 @@ async def test_a_selector_with_or_matches_either_side(store: MetricsStore) -> No
     }
 
 
+@pytest.mark.parametrize("selector", ['{__name__!=""}', '{__name__=~".+"}', '{host!~""}'])
+async def test_a_selector_of_every_named_series_is_accepted(
+    store: MetricsStore, selector: str
+) -> None:
+    answer = await queries(store).label_values({"name": "__name__", "match": [selector], **WINDOW})
+    assert answer == {"status": "success", "data": ["load", "up"]} or selector == '{host!~""}'
+    if selector == '{host!~""}':
+        assert answer == {"status": "success", "data": ["load"]}
+
+
 async def test_several_selectors_are_a_union_without_duplicates(store: MetricsStore) -> None:
     answer = await queries(store).series({"match": ["load", 'load{host="b"}'], **WINDOW})
     assert [s["host"] for s in answer["data"]] == list(HOSTS)
@@ -73,6 +83,8 @@ async def test_limit_truncates_with_a_warning(store: MetricsStore) -> None:
         ("rate(load[5m])", "is not a series selector"),
         ('{host=~".*"}', "at least one non-empty matcher"),
         ('{host=""}', "at least one non-empty matcher"),
+        ('{host!="a"}', "at least one non-empty matcher"),
+        ('{host="a" or job=""}', "at least one non-empty matcher"),
         ("load{", 'invalid parameter "match[]"'),
     ],
 )
