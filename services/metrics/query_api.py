@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -310,12 +311,18 @@ class PromQueries:
     ) -> Envelope:
         """The answer of ``work`` within ``timeout_s``: an engine's result, or the
         envelope a remote store gave; its errors as Prometheus' envelopes."""
+        timed_out = failure("timeout", f"query timed out in query execution after {timeout_s:g}s")
+        started = time.monotonic()
         try:
             result = await asyncio.wait_for(work, timeout_s)
         except TimeoutError:
-            return failure("timeout", f"query timed out in query execution after {timeout_s:g}s")
+            return timed_out
         except (PromQLError, RemoteQueryError) as exc:
             return failure(exc.error_type, exc.message)
+        if time.monotonic() - started > timeout_s:
+            # evaluation that never yields cannot be interrupted: its late result is
+            # still refused, so a deadline means the same whatever the query did
+            return timed_out
         if isinstance(result, dict):
             return within_reply(result, self.max_reply_bytes)
         return within_reply(success(result.to_prometheus()), self.max_reply_bytes)
