@@ -35,8 +35,8 @@ def format_values(values: npt.NDArray[np.float64]) -> list[str]:
     magnitude = np.abs(values)
     finite = np.isfinite(values)
     if finite.all():
-        integral = (values == np.trunc(values)) & (magnitude < 1e15) & ~np.signbit(values)
-        if integral.all():
+        integral = (values == np.trunc(values)) & (magnitude < 1e15)
+        if integral.all() and not np.any((values == 0) & np.signbit(values)):  # -0.0: "-0"
             return list(map(str, values.astype(np.int64).tolist()))
         if not integral.any() and ((magnitude >= 1e-4) & (magnitude < 1e16)).all():
             return list(map(repr, values.tolist()))

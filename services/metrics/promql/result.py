@@ -11,7 +11,7 @@ from .format import format_time, format_value, format_values
 from .values import Ints, Matrix, Scalar, String, Value, Vector, label_key
 
 
-def _sorted(labels: dict[str, str]) -> dict[str, str]:
+def sorted_labels(labels: dict[str, str]) -> dict[str, str]:
     """Labels in name order, as Prometheus prints them."""
     return dict(sorted(labels.items()))
 
@@ -55,7 +55,7 @@ class Result:
                 ts = [format_time(t) for t in flat.ts[lo:hi].tolist()]
                 texts = format_values(flat.values[lo:hi])
                 points = [[t, text] for t, text in zip(ts, texts, strict=True)]
-                out.append({"metric": _sorted(labels), "values": points})
+                out.append({"metric": sorted_labels(labels), "values": points})
             out.sort(key=_by_labels)
             return out
         if isinstance(value, String):
@@ -82,7 +82,8 @@ class Result:
             if not self.keep_order:
                 rows.sort(key=lambda row: label_key(row[0]))
             return [
-                {"metric": _sorted(labels), "value": [t, format_value(v)]} for labels, v in rows
+                {"metric": sorted_labels(labels), "value": [t, format_value(v)]}
+                for labels, v in rows
             ]
         times = [format_time(t) for t in self.steps_ms.tolist()]
         series = []
@@ -94,6 +95,6 @@ class Result:
                 cols = np.flatnonzero(value.present[i])
                 at, texts = [times[c] for c in cols.tolist()], format_values(value.values[i, cols])
             points = [[t, text] for t, text in zip(at, texts, strict=True)]
-            series.append({"metric": _sorted(value.labels[i]), "values": points})
+            series.append({"metric": sorted_labels(value.labels[i]), "values": points})
         series.sort(key=_by_labels)
         return series
