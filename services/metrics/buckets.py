@@ -8,6 +8,9 @@ starts aggregates every series at once, far faster than a SQL ``GROUP BY``.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +36,10 @@ class BucketRows:
 
     def __len__(self) -> int:
         return len(self.series_id)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(column.nbytes for column in self._columns())
 
     @classmethod
     def of_samples(
@@ -140,3 +147,40 @@ class BucketRows:
                 ids[starts].tolist(), starts.tolist(), ends.tolist(), strict=True
             )
         }
+
+
+class BucketCache:
+    """Buckets made from compacted blocks, kept for the next query: such a block never
+    changes under its key (late samples rewrite it under a new ``through_seq``), and a
+    dashboard asks for the same buckets at every refresh. Least recently used entries
+    go first once ``max_bytes`` is reached."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.used = 0
+        self._entries: OrderedDict[Hashable, BucketRows] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> BucketRows | None:
+        with self._lock:
+            rows = self._entries.get(key)
+            if rows is not None:
+                self._entries.move_to_end(key)
+            return rows
+
+    def put(self, key: Hashable, rows: BucketRows) -> None:
+        size = rows.nbytes
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.used -= old.nbytes
+            self._entries[key] = rows
+            self.used += size
+            while self.used > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self.used -= evicted.nbytes
+
+    def __len__(self) -> int:
+        return len(self._entries)

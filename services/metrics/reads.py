@@ -342,8 +342,10 @@ def rollup_arrays(
 ) -> dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
     """Per series, one point per bucket: ``want`` of the bucket, stamped with the time of
     its newest sample (so the last value keeps its own timestamp). Stored rollup rows
-    come from SQL; the buckets not stored yet are reduced from samples in numpy."""
+    come from SQL; the buckets not stored yet are reduced from samples in numpy, those
+    of compacted blocks wholly inside the range once (``ColumnStore.bucket_cache``)."""
     low = resolution.bucket(start_ms)
+    ids_key = None if ids is None else np.asarray(ids, dtype=np.uint32).tobytes()
 
     def read(cursor: duckdb.DuckDBPyConnection, tables: Tables) -> BucketRows:
         parts: list[BucketRows] = []
@@ -359,9 +361,30 @@ def rollup_arrays(
             parts.append(
                 BucketRows.of_columns(cursor.execute(sql, _params(sql, ids=ids)).fetchnumpy())
             )
+        if resolution not in layout.ROLLUPS_AT_EXPIRY:
+            uncached = tables
+        else:
+            # whole compacted blocks (bucket edges fall on block edges): cached
+            whole = [
+                start
+                for start in layout.overlapping(list(tables.raw), store.block_ms, low, end_ms)
+                if low <= start and start + store.block_ms - 1 <= end_ms
+            ]
+            for start in whole:
+                key = (start, tables.raw[start], resolution.bucket_ms, ids_key)
+                cached = store.bucket_cache.get(key)
+                if cached is None:
+                    cached = _block_buckets(cursor, start, ids, resolution.bucket_ms)
+                    store.bucket_cache.put(key, cached)
+                parts.append(cached)
+            uncached = Tables(
+                tables.hot,
+                {s: t for s, t in tables.raw.items() if s not in whole},
+                tables.rollups,
+            )
         for piece in sample_pieces(
             cursor,
-            tables,
+            uncached,
             store.block_ms,
             low,
             end_ms,
@@ -374,6 +397,15 @@ def rollup_arrays(
         return BucketRows.combined(parts)
 
     return retrying(store, read).per_series(want, start_ms, end_ms)
+
+
+def _block_buckets(
+    cursor: duckdb.DuckDBPyConnection, start: int, ids: Sequence[int] | None, bucket_ms: int
+) -> BucketRows:
+    """The buckets of compacted block ``start`` (of ``ids``; None: every series)."""
+    sql = f"SELECT series_id, dt, value FROM {layout.raw_table(start)} WHERE true{_ids_filter(ids)}"
+    piece = _decoded(start, cursor.execute(sql, _params(sql, ids=ids)).fetchnumpy())
+    return BucketRows.of_samples(piece.series_id, piece.ts, piece.value, bucket_ms)
 
 
 # --- aggregates for the dashboard ------------------------------------------

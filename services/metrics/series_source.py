@@ -47,8 +47,9 @@ class DuckSeriesSource(SeriesSource):
             return reads.rollup_arrays(core, resolution, want.value, ids, start_ms, end_ms)
 
         per_series = await self.store.read(fetch)
+        bucket_ms = 0 if resolution is None else resolution.bucket_ms
         return [
-            SeriesData(core.index.get(series_id).with_name(), ts, values)
+            SeriesData(core.index.get(series_id).with_name(), ts, values, bucket_ms)
             for series_id, (ts, values) in per_series.items()
             if len(ts)
         ]

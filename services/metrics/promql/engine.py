@@ -68,6 +68,13 @@ _CARDINALITY = {
 }
 _ORDERING = ("sort", "sort_desc", "topk", "bottomk")
 
+# Functions of the changes between points: from rollups they see one point per bucket,
+# so the store is asked for buckets of at most a part of the window (see ``source``).
+NEEDS_POINTS = frozenset(
+    {"rate", "increase", "irate", "delta", "idelta", "deriv", "predict_linear", "resets", "changes"}
+)
+POINTS_PER_WINDOW = 4
+
 
 def _ms(delta: timedelta | None) -> int:
     if delta is None:
@@ -245,8 +252,16 @@ class _Evaluation:
         return base - _ms(offset)
 
     async def _select(
-        self, vs: pp.VectorSelector, ref: Ints, range_ms: int, want: Want
+        self,
+        vs: pp.VectorSelector,
+        ref: Ints,
+        range_ms: int,
+        want: Want,
+        resolution_ms: int | None = None,
     ) -> list[SeriesData]:
+        """Series with their points in ``[min(ref) - range_ms, max(ref)]``; the store may
+        answer from buckets no longer than the step nor ``resolution_ms`` (default: the
+        range)."""
         branches: list[Sequence[pp.Matcher]] = (
             list(vs.matchers.or_matchers) if vs.matchers.or_matchers else [vs.matchers.matchers]
         )
@@ -260,7 +275,7 @@ class _Evaluation:
                 int(ref.min()) - range_ms,
                 int(ref.max()),
                 step_ms=self.step_ms,
-                range_ms=range_ms,
+                range_ms=range_ms if resolution_ms is None else resolution_ms,
                 want=want,
             )
         if len(branches) > 1:  # a series matched by two `or` branches counts once
@@ -287,9 +302,18 @@ class _Evaluation:
         return selected
 
     async def _vector_selector(self, vs: pp.VectorSelector) -> Vector:
+        """The newest point within the lookback at each step. A range query's steps may
+        be answered from buckets as long as the step (a 30-day chart at 1 h steps reads
+        the stored 1 h rollups, not 5 m ones made from raw samples); a bucket's point is
+        its newest sample, so from buckets the lookback grows by one bucket, which keeps
+        the previous bucket in sight at steps that do not fall on bucket edges."""
         ref = self._ref_times(vs.at, vs.offset)
         lookback = self.engine.lookback_ms
-        data = await self._select(vs, ref, lookback, Want.LAST)
+        coarsest = self.step_ms if self.step_ms > 0 else lookback
+        data = await self._select(
+            vs, ref, lookback + coarsest, Want.LAST, resolution_ms=max(lookback, self.step_ms)
+        )
+        lookback += max((s.resolution_ms for s in data), default=0)
         flat = Flat.of([(s.ts, s.values) for s in data], drop_stale=False)
         values, present, sample_ts = latest_samples(flat, ref, lookback)
         rows = np.flatnonzero(present.any(axis=1))
@@ -298,13 +322,15 @@ class _Evaluation:
         labels = [dict(data[i].labels) for i in rows.tolist()]
         return Vector(labels, values[rows], present[rows], sample_ts[rows])
 
-    async def _matrix(self, node: pp.Expr, want: Want) -> Matrix:
+    async def _matrix(self, node: pp.Expr, want: Want, points: int = 1) -> Matrix:
+        """A range vector; ``points``: how many points each window needs at least, so
+        buckets of at most ``range / points`` are asked for."""
         node = _unwrap(node)
         if isinstance(node, pp.MatrixSelector):
             vs = node.vector_selector
             range_ms = _ms(node.range)
             ref = self._ref_times(vs.at, vs.offset)
-            data = await self._select(vs, ref, range_ms, want)
+            data = await self._select(vs, ref, range_ms, want, resolution_ms=range_ms // points)
             flat = Flat.of([(s.ts, s.values) for s in data], drop_stale=True)
             labels = [dict(s.labels) for s in data]
             rolled_up = np.array([s.resolution_ms > 0 for s in data], dtype=bool)
@@ -486,7 +512,8 @@ class _Evaluation:
             args = args[1:]
         elif name == "predict_linear":
             param = (await self._scalar_arg(args[1])).values
-        matrix = await self._matrix(args[0], want)
+        points = POINTS_PER_WINDOW if name in NEEDS_POINTS else 1
+        matrix = await self._matrix(args[0], want, points)
         lo, hi = matrix.flat.bounds(matrix.ref_ms, matrix.range_ms)
         values, present = fn(matrix.flat, lo, hi, matrix.ref_ms, matrix.range_ms, param)
         if name == "count_over_time" and matrix.rolled_up is not None and matrix.rolled_up.any():

@@ -142,24 +142,30 @@ async def test_store_is_asked_for_the_right_aggregate_window_and_step(
     source: MemorySource,
 ) -> None:
     engine = Engine(source)
+    # (query, want, window read, longest bucket allowed besides the step)
     expectations = [
-        ("g", Want.LAST, 300 * S),
-        ("rate(g[1m])", Want.LAST, 60 * S),
-        ("irate(g[1m])", Want.LAST, 60 * S),
-        ("increase(g[2m])", Want.LAST, 120 * S),
-        ("min_over_time(g[5m])", Want.MIN, 300 * S),
-        ("max_over_time(g[5m])", Want.MAX, 300 * S),
-        ("sum_over_time(g[5m])", Want.SUM, 300 * S),
-        ("count_over_time(g[5m])", Want.COUNT, 300 * S),
-        ("avg_over_time(g[5m])", Want.AVG, 300 * S),
+        ("g", Want.LAST, 360 * S, 300 * S),  # the lookback, and one step for buckets
+        ("rate(g[1m])", Want.LAST, 60 * S, 15 * S),  # a quarter: several points a window
+        ("irate(g[1m])", Want.LAST, 60 * S, 15 * S),
+        ("increase(g[2m])", Want.LAST, 120 * S, 30 * S),
+        ("deriv(g[4m])", Want.LAST, 240 * S, 60 * S),
+        ("changes(g[4m])", Want.LAST, 240 * S, 60 * S),
+        ("min_over_time(g[5m])", Want.MIN, 300 * S, 300 * S),
+        ("max_over_time(g[5m])", Want.MAX, 300 * S, 300 * S),
+        ("sum_over_time(g[5m])", Want.SUM, 300 * S, 300 * S),
+        ("count_over_time(g[5m])", Want.COUNT, 300 * S, 300 * S),
+        ("avg_over_time(g[5m])", Want.AVG, 300 * S, 300 * S),
     ]
-    for query, want, range_ms in expectations:
+    for query, want, window, range_ms in expectations:
         source.calls.clear()
         await engine.range(query, 600 * S, 3600 * S, 60 * S)
-        assert source.calls == [(600 * S - range_ms, 3600 * S, 60 * S, range_ms, want)], query
+        assert source.calls == [(600 * S - window, 3600 * S, 60 * S, range_ms, want)], query
+    source.calls.clear()
+    await engine.range("g", 0, 86_400 * S, 3600 * S)  # a long chart: hour buckets will do
+    assert source.calls == [(-3900 * S, 86_400 * S, 3600 * S, 3600 * S, Want.LAST)]
     source.calls.clear()
     await engine.instant("g offset 1m", 600 * S)
-    assert source.calls == [(240 * S, 540 * S, 0, 300 * S, Want.LAST)]
+    assert source.calls == [(-60 * S, 540 * S, 0, 300 * S, Want.LAST)]
 
 
 async def test_matchers_reach_the_store(source: MemorySource) -> None:
