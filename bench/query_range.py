@@ -83,12 +83,13 @@ async def fill(
                     labels=labels[i],
                 )
             )
-        if len(pending) >= BATCH or n == len(steps) - 1:
+        due = ts >= hour_end + 700
+        if len(pending) >= BATCH or n == len(steps) - 1 or due:
             seq += 1
             batch = SamplesIngested.of_validated(pending, aggregate_id="bench", received_at=ts + 1)
             await store.store(seq, [batch])
             pending = []
-        if ts >= hour_end + 700:
+        if due:
             await store.compact(ts)
             await store.apply_retention(ts)
             hour_end += HOUR_S

@@ -135,18 +135,43 @@ class BucketRows:
     def per_series(self, want: str, start_ms: int, end_ms: int) -> dict[int, tuple[Ints, Floats]]:
         """Each series' (newest sample time, wanted value) of its buckets whose newest
         sample falls in [start_ms, end_ms]."""
-        inside = (self.last_ts >= start_ms) & (self.last_ts <= end_ms)
-        ids, ts, values = self.series_id[inside], self.last_ts[inside], self.wanted(want)[inside]
-        if len(ids) == 0:
+        return _per_series(self.series_id, self.last_ts, self.wanted(want), start_ms, end_ms)
+
+    @classmethod
+    def wanted_per_series(
+        cls, parts: list[BucketRows], want: str, start_ms: int, end_ms: int
+    ) -> dict[int, tuple[Ints, Floats]]:
+        """``combined(parts).per_series(...)``, moving only the three columns it reads
+        when no two parts share a bucket (the usual case: parts that follow each other
+        in time, each sorted by series and bucket)."""
+        parts = sorted((part for part in parts if len(part)), key=lambda p: int(p.bucket.min()))
+        if not parts:
             return {}
-        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
-        ends = np.r_[starts[1:], len(ids)]
-        return {
-            int(series_id): (ts[a:b], values[a:b])
-            for series_id, a, b in zip(
-                ids[starts].tolist(), starts.tolist(), ends.tolist(), strict=True
-            )
-        }
+        ids = np.concatenate([part.series_id for part in parts])
+        order = np.argsort(ids, kind="stable")
+        ids = ids[order]
+        bucket = np.concatenate([part.bucket for part in parts])[order]
+        if np.any((ids[1:] == ids[:-1]) & (bucket[1:] <= bucket[:-1])):
+            return cls.combined(parts).per_series(want, start_ms, end_ms)
+        last_ts = np.concatenate([part.last_ts for part in parts])[order]
+        values = np.concatenate([part.wanted(want) for part in parts])[order]
+        return _per_series(ids, last_ts, values, start_ms, end_ms)
+
+
+def _per_series(
+    series_id: npt.NDArray[np.uint32], last_ts: Ints, wanted: Floats, start_ms: int, end_ms: int
+) -> dict[int, tuple[Ints, Floats]]:
+    """Rows sorted by series and time, cut per series: those stamped in the interval."""
+    inside = (last_ts >= start_ms) & (last_ts <= end_ms)
+    ids, ts, values = series_id[inside], last_ts[inside], wanted[inside]
+    if len(ids) == 0:
+        return {}
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    ends = np.r_[starts[1:], len(ids)]
+    return {
+        series: (ts[a:b], values[a:b])
+        for series, a, b in zip(ids[starts].tolist(), starts.tolist(), ends.tolist(), strict=True)
+    }
 
 
 class BucketCache:

@@ -347,7 +347,9 @@ def rollup_arrays(
     low = resolution.bucket(start_ms)
     ids_key = None if ids is None else np.asarray(ids, dtype=np.uint32).tobytes()
 
-    def read(cursor: duckdb.DuckDBPyConnection, tables: Tables) -> BucketRows:
+    def read(
+        cursor: duckdb.DuckDBPyConnection, tables: Tables
+    ) -> dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]:
         parts: list[BucketRows] = []
         partitions = layout.overlapping(
             list(tables.rollups[resolution.name]), resolution.partition_ms, low, end_ms
@@ -394,9 +396,9 @@ def rollup_arrays(
             parts.append(
                 BucketRows.of_samples(piece.series_id, piece.ts, piece.value, resolution.bucket_ms)
             )
-        return BucketRows.combined(parts)
+        return BucketRows.wanted_per_series(parts, want, start_ms, end_ms)
 
-    return retrying(store, read).per_series(want, start_ms, end_ms)
+    return retrying(store, read)
 
 
 def _block_buckets(
