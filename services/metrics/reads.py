@@ -324,12 +324,9 @@ WANTED = {
 }
 
 
-STORED_BUCKETS = (
-    "SELECT series_id, bucket, max(last_ts) AS last_ts, min(v_min) AS v_min, "
-    "max(v_max) AS v_max, sum(v_sum) AS v_sum, CAST(sum(v_count) AS DOUBLE) AS v_count, "
-    "arg_max(v_last, last_ts) AS v_last FROM ({rows}) GROUP BY series_id, bucket "
-    "ORDER BY series_id, bucket"
-)
+STORED_COLUMNS = "series_id, bucket, last_ts, v_min, v_max, v_sum, v_count, v_last"
+"""Stored rollup rows as they are: sorting and merging rows of one bucket (late samples
+rolled up apart) is left to numpy, several times faster than a SQL grouping."""
 
 
 def rollup_arrays(
@@ -356,13 +353,11 @@ def rollup_arrays(
         )
         if partitions:
             where = f"WHERE bucket BETWEEN {low} AND {end_ms}{_ids_filter(ids)}"
-            rows = " UNION ALL ".join(
-                f"SELECT * FROM {resolution.table(p)} {where}" for p in partitions
+            sql = " UNION ALL ".join(
+                f"SELECT {STORED_COLUMNS} FROM {resolution.table(p)} {where}" for p in partitions
             )
-            sql = STORED_BUCKETS.format(rows=rows)
-            parts.append(
-                BucketRows.of_columns(cursor.execute(sql, _params(sql, ids=ids)).fetchnumpy())
-            )
+            stored = BucketRows.of_columns(cursor.execute(sql, _params(sql, ids=ids)).fetchnumpy())
+            parts.append(stored.sorted())
         if resolution not in layout.ROLLUPS_AT_EXPIRY:
             uncached = tables
         else:

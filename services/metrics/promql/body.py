@@ -42,8 +42,8 @@ def _data(result: Result) -> bytes | None:
     elif isinstance(value, Vector) and not result.instant:
         rows = _range_rows(value, result.steps_ms)
     elif isinstance(value, Scalar) and not result.instant:
-        texts = _time_texts(result.steps_ms)
-        rows = [(b'{"metric":{}', _points(texts, value_texts(value.values)))]
+        at = _time_texts(result.steps_ms)
+        rows = [(b'{"metric":{}', _points(_joints(at), at[0], value_texts(value.values)))]
     else:
         return None
     body = b",".join(head + b',"values":[' + points + b"]}" for head, points in rows)
@@ -67,7 +67,8 @@ def _sorted_rows(keyed: list[tuple[tuple[tuple[str, str], ...], Row]]) -> list[R
 
 
 def _range_rows(value: Vector, steps_ms: Ints) -> list[Row]:
-    times = np.array(_time_texts(steps_ms), dtype=object)
+    times = _time_texts(steps_ms)
+    joints = np.array(_joints(times), dtype=object)
     rows = np.flatnonzero(value.present.any(axis=1))
     if len(rows) == 0:
         return []
@@ -76,13 +77,18 @@ def _range_rows(value: Vector, steps_ms: Ints) -> list[Row]:
     counts = present.sum(axis=1)
     ends = np.cumsum(counts).tolist()
     full = (counts == present.shape[1]).tolist()
-    all_times: list[bytes] = times.tolist()
+    all_joints: list[bytes] = joints.tolist()
     keyed = []
     start = 0
     for k, i in enumerate(rows.tolist()):
-        at = all_times if full[k] else times[present[k]].tolist()
+        if full[k]:
+            at, first = all_joints, times[0]
+        else:
+            cols = np.flatnonzero(present[k])
+            at, first = joints[cols].tolist(), times[int(cols[0])]
         labels = value.labels[i]
-        keyed.append((label_key(labels), (_metric(labels), _points(at, texts[start : ends[k]]))))
+        points = _points(at, first, texts[start : ends[k]])
+        keyed.append((label_key(labels), (_metric(labels), points)))
         start = ends[k]
     return _sorted_rows(keyed)
 
@@ -96,22 +102,26 @@ def _matrix_rows(value: Matrix) -> list[Row]:
         if hi == lo:
             continue
         at = _time_texts(flat.ts[lo:hi])
-        points = _points(at, value_texts(flat.values[lo:hi]))
+        points = _points(_joints(at), at[0], value_texts(flat.values[lo:hi]))
         keyed.append((label_key(labels), (_metric(labels), points)))
     return _sorted_rows(keyed)
 
 
-def _points(times: list[bytes], values: list[bytes]) -> bytes:
-    """``[t,"v"],[t,"v"]...`` from the texts of times and values."""
-    n = len(times)
+def _joints(times: list[bytes]) -> list[bytes]:
+    """What comes before each value but the first: ``"],[t,"``."""
+    return [b'"],[' + t + b',"' for t in times]
+
+
+def _points(joints: list[bytes], first_time: bytes, values: list[bytes]) -> bytes:
+    """``[t,"v"],[t,"v"]...``: ``joints`` of the points in turn with their values (the
+    first point's joint is replaced by its opening)."""
+    n = len(values)
     if n == 0:
         return b""
-    parts: list[bytes] = [b""] * (4 * n)
-    parts[0::4] = [b'"],['] * n
-    parts[0] = b"["
-    parts[1::4] = times
-    parts[2::4] = [b',"'] * n
-    parts[3::4] = values
+    parts: list[bytes] = [b""] * (2 * n)
+    parts[0::2] = joints
+    parts[1::2] = values
+    parts[0] = b"[" + first_time + b',"'
     return b"".join(parts) + b'"]'
 
 
