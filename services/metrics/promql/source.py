@@ -73,10 +73,15 @@ class SeriesSource(ABC):
     ) -> list[SeriesData]:
         """Series matching every matcher with their points in the interval.
 
-        ``step_ms`` (0 for an instant query) and ``range_ms`` (the range window, or the
-        lookback delta for an instant selector) bound the resolution: a rollup is used only
-        when its bucket is no longer than either. A series with no point in the interval
-        is left out.
+        ``step_ms`` (0 for an instant query) and ``range_ms`` bound the resolution: a
+        rollup is used only when its bucket is no longer than either. ``range_ms`` is what
+        the engine can do with: the range window for ``*_over_time``; a quarter of it for
+        the functions of changes between points (rate, increase, irate, delta, idelta,
+        deriv, predict_linear, resets, changes), so each window still holds about four
+        points; for an instant selector the lookback delta, or the step of a range query
+        when longer (the engine then widens its lookback by one bucket, since a bucket's
+        point is stamped at its newest sample). A series with no point in the interval is
+        left out.
         """
 
     @abstractmethod
