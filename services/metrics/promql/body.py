@@ -27,16 +27,23 @@ _INTEGRAL_HIGH = 1e15  # integers below print as such; above, repr may use expon
 
 def prometheus_body(result: Result) -> bytes:
     """The success body of Prometheus' HTTP API for ``result``, as the gateway sends it."""
-    data = _data(result)
-    if data is None:
+    rows = _rows(result)
+    if rows is None:
         return orjson.dumps({"status": "success", "data": result.to_prometheus()})
-    return b'{"status":"success","data":' + data + b"}"
+    pieces = [b'{"status":"success","data":{"resultType":"', result.result_type.encode()]
+    pieces.append(b'","result":[')
+    for n, (head, points) in enumerate(rows):
+        pieces += (b"," if n else b"", head, b',"values":[')
+        pieces += points
+        pieces.append(b"]}")
+    pieces.append(b"]}}")
+    return b"".join(pieces)
 
 
-def _data(result: Result) -> bytes | None:
-    """The ``data`` object, or None where the small shapes are simpler left to orjson."""
+def _rows(result: Result) -> list[Row] | None:
+    """The series of the result, or None where the small shapes are simpler left to
+    orjson."""
     value = result.value
-    kind = result.result_type.encode()
     if isinstance(value, Matrix):
         rows = _matrix_rows(value)
     elif isinstance(value, Vector) and not result.instant:
@@ -46,11 +53,10 @@ def _data(result: Result) -> bytes | None:
         rows = [(b'{"metric":{}', _points(_joints(at), at[0], value_texts(value.values)))]
     else:
         return None
-    body = b",".join(head + b',"values":[' + points + b"]}" for head, points in rows)
-    return b'{"resultType":"' + kind + b'","result":[' + body + b"]}"
+    return rows
 
 
-Row = tuple[bytes, bytes]  # (b'{"metric":{...}', the points)
+Row = tuple[bytes, list[bytes]]  # (b'{"metric":{...}', the pieces of its points)
 
 
 def _metric(labels: dict[str, str]) -> bytes:
@@ -112,17 +118,18 @@ def _joints(times: list[bytes]) -> list[bytes]:
     return [b'"],[' + t + b',"' for t in times]
 
 
-def _points(joints: list[bytes], first_time: bytes, values: list[bytes]) -> bytes:
-    """``[t,"v"],[t,"v"]...``: ``joints`` of the points in turn with their values (the
-    first point's joint is replaced by its opening)."""
+def _points(joints: list[bytes], first_time: bytes, values: list[bytes]) -> list[bytes]:
+    """The pieces of ``[t,"v"],[t,"v"]...``: ``joints`` of the points in turn with their
+    values (the first point's joint is replaced by its opening)."""
     n = len(values)
     if n == 0:
-        return b""
-    parts: list[bytes] = [b""] * (2 * n)
-    parts[0::2] = joints
+        return []
+    parts: list[bytes] = [b""] * (2 * n + 1)
+    parts[0:-1:2] = joints
     parts[1::2] = values
     parts[0] = b"[" + first_time + b',"'
-    return b"".join(parts) + b'"]'
+    parts[-1] = b'"]'
+    return parts
 
 
 def _time_texts(ms: Ints) -> list[bytes]:
