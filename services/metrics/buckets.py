@@ -101,6 +101,11 @@ class BucketRows:
         same = (rows.series_id[1:] == rows.series_id[:-1]) & (rows.bucket[1:] == rows.bucket[:-1])
         return BucketRows.combined([rows]) if same.any() else rows
 
+    def between(self, low: int, high: int) -> BucketRows:
+        """The rows of buckets starting in [low, high]."""
+        inside = (self.bucket >= low) & (self.bucket <= high)
+        return self if inside.all() else self._take(np.flatnonzero(inside))
+
     @classmethod
     def combined(cls, parts: list[BucketRows]) -> BucketRows:
         """Parts in time order as one set sorted by series and bucket. Rows of one bucket

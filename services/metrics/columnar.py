@@ -152,6 +152,9 @@ class ColumnStore:
         self._readers = self.conn.cursor()
         self.index = SeriesIndex()
         self.bucket_cache = BucketCache(BUCKET_CACHE_BYTES)
+        # Bumped after every commit that changes a rollup table: the key under which
+        # stored rollup rows are cached.
+        self.rollup_writes = 0
         self._tables = Tables()
         self._tables_lock = threading.Lock()
         self._cursor_lock = threading.Lock()
@@ -370,6 +373,7 @@ class ColumnStore:
             self._tables.raw[start] = self.last_seq
             for name, partition in added:
                 self._tables.rollups[name].add(partition)
+        self.rollup_writes += 1
         return int(count)
 
     # --- retention -----------------------------------------------------------
@@ -427,6 +431,7 @@ class ColumnStore:
                 self._tables.rollups[resolution.name].discard(start)
             for name, partition in added:
                 self._tables.rollups[name].add(partition)
+        self.rollup_writes += 1
         self.checkpoint()  # frees the dropped tables' blocks for reuse
         self._refresh_spans()
         return deleted

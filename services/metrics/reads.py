@@ -352,12 +352,19 @@ def rollup_arrays(
             list(tables.rollups[resolution.name]), resolution.partition_ms, low, end_ms
         )
         if partitions:
-            where = f"WHERE bucket BETWEEN {low} AND {end_ms}{_ids_filter(ids)}"
-            sql = " UNION ALL ".join(
-                f"SELECT {STORED_COLUMNS} FROM {resolution.table(p)} {where}" for p in partitions
-            )
-            stored = BucketRows.of_columns(cursor.execute(sql, _params(sql, ids=ids)).fetchnumpy())
-            parts.append(stored.sorted())
+            # whole partitions, cached until a rollup is written again
+            key = ("stored", resolution.name, tuple(partitions), store.rollup_writes, ids_key)
+            stored = store.bucket_cache.get(key)
+            if stored is None:
+                where = f"WHERE true{_ids_filter(ids)}"
+                sql = " UNION ALL ".join(
+                    f"SELECT {STORED_COLUMNS} FROM {resolution.table(p)} {where}"
+                    for p in partitions
+                )
+                found = cursor.execute(sql, _params(sql, ids=ids)).fetchnumpy()
+                stored = BucketRows.of_columns(found).sorted()
+                store.bucket_cache.put(key, stored)
+            parts.append(stored.between(low, end_ms))
         if resolution not in layout.ROLLUPS_AT_EXPIRY:
             uncached = tables
         else:
@@ -368,11 +375,11 @@ def rollup_arrays(
                 if low <= start and start + store.block_ms - 1 <= end_ms
             ]
             for start in whole:
-                key = (start, tables.raw[start], resolution.bucket_ms, ids_key)
-                cached = store.bucket_cache.get(key)
+                block_key = (start, tables.raw[start], resolution.bucket_ms, ids_key)
+                cached = store.bucket_cache.get(block_key)
                 if cached is None:
                     cached = _block_buckets(cursor, start, ids, resolution.bucket_ms)
-                    store.bucket_cache.put(key, cached)
+                    store.bucket_cache.put(block_key, cached)
                 parts.append(cached)
             uncached = Tables(
                 tables.hot,

@@ -3,11 +3,14 @@ bucketed again: cached answers always equal fresh ones."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from services.metrics.buckets import BucketCache, BucketRows
 from services.metrics.promql.source import LabelMatcher, MatchOp, Want
 from services.metrics.series_source import DuckSeriesSource
+from services.metrics.settings import MetricsSettings
 from services.metrics.store import MetricsStore
 from shared.events import Sample
 from tests.metrics.conftest import batch, series
@@ -69,3 +72,28 @@ def test_the_cache_keeps_to_its_size_least_recently_used_first() -> None:
     assert cache.used <= cache.max_bytes
     cache.put("huge", rows(1_000))  # larger than the whole cache: not kept
     assert cache.get("huge") is None and len(cache) == 2
+
+
+async def test_stored_rollups_are_read_again_once_more_blocks_expire(tmp_path: Path) -> None:
+    store = MetricsStore(tmp_path / "metrics.duckdb", MetricsSettings(), raw_retention_s=7200)
+    await store.open()
+    try:
+        await store.store(1, [batch(series("up", 5 * 360, H0, {"host": "a"}, every_s=10))])
+        now = H0 + 5 * 3600 + 700
+        await store.compact(now)
+        await store.apply_retention(H0 + 3 * 3600)  # the first hour leaves raw retention
+        source = DuckSeriesSource(store, clock=lambda: H0 + 5 * 3600)
+
+        async def minutes() -> list[float]:
+            (found,) = await source.select(
+                UP, H0_MS, H0_MS + 5 * HOUR_MS - 1, step_ms=60_000, range_ms=60_000, want=Want.MAX
+            )
+            return found.values.tolist()
+
+        expected = [float(6 * n + 5) for n in range(300)]
+        assert await minutes() == expected
+        await store.apply_retention(H0 + 4 * 3600)  # one more hour moves into the rollups
+        assert len(store.core.tables().raw) == 3  # of five
+        assert await minutes() == expected
+    finally:
+        await store.close()
