@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import orjson
 import promql_parser
 
-from services.metrics.promql import Engine, PromQLError
+from services.metrics.promql import Engine, PromQLError, Result, prometheus_body
 from services.metrics.promql.source import LabelMatcher, MatchOp, SeriesSource
 from services.metrics.remote.query import RemoteQueryClient, RemoteQueryError
 from services.metrics.series_source import DuckSeriesSource
@@ -44,6 +44,8 @@ LOOKUP_TIMEOUT_S = 30.0  # series and label lookups
 # series one query may select: more would not fit in a reply at any useful length
 MAX_SERIES = 50_000
 Envelope = dict[str, Any]
+# an engine's answer: the envelope's JSON bytes, built once (``prometheus_body``)
+Answer = Envelope | orjson.Fragment
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 # the parser's match operators, by name (they are not hashable)
@@ -55,16 +57,12 @@ MATCH_OPS = {
 }
 
 
-class PromResult(Protocol):
-    def to_prometheus(self) -> dict[str, Any]: ...
-
-
 class PromEngine(Protocol):
     """The PromQL evaluator (``services.metrics.promql``) as these queries use it."""
 
-    async def instant(self, query: str, time_ms: int) -> PromResult: ...
+    async def instant(self, query: str, time_ms: int) -> Result: ...
 
-    async def range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> PromResult: ...
+    async def range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> Result: ...
 
 
 class Aggregator(Protocol):
@@ -172,6 +170,10 @@ def within_reply(envelope: Envelope, limit: int = MAX_REPLY_BYTES) -> Envelope:
     size = len(orjson.dumps(envelope))
     if size <= limit:
         return envelope
+    return too_large(size, limit)
+
+
+def too_large(size: int, limit: int) -> Envelope:
     return failure(
         "execution",
         f"the result takes {size:,} bytes, more than the {limit:,} one answer may hold: "
@@ -218,7 +220,7 @@ class PromQueries:
             (commands.AGGREGATE_SAMPLES, self.aggregate),
         ]
 
-    async def instant(self, body: dict[str, Any]) -> Envelope:
+    async def instant(self, body: dict[str, Any]) -> Answer:
         query = parse_command(PromInstantQuery, body)
         if self.remote is not None:
             params = [("query", query.query), ("time", _seconds(query.time_ms))]
@@ -228,7 +230,7 @@ class PromQueries:
             self.engine.instant(query.query, query.time_ms), query.timeout_s
         )
 
-    async def range(self, body: dict[str, Any]) -> Envelope:
+    async def range(self, body: dict[str, Any]) -> Answer:
         query = parse_command(PromRangeQuery, body)
         if self.remote is not None:
             params = [
@@ -242,16 +244,16 @@ class PromQueries:
         work = self.engine.range(query.query, query.start_ms, query.end_ms, query.step_ms)
         return await self._evaluate(work, query.timeout_s)
 
-    async def series(self, body: dict[str, Any]) -> Envelope:
+    async def series(self, body: dict[str, Any]) -> Answer:
         return await _answered(self._series(parse_command(PromSeriesQuery, body)))
 
-    async def labels(self, body: dict[str, Any]) -> Envelope:
+    async def labels(self, body: dict[str, Any]) -> Answer:
         return await _answered(self._labels(parse_command(PromLabelsQuery, body)))
 
-    async def label_values(self, body: dict[str, Any]) -> Envelope:
+    async def label_values(self, body: dict[str, Any]) -> Answer:
         return await _answered(self._label_values(parse_command(PromLabelValuesQuery, body)))
 
-    async def _series(self, query: PromSeriesQuery) -> Envelope:
+    async def _series(self, query: PromSeriesQuery) -> Answer:
         if not query.match:
             return failure("bad_data", "no match[] parameter provided")
         if self.remote is not None:
@@ -264,7 +266,7 @@ class PromQueries:
         found, warnings = limited(found, query.limit)
         return within_reply(success(found, warnings), self.max_reply_bytes)
 
-    async def _labels(self, query: PromLabelsQuery) -> Envelope:
+    async def _labels(self, query: PromLabelsQuery) -> Answer:
         if self.remote is not None:
             return await self._evaluate(self.remote.labels(_lookup_params(query)))
         names: set[str] = set()
@@ -273,7 +275,7 @@ class PromQueries:
         found, warnings = limited(sorted(names), query.limit)
         return within_reply(success(found, warnings), self.max_reply_bytes)
 
-    async def _label_values(self, query: PromLabelValuesQuery) -> Envelope:
+    async def _label_values(self, query: PromLabelValuesQuery) -> Answer:
         if self.remote is not None:
             work = self.remote.label_values(query.name, _lookup_params(query))
             return await self._evaluate(work)
@@ -307,8 +309,8 @@ class PromQueries:
         return reply
 
     async def _evaluate(
-        self, work: Awaitable[PromResult | Envelope], timeout_s: float = LOOKUP_TIMEOUT_S
-    ) -> Envelope:
+        self, work: Awaitable[Result | Envelope], timeout_s: float = LOOKUP_TIMEOUT_S
+    ) -> Answer:
         """The answer of ``work`` within ``timeout_s``: an engine's result, or the
         envelope a remote store gave; its errors as Prometheus' envelopes."""
         timed_out = failure("timeout", f"query timed out in query execution after {timeout_s:g}s")
@@ -325,10 +327,15 @@ class PromQueries:
             return timed_out
         if isinstance(result, dict):
             return within_reply(result, self.max_reply_bytes)
-        return within_reply(success(result.to_prometheus()), self.max_reply_bytes)
+        # the body is built once, in bulk, and travels as it is: the reply and the
+        # gateway's HTTP answer carry these bytes without decoding them again
+        body = prometheus_body(result)
+        if len(body) > self.max_reply_bytes:
+            return too_large(len(body), self.max_reply_bytes)
+        return orjson.Fragment(body)
 
 
-async def _answered(work: Awaitable[Envelope]) -> Envelope:
+async def _answered(work: Awaitable[Answer]) -> Answer:
     try:
         return await work
     except PromFailure as exc:

@@ -33,6 +33,18 @@ async def request_owner(
         raise Unavailable(f"could not reach the service answering {subject}: {exc}") from exc
 
 
+async def request_owner_json(
+    state: GatewayState, subject: str, body: BaseModel, timeout: float = 5.0
+) -> bytes:
+    """``request_owner``'s result as the owner's JSON bytes, for answers passed on whole."""
+    try:
+        return await state.bus().request_json(
+            subject, body.model_dump(mode="json"), timeout=timeout
+        )
+    except nats.errors.Error as exc:
+        raise Unavailable(f"could not reach the service answering {subject}: {exc}") from exc
+
+
 @dataclass(frozen=True)
 class CommandOutcome:
     """A command's result, and whether this gateway's read model shows it yet."""
