@@ -4,7 +4,7 @@ The API lists at most 1,000 alerts and filters neither by rule nor by label, and
 opens thousands; Vigil also stores samples and raises alerts of its own (its watchdog
 and self-monitoring). So the per-series counts are read from the gateway's SQLite file,
 read-only: the same rows the API serves. The metrics store (a DuckDB file its service
-holds open) is counted through the API's sample list; the API's totals are kept beside.
+holds open) counts its own samples, asked in PromQL; the API's totals are kept beside.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 
@@ -28,7 +29,7 @@ from tests.system.chaos.pager import PageRecorder
 from tests.system.chaos.scenario import METRIC, RULE, Scenario
 from tests.system.chaos.system import get_json
 
-SAMPLES_LISTED = 100_000  # the API's largest page: more than any scenario sends
+COUNTED_WINDOW = "1d"  # longer than any scenario runs
 
 
 @dataclass
@@ -82,11 +83,12 @@ class ReadModels:
 
 async def read_counts(models: ReadModels, session: aiohttp.ClientSession, url: str) -> Counts:
     counts = await asyncio.to_thread(models.read)
-    listed = await get_json(
-        session, url + f"/api/monitoring/metrics?name={METRIC}&limit={SAMPLES_LISTED}"
-    )
-    if listed is not None:
-        counts.samples = len(listed["samples"])
+    # every stored sample of the scenario's metric, counted by the store itself (PromQL)
+    query = quote(f"sum(count_over_time({METRIC}[{COUNTED_WINDOW}]))")
+    counted = await get_json(session, url + f"/api/v1/query?query={query}")
+    if counted is not None and counted["status"] == "success":
+        result = counted["data"]["result"]
+        counts.samples = int(float(result[0]["value"][1])) if result else 0
     stats = await get_json(session, url + "/api/monitoring/metrics/stats")
     if stats is not None:
         counts.stored_total = int(stats["stored_samples"])
