@@ -223,6 +223,7 @@ class Victoria(Store):
 
 class Vigil(Store):
     compact_env: dict[str, str] = {}
+    settle_s = 60.0
 
     def argv(self) -> list[str]:
         return [
@@ -254,6 +255,14 @@ class Vigil(Store):
                 return None
             body = await response.json()
         return int(body.get("stored_samples", 0))
+
+    async def settle(self, session: aiohttp.ClientSession) -> None:
+        """Vigil compacts hours that ended over 10 min ago on a timer (see --vigil-env): wait
+        for one pass, then until the store's file stops changing."""
+        await asyncio.sleep(self.settle_s)
+        size = -1
+        while size != (size := self.store_bytes()):  # noqa: ASYNC110 (a file, not an event)
+            await asyncio.sleep(10)
 
     def metrics_process(self) -> psutil.Process | None:
         if self.process is None:
@@ -449,7 +458,8 @@ async def run(args: argparse.Namespace) -> None:
     if shutil.which("victoria-metrics") or shutil.which("victoria-metrics-prod"):
         stores.append(Victoria("victoria-metrics", root / "victoria"))
     vigil = Vigil("vigil", root / "vigil")
-    vigil.compact_env = dict(kv.split("=", 1) for kv in args.vigil_env)
+    vigil.compact_env = {"VIGIL_METRICS_COMPACTION_INTERVAL_S": "20"}
+    vigil.compact_env.update(dict(kv.split("=", 1) for kv in args.vigil_env))
     stores.append(vigil)
     results = []
     for store in stores:
