@@ -12,6 +12,7 @@ import asyncio
 import os
 import socket
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
@@ -54,20 +55,23 @@ async def beat_forever(
 DB_PROBE_TIMEOUT_S = 2.0
 
 
-class DatabaseProbe:
-    """Whether a service's database answers, checked on a timer and told in heartbeats
-    (``database: {ok, detail}``), so health can name a database that stopped answering."""
+class StoreProbe(ABC):
+    """Whether a service's store answers, checked on a timer and told in heartbeats
+    (``database: {ok, detail}``), so health can name a store that stopped answering."""
 
-    def __init__(self, engine: AsyncEngine):
-        self.engine = engine
+    def __init__(self) -> None:
         self.ok: bool | None = None
         self.detail = "not checked yet"
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """One round trip to the store."""
 
     async def check(self) -> None:
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(DB_PROBE_TIMEOUT_S), self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            async with asyncio.timeout(DB_PROBE_TIMEOUT_S):
+                await self.ping()
         except TimeoutError:
             self.ok, self.detail = False, f"no answer within {DB_PROBE_TIMEOUT_S:g} s"
         except Exception as exc:  # what the driver says; no query text, no credentials
@@ -85,3 +89,15 @@ class DatabaseProbe:
         if self.ok is None:
             return {}
         return {"database": {"ok": self.ok, "detail": self.detail}}
+
+
+class DatabaseProbe(StoreProbe):
+    """The probe of a SQL database (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine):
+        super().__init__()
+        self.engine = engine
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))

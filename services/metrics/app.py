@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from services.metrics.api import MetricsQueries
 from services.metrics.handlers import STORE_CONSUMER, sample_storer
-from services.metrics.probe import StoreProbe
+from services.metrics.probe import MetricsStoreProbe
 from services.metrics.query_api import prom_queries
 from services.metrics.remote.forward import forward_samples
 from services.metrics.settings import MetricsSettings
@@ -45,7 +45,7 @@ def build(
     runtime = ServiceRuntime(SERVICE, settings)
     store = open_store(settings, tuning)
     runtime.on_start(store.open)
-    probe = StoreProbe(store)
+    probe = MetricsStoreProbe(store)
 
     async def watch_store() -> None:
         await probe.watch(settings.heartbeat_interval_s)

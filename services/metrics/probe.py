@@ -4,37 +4,19 @@ many series and blocks it holds, so a compaction that stopped shows."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 from services.metrics.store import MetricsStore
-from shared.heartbeat import DB_PROBE_TIMEOUT_S
+from shared.heartbeat import StoreProbe
 
 
-class StoreProbe:
+class MetricsStoreProbe(StoreProbe):
     def __init__(self, store: MetricsStore):
+        super().__init__()
         self.store = store
-        self.ok: bool | None = None
-        self.detail = "not checked yet"
 
-    async def check(self) -> None:
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(DB_PROBE_TIMEOUT_S):
-                await self.store.ping()
-        except TimeoutError:
-            self.ok, self.detail = False, f"no answer within {DB_PROBE_TIMEOUT_S:g} s"
-        except Exception as exc:  # what DuckDB says, first line only
-            self.ok, self.detail = False, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
-        else:
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            self.ok, self.detail = True, f"answered in {elapsed_ms:.1f} ms"
-
-    async def watch(self, interval_s: float) -> None:
-        while True:
-            await self.check()
-            await asyncio.sleep(interval_s)
+    async def ping(self) -> None:
+        await self.store.ping()
 
     def report(self) -> dict[str, Any]:
         if self.ok is None:
@@ -42,7 +24,7 @@ class StoreProbe:
         core = self.store.core
         tables = core.tables()
         return {
-            "database": {"ok": self.ok, "detail": self.detail},
+            **super().report(),
             "metrics_store": {
                 "series": len(core.index),
                 "hot_blocks": len(tables.hot),
