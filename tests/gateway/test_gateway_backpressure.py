@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import orjson
-from nats.js.api import AckPolicy, ConsumerConfig
 
-from services.gateway.app import Gateway, build_gateway
-from shared import subjects
+from services.gateway.app import Gateway
 from shared.bus import EventBus
-from shared.events import SamplesIngested
-from shared.heartbeat import heartbeat_payload
-from shared.natsserver import free_port
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
+from tests.gateway.backlog import fall_behind, gateway_behind, metrics_running
 from tests.gateway.identities import ADMIN
 from tests.waiting import eventually
 
@@ -34,39 +28,16 @@ async def post(gateway: Gateway) -> httpx.Response:
 async def test_ingest_waits_for_a_running_store_that_is_behind(
     bus: EventBus, settings: Settings, start_service: RuntimeFactory
 ) -> None:
-    tuned = settings.model_copy(
-        update={"port": free_port(), "ingest_max_backlog": 3, "heartbeat_interval_s": 30.0}
-    )
-    gateway = build_gateway(tuned)
-    await start_service(gateway.runtime)
+    gateway = await gateway_behind(settings, start_service, max_backlog=3)
     # the store's consumer exists, but nothing reads it: five batches behind
-    await bus.js.add_consumer(
-        "METRICS",
-        ConsumerConfig(
-            durable_name="metrics-store",
-            ack_policy=AckPolicy.EXPLICIT,
-            filter_subject=f"{subjects.SAMPLES}.>",
-        ),
-    )
-    for _ in range(5):
-        await bus.publish(
-            subjects.samples("test"),
-            SamplesIngested(aggregate_id="test", samples=[], received_at=time.time()),
-        )
+    await fall_behind(bus, gateway, "metrics-store", 5)
     ingest = gateway.state.ingest
-    await eventually(lambda: ingest.backlog.get("metrics-store") == 5, what="the backlog seen")
 
     # the metrics service is not running: the log keeps the batches, ingest goes on
     assert (await post(gateway)).status_code == 202
     await eventually(lambda: ingest.backlog.get("metrics-store") == 6, what="the backlog seen")
 
-    await bus.nc.publish(subjects.heartbeat("metrics"), heartbeat_payload("metrics", time.time()))
-    await eventually(
-        lambda: any(
-            s.up for s in gateway.state.liveness.status(time.time()) if s.service == "metrics"
-        ),
-        what="the metrics heartbeat",
-    )
+    await metrics_running(bus, gateway)
     stored = (await bus.js.stream_info("METRICS")).state.messages
     refused = await post(gateway)
     assert refused.status_code == 429
@@ -85,32 +56,8 @@ async def test_ingest_waits_for_a_running_store_that_is_behind(
 async def test_a_forwarder_behind_does_not_hold_ingest_back(
     bus: EventBus, settings: Settings, start_service: RuntimeFactory
 ) -> None:
-    tuned = settings.model_copy(
-        update={"port": free_port(), "ingest_max_backlog": 3, "heartbeat_interval_s": 30.0}
-    )
-    gateway = build_gateway(tuned)
-    await start_service(gateway.runtime)
+    gateway = await gateway_behind(settings, start_service, max_backlog=3)
     # the remote-write store is away: its forwarder is five batches behind
-    await bus.js.add_consumer(
-        "METRICS",
-        ConsumerConfig(
-            durable_name="metrics-remote-write",
-            ack_policy=AckPolicy.EXPLICIT,
-            filter_subject=f"{subjects.SAMPLES}.>",
-        ),
-    )
-    for _ in range(5):
-        await bus.publish(
-            subjects.samples("test"),
-            SamplesIngested(aggregate_id="test", samples=[], received_at=time.time()),
-        )
-    ingest = gateway.state.ingest
-    await eventually(lambda: ingest.backlog.get("metrics-remote-write") == 5, what="the backlog")
-    await bus.nc.publish(subjects.heartbeat("metrics"), heartbeat_payload("metrics", time.time()))
-    await eventually(
-        lambda: any(
-            s.up for s in gateway.state.liveness.status(time.time()) if s.service == "metrics"
-        ),
-        what="the metrics heartbeat",
-    )
+    await fall_behind(bus, gateway, "metrics-remote-write", 5)
+    await metrics_running(bus, gateway)
     assert (await post(gateway)).status_code == 202

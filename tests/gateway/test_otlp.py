@@ -12,7 +12,6 @@ import httpx
 import pytest
 from google.protobuf import json_format
 from google.rpc.status_pb2 import Status
-from nats.js.api import AckPolicy, ConsumerConfig
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
@@ -26,18 +25,16 @@ from opentelemetry.proto.common.v1.common_pb2 import (
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from services.gateway.app import Gateway, build_gateway
+from services.gateway.app import Gateway
 from services.gateway.metrics.otlp_names import float_text, labels_of, metric_name
 from services.gateway.metrics.remote_write import MAX_DECODED_BYTES
 from shared import subjects
 from shared.bus import EventBus
 from shared.events import MAX_BATCH_SAMPLES, Sample, SamplesIngested
-from shared.heartbeat import heartbeat_payload
-from shared.natsserver import free_port
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
+from tests.gateway.backlog import fall_behind, gateway_behind, metrics_running
 from tests.gateway.identities import ADMIN, headers_for
-from tests.waiting import eventually
 
 PATHS = ["/v1/metrics", "/api/v1/otlp/v1/metrics"]
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -607,32 +604,9 @@ async def test_a_store_behind_is_429_with_retry_after_in_the_exporters_encoding(
     bus: EventBus, settings: Settings, start_service: RuntimeFactory
 ) -> None:
     """Exporters retry 429 after Retry-After; the Status says why."""
-    tuned = settings.model_copy(
-        update={"port": free_port(), "ingest_max_backlog": 1, "heartbeat_interval_s": 30.0}
-    )
-    gateway = build_gateway(tuned)
-    await start_service(gateway.runtime)
-    await bus.js.add_consumer(
-        "METRICS",
-        ConsumerConfig(
-            durable_name="metrics-store",
-            ack_policy=AckPolicy.EXPLICIT,
-            filter_subject=f"{subjects.SAMPLES}.>",
-        ),
-    )
-    for _ in range(3):
-        await bus.publish(
-            subjects.samples("test"),
-            SamplesIngested(aggregate_id="test", samples=[], received_at=time.time()),
-        )
-    await eventually(lambda: gateway.state.ingest.backlog.get("metrics-store") == 3)
-    await bus.nc.publish(subjects.heartbeat("metrics"), heartbeat_payload("metrics", time.time()))
-    await eventually(
-        lambda: any(
-            s.up for s in gateway.state.liveness.status(time.time()) if s.service == "metrics"
-        ),
-        what="the metrics heartbeat",
-    )
+    gateway = await gateway_behind(settings, start_service, max_backlog=1)
+    await fall_behind(bus, gateway, "metrics-store", 3)
+    await metrics_running(bus, gateway)
     body = export(gauge("up", 1.0, now_ns()))
     transport = httpx.ASGITransport(app=gateway.app)
     async with httpx.AsyncClient(
