@@ -8,10 +8,6 @@ the defaults apply: HighErrorRate on ``app_error_rate_percent`` and SlowResponse
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,14 +18,13 @@ import pytest
 from fastapi import FastAPI
 from vigil_client import VigilASGIMiddleware, VigilClient
 
-from shared.natsserver import free_port
 from tests.client.servers import uvicorn_serving
-from tests.conftest import TEST_ADMIN_KEY
 from tests.system.conftest import (
     WEBHOOK_SECRET,
     VigilProcess,
     WebhookReceiver,
     shut_down,
+    start_vigil,
     webhook_receiver,
 )
 
@@ -52,24 +47,8 @@ channels:
     secret: {WEBHOOK_SECRET}
 """
     )
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
-    env["VIGIL_BOOTSTRAP_ADMIN_KEY"] = TEST_ADMIN_KEY
-    argv = [sys.executable, "-m", "services.cli", "up", "--port", str(port), "--no-agent"]
-    argv += ["--data-dir", str(tmp_path / "data"), "--config", str(config)]
-    process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    vigil = VigilProcess(process, port, tmp_path / "data")
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            vigil.lines.append(line.rstrip())
-
-    threading.Thread(target=pump, daemon=True).start()
+    vigil = start_vigil(tmp_path, webhook_receiver, {}, config=config)
     try:
-        vigil.wait_for_line("vigil is up", timeout=90)
         yield vigil
     finally:
         shut_down(vigil)

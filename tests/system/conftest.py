@@ -151,10 +151,13 @@ def start_vigil(
     env_extra: dict[str, str],
     extra_config: str = "",
     agent: bool = False,
+    config: Path | None = None,
 ) -> VigilProcess:
-    """``vigil up`` in its own process with a config that pages ``receiver``, and the
-    bootstrap admin key (unless ``env_extra`` sets VIGIL_BOOTSTRAP_ADMIN_KEY to "")."""
-    config = write_config(tmp_path / "vigil.yaml", receiver.port, extra_config)
+    """``vigil up`` in its own process with a config that pages ``receiver`` (or the given
+    ``config`` file), and the bootstrap admin key (unless ``env_extra`` sets
+    VIGIL_BOOTSTRAP_ADMIN_KEY to "")."""
+    if config is None:
+        config = write_config(tmp_path / "vigil.yaml", receiver.port, extra_config)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "DATABASE_URL")}
     env["VIGIL_BOOTSTRAP_ADMIN_KEY"] = TEST_ADMIN_KEY
