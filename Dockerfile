@@ -12,7 +12,14 @@ COPY pyproject.toml constraints.txt ./
 COPY shared ./shared
 COPY services ./services
 COPY deploy ./deploy
-RUN pip install -c constraints.txt . \
+# gcc only for the build of the C extension (services/gateway/metrics/_rwscan.c): removed
+# in the same layer, and the build fails rather than ship without the extension
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install -c constraints.txt . \
+    && python -c "import services.gateway.metrics._rwscan" \
+    && apt-get purge -y --auto-remove gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/* \
     && useradd --system --create-home --home-dir /home/vigil vigil \
     && mkdir -p /data && chown vigil /data
 
