@@ -8,7 +8,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 # Dependencies first, pinned, so a code change does not reinstall them.
-COPY pyproject.toml constraints.txt ./
+COPY pyproject.toml setup.py constraints.txt ./
 COPY shared ./shared
 COPY services ./services
 COPY deploy ./deploy

@@ -10,7 +10,7 @@ extras="${1:-}"
 stamp=".venv/.installed${extras:+-$extras}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ] \
     || [ clients/python/pyproject.toml -nt "$stamp" ] \
-    || [ services/gateway/metrics/_rwscan.c -nt "$stamp" ]; then
+    || [ setup.py -nt "$stamp" ] || [ services/gateway/metrics/_rwscan.c -nt "$stamp" ]; then
     # an editable install compiles the C extensions into the source tree, so a changed
     # C source needs the install again
     .venv/bin/python -m pip install --quiet --upgrade pip
