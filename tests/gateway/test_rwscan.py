@@ -227,6 +227,23 @@ def test_malformed_bodies(scan: Scanner, body: bytes) -> None:
         decode_write_request(body)
 
 
+def test_interleaved_labels_in_series_of_growing_size(scan: Scanner) -> None:
+    """Labels split by samples are gathered into one key; series grow so that the space
+    they are gathered in must too."""
+    body, keys, rows = b"", [], []
+    for i in range(400):
+        first = ld(1, ld(1, b"__name__") + ld(2, b"m" * i))
+        second = ld(1, ld(1, b"k") + ld(2, bytes([97 + i % 26]) * (3 * i)))
+        point = ld(2, b"\x09" + struct.pack("<d", i) + b"\x10" + varint(-i))
+        order = [point, first, point, second, point] if i % 2 else [first, point, second]
+        body += ld(1, b"".join(order))
+        keys.append(first + second)
+        rows += [(i, float(i), -i)] * order.count(point)
+    got, owner, stamps, values = scan(body)
+    assert got == keys
+    assert list(zip(owner.tolist(), values.tolist(), stamps.tolist(), strict=True)) == rows
+
+
 def test_label_text_is_left_to_decode_labels(scan: Scanner) -> None:
     body = ld(1, ld(1, ld(1, b"\xff") + ld(2, b"v")) + ld(1, b"\x1a\x00"))
     keys, _, _, _ = scan(body)
