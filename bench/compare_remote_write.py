@@ -451,16 +451,20 @@ async def run(args: argparse.Namespace) -> None:
     )
     root = Path(args.workdir or tempfile.mkdtemp(prefix="vigil-compare-"))
     stores: list[Store] = []
-    if shutil.which("prometheus"):
+    wanted = set(args.stores.split(","))
+    if "prometheus" in wanted and shutil.which("prometheus"):
         prometheus = Prometheus("prometheus", root / "prometheus")
         prometheus.spans_3h = args.hours > 3
         stores.append(prometheus)
-    if shutil.which("victoria-metrics") or shutil.which("victoria-metrics-prod"):
+    if "victoria-metrics" in wanted and (
+        shutil.which("victoria-metrics") or shutil.which("victoria-metrics-prod")
+    ):
         stores.append(Victoria("victoria-metrics", root / "victoria"))
-    vigil = Vigil("vigil", root / "vigil")
-    vigil.compact_env = {"VIGIL_METRICS_COMPACTION_INTERVAL_S": "20"}
-    vigil.compact_env.update(dict(kv.split("=", 1) for kv in args.vigil_env))
-    stores.append(vigil)
+    if "vigil" in wanted:
+        vigil = Vigil("vigil", root / "vigil")
+        vigil.compact_env = {"VIGIL_METRICS_COMPACTION_INTERVAL_S": "20"}
+        vigil.compact_env.update(dict(kv.split("=", 1) for kv in args.vigil_env))
+        stores.append(vigil)
     results = []
     for store in stores:
         print(f"-- {store.name}")
@@ -492,6 +496,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=2_000, help="samples per request")
     parser.add_argument("--senders", type=int, default=4)
     parser.add_argument("--settle-timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--stores",
+        default="prometheus,victoria-metrics,vigil",
+        help="comma-separated: which of prometheus, victoria-metrics, vigil to run",
+    )
     parser.add_argument("--workdir", type=Path, help="keep the stores' data here")
     parser.add_argument(
         "--vigil-env", action="append", default=[], help="NAME=VALUE for vigil up (repeatable)"

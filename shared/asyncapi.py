@@ -17,8 +17,9 @@ EVENT_CHANNELS: list[EventChannel] = [
     (
         "samples",
         f"{subjects.SAMPLES}.{{source}}",
-        "Sample batches, accepted whole",
-        [events.SamplesIngested],
+        "Sample batches, accepted whole: JSON samples, or a SampleBlock (an LZ4 block "
+        "of a JSON head naming the series and binary columns of times, values and series)",
+        [events.SamplesIngested, events.SampleBlock],
     ),
     (
         "alertEvents",

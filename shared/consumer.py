@@ -318,7 +318,8 @@ async def process_batch(
                     await msg.in_progress()
                 await asyncio.sleep(min(spec.delay_for(attempt), ENVIRONMENT_RETRY_MAX_S))
                 continue
-            if attempt >= spec.max_attempts:
+            if attempt >= spec.max_attempts or isinstance(exc, UndecodableEvent):
+                # a message found malformed while handled will not mend: only it goes
                 await _one_by_one(bus, spec, items, handler)
                 break
             delay = spec.delay_for(attempt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 from collections.abc import AsyncIterator
 
@@ -11,7 +12,7 @@ import pytest
 from shared import subjects
 from shared.bus import EventBus
 from shared.consumer import ConsumerSpec, Delivery, process_batch
-from shared.events import Event, IncidentOpened, MessageDeadLettered
+from shared.events import Event, IncidentOpened, MessageDeadLettered, UndecodableEvent
 from shared.natsserver import EmbeddedNats
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
@@ -177,6 +178,32 @@ async def test_poison_message_in_a_batch_is_isolated_and_dead_lettered(
     assert len(letters) == 2
     assert sorted("poison" in d.payload for d in letters) == [False, True]
     assert any(d.payload == "not an event" for d in letters)
+
+
+async def test_a_batch_handler_finding_a_message_malformed_isolates_it_without_retries(
+    runtime: ServiceRuntime, bus: EventBus
+) -> None:
+    for name in ("a", "malformed", "b"):
+        await bus.publish(subjects.incident(name), opened(name))
+    calls: list[list[str]] = []
+    done = asyncio.Event()
+
+    async def strict(items: list[tuple[Event, Delivery]]) -> None:
+        calls.append([event.aggregate_id for event, _ in items])
+        if any(event.aggregate_id == "malformed" for event, _ in items):
+            raise UndecodableEvent("a series label is not printable")
+        if any(event.aggregate_id == "b" for event, _ in items):
+            done.set()
+
+    # a retry would wait 30 s: the test's wait is over before one could happen
+    patient = dataclasses.replace(batch_spec(max_attempts=50), backoff_s=(30.0,))
+    runtime.consume_batches(patient, strict)
+    await runtime.start()
+    await asyncio.wait_for(done.wait(), 10)
+    assert calls[0] == ["a", "malformed", "b"]
+    assert calls[1:] == [["a"], ["malformed"], ["b"]]
+    [letter] = await dead_letters(bus)
+    assert "malformed" in letter.payload and "not printable" in letter.error
 
 
 async def test_after_a_crash_a_batch_consumer_resumes_in_order_at_its_checkpoint(

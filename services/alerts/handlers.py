@@ -39,7 +39,14 @@ from shared.bus import EventBus
 from shared.config import RuleConfig
 from shared.consumer import ConsumerSpec, Delivery
 from shared.errors import Conflict
-from shared.events import SELF_SOURCE, Event, SamplesIngested, decode_event
+from shared.events import (
+    SELF_SOURCE,
+    Event,
+    SampleBatch,
+    SampleBlock,
+    SamplesIngested,
+    decode_event,
+)
 from shared.selfmetrics import REGISTRY
 from shared.streams import METRICS
 
@@ -105,17 +112,15 @@ class SampleEvaluator:
     async def handle(self, event: Event, delivery: Delivery) -> None:
         """Evaluate a sample batch; a redelivered batch skips what already reached the log
         (and the windows skip what they hold already)."""
-        if not isinstance(event, SamplesIngested):
+        if not isinstance(event, SamplesIngested | SampleBlock):
             return
         seq = delivery.stream_seq
         engine = self.engine
         arrived = event.received_at
         async with self.writer.lock:
             book = self.writer.book
-            for index, sample in enumerate(event.samples):
+            for index, sample in event.watched(engine.watchers):
                 name = sample["name"]
-                if name not in engine.watchers:
-                    continue
                 origin = SampleOrigin(seq, index, event.id, event.correlation_id)
                 readings = engine.read(
                     name,
@@ -133,7 +138,7 @@ class SampleEvaluator:
                             await self._data_returned(series, value, origin)
                         continue
                     await self._judge(check, series, value, arrived, origin)
-            end = SampleOrigin(seq, len(event.samples), event.id, event.correlation_id)
+            end = SampleOrigin(seq, event.count, event.id, event.correlation_id)
             for check, series, value in engine.settle():
                 if value is not None and not book.already_applied(
                     seq, end.index, series.fingerprint
@@ -142,7 +147,7 @@ class SampleEvaluator:
         if engine.absence.sooner:
             engine.absence.sooner = False
             self._wake.set()
-        if event.aggregate_id == SELF_SOURCE:
+        if event.aggregate_id == SELF_SOURCE and isinstance(event, SamplesIngested):
             await self.watchdog.passed(event)
 
     async def _judge(
@@ -312,7 +317,7 @@ class SampleEvaluator:
                 METRICS.name, EVALUATOR.filter_subject, start_time=since, end_seq=end
             )
             async for recorded in replay:
-                if isinstance(recorded.event, SamplesIngested):
+                if isinstance(recorded.event, SamplesIngested | SampleBlock):
                     self._restore(book, recorded.event, recorded.seq)
         self.engine.absence.sooner = False
         self._wake.set()
@@ -326,11 +331,9 @@ class SampleEvaluator:
         )
         return len(book.pending)
 
-    def _restore(self, book: AlertBook, batch: SamplesIngested, seq: int) -> None:
+    def _restore(self, book: AlertBook, batch: SampleBatch, seq: int) -> None:
         arrived = batch.received_at
-        for index, sample in enumerate(batch.samples):
-            if sample["name"] not in self.engine.watchers:
-                continue
+        for index, sample in batch.watched(self.engine.watchers):
             origin = SampleOrigin(seq, index, batch.id, batch.correlation_id)
             readings = self.engine.read(
                 sample["name"],
@@ -342,7 +345,7 @@ class SampleEvaluator:
             )
             for _check, series, value in readings:
                 _hold(book, series, value, origin, arrived)
-        end = SampleOrigin(seq, len(batch.samples), batch.id, batch.correlation_id)
+        end = SampleOrigin(seq, batch.count, batch.id, batch.correlation_id)
         for _check, series, value in self.engine.settle():
             _hold(book, series, value, end, arrived)
 
@@ -369,4 +372,6 @@ async def _arrival(bus: EventBus, seq: int) -> float:
     except Exception:
         event = None
     now = time.time()
-    return min(event.received_at, now) if isinstance(event, SamplesIngested) else now
+    return (
+        min(event.received_at, now) if isinstance(event, SamplesIngested | SampleBlock) else now
+    )

@@ -18,7 +18,7 @@ from services.metrics.store import FILE_NAME, SERVICE, MetricsStore
 from shared.bus import EventBus, log_session
 from shared.commands import QUERY_METRICS_STATS, QUERY_SAMPLES
 from shared.config import VigilConfig
-from shared.events import SamplesIngested
+from shared.events import SampleBatch, SampleBlock, SamplesIngested
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from shared.streams import METRICS
@@ -124,15 +124,15 @@ async def rebuild(settings: Settings, metrics_settings: MetricsSettings | None =
 async def _replay_into(bus: EventBus, store: MetricsStore) -> None:
     stream_end = int((await bus.js.stream_info(METRICS.name)).state.last_seq)
     await store.reset_for_replay()
-    pending: list[tuple[int, SamplesIngested]] = []
+    pending: list[tuple[int, SampleBatch]] = []
     pending_samples = 0
     last_seq = 0
     replay = bus.replay(METRICS.name, STORE_CONSUMER.filter_subject, batch=REPLAY_FETCH)
     async for recorded in replay:
         last_seq = recorded.seq
-        if isinstance(recorded.event, SamplesIngested):
+        if isinstance(recorded.event, SamplesIngested | SampleBlock):
             pending.append((recorded.seq, recorded.event))
-            pending_samples += len(recorded.event.samples)
+            pending_samples += recorded.event.count
         if pending_samples >= REBUILD_FLUSH_SAMPLES:
             await store.store_sequenced(pending)
             pending, pending_samples = [], 0

@@ -25,11 +25,11 @@ import numpy as np
 
 from services.metrics import layout, sketch
 from services.metrics.buckets import BucketCache
-from services.metrics.domain import canonical_labels, retention_window, timestamp_ms
+from services.metrics.domain import retention_window, timestamp_ms
 from services.metrics.layout import ROLLUPS, ROLLUPS_AT_COMPACTION, ROLLUPS_AT_EXPIRY
 from services.metrics.series_index import SeriesIndex, SeriesInfo, series_info
 from services.metrics.settings import MetricsSettings
-from shared.events import SamplesIngested
+from shared.events import SampleBatch, SampleBlock, canonical_labels, series_labels
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ class ColumnStore:
 
     # --- writes --------------------------------------------------------------
 
-    def store_sequenced(self, batches: Sequence[tuple[int, SamplesIngested]]) -> bool:
+    def store_sequenced(self, batches: Sequence[tuple[int, SampleBatch]]) -> bool:
         """Store the batches above the checkpoint and move the checkpoint to the highest
         sequence, in one transaction; False when every batch was applied before.
 
@@ -235,45 +235,21 @@ class ColumnStore:
         todo = [(seq, batch) for seq, batch in batches if seq > self.last_seq]
         if not todo:
             return False
-        new_series: list[SeriesInfo] = []
-        ids: list[int] = []
-        stamps: list[int] = []
-        values: list[float] = []
-        seqs: list[int] = []
-        next_id = self.index.next_id
-        pending: dict[tuple[str, str], int] = {}
+        columns = _Columns(self.index)
         for seq, batch in todo:
-            received_at = batch.received_at
-            for sample in batch.samples:
-                name = sample["name"]
-                labels_json = canonical_labels(sample["labels"])
-                series_id = self.index.id_of(name, labels_json)
-                if series_id is None:
-                    series_id = pending.get((name, labels_json))
-                    if series_id is None:
-                        series_id = pending[(name, labels_json)] = next_id
-                        new_series.append(series_info(next_id, name, labels_json))
-                        next_id += 1
-                ids.append(series_id)
-                stamps.append(timestamp_ms(sample, received_at))
-                values.append(sample["value"])
-                seqs.append(seq)
-        ts_ms = np.array(stamps, dtype=np.int64)
+            columns.add(seq, batch)
+        new_series = columns.new_series
+        ts_ms, ids_all, values_all, seq_array = columns.arrays()
         blocks = ts_ms - ts_ms % self.block_ms
         keep = np.ones(len(ts_ms), dtype=bool)
         tables = self.tables()
-        seq_array = np.array(seqs, dtype=np.int64)
         for start in np.unique(blocks).tolist():
             through = tables.raw.get(start)
             if through is not None:
                 keep &= ~((blocks == start) & (seq_array <= through))
-        kept_ids = np.array(ids, dtype=np.uint32)[keep]
+        kept_ids = ids_all[keep]
         kept_ts = ts_ms[keep]
-        incoming = {
-            "series_id": kept_ids,
-            "ts": kept_ts,
-            "value": np.array(values, dtype=np.float64)[keep],
-        }
+        incoming = {"series_id": kept_ids, "ts": kept_ts, "value": values_all[keep]}
         blocks = blocks[keep]
         touched = np.unique(blocks).tolist()
         last = max(seq for seq, _ in todo)
@@ -310,7 +286,7 @@ class ColumnStore:
         self.last_seq = last
         self.stored += stored
         self.index.add(new_series)
-        self.index.seen(_spans(kept_ids, kept_ts))
+        self.index.seen(*_spans(kept_ids, kept_ts))
         with self._tables_lock:
             self._tables.hot.update(touched)
         return True
@@ -524,12 +500,72 @@ class ColumnStore:
         self._refresh_spans()
 
 
-def _spans(ids: np.ndarray[Any, Any], ts: np.ndarray[Any, Any]) -> list[tuple[int, int, int]]:
-    """(series_id, first, last) of each series in a batch."""
+class _Columns:
+    """The samples of many batches as columns of series ids, times, values and sequences,
+    with the series first seen among them (ids assigned, not yet in the index)."""
+
+    def __init__(self, index: SeriesIndex):
+        self.index = index
+        self.next_id = index.next_id
+        self.new_series: list[SeriesInfo] = []
+        self._pending: dict[tuple[str, str], int] = {}
+        self._parts: list[tuple[Any, Any, Any, int]] = []
+
+    def series_id(self, name: str, labels_json: str) -> int:
+        series_id = self.index.id_of(name, labels_json)
+        if series_id is None:
+            series_id = self._pending.get((name, labels_json))
+            if series_id is None:
+                series_id = self._pending[(name, labels_json)] = self.next_id
+                self.new_series.append(series_info(self.next_id, name, labels_json))
+                self.next_id += 1
+        return series_id
+
+    def add(self, seq: int, batch: SampleBatch) -> None:
+        if isinstance(batch, SampleBlock):
+            found = self.index.ids_of(batch.names, batch.labels)
+            if None in found:
+                for i, series_id in enumerate(found):
+                    if series_id is None:
+                        # a series new here is checked once
+                        series_labels(batch.names[i], batch.labels[i])
+                        found[i] = self.series_id(batch.names[i], batch.labels[i])
+            ids = np.array(found, dtype=np.uint32)
+            self._parts.append((ids[batch.series], batch.ts_ms, batch.values, seq))
+            return
+        received_at = batch.received_at
+        samples = batch.samples
+        self._parts.append(
+            (
+                np.array(
+                    [self.series_id(s["name"], canonical_labels(s["labels"])) for s in samples],
+                    dtype=np.uint32,
+                ),
+                np.array([timestamp_ms(s, received_at) for s in samples], dtype=np.int64),
+                np.array([s["value"] for s in samples], dtype=np.float64),
+                seq,
+            )
+        )
+
+    def arrays(self) -> tuple[Any, Any, Any, Any]:
+        """(ts_ms, series ids, values, sequences) of every sample, in arrival order."""
+        parts = self._parts
+        return (
+            np.concatenate([p[1] for p in parts]).astype(np.int64, copy=False),
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[2] for p in parts]).astype(np.float64, copy=False),
+            np.concatenate([np.full(len(p[2]), p[3], dtype=np.int64) for p in parts]),
+        )
+
+
+def _spans(
+    ids: np.ndarray[Any, Any], ts: np.ndarray[Any, Any]
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """(series ids, first, last) of the distinct series in a batch."""
     if len(ids) == 0:
-        return []
+        return ids, ts, ts
     order = np.lexsort((ts, ids))
     ids, ts = ids[order], ts[order]
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
     ends = np.r_[starts[1:], len(ids)] - 1
-    return list(zip(ids[starts].tolist(), ts[starts].tolist(), ts[ends].tolist(), strict=True))
+    return ids[starts], ts[starts], ts[ends]

@@ -12,11 +12,6 @@ SampleRow = tuple[str, str, float, float]
 """(name, canonical labels JSON, timestamp, value): the shape inserted on the hot path."""
 
 
-def canonical_labels(labels: dict[str, str]) -> str:
-    """Sorted-key compact JSON, so equal label sets are equal strings."""
-    return orjson.dumps(labels, option=orjson.OPT_SORT_KEYS).decode()
-
-
 def timestamp_ms(sample: Sample, received_at: float) -> int:
     """A sample's time in Unix milliseconds (the store's precision); one without a
     timestamp was taken when its batch arrived."""

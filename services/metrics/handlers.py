@@ -7,7 +7,7 @@ import logging
 from services.metrics.store import STORE_PROJECTION, MetricsStore
 from shared import subjects
 from shared.consumer import BatchHandler, ConsumerSpec, Delivery
-from shared.events import Event, SamplesIngested
+from shared.events import Event, SampleBatch, SampleBlock, SamplesIngested
 from shared.streams import METRICS
 
 log = logging.getLogger(__name__)
@@ -25,9 +25,9 @@ def sample_storer(store: MetricsStore) -> BatchHandler:
     async def store_samples(items: list[tuple[Event, Delivery]]) -> None:
         """Stores the samples of many batches in one transaction; the checkpoint makes a
         redelivery a no-op."""
-        batches: list[tuple[int, SamplesIngested]] = []
+        batches: list[tuple[int, SampleBatch]] = []
         for event, delivery in items:
-            if isinstance(event, SamplesIngested):
+            if isinstance(event, SamplesIngested | SampleBlock):
                 batches.append((delivery.stream_seq, event))
             else:
                 log.warning(

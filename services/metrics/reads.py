@@ -452,7 +452,7 @@ def aggregate(
     """Series of ``name`` with these labels, grouped by the ``by`` labels, aggregated
     over every step [t, t + step) from ``start_ms``: one point per step with data."""
     matched = store.index.equal(name, labels)
-    matched = [info for info in matched if info.last_ms >= start_ms and info.first_ms <= end_ms]
+    matched = store.index.in_window(matched, start_ms, end_ms)
     if not matched:
         return []
     groups: dict[tuple[str, ...], int] = {}

@@ -12,12 +12,15 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
+import numpy as np
 import orjson
 
 from services.metrics.promql.source import LabelMatcher, MatchOp
 
 NAME_LABEL = "__name__"
+NO_DATA = (2**62, -(2**62))  # the span of a series without samples: empty however asked
 
 
 @dataclass
@@ -26,8 +29,6 @@ class SeriesInfo:
     name: str
     labels: dict[str, str]  # without __name__
     labels_json: str  # canonical JSON of ``labels``
-    first_ms: int
-    last_ms: int
 
     def label(self, key: str) -> str:
         """Prometheus' view: a missing label is the empty string."""
@@ -64,12 +65,21 @@ class SeriesIndex:
         self._by_key: dict[tuple[str, str], int] = {}
         self._by_name: dict[str, list[int]] = {}
         self.next_id = 1
+        # each series' first and last sample time, by id: widened for every batch in
+        # bulk, so kept as columns rather than on each SeriesInfo
+        self._first = np.full(1024, NO_DATA[0], dtype=np.int64)
+        self._last = np.full(1024, NO_DATA[1], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self._by_id)
 
     def id_of(self, name: str, labels_json: str) -> int | None:
         return self._by_key.get((name, labels_json))
+
+    def ids_of(self, names: list[str], labels: list[str]) -> list[int | None]:
+        """``id_of`` for many series at once."""
+        get = self._by_key.get
+        return [get(key) for key in zip(names, labels, strict=True)]
 
     def get(self, series_id: int) -> SeriesInfo:
         return self._by_id[series_id]
@@ -82,20 +92,58 @@ class SeriesIndex:
                 self._by_name.setdefault(info.name, []).append(info.id)
                 self.next_id = max(self.next_id, info.id + 1)
 
-    def seen(self, spans: Iterable[tuple[int, int, int]]) -> None:
-        """Widen each (id, first_ms, last_ms) series' known span of time."""
+    def seen(
+        self, ids: np.ndarray[Any, Any], first: np.ndarray[Any, Any], last: np.ndarray[Any, Any]
+    ) -> None:
+        """Widen the known span of time of the distinct series ``ids``."""
+        if not len(ids):
+            return
         with self._lock:
-            for series_id, first, last in spans:
-                info = self._by_id.get(series_id)
-                if info is not None:
-                    info.first_ms = min(info.first_ms, first)
-                    info.last_ms = max(info.last_ms, last)
+            self._grow(int(ids.max()) + 1)
+            self._first[ids] = np.minimum(self._first[ids], first)
+            self._last[ids] = np.maximum(self._last[ids], last)
 
     def reset_spans(self, spans: dict[int, tuple[int, int]]) -> None:
         """Replace every series' span (after retention dropped data)."""
         with self._lock:
-            for series_id, info in self._by_id.items():
-                info.first_ms, info.last_ms = spans.get(series_id, (2**62, -(2**62)))
+            self._first.fill(NO_DATA[0])
+            self._last.fill(NO_DATA[1])
+            if spans:
+                ids = np.fromiter(spans, dtype=np.int64, count=len(spans))
+                self._grow(int(ids.max()) + 1)
+                pairs = np.array(list(spans.values()), dtype=np.int64).reshape(-1, 2)
+                self._first[ids], self._last[ids] = pairs[:, 0], pairs[:, 1]
+
+    def span(self, series_id: int) -> tuple[int, int]:
+        """(first, last) sample time known of a series; NO_DATA when it has none."""
+        if series_id >= len(self._first):
+            return NO_DATA
+        return int(self._first[series_id]), int(self._last[series_id])
+
+    def in_window(
+        self, infos: list[SeriesInfo], start_ms: int | None, end_ms: int | None
+    ) -> list[SeriesInfo]:
+        """The series with data in [start_ms, end_ms], as far as known."""
+        if not infos or (start_ms is None and end_ms is None):
+            return infos
+        low = -(2**62) if start_ms is None else start_ms
+        high = 2**62 if end_ms is None else end_ms
+        ids = np.fromiter((info.id for info in infos), dtype=np.int64, count=len(infos))
+        first, last = self._first, self._last
+        inside = ids < min(len(first), len(last))
+        known = np.where(inside, ids, 0)
+        keep = inside & (last[known] >= low) & (first[known] <= high)
+        return [info for info, kept in zip(infos, keep.tolist(), strict=True) if kept]
+
+    def _grow(self, size: int) -> None:
+        if size <= len(self._first):
+            return
+        capacity = max(size, 2 * len(self._first))
+        for attr, fill in (("_first", NO_DATA[0]), ("_last", NO_DATA[1])):
+            column = np.full(capacity, fill, dtype=np.int64)
+            old = getattr(self, attr)
+            column[: len(old)] = old
+            setattr(self, attr, column)
 
     def select(
         self, matchers: Sequence[LabelMatcher], start_ms: int | None, end_ms: int | None
@@ -107,14 +155,10 @@ class SeriesIndex:
                 candidates = [self._by_id[i] for i in self._by_name.get(names[0], [])]
             else:
                 candidates = list(self._by_id.values())
-        low = -(2**62) if start_ms is None else start_ms
-        high = 2**62 if end_ms is None else end_ms
         return [
             info
-            for info in candidates
-            if info.last_ms >= low
-            and info.first_ms <= high
-            and all(matches(info, matcher) for matcher in matchers)
+            for info in self.in_window(candidates, start_ms, end_ms)
+            if all(matches(info, matcher) for matcher in matchers)
         ]
 
     def equal(self, name: str | None, labels: dict[str, str]) -> list[SeriesInfo]:
@@ -137,4 +181,4 @@ class SeriesIndex:
 
 def series_info(series_id: int, name: str, labels_json: str) -> SeriesInfo:
     labels: dict[str, str] = orjson.loads(labels_json)
-    return SeriesInfo(series_id, name, labels, labels_json, 2**62, -(2**62))
+    return SeriesInfo(series_id, name, labels, labels_json)

@@ -23,7 +23,7 @@ from services.metrics.domain import SampleWindow
 from services.metrics.settings import MetricsSettings
 from shared.commands import QuerySamples
 from shared.errors import InvalidInput
-from shared.events import SamplesIngested
+from shared.events import SampleBatch
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,10 @@ class MetricsStore:
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
 
-    async def store(self, seq: int, batches: Sequence[SamplesIngested]) -> bool:
+    async def store(self, seq: int, batches: Sequence[SampleBatch]) -> bool:
         return await self.store_sequenced([(seq, batch) for batch in batches])
 
-    async def store_sequenced(self, batches: Sequence[tuple[int, SamplesIngested]]) -> bool:
+    async def store_sequenced(self, batches: Sequence[tuple[int, SampleBatch]]) -> bool:
         return await self.write(lambda core: core.store_sequenced(batches))
 
     async def compact(self, now_s: float) -> int:

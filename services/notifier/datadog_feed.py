@@ -20,7 +20,7 @@ from services.notifier.datadog_series import SeriesExporter
 from shared import subjects
 from shared.channelconfig import ChannelBase, DatadogChannel
 from shared.consumer import ConsumerSpec, Delivery
-from shared.events import Event, SamplesIngested
+from shared.events import Event, SampleBlock, SamplesIngested
 from shared.streams import METRICS
 
 SERIES_CONSUMER = ConsumerSpec(
@@ -49,9 +49,10 @@ class DatadogFeed:
 
     async def on_samples(self, event: Event, delivery: Delivery) -> None:
         """Buffer the selected samples of one batch for every DataDog channel."""
-        if isinstance(event, SamplesIngested):
+        if isinstance(event, SamplesIngested | SampleBlock):
+            samples = event.all_samples()
             for exporter in self.exporters:
-                exporter.add_samples(event.samples, event.received_at)
+                exporter.add_samples(samples, event.received_at)
 
     async def run_forever(self) -> None:
         await asyncio.gather(*(exporter.run_forever() for exporter in self.exporters))

@@ -66,7 +66,11 @@ from shared.events.metrics import (
     MAX_BATCH_SAMPLES,
     MAX_FUTURE_S,
     Sample,
+    SampleBatch,
+    SampleBlock,
     SamplesIngested,
+    canonical_labels,
+    series_labels,
 )
 from shared.events.notifications import (
     NotificationDelivered,
@@ -156,6 +160,8 @@ __all__ = [
     "RuleUpdated",
     "RulesProvisioned",
     "Sample",
+    "SampleBatch",
+    "SampleBlock",
     "SamplesIngested",
     "ScheduleCreated",
     "ScheduleDeleted",
@@ -176,8 +182,10 @@ __all__ = [
     "UserRemoved",
     "UserUpdated",
     "WatchdogEvaluated",
+    "canonical_labels",
     "decode_event",
     "derived_id",
     "new_id",
+    "series_labels",
     "utcnow",
 ]

@@ -64,6 +64,11 @@ class Event(BaseModel):
     def encode(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))
 
+    @classmethod
+    def from_payload(cls, payload: bytes) -> Event:
+        """The event ``encode`` wrote; raises ValidationError or UndecodableEvent."""
+        return cls.model_validate_json(payload)
+
     def caused(self) -> dict[str, str]:
         """Envelope fields for an event caused by this one."""
         return {"correlation_id": self.correlation_id, "causation_id": self.id}
@@ -87,7 +92,7 @@ def decode_event(payload: bytes) -> Event:
         cls = Event.registry.get(found.group(1).decode())
         if cls is not None:
             try:
-                return cls.model_validate_json(payload)
+                return cls.from_payload(payload)
             except ValidationError:
                 pass  # the slow path below gives the precise reason
     try:

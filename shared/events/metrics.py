@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Container, Iterator
 from typing import Annotated, Any, NotRequired
 
+import cramjam
+import numpy as np
 import orjson
-from pydantic import ConfigDict, Field, with_config
+from pydantic import ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict
 
-from shared.events.base import Event
+from shared.events.base import Event, UndecodableEvent
 from shared.labels import (
     LABEL_NAME_PATTERN,
     MAX_LABEL_NAME_CHARS,
@@ -64,8 +68,272 @@ class SamplesIngested(Event):
         again would double the cost of ingest."""
         return cls.model_construct(samples=samples, **envelope)
 
+    @property
+    def count(self) -> int:
+        return len(self.samples)
+
+    def watched(self, names: Container[str]) -> Iterator[tuple[int, Sample]]:
+        """The samples whose metric is in ``names``, with their index in the batch."""
+        for index, sample in enumerate(self.samples):
+            if sample["name"] in names:
+                yield index, sample
+
+    def all_samples(self) -> list[Sample]:
+        return self.samples
+
     def encode(self) -> bytes:
         # samples are plain dicts: orjson writes them directly, without a model dump
         body = self.model_dump(mode="json", exclude={"samples"})
         body["samples"] = self.samples
         return orjson.dumps(body)
+
+
+def canonical_labels(labels: dict[str, str]) -> str:
+    """Sorted-key compact JSON, so equal label sets are equal strings: a series' key."""
+    return orjson.dumps(labels, option=orjson.OPT_SORT_KEYS).decode()
+
+
+_LABEL_MAP: TypeAdapter[dict[str, str]] = TypeAdapter(LabelMap, config=ConfigDict(strict=True))
+_KNOWN_SERIES_LIMIT = 200_000
+_known_labels: dict[str, dict[str, str]] = {}
+_known_names: set[str] = set()
+_METRIC_NAME = re.compile(METRIC_NAME_PATTERN)
+
+
+def series_labels(name: str, labels_json: str) -> dict[str, str]:
+    """A SampleBlock series' labels, the series held to the same bounds as a Sample.
+
+    Each distinct name and label set is checked once per process (bounded caches): a
+    fleet sends the same series again every scrape. The dict is shared, not copied:
+    callers read it only.
+    """
+    if name not in _known_names:
+        if not (0 < len(name) <= MAX_METRIC_NAME_CHARS and _METRIC_NAME.fullmatch(name)):
+            raise UndecodableEvent(f"invalid metric name {name[:200]!r}")
+        if len(_known_names) >= _KNOWN_SERIES_LIMIT:
+            _known_names.clear()
+        _known_names.add(name)
+    labels = _known_labels.get(labels_json)
+    if labels is None:
+        try:
+            labels = _LABEL_MAP.validate_json(labels_json)
+        except ValidationError as exc:
+            raise UndecodableEvent(f"invalid series labels {labels_json[:200]!r}: {exc}") from exc
+        if canonical_labels(labels) != labels_json:
+            raise UndecodableEvent(f"series labels not in canonical form: {labels_json[:200]!r}")
+        if len(_known_labels) >= _KNOWN_SERIES_LIMIT:
+            _known_labels.clear()
+        _known_labels[labels_json] = labels
+    return labels
+
+
+MetricName = Annotated[
+    str, Field(min_length=1, max_length=MAX_METRIC_NAME_CHARS, pattern=METRIC_NAME_PATTERN)
+]
+_COLUMN_BYTES = 8 + 8 + 4  # ts_ms int64, value float64, series index uint32
+# a block inflates to at most this: MAX_BATCH_SAMPLES rows of bounded series and more
+MAX_BLOCK_BYTES = 64 * 1024 * 1024
+
+
+class SampleBlock(Event):
+    """A batch of samples as columns, for protocols that send many series at once.
+
+    The JSON head names each distinct series once (``names`` and canonical ``labels``
+    JSON, same index); after it, one newline and then three little-endian columns with a
+    row per sample: timestamps (int64 Unix ms), values (float64, finite) and the index of
+    each sample's series (uint32). A remote-write request holds a sample or two per
+    series: as a list of JSON samples every consumer would parse and check each one, as
+    columns they map each series once and take the rest in bulk.
+    """
+
+    names: list[MetricName] = Field(description="Each series' metric name")
+    labels: list[str] = Field(description="Canonical labels JSON of each series in names")
+    received_at: float = Field(description="Unix seconds when the batch was accepted")
+    count: int = Field(ge=0, description="How many samples the binary columns hold")
+
+    _ts_ms: np.ndarray[Any, np.dtype[np.int64]] = PrivateAttr()
+    _values: np.ndarray[Any, np.dtype[np.float64]] = PrivateAttr()
+    _series: np.ndarray[Any, np.dtype[np.uint32]] = PrivateAttr()
+
+    @classmethod
+    def of_columns(
+        cls,
+        names: list[str],
+        labels: list[str],
+        series: np.ndarray[Any, Any],
+        ts_ms: np.ndarray[Any, Any],
+        values: np.ndarray[Any, Any],
+        **envelope: Any,
+    ) -> SampleBlock:
+        """A block from series and columns the caller has checked already."""
+        block = cls.model_construct(names=names, labels=labels, count=len(values), **envelope)
+        block._set_columns(
+            np.ascontiguousarray(ts_ms, dtype="<i8"),
+            np.ascontiguousarray(values, dtype="<f8"),
+            np.ascontiguousarray(series, dtype="<u4"),
+        )
+        return block
+
+    @classmethod
+    def of_samples(cls, samples: list[Sample], received_at: float, **envelope: Any) -> SampleBlock:
+        """The block holding these validated samples (untimed ones at ``received_at``)."""
+        index: dict[tuple[str, str], int] = {}
+        rows = []
+        for sample in samples:
+            key = (sample["name"], canonical_labels(sample.get("labels") or {}))
+            ts = sample.get("timestamp")
+            rows.append(
+                (
+                    index.setdefault(key, len(index)),
+                    round((received_at if ts is None else ts) * 1000),
+                    sample["value"],
+                )
+            )
+        columns = np.array(rows, dtype=np.float64).reshape(-1, 3)
+        return cls.of_columns(
+            [name for name, _ in index],
+            [labels for _, labels in index],
+            columns[:, 0].astype(np.uint32),
+            np.array([row[1] for row in rows], dtype=np.int64),
+            columns[:, 2],
+            received_at=received_at,
+            **envelope,
+        )
+
+    def _set_columns(
+        self,
+        ts_ms: np.ndarray[Any, Any],
+        values: np.ndarray[Any, Any],
+        series: np.ndarray[Any, Any],
+    ) -> None:
+        self._ts_ms, self._values, self._series = ts_ms, values, series
+
+    @property
+    def ts_ms(self) -> np.ndarray[Any, np.dtype[np.int64]]:
+        return self._ts_ms
+
+    @property
+    def values(self) -> np.ndarray[Any, np.dtype[np.float64]]:
+        return self._values
+
+    @property
+    def series(self) -> np.ndarray[Any, np.dtype[np.uint32]]:
+        return self._series
+
+    def encode(self) -> bytes:
+        envelope = self.model_dump(mode="json", exclude={"names", "labels"})
+        envelope["names"], envelope["labels"] = self.names, self.labels
+        head = orjson.dumps(envelope)
+        inner = b"".join(
+            (head, b"\n", self._ts_ms.tobytes(), self._values.tobytes(), self._series.tobytes())
+        )
+        return self._pack(inner)
+
+    @staticmethod
+    def _pack(inner: bytes) -> bytes:
+        packed = cramjam.lz4.compress_block(inner, store_size=False)
+        return b'{"type":"SampleBlock","lz4":%d}\n%b' % (len(inner), bytes(packed))
+
+    @classmethod
+    def from_payload(cls, payload: bytes) -> SampleBlock:
+        return cls._from_inner(cls._unpack(payload))
+
+    @staticmethod
+    def _unpack(payload: bytes) -> bytes:
+        """What ``encode`` compressed: the series repeat across batches in their label
+        names and values, and LZ4 takes a block to about a seventh of its size for little
+        CPU, which the stream's disk, the broker and every consumer feel."""
+        prefix, newline, packed = payload.partition(b"\n")
+        try:
+            size = orjson.loads(prefix)["lz4"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise UndecodableEvent("SampleBlock: no LZ4 size before the block") from None
+        if not isinstance(size, int) or not 0 < size <= MAX_BLOCK_BYTES or not newline:
+            raise UndecodableEvent(f"SampleBlock: an LZ4 size of {size!r} is out of bounds")
+        try:
+            inner = bytes(cramjam.lz4.decompress_block(packed, output_len=size))
+        except cramjam.DecompressionError as exc:
+            raise UndecodableEvent(f"SampleBlock: not LZ4: {exc}") from None
+        if len(inner) != size:
+            raise UndecodableEvent(f"SampleBlock: {len(inner)} bytes inflated, {size} stated")
+        return inner
+
+    @classmethod
+    def _from_inner(cls, payload: bytes) -> SampleBlock:
+        head, newline, tail = payload.partition(b"\n")
+        if not newline:
+            raise UndecodableEvent("SampleBlock: no binary columns after the JSON head")
+        # the series lists are taken as strings here and each series is checked when a
+        # consumer first meets it (series_labels): checked on every hop, they would cost
+        # as much as the rest of the decoding
+        try:
+            raw = orjson.loads(head)
+        except orjson.JSONDecodeError as exc:
+            raise UndecodableEvent(f"SampleBlock: head not JSON: {exc}") from None
+        if not isinstance(raw, dict):
+            raise UndecodableEvent("SampleBlock: head not a JSON object")
+        names, labels = raw.pop("names", None), raw.pop("labels", None)
+        if not (
+            isinstance(names, list)
+            and isinstance(labels, list)
+            and all(type(name) is str for name in names)
+            and all(type(text) is str for text in labels)
+        ):
+            raise UndecodableEvent("SampleBlock: names and labels must be lists of strings")
+        try:
+            block = cls.model_validate({**raw, "names": [], "labels": []})
+        except ValidationError as exc:
+            raise UndecodableEvent(f"invalid SampleBlock: {exc}") from exc
+        block = block.model_copy(update={"names": names, "labels": labels})
+        n = block.count
+        if len(tail) != n * _COLUMN_BYTES:
+            raise UndecodableEvent(
+                f"SampleBlock: {len(tail)} column bytes for {n} samples, not {n * _COLUMN_BYTES}"
+            )
+        if len(block.labels) != len(block.names):
+            raise UndecodableEvent("SampleBlock: names and labels differ in length")
+        ts_ms = np.frombuffer(tail, dtype="<i8", count=n)
+        values = np.frombuffer(tail, dtype="<f8", count=n, offset=8 * n)
+        series = np.frombuffer(tail, dtype="<u4", count=n, offset=16 * n)
+        if n and int(series.max()) >= len(block.names):
+            raise UndecodableEvent("SampleBlock: a sample names a series past the list")
+        if not np.isfinite(values).all():
+            raise UndecodableEvent("SampleBlock: a value is NaN or infinite")
+        block._set_columns(ts_ms, values, series)
+        return block
+
+    def watched(self, names: Container[str]) -> Iterator[tuple[int, Sample]]:
+        """The samples whose metric is in ``names``, with their index in the block, in
+        order; the others are never turned into Python objects."""
+        picked = [i for i, name in enumerate(self.names) if name in names]
+        if not picked:
+            return
+        if len(picked) == len(self.names):
+            rows = np.arange(self.count)
+        else:
+            rows = np.flatnonzero(np.isin(self._series, picked))
+        yield from zip(rows.tolist(), self._samples(rows), strict=True)
+
+    def all_samples(self) -> list[Sample]:
+        return self._samples(np.arange(self.count))
+
+    def _samples(self, rows: np.ndarray[Any, Any]) -> list[Sample]:
+        names, labels = self.names, self.labels
+        return [
+            {
+                "name": names[s],
+                "value": v,
+                "timestamp": t / 1000,
+                "labels": series_labels(names[s], labels[s]),
+            }
+            for s, t, v in zip(
+                self._series[rows].tolist(),
+                self._ts_ms[rows].tolist(),
+                self._values[rows].tolist(),
+                strict=True,
+            )
+        ]
+
+
+SampleBatch = SamplesIngested | SampleBlock
+"""Every event on METRICS that carries samples."""

@@ -9,7 +9,7 @@ from shared import subjects
 from shared.bus import EventBus
 from shared.config import RuleConfig, VigilConfig
 from shared.consumer import Delivery
-from shared.events import AlertEvent, Sample, SamplesIngested, decode_event
+from shared.events import AlertEvent, Sample, SampleBlock, SamplesIngested, decode_event
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
@@ -140,3 +140,31 @@ async def test_open_alerts_survive_a_restart(
     events = await at_least(bus, 2)
     assert summary(events) == [("AlertFired", "warning", 1), ("AlertEscalated", "critical", 2)]
     assert events[1].aggregate_id == fired.aggregate_id
+
+
+async def test_a_columnar_block_is_judged_sample_by_sample_like_a_json_batch(
+    bus: EventBus, settings: Settings, start_service: RuntimeFactory
+) -> None:
+    await start_service(build(settings, CONFIG))
+    now = time.time()
+    samples = [
+        Sample(name="unwatched", value=99.0, timestamp=now, labels=WEB),
+        Sample(name="cpu", value=75.0, timestamp=now, labels=WEB),
+        Sample(name="latency_ms", value=900.0, timestamp=now, labels={"env": "dev"}),
+        Sample(name="cpu", value=95.0, timestamp=now, labels=WEB),
+        Sample(name="latency_ms", value=900.0, timestamp=now, labels={"env": "prod"}),
+    ]
+    block = SampleBlock.of_samples(samples, now, aggregate_id="test")
+    await bus.publish(subjects.samples("test"), block)
+    events = await at_least(bus, 3)
+    assert summary(events) == [
+        ("AlertFired", "warning", 1),
+        ("AlertEscalated", "critical", 2),
+        ("AlertFired", "warning", 1),
+    ]
+    assert [(e.rule, e.labels) for e in events] == [
+        ("HighCPU", WEB),
+        ("HighCPU", WEB),
+        ("ProdLatency", {"env": "prod"}),
+    ]
+    assert {e.causation_id for e in events} == {block.id}

@@ -15,7 +15,7 @@ from services.gateway.app import Gateway, build_gateway
 from services.gateway.metrics.remote_write import MAX_DECODED_BYTES, decode_write_request
 from shared import subjects
 from shared.bus import EventBus
-from shared.events import MAX_BATCH_BYTES, MAX_BATCH_SAMPLES, Sample, SamplesIngested
+from shared.events import MAX_BATCH_BYTES, MAX_BATCH_SAMPLES, Sample, SampleBlock
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
 from tests.gateway.conftest import detail
@@ -32,9 +32,9 @@ URL = "/api/v1/write"
 STALE_NAN = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
 
 
-async def stored(bus: EventBus) -> list[SamplesIngested]:
+async def stored(bus: EventBus) -> list[SampleBlock]:
     recorded = await bus.read_subject(subjects.samples("api"))
-    return [r.event for r in recorded if isinstance(r.event, SamplesIngested)]
+    return [r.event for r in recorded if isinstance(r.event, SampleBlock)]
 
 
 def now_ms() -> int:
@@ -66,7 +66,7 @@ async def test_a_write_request_is_stored_as_one_batch(
     assert again.status_code == 204
     [event] = await stored(bus)
     assert event.aggregate_id == "api"
-    assert event.samples == [
+    assert event.all_samples() == [
         Sample(
             name="http_requests_total",
             value=7.0,
@@ -100,7 +100,7 @@ async def test_an_empty_write_request_is_204_and_stores_nothing(
         (b"", "body: empty"),
         (b"\x05not snappy at all", "not snappy block format"),
         (snappy(b"\x0a\x05\x0a\x03"), "not a protobuf WriteRequest"),
-        (snappy(b"\x0f"), "wire type 7"),
+        (snappy(b"\x0f"), "wire type protobuf lacks"),
         (snappy(field(1, field(1, field(1, b"\xff\xfe")))), "label name or value is not UTF-8"),
     ],
 )

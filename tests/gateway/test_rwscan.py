@@ -1,6 +1,6 @@
 """The remote-write scanner: compiled and pure-Python alike, against bodies whose contents
 are known (built by the product's encoder or generated with a model of what they hold),
-against each other on hostile bytes, and against ``decode_write_request``.
+and against each other on hostile bytes.
 
 With VIGIL_REQUIRE_COMPILED=1 a missing compiled module fails the tests instead of
 skipping its half of them.
@@ -20,8 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.gateway.metrics import rwscan
-from services.gateway.metrics.batch import MalformedBody
-from services.gateway.metrics.remote_write import decode_write_request
 from services.gateway.metrics.rwscan import MalformedWriteRequest, Scan, decode_labels
 from shared.promwire import LabelCache, WriteRequestBuilder, encode_labels, varint, write_request
 
@@ -223,8 +221,6 @@ def test_malformed_bodies(scan: Scanner, body: bytes) -> None:
     with pytest.raises(MalformedWriteRequest) as caught:
         scan(body)
     assert isinstance(caught.value, ValueError) and str(caught.value)
-    with pytest.raises(MalformedBody):
-        decode_write_request(body)
 
 
 def test_interleaved_labels_in_series_of_growing_size(scan: Scanner) -> None:
@@ -492,52 +488,3 @@ def test_compiled_and_python_agree_on_hostile_bytes(body: bytes) -> None:
 def test_python_twin_alone_never_crashes(body: bytes) -> None:
     """Without the compiled module the twin is all there is: only its own error escapes."""
     outcome(rwscan.scan_python, body)
-
-
-def reader_view(body: bytes) -> object:
-    """``decode_write_request``'s result in scan's terms, or the fact that it refused."""
-    try:
-        series = decode_write_request(body)
-    except MalformedBody:
-        return MalformedWriteRequest
-    rows = [
-        (index, _bits(value), _int64(stamp))
-        for index, (_, points) in enumerate(series)
-        for value, stamp in points
-    ]
-    return [labels for labels, _ in series], rows
-
-
-def scan_view(scan: Scanner, body: bytes) -> object:
-    """scan plus decode_labels of every key, shaped as ``reader_view``."""
-    try:
-        keys, rows = as_rows(scan(body))
-        return [dict(decode_labels(key)) for key in keys], rows
-    except MalformedWriteRequest:
-        return MalformedWriteRequest
-
-
-def _int64(stamp: int) -> int:
-    """The reader keeps bits past 64 of a ten-byte varint; protobuf (and scan) drop them."""
-    return ((stamp & MASK64) ^ (1 << 63)) - (1 << 63)
-
-
-def _bits(value: float) -> int:
-    return int(np.float64(value).view(np.uint64))
-
-
-@PROPERTY
-@given(model=write_requests(utf8=True))
-def test_agrees_with_decode_write_request_on_valid_bodies(model: Model) -> None:
-    expected = reader_view(model.body)
-    assert expected is not MalformedWriteRequest
-    for scan in implementations():
-        assert scan_view(scan, model.body) == expected
-
-
-@PROPERTY
-@given(body=hostile)
-def test_refuses_what_decode_write_request_refuses(body: bytes) -> None:
-    expected = reader_view(body)
-    for scan in implementations():
-        assert scan_view(scan, body) == expected

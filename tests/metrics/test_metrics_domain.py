@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from services.metrics.domain import (
-    canonical_labels,
     newest_window,
     retention_window,
     sample_public,
     timestamp_ms,
 )
-from shared.events import Sample
+from shared.events import Sample, canonical_labels
 
 
 def test_a_sample_without_timestamp_takes_the_batch_received_time_in_ms() -> None:

@@ -6,13 +6,15 @@ import asyncio
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import orjson
+import pytest
 
 from services.metrics.domain import SampleWindow
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import MetricsStore
 from shared.commands import QuerySamples
-from shared.events import Sample
+from shared.events import Sample, SampleBlock, UndecodableEvent
 from tests.metrics.conftest import KEEP_ALL_S, batch, series
 
 T0 = 1_700_000_000.0
@@ -89,6 +91,53 @@ async def test_several_batches_in_one_transaction_advance_the_checkpoint_once(
     assert await store.last_seq() == 7
     assert await store.stored_samples() == 5
     assert await store.store(6, [first]) is False
+
+
+async def test_a_columnar_block_is_stored_as_its_json_batch_would_be(tmp_path: Path) -> None:
+    samples = [
+        *series("cpu", 3, T0, {"host": "a", "dc": "x"}),
+        *series("mem", 2, T0, {}),
+        *series("cpu", 2, T0 + 100, {"dc": "x", "host": "a"}),
+    ]
+    stores = []
+    for name in ("json", "block"):
+        store = MetricsStore(tmp_path / f"{name}.duckdb", MetricsSettings(), KEEP_ALL_S)
+        await store.open()
+        stores.append(store)
+    as_json, as_block = stores
+    try:
+        await as_json.store(1, [batch(samples, received_at=T0)])
+        block = SampleBlock.of_samples(samples, T0, aggregate_id="api")
+        # a block and a JSON batch in one transaction, the block redelivered after
+        assert await as_block.store_sequenced([(1, block), (2, batch(series("up", 1, T0, {})))])
+        assert await as_block.store_sequenced([(1, block)]) is False
+        assert await as_block.stored_samples() == 8
+        assert await everything(as_block) == sorted(
+            [*await everything(as_json), ("up", "{}", T0, 0.0)]
+        )
+        assert len(as_block.core.index) == 3  # cpu{dc,host} is one series however spelled
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_a_block_naming_a_series_with_bad_labels_stores_nothing(store: MetricsStore) -> None:
+    good = SampleBlock.of_samples(series("cpu", 2, T0, {"host": "a"}), T0, aggregate_id="api")
+    bad = SampleBlock.of_columns(
+        ["cpu", "cpu"],
+        ['{"host":"b"}', '{"host":"line\\nbreak"}'],
+        np.array([0, 1]),
+        np.array([T0 * 1000, T0 * 1000], dtype=np.int64),
+        np.array([1.0, 2.0]),
+        aggregate_id="api",
+        received_at=T0,
+    )
+    with pytest.raises(UndecodableEvent):
+        await store.store_sequenced([(1, good), (2, bad)])
+    assert await store.stored_samples() == 0
+    assert await store.last_seq() == 0
+    assert await store.store_sequenced([(1, good)]) is True
+    assert await store.stored_samples() == 2
 
 
 async def test_partly_redelivered_batches_store_only_what_is_new(store: MetricsStore) -> None:

@@ -1,20 +1,19 @@
-"""Prometheus remote-write 1.0 bodies to Vigil samples; free of I/O.
+"""Prometheus remote-write 1.0 bodies to SampleBlock columns; free of I/O.
 
-The body is a snappy block holding a protobuf ``prometheus.WriteRequest``. Only four
-messages and seven fields of it matter here, so a small hand-written reader takes them
-instead of generated code: ``WriteRequest.timeseries`` (1), ``TimeSeries.labels`` (1) and
-``.samples`` (2), ``Label.name``/``.value`` (1, 2), ``Sample.value`` (1, double) and
-``.timestamp`` (2, int64 milliseconds). Everything else (metadata, exemplars, native
-histograms) is skipped by wire type, as protobuf readers do with unknown fields.
+The body is a snappy block holding a protobuf ``prometheus.WriteRequest``; ``rwscan``
+reads the seven fields that matter into columns and each series' raw label bytes.
+A series is decoded and checked only the first time the gateway meets those bytes
+(``SeriesCache``), so a request of known series costs a dictionary lookup per series
+and array work for the rest.
 """
 
 from __future__ import annotations
 
-import math
-import struct
-from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Any
 
 import cramjam
+import numpy as np
 from pydantic import ValidationError
 
 from services.gateway.metrics.batch import (
@@ -24,15 +23,14 @@ from services.gateway.metrics.batch import (
     _describe_sample_error,
     check_timestamps,
 )
+from services.gateway.metrics.rwscan import MalformedWriteRequest, decode_labels, scan
 from shared.errors import InvalidInput
-from shared.events import MAX_BATCH_BYTES, MAX_BATCH_SAMPLES, Sample
+from shared.events import MAX_BATCH_BYTES, MAX_BATCH_SAMPLES, MAX_FUTURE_S, canonical_labels
 
 # a snappy block states its decoded length first; a larger one is refused before it is
 # inflated, so a small body cannot make the gateway allocate gigabytes
 MAX_DECODED_BYTES = 8 * MAX_BATCH_BYTES
 NAME_LABEL = "__name__"
-
-_DOUBLE = struct.Struct("<d")
 
 
 class _Malformed(Exception):
@@ -55,134 +53,20 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
             raise _Malformed("a varint is longer than 10 bytes")
 
 
-def _skip(data: bytes, pos: int, wire: int, end: int) -> int:
-    """The position after a field this reader does not need."""
-    if wire == 0:
-        pos = _varint(data, pos)[1]
-    elif wire == 1:
-        pos += 8
-    elif wire == 2:
-        length, pos = _varint(data, pos)
-        pos += length
-    elif wire == 5:
-        pos += 4
-    else:
-        raise _Malformed(f"a field has wire type {wire}, which protobuf lacks")
-    if pos > end:
-        raise _Malformed("a field runs past the end of its message")
-    return pos
-
-
-def _span(data: bytes, pos: int, end: int) -> tuple[int, int]:
-    """Start and end of a length-delimited field whose length starts at ``pos``."""
-    length = data[pos] if pos < end else 0x80
-    if length < 0x80:
-        pos += 1
-    else:
-        length, pos = _varint(data, pos)
-    if pos + length > end:
-        raise _Malformed(f"a field claims {length} bytes past the end of its message")
-    return pos, pos + length
-
-
-def _label(data: bytes, pos: int, end: int) -> tuple[str, str]:
-    name = value = ""
-    while pos < end:
-        key = data[pos]
-        pos += 1
-        if key == 0x0A or key == 0x12:
-            start, pos = _span(data, pos, end)
-            try:
-                text = data[start:pos].decode()
-            except UnicodeDecodeError:
-                raise _Malformed("a label name or value is not UTF-8") from None
-            if key == 0x0A:
-                name = text
-            else:
-                value = text
-        else:
-            if key >= 0x80:
-                key, pos = _varint(data, pos - 1)
-            pos = _skip(data, pos, key & 7, end)
-    if pos != end:
-        raise _Malformed("a label runs past its end")
-    return name, value
-
-
-def _sample(data: bytes, pos: int, end: int) -> tuple[float, int]:
-    value, stamp = 0.0, 0
-    while pos < end:
-        key = data[pos]
-        pos += 1
-        if key == 0x09:
-            if pos + 8 > end:
-                raise _Malformed("a sample's value runs past its end")
-            value = _DOUBLE.unpack_from(data, pos)[0]
-            pos += 8
-        elif key == 0x10:
-            stamp, pos = _varint(data, pos)
-            if stamp >= 1 << 63:
-                stamp -= 1 << 64
-        else:
-            if key >= 0x80:
-                key, pos = _varint(data, pos - 1)
-            pos = _skip(data, pos, key & 7, end)
-    if pos != end:
-        raise _Malformed("a sample runs past its end")
-    return value, stamp
-
-
 Series = tuple[dict[str, str], list[tuple[float, int]]]
 
 
-def _series(data: bytes, pos: int, end: int, seen: dict[bytes, tuple[str, str]]) -> Series:
-    labels: dict[str, str] = {}
-    points: list[tuple[float, int]] = []
-    while pos < end:
-        key = data[pos]
-        pos += 1
-        if key == 0x0A:
-            start, pos = _span(data, pos, end)
-            raw = data[start:pos]
-            pair = seen.get(raw)
-            if pair is None:
-                pair = seen[raw] = _label(data, start, pos)
-            labels[pair[0]] = pair[1]
-        elif key == 0x12:
-            start, pos = _span(data, pos, end)
-            points.append(_sample(data, start, pos))
-        else:
-            if key >= 0x80:
-                key, pos = _varint(data, pos - 1)
-            pos = _skip(data, pos, key & 7, end)
-    if pos != end:
-        raise _Malformed("a time series runs past its end")
-    return labels, points
-
-
 def decode_write_request(data: bytes) -> list[Series]:
-    """Each time series' labels (``__name__`` among them) and ``(value, ms)`` samples.
-
-    Field keys below 128 are one byte, so the loops compare bytes; a label or sample
-    runs to the end of its span, so a field that overruns it is caught by the check
-    of each span against its parent's end.
-    """
-    series: list[Series] = []
-    # the same label (job="api", __name__="up") recurs across a request's series: its
-    # bytes are read once
-    seen: dict[bytes, tuple[str, str]] = {}
-    pos, end = 0, len(data)
+    """Each time series' labels (``__name__`` among them) and ``(value, ms)`` samples: the
+    request as a list, for tools and tests; ingest keeps it in columns."""
     try:
-        while pos < end:
-            key = data[pos]
-            if key == 0x0A:
-                start, pos = _span(data, pos + 1, end)
-                series.append(_series(data, start, pos, seen))
-            else:
-                key, pos = _varint(data, pos)
-                pos = _skip(data, pos, key & 7, end)
-    except _Malformed as exc:
+        keys, owner, ts_ms, values = scan(data)
+        labels = [dict(decode_labels(key)) for key in keys]
+    except MalformedWriteRequest as exc:
         raise MalformedBody(f"body: not a protobuf WriteRequest: {exc}", field="body") from None
+    series: list[Series] = [(each, []) for each in labels]
+    for index, value, stamp in zip(owner.tolist(), values.tolist(), ts_ms.tolist(), strict=True):
+        series[index][1].append((value, stamp))
     return series
 
 
@@ -214,20 +98,38 @@ def _display(labels: dict[str, str]) -> str:
     return f"{name:.100}{{{rest:.200}}}"
 
 
-def parse_remote_write(body: bytes, now: float, max_age_s: float) -> tuple[list[Sample], int]:
-    """Samples of a whole WriteRequest, validated as one batch, and how many were skipped.
+SeriesKey = tuple[str, str]
+"""(metric name, canonical labels JSON): a series as SampleBlock names it."""
 
-    NaN values (Prometheus' stale markers among them) and infinities are skipped: Vigil
-    stores finite numbers only and staleness is judged by age. Empty label values are
-    dropped, since Prometheus treats them as absent. Anything else wrong refuses the whole
-    request; the error names the time series by index and by its labels.
+
+class SeriesCache:
+    """Validated series by the raw protobuf bytes of their labels.
+
+    A sender writes the same series every interval with the same label bytes, so the
+    labels of a known series are neither decoded nor checked again: a dictionary lookup
+    per series replaces both. Bounded: full, it starts over.
     """
-    series = decode_write_request(decompress(body))
-    samples: list[Sample] = []
-    starts: list[int] = []  # index of each series' first sample, to name a failing one
-    owners: list[int] = []
-    skipped = 0
-    for index, (labels, points) in enumerate(series):
+
+    def __init__(self, limit: int = 200_000):
+        self.limit = limit
+        self.known: dict[bytes, SeriesKey] = {}
+
+    def resolve(self, keys: list[bytes]) -> list[SeriesKey]:
+        """The series of each key, learning new ones."""
+        known = self.known
+        found = [known.get(key) for key in keys]
+        if None in found:
+            for index, key in enumerate(keys):
+                if found[index] is None:
+                    found[index] = self._learn(index, key)
+        return found  # type: ignore[return-value]
+
+    def _learn(self, index: int, key: bytes) -> SeriesKey:
+        try:
+            pairs = decode_labels(key)
+        except MalformedWriteRequest as exc:
+            raise MalformedBody(f"body: not a protobuf WriteRequest: {exc}", field="body") from None
+        labels = dict(pairs)
         name = labels.pop(NAME_LABEL, None)
         if name is None:
             raise InvalidInput(
@@ -235,43 +137,103 @@ def parse_remote_write(body: bytes, now: float, max_age_s: float) -> tuple[list[
                 field=f"timeseries[{index}].labels",
             )
         kept = {k: v for k, v in labels.items() if v}
-        labels[NAME_LABEL] = name
-        starts.append(len(samples))
-        owners.append(index)
-        for value, stamp in points:
-            if not math.isfinite(value):
-                skipped += 1
-                continue
-            samples.append(
-                {"name": name, "value": value, "timestamp": stamp / 1000, "labels": kept}
-            )
-        if len(samples) > MAX_BATCH_SAMPLES:
-            raise PayloadTooLarge(
-                f"body: more than {MAX_BATCH_SAMPLES} samples in one request; set "
-                f"queue_config.max_samples_per_send to at most {MAX_BATCH_SAMPLES}",
-                field="body",
-            )
-    if not samples:
-        return [], skipped
+        try:
+            sample = SAMPLE_BATCH.validate_python([{"name": name, "value": 0.0, "labels": kept}])[0]
+        except ValidationError as exc:
+            field, message = _describe_sample_error(exc.errors()[0])
+            where = f"timeseries[{index}]"
+            field = where + field.partition("]")[2] if field.startswith("samples[") else where
+            labels[NAME_LABEL] = name
+            raise InvalidInput(
+                f"{field}: {message} (series {_display(labels)})", field=field
+            ) from exc
+        series = (sample["name"], canonical_labels(sample["labels"]))
+        if len(self.known) >= self.limit:
+            self.known.clear()
+        self.known[key] = series
+        return series
+
+
+@dataclass(frozen=True)
+class WriteColumns:
+    """A request's finite samples as SampleBlock columns, and how many were skipped."""
+
+    names: list[str]
+    labels: list[str]
+    series: np.ndarray[Any, Any]
+    ts_ms: np.ndarray[Any, Any]
+    values: np.ndarray[Any, Any]
+    skipped: int
+
+
+SERIES = SeriesCache()
+
+
+def parse_remote_write(
+    body: bytes, now: float, max_age_s: float, cache: SeriesCache = SERIES
+) -> WriteColumns:
+    """A whole WriteRequest as columns, validated as one batch.
+
+    NaN values (Prometheus' stale markers among them) and infinities are skipped: Vigil
+    stores finite numbers only and staleness is judged by age. Empty label values are
+    dropped, since Prometheus treats them as absent. Anything else wrong refuses the whole
+    request; the error names the time series by index and by its labels.
+    """
     try:
-        validated = SAMPLE_BATCH.validate_python(samples)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        field, message = _describe_sample_error(error)
-        flat = error["loc"][0] if error["loc"] and isinstance(error["loc"][0], int) else 0
-        index = owners[bisect_right(starts, flat) - 1]
-        where = f"timeseries[{index}]"
-        field = where + field.partition("]")[2] if field.startswith("samples[") else where
-        shown = _display(series[index][0])
-        raise InvalidInput(f"{field}: {message} (series {shown})", field=field) from exc
+        keys, owner, ts_ms, values = scan(decompress(body))
+    except MalformedWriteRequest as exc:
+        raise MalformedBody(f"body: not a protobuf WriteRequest: {exc}", field="body") from None
+    finite = np.isfinite(values)
+    kept = int(finite.sum())
+    if kept > MAX_BATCH_SAMPLES:
+        raise PayloadTooLarge(
+            f"body: more than {MAX_BATCH_SAMPLES} samples in one request; set "
+            f"queue_config.max_samples_per_send to at most {MAX_BATCH_SAMPLES}",
+            field="body",
+        )
+    skipped = len(values) - kept
+    if kept < len(values):
+        owner, ts_ms, values = owner[finite], ts_ms[finite], values[finite]
+    # every series is checked, also one whose samples were all skipped
+    resolved = cache.resolve(keys)
+    used = np.zeros(len(keys), dtype=bool)
+    used[owner] = True
+    if used.all():
+        series = owner
+    else:
+        series = (np.cumsum(used) - 1)[owner]
+        resolved = [resolved[i] for i in np.flatnonzero(used).tolist()]
+    _check_times(ts_ms, owner, now, max_age_s, keys)
+    return WriteColumns(
+        names=[name for name, _ in resolved],
+        labels=[labels for _, labels in resolved],
+        series=series,
+        ts_ms=ts_ms,
+        values=values,
+        skipped=skipped,
+    )
+
+
+def _check_times(
+    ts_ms: np.ndarray[Any, Any],
+    owner: np.ndarray[Any, Any],
+    now: float,
+    max_age_s: float,
+    keys: list[bytes],
+) -> None:
+    """Every timestamp inside the window a sample batch allows; the error names the first
+    series out of it."""
+    outside = (ts_ms < (now - max_age_s) * 1000) | (ts_ms > (now + MAX_FUTURE_S) * 1000)
+    if not outside.any():
+        return
+    first = int(np.argmax(outside))
+    index = int(owner[first])
     try:
-        check_timestamps(validated, now, max_age_s)
+        check_timestamps(
+            [{"name": "x", "value": 0.0, "timestamp": ts_ms[first] / 1000}], now, max_age_s
+        )
     except InvalidInput as exc:
-        flat = int(str(exc.field).partition("[")[2].partition("]")[0] or 0)
-        index = owners[bisect_right(starts, flat) - 1]
         field = f"timeseries[{index}].samples.timestamp"
         detail = str(exc).partition(": ")[2]
-        raise InvalidInput(
-            f"{field}: {detail} (series {_display(series[index][0])})", field=field
-        ) from exc
-    return validated, skipped
+        shown = _display(dict(decode_labels(keys[index])))
+        raise InvalidInput(f"{field}: {detail} (series {shown})", field=field) from exc

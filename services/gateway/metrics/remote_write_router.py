@@ -1,8 +1,8 @@
 """Prometheus remote-write 1.0 receiver at Prometheus' own path, ``POST /api/v1/write``.
 
 The request is authenticated with an ingest key (``authorization: {credentials: …}`` in
-``remote_write``) and stored exactly as a JSON batch is: validated whole, published as one
-SamplesIngested event. Prometheus retries 5xx (and 429 with ``retry_on_http_429``) and
+``remote_write``) and stored exactly as a JSON batch is: validated whole, published as one event (a
+columnar SampleBlock). Prometheus retries 5xx (and 429 with ``retry_on_http_429``) and
 drops a request answered 4xx, so only a full event log or a lagging store answers 5xx/429.
 """
 
@@ -19,9 +19,9 @@ from services.gateway.common.routes import Ingest
 from services.gateway.common.state import StateDep
 from services.gateway.metrics.batch import MalformedBody
 from services.gateway.metrics.remote_write import parse_remote_write
-from services.gateway.metrics.router import publish_samples, read_limited_body
+from services.gateway.metrics.router import INGEST_SOURCE, publish_batch, read_limited_body
 from shared.errors import VigilError
-from shared.events import MAX_BATCH_BYTES, MAX_BATCH_SAMPLES, derived_id
+from shared.events import MAX_BATCH_BYTES, MAX_BATCH_SAMPLES, SampleBlock, derived_id
 
 PROTOBUF = "application/x-protobuf"
 
@@ -81,10 +81,19 @@ async def remote_write(
     if not body:
         raise MalformedBody("body: empty; send a snappy-compressed WriteRequest", field="body")
     received_at = time.time()
-    samples, _skipped = parse_remote_write(body, received_at, state.settings.metrics_retention_s)
-    if samples:
+    columns = parse_remote_write(body, received_at, state.settings.metrics_retention_s)
+    if len(columns.values):
         # Prometheus resends the very same bytes after a 5xx: the same event id lets
         # JetStream drop the copy when the first attempt was stored after all
-        event_id = derived_id("remote-write", hashlib.sha256(body).hexdigest())
-        await publish_samples(state, samples, event_id, received_at, "the same body")
+        block = SampleBlock.of_columns(
+            columns.names,
+            columns.labels,
+            columns.series,
+            columns.ts_ms,
+            columns.values,
+            id=derived_id("remote-write", hashlib.sha256(body).hexdigest()),
+            aggregate_id=INGEST_SOURCE,
+            received_at=received_at,
+        )
+        await publish_batch(state, block, "the same body")
     return Response(status_code=204)

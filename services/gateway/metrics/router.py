@@ -20,7 +20,14 @@ from services.gateway.metrics.schemas import SampleBatchPublic
 from shared import commands, subjects
 from shared.commands import parse_command
 from shared.errors import InvalidInput, Unavailable
-from shared.events import MAX_BATCH_BYTES, MAX_BATCH_SAMPLES, Sample, SamplesIngested, new_id
+from shared.events import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_SAMPLES,
+    Sample,
+    SampleBatch,
+    SamplesIngested,
+    new_id,
+)
 
 INGEST_SOURCE = "api"
 # a stored batch is acknowledged in milliseconds; one that takes longer is answered 503
@@ -103,6 +110,11 @@ async def publish_samples(
     event = SamplesIngested.of_validated(
         samples, id=event_id, aggregate_id=INGEST_SOURCE, received_at=received_at
     )
+    return await publish_batch(state, event, retry)
+
+
+async def publish_batch(state: GatewayState, event: SampleBatch, retry: str) -> int:
+    """Store one validated batch; its METRICS sequence, or 503 saying how to retry."""
     try:
         return await state.bus().publish(
             subjects.samples(INGEST_SOURCE), event, timeout=INGEST_PUBLISH_TIMEOUT_S

@@ -33,7 +33,7 @@ from services.metrics.remote.sender import Answer, RemoteWriteSender
 from shared import subjects
 from shared.bus import EventBus
 from shared.consumer import ConsumerSpec, dead_letter
-from shared.events import SamplesIngested, UndecodableEvent, decode_event
+from shared.events import SampleBlock, SamplesIngested, UndecodableEvent, decode_event
 from shared.promwire import LabelCache, WriteRequestBuilder
 from shared.runtime import ServiceRuntime
 from shared.selfmetrics import REGISTRY
@@ -209,10 +209,11 @@ class Forwarder:
                 self.bus, self.spec, msg, meta.num_delivered, meta.sequence.stream, str(exc)
             )
             return
-        if not isinstance(event, SamplesIngested):
+        if not isinstance(event, SamplesIngested | SampleBlock):
             return
         limit = self.settings.batch_samples
-        for sample in event.samples:
+        samples = event.all_samples()
+        for sample in samples:
             if not pending.requests or len(pending.requests[-1]) >= limit:
                 pending.requests.append(WriteRequestBuilder(self.labels))
             ts = sample.get("timestamp")
@@ -223,7 +224,7 @@ class Forwarder:
                 sample["value"],
                 round(seconds * 1000),
             )
-        pending.samples += len(event.samples)
+        pending.samples += len(samples)
 
     async def _flush(self, sender: RemoteWriteSender, pending: _Pending) -> None:
         """Send every request of the batch (each until the store stored or refused it),
