@@ -372,6 +372,4 @@ async def _arrival(bus: EventBus, seq: int) -> float:
     except Exception:
         event = None
     now = time.time()
-    return (
-        min(event.received_at, now) if isinstance(event, SamplesIngested | SampleBlock) else now
-    )
+    return min(event.received_at, now) if isinstance(event, SamplesIngested | SampleBlock) else now

@@ -523,15 +523,16 @@ class _Columns:
 
     def add(self, seq: int, batch: SampleBatch) -> None:
         if isinstance(batch, SampleBlock):
-            found = self.index.ids_of(batch.names, batch.labels)
-            if None in found:
-                for i, series_id in enumerate(found):
-                    if series_id is None:
-                        # a series new here is checked once
-                        series_labels(batch.names[i], batch.labels[i])
-                        found[i] = self.series_id(batch.names[i], batch.labels[i])
-            ids = np.array(found, dtype=np.uint32)
-            self._parts.append((ids[batch.series], batch.ts_ms, batch.values, seq))
+            ids = self.index.ids_of_keys(batch.keys)
+            new = np.flatnonzero(ids < 0)
+            if len(new):  # read names and labels only for series the index lacks
+                names, labels = batch.names, batch.labels
+                for i in new.tolist():
+                    series_labels(names[i], labels[i])  # checked before it is stored
+                    ids[i] = self.series_id(names[i], labels[i])
+            self._parts.append(
+                (ids.astype(np.uint32)[batch.series], batch.ts_ms, batch.values, seq)
+            )
             return
         received_at = batch.received_at
         samples = batch.samples

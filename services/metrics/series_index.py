@@ -18,6 +18,7 @@ import numpy as np
 import orjson
 
 from services.metrics.promql.source import LabelMatcher, MatchOp
+from shared.events import series_key
 
 NAME_LABEL = "__name__"
 NO_DATA = (2**62, -(2**62))  # the span of a series without samples: empty however asked
@@ -67,6 +68,10 @@ class SeriesIndex:
         self.next_id = 1
         # each series' first and last sample time, by id: widened for every batch in
         # bulk, so kept as columns rather than on each SeriesInfo
+        # series_key -> id, as sorted columns for bulk lookups (plus those added since)
+        self._sorted_keys = np.empty(0, dtype=np.uint64)
+        self._sorted_ids = np.empty(0, dtype=np.int64)
+        self._unsorted: dict[int, int] = {}
         self._first = np.full(1024, NO_DATA[0], dtype=np.int64)
         self._last = np.full(1024, NO_DATA[1], dtype=np.int64)
 
@@ -76,10 +81,25 @@ class SeriesIndex:
     def id_of(self, name: str, labels_json: str) -> int | None:
         return self._by_key.get((name, labels_json))
 
-    def ids_of(self, names: list[str], labels: list[str]) -> list[int | None]:
-        """``id_of`` for many series at once."""
-        get = self._by_key.get
-        return [get(key) for key in zip(names, labels, strict=True)]
+    def ids_of_keys(self, keys: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """The id of each ``series_key`` (int64; -1 where unknown), looked up in bulk."""
+        with self._lock:
+            if self._unsorted:
+                self._sort_keys()
+            known, ids = self._sorted_keys, self._sorted_ids
+        if not len(known):
+            return np.full(len(keys), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(known, keys), len(known) - 1)
+        return np.where(known[at] == keys, ids[at], -1)
+
+    def _sort_keys(self) -> None:
+        keys = np.fromiter(self._unsorted, dtype=np.uint64, count=len(self._unsorted))
+        ids = np.fromiter(self._unsorted.values(), dtype=np.int64, count=len(self._unsorted))
+        keys = np.concatenate((self._sorted_keys, keys))
+        ids = np.concatenate((self._sorted_ids, ids))
+        order = np.argsort(keys, kind="stable")
+        self._sorted_keys, self._sorted_ids = keys[order], ids[order]
+        self._unsorted = {}
 
     def get(self, series_id: int) -> SeriesInfo:
         return self._by_id[series_id]
@@ -90,6 +110,7 @@ class SeriesIndex:
                 self._by_id[info.id] = info
                 self._by_key[(info.name, info.labels_json)] = info.id
                 self._by_name.setdefault(info.name, []).append(info.id)
+                self._unsorted[series_key(info.name, info.labels_json)] = info.id
                 self.next_id = max(self.next_id, info.id + 1)
 
     def seen(

@@ -70,6 +70,7 @@ from shared.events.metrics import (
     SampleBlock,
     SamplesIngested,
     canonical_labels,
+    series_key,
     series_labels,
 )
 from shared.events.notifications import (
@@ -186,6 +187,7 @@ __all__ = [
     "decode_event",
     "derived_id",
     "new_id",
+    "series_key",
     "series_labels",
     "utcnow",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Container, Iterator
 from typing import Annotated, Any, NotRequired
@@ -127,30 +128,52 @@ def series_labels(name: str, labels_json: str) -> dict[str, str]:
     return labels
 
 
-MetricName = Annotated[
-    str, Field(min_length=1, max_length=MAX_METRIC_NAME_CHARS, pattern=METRIC_NAME_PATTERN)
-]
-_COLUMN_BYTES = 8 + 8 + 4  # ts_ms int64, value float64, series index uint32
 # a block inflates to at most this: MAX_BATCH_SAMPLES rows of bounded series and more
 MAX_BLOCK_BYTES = 64 * 1024 * 1024
+
+
+def series_key(name: str, labels_json: str) -> int:
+    """A series' 64-bit key in a SampleBlock: what a consumer maps to its own series
+    in bulk, without reading the series' name and labels again."""
+    digest = hashlib.blake2b(f"{name}\0{labels_json}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def _string_list(data: bytes, length: int, what: str) -> list[str]:
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise UndecodableEvent(f"SampleBlock: {what} not JSON: {exc}") from None
+    if not (isinstance(parsed, list) and len(parsed) == length and set(map(type, parsed)) <= {str}):
+        raise UndecodableEvent(f"SampleBlock: {what} must be a list of {length} strings")
+    return parsed
 
 
 class SampleBlock(Event):
     """A batch of samples as columns, for protocols that send many series at once.
 
-    The JSON head names each distinct series once (``names`` and canonical ``labels``
-    JSON, same index); after it, one newline and then three little-endian columns with a
-    row per sample: timestamps (int64 Unix ms), values (float64, finite) and the index of
-    each sample's series (uint32). A remote-write request holds a sample or two per
-    series: as a list of JSON samples every consumer would parse and check each one, as
-    columns they map each series once and take the rest in bulk.
+    Encoded as an LZ4 block (after a one-line JSON prefix stating its type and inflated
+    size) of three JSON lines and four little-endian binary columns: the envelope (with
+    ``count`` samples and ``series_count`` series), each series' metric name, each
+    series' canonical labels JSON; then each series' 64-bit key (``series_key``), and per
+    sample its time (int64 Unix ms), value (float64, finite) and series index (uint32).
+
+    A remote-write request holds a sample or two per series: as JSON samples every
+    consumer would parse and check each one. Here a consumer maps each series by its key
+    in bulk and takes the rest as arrays; names and labels are parsed only by the
+    consumer that asks for them (the evaluator reads names, the store labels only of a
+    series new to it).
     """
 
-    names: list[MetricName] = Field(description="Each series' metric name")
-    labels: list[str] = Field(description="Canonical labels JSON of each series in names")
     received_at: float = Field(description="Unix seconds when the batch was accepted")
-    count: int = Field(ge=0, description="How many samples the binary columns hold")
+    count: int = Field(ge=0, description="How many samples the columns hold")
+    series_count: int = Field(ge=0, description="How many distinct series they name")
 
+    _names_json: bytes = PrivateAttr(default=b"[]")
+    _labels_json: bytes = PrivateAttr(default=b"[]")
+    _names: list[str] | None = PrivateAttr(default=None)
+    _labels: list[str] | None = PrivateAttr(default=None)
+    _keys: np.ndarray[Any, np.dtype[np.uint64]] = PrivateAttr()
     _ts_ms: np.ndarray[Any, np.dtype[np.int64]] = PrivateAttr()
     _values: np.ndarray[Any, np.dtype[np.float64]] = PrivateAttr()
     _series: np.ndarray[Any, np.dtype[np.uint32]] = PrivateAttr()
@@ -160,53 +183,60 @@ class SampleBlock(Event):
         cls,
         names: list[str],
         labels: list[str],
+        keys: np.ndarray[Any, Any],
         series: np.ndarray[Any, Any],
         ts_ms: np.ndarray[Any, Any],
         values: np.ndarray[Any, Any],
         **envelope: Any,
     ) -> SampleBlock:
         """A block from series and columns the caller has checked already."""
-        block = cls.model_construct(names=names, labels=labels, count=len(values), **envelope)
-        block._set_columns(
-            np.ascontiguousarray(ts_ms, dtype="<i8"),
-            np.ascontiguousarray(values, dtype="<f8"),
-            np.ascontiguousarray(series, dtype="<u4"),
-        )
+        block = cls.model_construct(count=len(values), series_count=len(names), **envelope)
+        block._names, block._labels = names, labels
+        block._keys = np.ascontiguousarray(keys, dtype="<u8")
+        block._ts_ms = np.ascontiguousarray(ts_ms, dtype="<i8")
+        block._values = np.ascontiguousarray(values, dtype="<f8")
+        block._series = np.ascontiguousarray(series, dtype="<u4")
         return block
 
     @classmethod
     def of_samples(cls, samples: list[Sample], received_at: float, **envelope: Any) -> SampleBlock:
         """The block holding these validated samples (untimed ones at ``received_at``)."""
         index: dict[tuple[str, str], int] = {}
-        rows = []
+        rows, stamps, values = [], [], []
         for sample in samples:
             key = (sample["name"], canonical_labels(sample.get("labels") or {}))
             ts = sample.get("timestamp")
-            rows.append(
-                (
-                    index.setdefault(key, len(index)),
-                    round((received_at if ts is None else ts) * 1000),
-                    sample["value"],
-                )
-            )
-        columns = np.array(rows, dtype=np.float64).reshape(-1, 3)
+            rows.append(index.setdefault(key, len(index)))
+            stamps.append(round((received_at if ts is None else ts) * 1000))
+            values.append(sample["value"])
         return cls.of_columns(
             [name for name, _ in index],
             [labels for _, labels in index],
-            columns[:, 0].astype(np.uint32),
-            np.array([row[1] for row in rows], dtype=np.int64),
-            columns[:, 2],
+            np.array([series_key(*key) for key in index], dtype=np.uint64),
+            np.array(rows, dtype=np.uint32),
+            np.array(stamps, dtype=np.int64),
+            np.array(values, dtype=np.float64),
             received_at=received_at,
             **envelope,
         )
 
-    def _set_columns(
-        self,
-        ts_ms: np.ndarray[Any, Any],
-        values: np.ndarray[Any, Any],
-        series: np.ndarray[Any, Any],
-    ) -> None:
-        self._ts_ms, self._values, self._series = ts_ms, values, series
+    @property
+    def names(self) -> list[str]:
+        """Each series' metric name (unchecked until ``series_labels``)."""
+        if self._names is None:
+            self._names = _string_list(self._names_json, self.series_count, "names")
+        return self._names
+
+    @property
+    def labels(self) -> list[str]:
+        """Each series' canonical labels JSON (unchecked until ``series_labels``)."""
+        if self._labels is None:
+            self._labels = _string_list(self._labels_json, self.series_count, "labels")
+        return self._labels
+
+    @property
+    def keys(self) -> np.ndarray[Any, np.dtype[np.uint64]]:
+        return self._keys
 
     @property
     def ts_ms(self) -> np.ndarray[Any, np.dtype[np.int64]]:
@@ -221,11 +251,19 @@ class SampleBlock(Event):
         return self._series
 
     def encode(self) -> bytes:
-        envelope = self.model_dump(mode="json", exclude={"names", "labels"})
-        envelope["names"], envelope["labels"] = self.names, self.labels
-        head = orjson.dumps(envelope)
         inner = b"".join(
-            (head, b"\n", self._ts_ms.tobytes(), self._values.tobytes(), self._series.tobytes())
+            (
+                orjson.dumps(self.model_dump(mode="json")),
+                b"\n",
+                orjson.dumps(self.names),
+                b"\n",
+                orjson.dumps(self.labels),
+                b"\n",
+                self._keys.tobytes(),
+                self._ts_ms.tobytes(),
+                self._values.tobytes(),
+                self._series.tobytes(),
+            )
         )
         return self._pack(inner)
 
@@ -259,47 +297,30 @@ class SampleBlock(Event):
         return inner
 
     @classmethod
-    def _from_inner(cls, payload: bytes) -> SampleBlock:
-        head, newline, tail = payload.partition(b"\n")
-        if not newline:
-            raise UndecodableEvent("SampleBlock: no binary columns after the JSON head")
-        # the series lists are taken as strings here and each series is checked when a
-        # consumer first meets it (series_labels): checked on every hop, they would cost
-        # as much as the rest of the decoding
+    def _from_inner(cls, inner: bytes) -> SampleBlock:
+        parts = inner.split(b"\n", 3)
+        if len(parts) != 4:
+            raise UndecodableEvent("SampleBlock: fewer than three JSON lines before the columns")
+        head, names, labels, tail = parts
         try:
-            raw = orjson.loads(head)
-        except orjson.JSONDecodeError as exc:
-            raise UndecodableEvent(f"SampleBlock: head not JSON: {exc}") from None
-        if not isinstance(raw, dict):
-            raise UndecodableEvent("SampleBlock: head not a JSON object")
-        names, labels = raw.pop("names", None), raw.pop("labels", None)
-        if not (
-            isinstance(names, list)
-            and isinstance(labels, list)
-            and all(type(name) is str for name in names)
-            and all(type(text) is str for text in labels)
-        ):
-            raise UndecodableEvent("SampleBlock: names and labels must be lists of strings")
-        try:
-            block = cls.model_validate({**raw, "names": [], "labels": []})
+            block = cls.model_validate_json(head)
         except ValidationError as exc:
             raise UndecodableEvent(f"invalid SampleBlock: {exc}") from exc
-        block = block.model_copy(update={"names": names, "labels": labels})
-        n = block.count
-        if len(tail) != n * _COLUMN_BYTES:
+        n, m = block.count, block.series_count
+        if len(tail) != 8 * m + 20 * n:
             raise UndecodableEvent(
-                f"SampleBlock: {len(tail)} column bytes for {n} samples, not {n * _COLUMN_BYTES}"
+                f"SampleBlock: {len(tail)} column bytes for {n} samples of {m} series, "
+                f"not {8 * m + 20 * n}"
             )
-        if len(block.labels) != len(block.names):
-            raise UndecodableEvent("SampleBlock: names and labels differ in length")
-        ts_ms = np.frombuffer(tail, dtype="<i8", count=n)
-        values = np.frombuffer(tail, dtype="<f8", count=n, offset=8 * n)
-        series = np.frombuffer(tail, dtype="<u4", count=n, offset=16 * n)
-        if n and int(series.max()) >= len(block.names):
+        block._names_json, block._labels_json = names, labels
+        block._keys = np.frombuffer(tail, dtype="<u8", count=m)
+        block._ts_ms = np.frombuffer(tail, dtype="<i8", count=n, offset=8 * m)
+        block._values = np.frombuffer(tail, dtype="<f8", count=n, offset=8 * m + 8 * n)
+        block._series = np.frombuffer(tail, dtype="<u4", count=n, offset=8 * m + 16 * n)
+        if n and int(block._series.max()) >= m:
             raise UndecodableEvent("SampleBlock: a sample names a series past the list")
-        if not np.isfinite(values).all():
+        if not np.isfinite(block._values).all():
             raise UndecodableEvent("SampleBlock: a value is NaN or infinite")
-        block._set_columns(ts_ms, values, series)
         return block
 
     def watched(self, names: Container[str]) -> Iterator[tuple[int, Sample]]:
@@ -308,7 +329,7 @@ class SampleBlock(Event):
         picked = [i for i, name in enumerate(self.names) if name in names]
         if not picked:
             return
-        if len(picked) == len(self.names):
+        if len(picked) == self.series_count:
             rows = np.arange(self.count)
         else:
             rows = np.flatnonzero(np.isin(self._series, picked))

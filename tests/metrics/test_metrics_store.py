@@ -14,7 +14,7 @@ from services.metrics.domain import SampleWindow
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import MetricsStore
 from shared.commands import QuerySamples
-from shared.events import Sample, SampleBlock, UndecodableEvent
+from shared.events import Sample, SampleBlock, UndecodableEvent, series_key
 from tests.metrics.conftest import KEEP_ALL_S, batch, series
 
 T0 = 1_700_000_000.0
@@ -116,6 +116,18 @@ async def test_a_columnar_block_is_stored_as_its_json_batch_would_be(tmp_path: P
             [*await everything(as_json), ("up", "{}", T0, 0.0)]
         )
         assert len(as_block.core.index) == 3  # cpu{dc,host} is one series however spelled
+        # reopened, the store knows each series by its key: the next block adds none
+        await as_block.close()
+        as_block = stores[1] = MetricsStore(
+            tmp_path / "block.duckdb", MetricsSettings(), KEEP_ALL_S
+        )
+        await as_block.open()
+        later = SampleBlock.of_samples(
+            series("cpu", 2, T0 + 500, {"dc": "x", "host": "a"}), T0, aggregate_id="api"
+        )
+        assert await as_block.store_sequenced([(3, later)])
+        assert len(as_block.core.index) == 3
+        assert await as_block.stored_samples() == 10
     finally:
         for store in stores:
             await store.close()
@@ -123,9 +135,11 @@ async def test_a_columnar_block_is_stored_as_its_json_batch_would_be(tmp_path: P
 
 async def test_a_block_naming_a_series_with_bad_labels_stores_nothing(store: MetricsStore) -> None:
     good = SampleBlock.of_samples(series("cpu", 2, T0, {"host": "a"}), T0, aggregate_id="api")
+    names, labels = ["cpu", "cpu"], ['{"host":"b"}', '{"host":"line\\nbreak"}']
     bad = SampleBlock.of_columns(
-        ["cpu", "cpu"],
-        ['{"host":"b"}', '{"host":"line\\nbreak"}'],
+        names,
+        labels,
+        np.array([series_key(n, lj) for n, lj in zip(names, labels, strict=True)]),
         np.array([0, 1]),
         np.array([T0 * 1000, T0 * 1000], dtype=np.int64),
         np.array([1.0, 2.0]),
@@ -335,14 +349,18 @@ async def test_reads_run_beside_writes_compaction_and_retention(store: MetricsSt
     hours = 12
 
     written = asyncio.Event()
+    read_since_write = asyncio.Event()
 
     async def write() -> None:
         for hour in range(hours):
             start = H0 + hour * HOUR
             samples = [s for n in range(20) for s in series("cpu", 360, start, {"h": str(n)}, 10)]
+            read_since_write.clear()
             await store.store(hour + 1, [batch(samples)])
             await store.compact(start + 0.5 * HOUR)
             await store.apply_retention(start + HOUR)
+            if hour % 3 == 0:  # some writes wait for a read, so reads see several states
+                await asyncio.wait_for(read_since_write.wait(), 30)
         written.set()
 
     async def read() -> list[int]:
@@ -351,6 +369,7 @@ async def test_reads_run_beside_writes_compaction_and_retention(store: MetricsSt
             rows = (await store.query(QuerySamples(name="cpu", limit=100_000))).rows
             counts.append(len(rows))
             await store.aggregate("cpu", {}, H0, H0 + hours * HOUR, 300, "p90", now_s=H0)
+            read_since_write.set()
         return counts
 
     _, counts = await asyncio.gather(write(), read())

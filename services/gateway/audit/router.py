@@ -42,7 +42,7 @@ class AuditPage(BaseModel):
     next_cursor: str | None = None
 
 
-def engine_of(request: Request) -> AsyncEngine:
+async def engine_of(request: Request) -> AsyncEngine:
     engine: AsyncEngine = request.app.state.audit.projection.store.engine
     return engine
 

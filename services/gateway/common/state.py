@@ -97,7 +97,7 @@ class GatewayState:
             return False
 
 
-def get_state(request: Request) -> GatewayState:
+async def get_state(request: Request) -> GatewayState:
     state: GatewayState = request.app.state.gateway
     return state
 
@@ -105,7 +105,7 @@ def get_state(request: Request) -> GatewayState:
 StateDep = Annotated[GatewayState, Depends(get_state)]
 
 
-def get_engine(state: StateDep) -> AsyncEngine:
+async def get_engine(state: StateDep) -> AsyncEngine:
     return state.store.engine
 
 

@@ -56,7 +56,7 @@ ACCEPTED: dict[int | str, dict[str, Any]] = {
 _password_checks = asyncio.Semaphore(PASSWORD_CHECKS_AT_ONCE)
 
 
-def section_of(request: Request) -> IdentitySection:
+async def section_of(request: Request) -> IdentitySection:
     section: IdentitySection = request.app.state.identity
     return section
 

@@ -25,7 +25,13 @@ from services.gateway.metrics.batch import (
 )
 from services.gateway.metrics.rwscan import MalformedWriteRequest, decode_labels, scan
 from shared.errors import InvalidInput
-from shared.events import MAX_BATCH_BYTES, MAX_BATCH_SAMPLES, MAX_FUTURE_S, canonical_labels
+from shared.events import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_SAMPLES,
+    MAX_FUTURE_S,
+    canonical_labels,
+    series_key,
+)
 
 # a snappy block states its decoded length first; a larger one is refused before it is
 # inflated, so a small body cannot make the gateway allocate gigabytes
@@ -98,8 +104,8 @@ def _display(labels: dict[str, str]) -> str:
     return f"{name:.100}{{{rest:.200}}}"
 
 
-SeriesKey = tuple[str, str]
-"""(metric name, canonical labels JSON): a series as SampleBlock names it."""
+SeriesKey = tuple[str, str, int]
+"""(metric name, canonical labels JSON, series_key): a series as SampleBlock names it."""
 
 
 class SeriesCache:
@@ -147,7 +153,8 @@ class SeriesCache:
             raise InvalidInput(
                 f"{field}: {message} (series {_display(labels)})", field=field
             ) from exc
-        series = (sample["name"], canonical_labels(sample["labels"]))
+        labels_json = canonical_labels(sample["labels"])
+        series = (sample["name"], labels_json, series_key(sample["name"], labels_json))
         if len(self.known) >= self.limit:
             self.known.clear()
         self.known[key] = series
@@ -160,6 +167,7 @@ class WriteColumns:
 
     names: list[str]
     labels: list[str]
+    keys: np.ndarray[Any, Any]
     series: np.ndarray[Any, Any]
     ts_ms: np.ndarray[Any, Any]
     values: np.ndarray[Any, Any]
@@ -205,8 +213,9 @@ def parse_remote_write(
         resolved = [resolved[i] for i in np.flatnonzero(used).tolist()]
     _check_times(ts_ms, owner, now, max_age_s, keys)
     return WriteColumns(
-        names=[name for name, _ in resolved],
-        labels=[labels for _, labels in resolved],
+        names=[name for name, _, _ in resolved],
+        labels=[labels for _, labels, _ in resolved],
+        keys=np.array([key for _, _, key in resolved], dtype=np.uint64),
         series=series,
         ts_ms=ts_ms,
         values=values,

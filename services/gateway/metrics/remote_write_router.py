@@ -88,6 +88,7 @@ async def remote_write(
         block = SampleBlock.of_columns(
             columns.names,
             columns.labels,
+            columns.keys,
             columns.series,
             columns.ts_ms,
             columns.values,
