@@ -22,6 +22,12 @@ EVENT_CHANNELS: list[EventChannel] = [
         [events.SamplesIngested, events.SampleBlock],
     ),
     (
+        "logEntries",
+        f"{subjects.LOG_ENTRIES}.{{source}}",
+        "Log line batches, accepted whole",
+        [events.LogsIngested],
+    ),
+    (
         "alertEvents",
         f"{subjects.ALERT_EVENTS}.{{aggregateId}}",
         "Alert aggregate events",
@@ -226,6 +232,8 @@ REQUEST_CHANNELS: list[tuple[str, type[BaseModel]]] = [
     (commands.PROM_SERIES, commands.PromSeriesQuery),
     (commands.PROM_LABELS, commands.PromLabelsQuery),
     (commands.PROM_LABEL_VALUES, commands.PromLabelValuesQuery),
+    (commands.SEARCH_LOGS, commands.SearchLogs),
+    (commands.LOG_HISTOGRAM, commands.LogHistogram),
 ]
 
 

@@ -16,11 +16,14 @@ from shared import subjects
 from shared.config import ChannelConfig, RuleConfig
 from shared.errors import InvalidInput
 from shared.events.incidents import IncidentSeverity, IncidentStatus
+from shared.events.logs import Level
 from shared.events.silences import SilenceMatcher
 from shared.maintenanceconfig import MaintenanceWindowConfig
 from shared.pagingconfig import ContactConfig, EscalationPolicyConfig, ScheduleConfig
 
 Actor = str
+MAX_LOG_PAGE = 1000
+MAX_LOG_QUERY_CHARS = 2000
 MAX_TITLE_CHARS = 300  # an incident's title, whoever opens it
 
 
@@ -299,6 +302,26 @@ class QuerySamples(Command):
     limit: int = Field(default=1000, ge=1, le=100_000)
 
 
+class LogFilter(Command):
+    """What the log queries share: a time range, levels, services, labels and text."""
+
+    start: float | None = Field(default=None, description="Unix seconds, inclusive")
+    end: float | None = Field(default=None, description="Unix seconds, exclusive")
+    levels: list[Level] = Field(default_factory=list, description="Any of these; empty: all")
+    services: list[str] = Field(default_factory=list, description="Any of these; empty: all")
+    labels: dict[str, str] = Field(default_factory=dict, description="Exact matches, all")
+    q: str = Field(default="", max_length=MAX_LOG_QUERY_CHARS, description="Text search")
+
+
+class SearchLogs(LogFilter):
+    limit: int = Field(default=100, ge=1, le=MAX_LOG_PAGE)
+    cursor: str | None = Field(default=None, max_length=64, description="From next_cursor")
+
+
+class LogHistogram(LogFilter):
+    step: float = Field(gt=0, description="Seconds per bucket")
+
+
 class MetricsStats(Command):
     """No parameters: the metrics store's counters."""
 
@@ -446,6 +469,8 @@ PROM_SERIES = subjects.command(subjects.METRICS_QUERY, "series")
 PROM_LABELS = subjects.command(subjects.METRICS_QUERY, "labels")
 PROM_LABEL_VALUES = subjects.command(subjects.METRICS_QUERY, "label_values")
 EXPLAIN_LABELS = subjects.command(subjects.ALERT_QUERY, "explain")
+SEARCH_LOGS = subjects.command(subjects.LOGS_QUERY, "search")
+LOG_HISTOGRAM = subjects.command(subjects.LOGS_QUERY, "histogram")
 
 C = TypeVar("C", bound=BaseModel)
 

@@ -29,6 +29,7 @@ class Durable:
 DURABLES: tuple[Durable, ...] = (
     Durable("metrics-store", "METRICS", "metrics", "metrics.samples.>", True, "ingest"),
     Durable("metrics-remote-write", "METRICS", "metrics", "metrics.samples.>", False, "forwarding"),
+    Durable("logs-store", "LOGS", "metrics", "logs.entries.>", True, "ingest"),
     Durable("alerts-evaluator", "METRICS", "alerts", "metrics.samples.>", True, "evaluation"),
     Durable("incidents-from-alerts", "ALERTS", "incidents", "alerts.events.>", True, "incidents"),
     Durable("notifier-alerts", "ALERTS", "notifier", "alerts.events.>", False, "delivery"),

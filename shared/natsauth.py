@@ -115,6 +115,7 @@ GRANTS: tuple[Grant, ...] = (
         events=(
             subjects.samples("api"),  # POST /api/monitoring/metrics
             subjects.samples("vigil"),  # the watchdog and Vigil's own figures
+            subjects.log_entries("api"),  # POST /api/monitoring/logs
             subjects.write_probe("gateway"),
             f"{IDENTITY_EVENTS}.>",
             f"{AUDIT_EVENTS}.>",
@@ -129,6 +130,7 @@ GRANTS: tuple[Grant, ...] = (
             _commands(subjects.SILENCE_COMMANDS),
             _commands(subjects.MAINTENANCE_COMMANDS),
             _commands(subjects.METRICS_QUERY),
+            _commands(subjects.LOGS_QUERY),
             _commands(subjects.ALERT_QUERY),
             _commands(subjects.SELF_METRICS),  # GET /metrics/<service>
             f"{subjects.DEAD_LETTER_COMMANDS}.*.retry",  # to the consumer's owner
@@ -158,9 +160,9 @@ GRANTS: tuple[Grant, ...] = (
     ),
     Grant(
         "metrics",
-        answers=(_commands(subjects.METRICS_QUERY),),
-        reads=("METRICS",),
-        durables=("metrics-store", "metrics-remote-write"),
+        answers=(_commands(subjects.METRICS_QUERY), _commands(subjects.LOGS_QUERY)),
+        reads=("METRICS", "LOGS"),
+        durables=("metrics-store", "metrics-remote-write", "logs-store"),
     ),
     Grant(
         "alerts",

@@ -16,6 +16,8 @@ from shared.config import parse_cidr
 DAY_S = 24 * 3600.0
 GIB = 1024**3
 DEFAULT_METRICS_RETENTION_S = 15 * DAY_S
+DEFAULT_LOGS_RETENTION_S = 7 * DAY_S
+LOG_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
 
 
 class Settings(BaseSettings):
@@ -107,6 +109,23 @@ class Settings(BaseSettings):
         "cover the alerts service's replay and the store's un-compacted blocks",
     )
     stream_metrics_max_bytes: ByteSize = Field(default=ByteSize(10 * GIB), gt=0)
+    logs_retention_s: float = Field(
+        default=DEFAULT_LOGS_RETENTION_S,
+        gt=0,
+        description="Log lines are kept this long unless their level has its own retention",
+    )
+    logs_retention_by_level: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=dict,
+        description="Per-level retention in seconds, e.g. debug=86400,error=2592000; the "
+        "gateway refuses lines older than the longest of all",
+    )
+    stream_logs_max_age_s: float = Field(
+        default=DAY_S,
+        ge=0,
+        description="LOGS keeps this window only (the log store owns retention): what a "
+        "rebuild of the log store can replay and what live tail can start from",
+    )
+    stream_logs_max_bytes: ByteSize = Field(default=ByteSize(10 * GIB), gt=0)
     stream_alerts_max_age_s: float = Field(default=0.0, ge=0)
     stream_alerts_max_bytes: ByteSize = Field(default=ByteSize(10 * GIB), gt=0)
     stream_incidents_max_age_s: float = Field(default=0.0, ge=0)
@@ -242,6 +261,18 @@ class Settings(BaseSettings):
                 raise ValueError(message) from None
         return proxies
 
+    @field_validator("logs_retention_by_level", mode="before")
+    @classmethod
+    def _level_retention(cls, value: Any) -> Any:
+        return parse_level_retention(value)
+
+    def log_retention_s(self, level: str) -> float:
+        return self.logs_retention_by_level.get(level, self.logs_retention_s)
+
+    @property
+    def longest_log_retention_s(self) -> float:
+        return max([self.logs_retention_s, *self.logs_retention_by_level.values()])
+
     @model_validator(mode="after")
     def _tls_pair(self) -> Settings:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -332,6 +363,36 @@ class Settings(BaseSettings):
             return normalise_database_url(self.database_url)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite+aiosqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+
+def parse_level_retention(value: Any) -> dict[str, float]:
+    """``debug=86400,error=2592000`` (or a mapping) as seconds per canonical level."""
+    if isinstance(value, str):
+        pairs: list[tuple[str, Any]] = []
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            name, sep, seconds = part.partition("=")
+            if not sep:
+                raise ValueError(f"{part!r} is not level=seconds (example: debug=86400)")
+            pairs.append((name.strip(), seconds.strip()))
+    elif isinstance(value, dict):
+        pairs = list(value.items())
+    else:
+        raise ValueError("must be level=seconds pairs, comma-separated")
+    parsed: dict[str, float] = {}
+    for name, seconds in pairs:
+        level = str(name).lower()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{name!r} is not a level; one of {', '.join(LOG_LEVELS)}")
+        try:
+            number = float(seconds)
+        except (TypeError, ValueError):
+            raise ValueError(f"{level}: {seconds!r} is not a number of seconds") from None
+        if not number > 0 or number == float("inf"):
+            raise ValueError(f"{level}: retention must be a positive number of seconds")
+        parsed[level] = number
+    return parsed
 
 
 def _items(value: Any) -> list[str]:

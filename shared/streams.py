@@ -74,6 +74,12 @@ METRICS = StreamSpec(
     keeps_history=False,
     description="Sample batches as accepted; the metrics store and alert evaluation consume it",
 )
+LOGS = StreamSpec(
+    "LOGS",
+    (f"{subjects.LOG_ENTRIES}.>",),
+    keeps_history=False,
+    description="Log line batches as accepted; the log store consumes it, live tail reads it",
+)
 ALERTS = StreamSpec("ALERTS", (f"{subjects.ALERT_EVENTS}.>",), description="Alert aggregate events")
 INCIDENTS = StreamSpec(
     "INCIDENTS", (f"{subjects.INCIDENT_EVENTS}.>",), description="Incident aggregate events"
@@ -142,6 +148,7 @@ AUDIT = StreamSpec(
 
 ALL_STREAMS: tuple[StreamSpec, ...] = (
     METRICS,
+    LOGS,
     ALERTS,
     INCIDENTS,
     SYNTHETIC,
@@ -182,6 +189,7 @@ def stream_limits(settings: Settings) -> dict[str, StreamLimits]:
         METRICS.name: StreamLimits(
             settings.stream_metrics_max_bytes, settings.stream_metrics_max_age_s
         ),
+        LOGS.name: StreamLimits(settings.stream_logs_max_bytes, settings.stream_logs_max_age_s),
         ALERTS.name: StreamLimits(
             settings.stream_alerts_max_bytes, settings.stream_alerts_max_age_s
         ),

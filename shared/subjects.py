@@ -11,6 +11,7 @@ import hashlib
 
 # --- events (JetStream) ---------------------------------------------------
 SAMPLES = "metrics.samples"  # metrics.samples.<source>
+LOG_ENTRIES = "logs.entries"  # logs.entries.<source>
 ALERT_EVENTS = "alerts.events"  # alerts.events.<alert id>
 INCIDENT_EVENTS = "incidents.events"  # incidents.events.<incident id>
 CHECK_DEFINITIONS = "synthetic.checks"  # synthetic.checks.<check id>
@@ -50,6 +51,7 @@ DEAD_LETTER_COMMANDS = "vigil.cmd.deadletters"  # .<service>.retry: each answers
 # | .label_values
 METRICS_QUERY = "vigil.query.metrics"
 ALERT_QUERY = "vigil.query.alerts"  # .explain
+LOGS_QUERY = "vigil.query.logs"  # .search | .histogram (answered by the metrics service)
 # each service's own figures in Prometheus text: vigil.query.selfmetrics.<service>
 SELF_METRICS = "vigil.query.selfmetrics"
 
@@ -69,6 +71,10 @@ def token(value: str) -> str:
 
 def samples(source: str) -> str:
     return f"{SAMPLES}.{token(source)}"
+
+
+def log_entries(source: str) -> str:
+    return f"{LOG_ENTRIES}.{token(source)}"
 
 
 def alert(alert_id: str) -> str:

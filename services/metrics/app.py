@@ -1,5 +1,5 @@
 """Wiring of the metrics service: the store consumer, the queries, compaction, retention
-and rebuild."""
+and rebuild; and the log store (services/metrics/logs)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from services.metrics.api import MetricsQueries
 from services.metrics.handlers import STORE_CONSUMER, sample_storer
+from services.metrics.logs.service import add_log_store, rebuild_logs
 from services.metrics.probe import MetricsStoreProbe
 from services.metrics.query_api import prom_queries
 from services.metrics.remote.forward import forward_samples
@@ -61,6 +62,7 @@ def build(
         runtime.respond(subject, handler)
     runtime.on_stop(promql.close)
     forward_samples(runtime, settings)  # to a remote-write store, when one is configured
+    add_log_store(runtime, settings)  # log lines, on the service's SQL database
 
     async def compaction() -> None:
         await every(tuning.compaction_interval_s, "compaction", lambda: compact(store))
@@ -119,6 +121,7 @@ async def rebuild(settings: Settings, metrics_settings: MetricsSettings | None =
             await _replay_into(bus, store)
     finally:
         await store.close()
+    await rebuild_logs(settings)
 
 
 async def _replay_into(bus: EventBus, store: MetricsStore) -> None:

@@ -61,6 +61,7 @@ from shared.events.incidents import (
     IncidentStatus,
     IncidentStatusChanged,
 )
+from shared.events.logs import LogEntry, LogsIngested
 from shared.events.metrics import (
     MAX_BATCH_BYTES,
     MAX_BATCH_SAMPLES,
@@ -146,6 +147,8 @@ __all__ = [
     "IncidentSeverityChanged",
     "IncidentStatus",
     "IncidentStatusChanged",
+    "LogEntry",
+    "LogsIngested",
     "MaintenanceWindowCreated",
     "MaintenanceWindowDeleted",
     "MaintenanceWindowUpdated",

@@ -22,9 +22,15 @@ from shared.events.audit import outcome_of
 from shared.labels import printable
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# sample ingest: an accepted batch is in METRICS already, and a refused one is audited
+# sample and log ingest: an accepted batch is in METRICS (LOGS) already, and a refused one is audited
 INGEST_ROUTES = frozenset(
-    {"/api/monitoring/metrics", "/api/v1/write", "/v1/metrics", "/api/v1/otlp/v1/metrics"}
+    {
+        "/api/monitoring/metrics",
+        "/api/monitoring/logs",
+        "/api/v1/write",
+        "/v1/metrics",
+        "/api/v1/otlp/v1/metrics",
+    }
 )
 MAX_TEXT = 200
 

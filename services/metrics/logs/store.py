@@ -1,0 +1,254 @@
+"""The log store: lines of every ``LogsIngested`` batch, searchable, kept by level.
+
+Written only by the ``logs-store`` consumer: a consumer batch of stream messages is one
+SQL transaction that also moves the checkpoint, so a redelivered message is skipped and
+a crash loses nothing committed. Read by the log queries (``reads``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.metrics.logs import codec
+from services.metrics.logs.labelsets import LabelSet, LabelSets, encode_labels, set_key
+from services.metrics.logs.tables import ENTRIES, FTS, FTS_DDL, SETS, log_tables
+from shared.db import ProjectionStore, is_sqlite
+from shared.events.logs import LogEntry, LogsIngested
+from shared.logquery import tokens
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STORE_PROJECTION = "logs-store"
+PROBE_CHUNK = 5_000  # milliseconds probed for their last id in one statement
+RETENTION_CHUNK = 5_000  # lines deleted per transaction by the retention pass
+
+
+class LogStore:
+    def __init__(self, engine: AsyncEngine, settings: Settings):
+        self.engine = engine
+        self.settings = settings
+        self.sqlite = is_sqlite(engine)
+        self.metadata, self.entries, self.sets, _ = log_tables(postgres=not self.sqlite)
+        self.projections = ProjectionStore(engine, self.metadata, "metrics")
+        self.labelsets = LabelSets()
+        self.max_id = 0  # the newest committed line's id: later milliseconds need no probe
+
+    async def open(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(self.metadata.create_all)
+            if self.sqlite:
+                await conn.exec_driver_sql(FTS_DDL)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(self.sets))).all()
+            self.max_id = int(await conn.scalar(select(func.max(self.entries.c.id))) or 0)
+        self.labelsets.add_all(
+            (row.key, LabelSet(row.id, row.service, orjson.loads(row.labels))) for row in rows
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def last_seq(self) -> int:
+        return await self.projections.last_seq(STORE_PROJECTION)
+
+    async def store_sequenced(self, batches: Sequence[tuple[int, LogsIngested]]) -> bool:
+        """Store the lines of every batch after the checkpoint; False if all were applied."""
+        if not batches:
+            return False
+        added: list[tuple[str, LabelSet]] = []
+        newest = [0]
+
+        async def change(conn: AsyncConnection, last: int) -> None:
+            fresh = [(seq, batch) for seq, batch in batches if seq > last]
+            lines = [(entry, batch.received_at) for _seq, batch in fresh for entry in batch.entries]
+            if lines:
+                newest[0] = await self._insert(conn, lines, added)
+
+        applied = await self.projections.apply_through(
+            STORE_PROJECTION, max(seq for seq, _ in batches), change
+        )
+        if applied:
+            self.labelsets.add_all(added)
+            self.max_id = max(self.max_id, newest[0])
+        return applied
+
+    async def _insert(
+        self,
+        conn: AsyncConnection,
+        lines: list[tuple[LogEntry, float]],
+        added: list[tuple[str, LabelSet]],
+    ) -> int:
+        stamps = [
+            codec.split_time(entry["timestamp"] if entry["timestamp"] is not None else received)
+            for entry, received in lines
+        ]
+        next_n = await self._next_numbers(conn, {ms for ms, _ in stamps})
+        pending: dict[str, int] = {}
+        rows: list[tuple[Any, ...]] = []
+        words: list[str] = []
+        newest = 0
+        for (entry, _received), (ms, us) in zip(lines, stamps, strict=True):
+            n = next_n.get(ms, 0)
+            while n >= codec.PER_MS:  # over a million lines in one millisecond: the next
+                ms, n = ms + 1, next_n.get(ms + 1, 0)
+            next_n[ms] = n + 1
+            row_id = codec.first_id(ms) | n
+            newest = max(newest, row_id)
+            labelset = await self._labelset(conn, entry["service"], entry["labels"], pending, added)
+            message = entry["message"]
+            rows.append(
+                (
+                    row_id,
+                    codec.LEVEL_CODE[entry["level"]],
+                    labelset,
+                    us,
+                    codec.encode_message(message),
+                    codec.encode_fields(entry["fields"]),
+                    codec.encode_hex(entry["trace_id"]),
+                    codec.encode_hex(entry["span_id"]),
+                )
+            )
+            words.append(message if self.sqlite else " ".join(tokens(message)))
+        columns = "id, level, labelset, us, message, fields, trace_id, span_id"
+        if self.sqlite:
+            await conn.exec_driver_sql(
+                f"INSERT INTO {ENTRIES} ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+            await conn.exec_driver_sql(
+                f"INSERT INTO {FTS} (rowid, message) VALUES (?, ?)",
+                [(row[0], text_) for row, text_ in zip(rows, words, strict=True)],
+            )
+        else:
+            await conn.exec_driver_sql(
+                f"INSERT INTO {ENTRIES} ({columns}, tsv) VALUES "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, to_tsvector('simple', %s))",
+                [(*row, text_) for row, text_ in zip(rows, words, strict=True)],
+            )
+        return newest
+
+    async def _next_numbers(self, conn: AsyncConnection, millis: set[int]) -> dict[int, int]:
+        """For each millisecond that may hold lines already, the next free number in it."""
+        late = sorted(ms for ms in millis if codec.first_id(ms) <= self.max_id)
+        found: dict[int, int] = {}
+        for start in range(0, len(late), PROBE_CHUNK):
+            chunk = late[start : start + PROBE_CHUNK]
+            if self.sqlite:
+                values = ", ".join(["(?)"] * len(chunk))
+                sql = (
+                    f"WITH m(ms) AS (VALUES {values}) SELECT ms, (SELECT max(id) FROM {ENTRIES} "
+                    f"WHERE id >= (ms << {codec.ID_SHIFT}) AND id < ((ms + 1) << "
+                    f"{codec.ID_SHIFT})) FROM m"
+                )
+                result = await conn.exec_driver_sql(sql, tuple(chunk))
+            else:
+                sql = (
+                    f"SELECT m.ms, (SELECT max(id) FROM {ENTRIES} WHERE id >= (m.ms << "
+                    f"{codec.ID_SHIFT}) AND id < ((m.ms + 1) << {codec.ID_SHIFT})) "
+                    "FROM unnest(%s::bigint[]) AS m(ms)"
+                )
+                result = await conn.exec_driver_sql(sql, (chunk,))
+            rows: list[Any] = list(result.all())
+            for row in rows:
+                if row[1] is not None:
+                    found[int(row[0])] = (int(row[1]) & (codec.PER_MS - 1)) + 1
+        return found
+
+    async def _labelset(
+        self,
+        conn: AsyncConnection,
+        service: str,
+        labels: dict[str, str],
+        pending: dict[str, int],
+        added: list[tuple[str, LabelSet]],
+    ) -> int:
+        key = set_key(service, labels)
+        known = self.labelsets.by_key.get(key)
+        if known is None:
+            known = pending.get(key)
+        if known is not None:
+            return known
+        encoded = encode_labels(labels)
+        if self.sqlite:
+            insert = f"INSERT INTO {SETS} (key, service, labels) VALUES (?, ?, ?) "
+            params: tuple[Any, ...] = (key, service, encoded)
+            lookup = f"SELECT id FROM {SETS} WHERE key = ?"
+        else:
+            insert = f"INSERT INTO {SETS} (key, service, labels) VALUES (%s, %s, %s) "
+            params = (key, service, encoded)
+            lookup = f"SELECT id FROM {SETS} WHERE key = %s"
+        await conn.exec_driver_sql(insert + "ON CONFLICT (key) DO NOTHING", params)
+        found = int((await conn.exec_driver_sql(lookup, (key,))).scalar_one())
+        pending[key] = found
+        added.append((key, LabelSet(found, service, dict(labels))))
+        return found
+
+    # --- retention ------------------------------------------------------------
+    async def apply_retention(self, now: float | None = None) -> int:
+        """Delete each level's lines past its retention; returns how many went.
+
+        A chunk per transaction, so ingest waits at most one chunk for the writer. On
+        SQLite the index entries go with their lines ('delete' needs each message's
+        text: the index is contentless) and the freed pages are given back to the
+        file system; PostgreSQL's autovacuum reuses its space.
+        """
+        clock = time.time() if now is None else now
+        deleted = 0
+        for level, code in codec.LEVEL_CODE.items():
+            cutoff = codec.id_at(clock - self.settings.log_retention_s(level))
+            while True:
+                gone = await self._delete_chunk(code, cutoff)
+                deleted += gone
+                if gone < RETENTION_CHUNK:
+                    break
+        if deleted and self.sqlite:
+            async with self.engine.begin() as conn:
+                await conn.exec_driver_sql(f"INSERT INTO {FTS} ({FTS}, rank) VALUES ('merge', 64)")
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("PRAGMA incremental_vacuum")
+                await conn.commit()
+        return deleted
+
+    async def _delete_chunk(self, level: int, cutoff: int) -> int:
+        async with self.engine.begin() as conn:
+            if self.sqlite:
+                rows = (
+                    await conn.execute(
+                        text(
+                            f"SELECT id, message FROM {ENTRIES} WHERE level = :level "
+                            "AND id < :cutoff ORDER BY level, id LIMIT :n"
+                        ),
+                        {"level": level, "cutoff": cutoff, "n": RETENTION_CHUNK},
+                    )
+                ).all()
+                if not rows:
+                    return 0
+                await conn.exec_driver_sql(
+                    f"INSERT INTO {FTS} ({FTS}, rowid, message) VALUES ('delete', ?, ?)",
+                    [(row.id, codec.decode_message(row.message)) for row in rows],
+                )
+                last = rows[-1].id
+                await conn.execute(
+                    text(f"DELETE FROM {ENTRIES} WHERE level = :level AND id <= :last"),
+                    {"level": level, "last": last},
+                )
+                return len(rows)
+            result = await conn.execute(
+                text(
+                    f"DELETE FROM {ENTRIES} WHERE id IN (SELECT id FROM {ENTRIES} "
+                    "WHERE level = :level AND id < :cutoff ORDER BY level, id LIMIT :n)"
+                ),
+                {"level": level, "cutoff": cutoff, "n": RETENTION_CHUNK},
+            )
+            return int(result.rowcount or 0)
+
+    async def count(self) -> int:
+        async with self.engine.connect() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(self.entries)) or 0)
