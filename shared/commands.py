@@ -24,6 +24,7 @@ from shared.pagingconfig import ContactConfig, EscalationPolicyConfig, ScheduleC
 Actor = str
 MAX_LOG_PAGE = 1000
 MAX_LOG_QUERY_CHARS = 2000
+MAX_LOG_BUCKETS = 11_000
 MAX_TITLE_CHARS = 300  # an incident's title, whoever opens it
 
 
@@ -319,7 +320,17 @@ class SearchLogs(LogFilter):
 
 
 class LogHistogram(LogFilter):
-    step: float = Field(gt=0, description="Seconds per bucket")
+    step: float = Field(ge=0.001, description="Seconds per bucket (a millisecond at least)")
+
+
+def check_log_buckets(start: float, end: float, step: float) -> None:
+    buckets = (end - start) / step
+    if buckets > MAX_LOG_BUCKETS:
+        raise InvalidInput(
+            f"step: {buckets:.0f} buckets is over the limit of {MAX_LOG_BUCKETS}; take a "
+            "larger step",
+            field="step",
+        )
 
 
 class MetricsStats(Command):

@@ -46,6 +46,7 @@ async def test_the_default_limits_reach_the_server(bus: EventBus) -> None:
     policies = {s.name: (await bus.js.stream_info(s.name)).config.discard for s in ALL_STREAMS}
     assert policies == {
         "METRICS": DiscardPolicy.OLD,
+        "LOGS": DiscardPolicy.OLD,
         "ALERTS": DiscardPolicy.NEW,
         "INCIDENTS": DiscardPolicy.NEW,
         "SYNTHETIC": DiscardPolicy.NEW,

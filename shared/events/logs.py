@@ -28,7 +28,7 @@ DEFAULT_LEVEL: Level = "info"
 MESSAGE_PATTERN = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$"
 
 FieldName = Annotated[str, Field(min_length=1, max_length=MAX_FIELD_NAME_CHARS)]
-FieldValue = Annotated[str | int | float | bool | None, Field(allow_inf_nan=False)]
+FieldValue = str | bool | int | Annotated[float, Field(allow_inf_nan=False)] | None
 
 
 @with_config(ConfigDict(extra="forbid", strict=True))

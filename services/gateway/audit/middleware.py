@@ -22,7 +22,8 @@ from shared.events.audit import outcome_of
 from shared.labels import printable
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# sample and log ingest: an accepted batch is in METRICS (LOGS) already, and a refused one is audited
+# sample and log ingest: an accepted batch is in METRICS (LOGS) already, and a refused
+# one is audited
 INGEST_ROUTES = frozenset(
     {
         "/api/monitoring/metrics",

@@ -128,7 +128,7 @@ def _normalise(item: dict[str, Any], index: int) -> None:
     for key in ("trace_id", "span_id"):
         value = item.get(key)
         if isinstance(value, str):
-            item[key] = value.lower() or None
+            item[key] = value.lower()
 
 
 def _check_entry(

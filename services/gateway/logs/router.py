@@ -17,6 +17,7 @@ from services.gateway.common.paths import PREFIX
 from services.gateway.common.routes import Ingest, Viewer
 from services.gateway.common.state import GatewayState, StateDep
 from services.gateway.logs.batch import (
+    LEVEL_ALIASES,
     check_body_size,
     parse_levels,
     parse_log_batch,
@@ -28,7 +29,7 @@ from shared import commands, subjects
 from shared.commands import MAX_LOG_PAGE, parse_command
 from shared.errors import InvalidInput, Unavailable
 from shared.events import LogEntry, LogsIngested, new_id
-from shared.events.logs import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES
+from shared.events.logs import LEVELS, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES
 from shared.logquery import parse_query
 
 INGEST_SOURCE = "api"
@@ -39,11 +40,36 @@ QUERY_TIMEOUT_S = 30.0
 
 router = APIRouter(prefix=PREFIX, tags=["logs"])
 
-ENTRY_SCHEMA = TypeAdapter(LogEntry).json_schema()
+
+def entry_schema() -> dict[str, Any]:
+    """The stored entry's schema, widened to what ingest takes and normalises: any case
+    of hex in the ids, and level names as other systems spell them."""
+    schema = TypeAdapter(LogEntry).json_schema()
+    properties = schema["properties"]
+    properties["level"] = {
+        "anyOf": [{"type": "string"}, {"type": "null"}],
+        "default": "info",
+        "description": f"One of {', '.join(LEVELS)}, in any case, or a common alias: "
+        + ", ".join(sorted(alias for alias in LEVEL_ALIASES if alias not in LEVELS)),
+    }
+    for name, digits in (("trace_id", 32), ("span_id", 16)):
+        properties[name] = {
+            "anyOf": [
+                {"type": "string", "pattern": f"^[0-9a-fA-F]{{{digits}}}$"},
+                {"type": "null"},
+            ],
+            "default": None,
+        }
+    return schema
+
+
+ENTRY_SCHEMA = entry_schema()
 BATCH_SCHEMA = {
     "oneOf": [
         ENTRY_SCHEMA,
-        {"type": "array", "items": ENTRY_SCHEMA, "minItems": 1, "maxItems": MAX_BATCH_ENTRIES},
+        # no maxItems: 10,001 entries pass the byte limit first (413) whenever their
+        # messages are long, so the count is stated in words only
+        {"type": "array", "items": ENTRY_SCHEMA, "minItems": 1},
     ],
     "description": f"One entry, or up to {MAX_BATCH_ENTRIES} entries and {MAX_BATCH_BYTES} "
     "bytes; accepted whole or not at all. level takes common aliases (warning, critical, "
@@ -211,7 +237,8 @@ async def log_histogram(
     labels: LabelsParam = None,
     q: TextParam = None,
     step: Annotated[
-        float | None, Query(gt=0, description="Seconds per bucket; default about 120 buckets")
+        float | None,
+        Query(ge=0.001, description="Seconds per bucket; default about 120 buckets"),
     ] = None,
 ) -> LogHistogramPublic:
     """Matching lines per level in each step of the window, for a histogram."""
@@ -223,6 +250,7 @@ async def log_histogram(
     every = (
         step if step is not None else float(max(1, math.ceil((until - since) / HISTOGRAM_BUCKETS)))
     )
+    commands.check_log_buckets(since, until, every)
     query = parse_command(
         commands.LogHistogram, {**body, "start": since, "end": until, "step": every}
     )

@@ -23,12 +23,11 @@ from services.metrics.logs import codec
 from services.metrics.logs.store import LogStore
 from services.metrics.logs.tables import ENTRIES, FTS
 from services.metrics.logs.textsearch import fts5, tsquery
-from shared.commands import LogFilter, LogHistogram, SearchLogs
+from shared.commands import LogFilter, LogHistogram, SearchLogs, check_log_buckets
 from shared.errors import InvalidInput
 from shared.logquery import And, Node, Not, Or, parse_query
 
 COLUMNS = "e.id, e.level, e.labelset, e.us, e.message, e.fields, e.trace_id, e.span_id"
-MAX_BUCKETS = 11_000
 CURSOR_PREFIX = "v1:"
 
 
@@ -172,12 +171,8 @@ async def histogram(store: LogStore, query: LogHistogram) -> dict[str, Any]:
     start = query.start if query.start is not None else end - 3600.0
     if end <= start:
         raise InvalidInput("end: must be after start", field="end")
+    check_log_buckets(start, end, query.step)
     buckets = math.ceil((end - start) / query.step)
-    if buckets > MAX_BUCKETS:
-        raise InvalidInput(
-            f"step: {buckets} buckets is over the limit of {MAX_BUCKETS}; take a larger step",
-            field="step",
-        )
     bounded = query.model_copy(update={"start": start, "end": end})
     counts = [[0] * len(codec.LEVELS) for _ in range(buckets)]
     where = build_where(store, bounded)
