@@ -211,10 +211,16 @@ class LogStore:
         if deleted and self.sqlite:
             async with self.engine.begin() as conn:
                 await conn.exec_driver_sql(f"INSERT INTO {FTS} ({FTS}, rank) VALUES ('merge', 64)")
-            async with self.engine.connect() as conn:
-                await conn.exec_driver_sql("PRAGMA incremental_vacuum")
-                await conn.commit()
+            await self._give_back_free_pages()
         return deleted
+
+    async def _give_back_free_pages(self) -> None:
+        """Truncate the file by its free pages. Python's sqlite3 steps a statement once on
+        execute, which frees one page of an incremental vacuum; a script runs it through."""
+        async with self.engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            await driver.executescript("PRAGMA incremental_vacuum;")
 
     async def _delete_chunk(self, level: int, cutoff: int) -> int:
         async with self.engine.begin() as conn:
