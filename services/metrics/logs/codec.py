@@ -1,15 +1,17 @@
 """How a log line is kept in a row: compact bytes for the message and its fields, the time
 in the row id.
 
-- The id is the time: ``milliseconds << 20 | n``, n counting lines of the same
+- The id is the time: ``milliseconds << 12 | n``, n counting lines of the same
   millisecond. Ordering by id is newest-first by time, a cursor is one id, and both
   SQLite FTS5 (rowid) and the primary key walk it directly. The microseconds within the
-  millisecond are kept in their own small column.
-- A message is its UTF-8 bytes; a long one (``COMPRESS_FROM`` bytes or more) is
-  zlib-compressed when that saves a tenth, marked by a leading 0x01 byte, which no
-  stored message can start with (control characters are refused at ingest).
-- Fields are compact JSON, compressed the same way; trace and span ids are their raw
-  16 and 8 bytes.
+  millisecond are kept in their own small column. (12 bits, not more: FTS5 codes each
+  token's lines as rowid deltas, so every spare bit costs index bytes.)
+- A message is coded against the store's learned dictionary (``dictionary``: 0x02, the
+  dictionary's id, raw deflate), or zlib-compressed alone when long (0x01), or kept as
+  its UTF-8 bytes, whichever is shortest. No stored message can start with 0x01 or 0x02:
+  control characters are refused at ingest.
+- Fields are compact JSON, coded the same way; trace and span ids are their raw 16 and
+  8 bytes.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from typing import Any
 
 import orjson
 
-ID_SHIFT = 20
-PER_MS = 1 << ID_SHIFT  # lines of one millisecond at most
+from services.metrics.logs.dictionary import WITH_DICT, Dictionaries
+
+ID_SHIFT = 12
+PER_MS = 1 << ID_SHIFT  # lines of one millisecond at most (more move to the next one)
 COMPRESS_FROM = 200
 ZLIB_LEVEL = 6
 COMPRESSED = b"\x01"
@@ -49,37 +53,46 @@ def id_at(timestamp: float) -> int:
     return first_id(ms + (1 if us else 0))
 
 
-def pack(data: bytes) -> bytes:
-    if len(data) >= COMPRESS_FROM:
-        packed = COMPRESSED + zlib.compress(data, ZLIB_LEVEL)
-        if len(packed) * 10 <= len(data) * 9:
-            return packed
-    return data
+class Coder:
+    """Packs texts with the store's dictionaries and unpacks whatever a row holds."""
 
+    def __init__(self, dictionaries: Dictionaries | None = None):
+        self.dictionaries = dictionaries if dictionaries is not None else Dictionaries()
 
-def unpack(stored: bytes) -> bytes:
-    if stored[:1] == COMPRESSED:
-        return zlib.decompress(stored[1:])
-    return stored
+    def pack(self, data: bytes, dict_id: int | None = None) -> bytes:
+        best = data
+        zdict = self.dictionaries.by_id.get(dict_id) if dict_id is not None else None
+        coded = self.dictionaries.encode(data, dict_id, zdict)
+        if coded is not None:
+            best = coded
+        if len(data) >= COMPRESS_FROM:
+            alone = COMPRESSED + zlib.compress(data, ZLIB_LEVEL)
+            if len(alone) < len(best) and len(alone) * 10 <= len(data) * 9:
+                best = alone
+        return best
 
+    def unpack(self, stored: bytes) -> bytes:
+        head = stored[:1]
+        if head == COMPRESSED:
+            return zlib.decompress(stored[1:])
+        if head == WITH_DICT:
+            return self.dictionaries.decode(stored)
+        return stored
 
-def encode_message(message: str) -> bytes:
-    return pack(message.encode())
+    def encode_message(self, message: str, dict_id: int | None = None) -> bytes:
+        return self.pack(message.encode(), dict_id)
 
+    def decode_message(self, stored: bytes) -> str:
+        return self.unpack(bytes(stored)).decode()
 
-def decode_message(stored: bytes) -> str:
-    return unpack(bytes(stored)).decode()
+    def encode_fields(self, fields: dict[str, Any], dict_id: int | None = None) -> bytes | None:
+        return self.pack(orjson.dumps(fields), dict_id) if fields else None
 
-
-def encode_fields(fields: dict[str, Any]) -> bytes | None:
-    return pack(orjson.dumps(fields)) if fields else None
-
-
-def decode_fields(stored: bytes | None) -> dict[str, Any]:
-    if not stored:
-        return {}
-    decoded: dict[str, Any] = orjson.loads(unpack(bytes(stored)))
-    return decoded
+    def decode_fields(self, stored: bytes | None) -> dict[str, Any]:
+        if not stored:
+            return {}
+        decoded: dict[str, Any] = orjson.loads(self.unpack(bytes(stored)))
+        return decoded
 
 
 def encode_hex(value: str | None) -> bytes | None:

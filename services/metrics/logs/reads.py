@@ -29,6 +29,9 @@ from shared.logquery import And, Node, Not, Or, parse_query
 
 COLUMNS = "e.id, e.level, e.labelset, e.us, e.message, e.fields, e.trace_id, e.span_id"
 CURSOR_PREFIX = "v1:"
+# label sets a filter may match and still be looked up in the index as tokens; beyond,
+# each line's set is checked instead
+MAX_MATCHED_SETS = 200
 
 
 def encode_cursor(row_id: int) -> str:
@@ -74,15 +77,16 @@ class Where:
         return statement
 
     def text_condition(self, node: Node) -> str:
-        """A condition on ``e.id`` for one part of the query (SQLite), or the tsquery."""
+        """A condition on one line for a part of the query: the tsquery (PostgreSQL), or
+        a lookup of that one rowid in the FTS5 index (SQLite), cheap per line checked."""
         name = f"q{len(self.params)}"
         if not self.sqlite:
             self.params[name] = tsquery(node)
             return f"e.tsv @@ to_tsquery('simple', :{name})"
         match = fts5(node)
         if match is not None:
-            self.params[name] = match
-            return f"e.id IN (SELECT rowid FROM {FTS} WHERE {FTS} MATCH :{name})"
+            self.params[name] = f"message : {match}"
+            return f"EXISTS (SELECT 1 FROM {FTS} WHERE {FTS} MATCH :{name} AND {FTS}.rowid = e.id)"
         if isinstance(node, Not):
             return f"NOT ({self.text_condition(node.child)})"
         joiner = " AND " if isinstance(node, And) else " OR "
@@ -93,30 +97,55 @@ class Where:
 def build_where(store: LogStore, query: LogFilter, upper: int | None = None) -> Where | None:
     """The conditions of a filter; None when it can match nothing (no such label set)."""
     where = Where(store.sqlite)
-    id_column = "e.id"
     node = parse_query(query.q)
-    if node is not None and store.sqlite and fts5(node) is not None:
-        where.fts_driver = fts5(node)
-        id_column = f"{FTS}.rowid"  # constraints FTS5 itself applies while walking
-        where.add(f"{FTS} MATCH :match", match=where.fts_driver)
-    elif node is not None:
-        where.add(where.text_condition(node))
+    sets = store.labelsets.matching(query.services, query.labels)
+    if sets is not None and not sets:
+        return None
+    levels = sorted({codec.LEVEL_CODE[x] for x in query.levels})
+    if store.sqlite:
+        add_sqlite_filters(where, node, levels, sets)
+    else:
+        if node is not None:
+            where.add(where.text_condition(node))
+        if levels:
+            where.add("e.level IN :levels", levels=levels)
+            where.expanding.append("levels")
+        if sets is not None:
+            where.add("e.labelset IN :sets", sets=sets)
+            where.expanding.append("sets")
+    # constraints on the FTS5 rowid are applied by FTS5 itself while it walks its matches
+    id_column = f"{FTS}.rowid" if where.fts_driver is not None else "e.id"
     if query.start is not None:
         where.add(f"{id_column} >= :lo", lo=codec.id_at(query.start))
     if query.end is not None:
         where.add(f"{id_column} < :hi", hi=codec.id_at(query.end))
     if upper is not None:
         where.add(f"{id_column} < :before", before=upper)
-    if query.levels:
-        where.add("e.level IN :levels", levels=sorted({codec.LEVEL_CODE[x] for x in query.levels}))
-        where.expanding.append("levels")
-    sets = store.labelsets.matching(query.services, query.labels)
-    if sets is not None:
-        if not sets:
-            return None
+    return where
+
+
+def add_sqlite_filters(
+    where: Where, node: Node | None, levels: list[int], sets: list[int] | None
+) -> None:
+    """Text, levels and label sets as one FTS5 MATCH that drives the query where FTS5 can
+    say them; the rest as conditions on each line."""
+    parts: list[str] = []
+    match = fts5(node) if node is not None else None
+    if match is not None:
+        parts.append(f"message : {match}")
+    elif node is not None:
+        where.add(where.text_condition(node))
+    if levels:
+        parts.append("meta : (" + " OR ".join(f"l{code}" for code in levels) + ")")
+    if sets is not None and len(sets) <= MAX_MATCHED_SETS:
+        parts.append("meta : (" + " OR ".join(f"s{labelset}" for labelset in sets) + ")")
+    elif sets is not None:
         where.add("e.labelset IN :sets", sets=sets)
         where.expanding.append("sets")
-    return where
+    if parts:
+        where.fts_driver = " AND ".join(f"({part})" for part in parts)
+        where.conditions.insert(0, f"{FTS} MATCH :match")
+        where.params["match"] = where.fts_driver
 
 
 def source(where: Where) -> str:
@@ -155,10 +184,10 @@ def line_public(store: LogStore, row: Any) -> dict[str, Any]:
     return {
         "timestamp": codec.joined_time(row.id, row.us),
         "level": codec.LEVELS[row.level],
-        "message": codec.decode_message(row.message),
+        "message": store.coder.decode_message(row.message),
         "service": labelset.service if labelset else "",
         "labels": dict(labelset.labels) if labelset else {},
-        "fields": codec.decode_fields(row.fields),
+        "fields": store.coder.decode_fields(row.fields),
         "trace_id": codec.decode_hex(row.trace_id),
         "span_id": codec.decode_hex(row.span_id),
     }

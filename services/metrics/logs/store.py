@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.metrics.logs import codec
 from services.metrics.logs.labelsets import LabelSet, LabelSets, encode_labels, set_key
-from services.metrics.logs.tables import ENTRIES, FTS, FTS_DDL, SETS, log_tables
+from services.metrics.logs.tables import ENTRIES, FTS, FTS_DDL, SETS, log_tables, meta_tokens
 from shared.db import ProjectionStore, is_sqlite
 from shared.events.logs import LogEntry, LogsIngested
 from shared.logquery import tokens
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 STORE_PROJECTION = "logs-store"
 PROBE_CHUNK = 5_000  # milliseconds probed for their last id in one statement
 RETENTION_CHUNK = 5_000  # lines deleted per transaction by the retention pass
+LEARN_SAMPLE = 5_000  # lines of one write looked at to learn the dictionary from
 
 
 class LogStore:
@@ -36,7 +37,8 @@ class LogStore:
         self.engine = engine
         self.settings = settings
         self.sqlite = is_sqlite(engine)
-        self.metadata, self.entries, self.sets, _ = log_tables(postgres=not self.sqlite)
+        self.metadata, self.entries, self.sets, self.dicts = log_tables(postgres=not self.sqlite)
+        self.coder = codec.Coder()
         self.projections = ProjectionStore(engine, self.metadata, "metrics")
         self.labelsets = LabelSets()
         self.max_id = 0  # the newest committed line's id: later milliseconds need no probe
@@ -49,6 +51,8 @@ class LogStore:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(select(self.sets))).all()
             self.max_id = int(await conn.scalar(select(func.max(self.entries.c.id))) or 0)
+            for row in (await conn.execute(select(self.dicts))).all():
+                self.coder.dictionaries.add(int(row.id), bytes(row.data))
         self.labelsets.add_all(
             (row.key, LabelSet(row.id, row.service, orjson.loads(row.labels))) for row in rows
         )
@@ -64,19 +68,22 @@ class LogStore:
         if not batches:
             return False
         added: list[tuple[str, LabelSet]] = []
+        learned: list[tuple[int, bytes]] = []
         newest = [0]
 
         async def change(conn: AsyncConnection, last: int) -> None:
             fresh = [(seq, batch) for seq, batch in batches if seq > last]
             lines = [(entry, batch.received_at) for _seq, batch in fresh for entry in batch.entries]
             if lines:
-                newest[0] = await self._insert(conn, lines, added)
+                newest[0] = await self._insert(conn, lines, added, learned)
 
         applied = await self.projections.apply_through(
             STORE_PROJECTION, max(seq for seq, _ in batches), change
         )
         if applied:
             self.labelsets.add_all(added)
+            for dict_id, data in learned:
+                self.coder.dictionaries.add(dict_id, data)
             self.max_id = max(self.max_id, newest[0])
         return applied
 
@@ -85,7 +92,9 @@ class LogStore:
         conn: AsyncConnection,
         lines: list[tuple[LogEntry, float]],
         added: list[tuple[str, LabelSet]],
+        learned: list[tuple[int, bytes]],
     ) -> int:
+        dict_id = await self._dictionary(conn, lines, learned)
         stamps = [
             codec.split_time(entry["timestamp"] if entry["timestamp"] is not None else received)
             for entry, received in lines
@@ -110,8 +119,8 @@ class LogStore:
                     codec.LEVEL_CODE[entry["level"]],
                     labelset,
                     us,
-                    codec.encode_message(message),
-                    codec.encode_fields(entry["fields"]),
+                    self.coder.encode_message(message, dict_id),
+                    self.coder.encode_fields(entry["fields"], dict_id),
                     codec.encode_hex(entry["trace_id"]),
                     codec.encode_hex(entry["span_id"]),
                 )
@@ -123,8 +132,11 @@ class LogStore:
                 f"INSERT INTO {ENTRIES} ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
             await conn.exec_driver_sql(
-                f"INSERT INTO {FTS} (rowid, message) VALUES (?, ?)",
-                [(row[0], text_) for row, text_ in zip(rows, words, strict=True)],
+                f"INSERT INTO {FTS} (rowid, message, meta) VALUES (?, ?, ?)",
+                [
+                    (row[0], text_, meta_tokens(row[1], row[2]))
+                    for row, text_ in zip(rows, words, strict=True)
+                ],
             )
         else:
             await conn.exec_driver_sql(
@@ -133,6 +145,28 @@ class LogStore:
                 [(*row, text_) for row, text_ in zip(rows, words, strict=True)],
             )
         return newest
+
+    async def _dictionary(
+        self,
+        conn: AsyncConnection,
+        lines: list[tuple[LogEntry, float]],
+        learned: list[tuple[int, bytes]],
+    ) -> int | None:
+        """The dictionary new lines are coded with; the first one is learned from the
+        first lines and stored in the same transaction."""
+        dictionaries = self.coder.dictionaries
+        if dictionaries.current is not None:
+            return dictionaries.current
+        texts = [entry["message"].encode() for entry, _ in lines[:LEARN_SAMPLE]]
+        texts += [orjson.dumps(e["fields"]) for e, _ in lines[:LEARN_SAMPLE] if e["fields"]]
+        new = dictionaries.observe(texts)
+        if new is None:
+            return None
+        dict_id, data = new
+        await conn.execute(self.dicts.insert().values(id=dict_id, data=data))
+        learned.append(new)
+        dictionaries.by_id[dict_id] = data  # for this transaction's lines; current once committed
+        return dict_id
 
     async def _next_numbers(self, conn: AsyncConnection, millis: set[int]) -> dict[int, int]:
         """For each millisecond that may hold lines already, the next free number in it."""
@@ -225,25 +259,35 @@ class LogStore:
     async def _delete_chunk(self, level: int, cutoff: int) -> int:
         async with self.engine.begin() as conn:
             if self.sqlite:
+                # the level's lines oldest first, found by the index's level token
                 rows = (
                     await conn.execute(
                         text(
-                            f"SELECT id, message FROM {ENTRIES} WHERE level = :level "
-                            "AND id < :cutoff ORDER BY level, id LIMIT :n"
+                            f"SELECT e.id, e.labelset, e.message FROM {FTS} JOIN {ENTRIES} AS e "
+                            f"ON e.id = {FTS}.rowid WHERE {FTS} MATCH :level "
+                            f"AND {FTS}.rowid < :cutoff ORDER BY {FTS}.rowid LIMIT :n"
                         ),
-                        {"level": level, "cutoff": cutoff, "n": RETENTION_CHUNK},
+                        {"level": f"meta : l{level}", "cutoff": cutoff, "n": RETENTION_CHUNK},
                     )
                 ).all()
                 if not rows:
                     return 0
                 await conn.exec_driver_sql(
-                    f"INSERT INTO {FTS} ({FTS}, rowid, message) VALUES ('delete', ?, ?)",
-                    [(row.id, codec.decode_message(row.message)) for row in rows],
+                    f"INSERT INTO {FTS} ({FTS}, rowid, message, meta) VALUES ('delete', ?, ?, ?)",
+                    [
+                        (
+                            row.id,
+                            self.coder.decode_message(row.message),
+                            meta_tokens(level, row.labelset),
+                        )
+                        for row in rows
+                    ],
                 )
-                last = rows[-1].id
                 await conn.execute(
-                    text(f"DELETE FROM {ENTRIES} WHERE level = :level AND id <= :last"),
-                    {"level": level, "last": last},
+                    text(f"DELETE FROM {ENTRIES} WHERE id IN :ids").bindparams(
+                        bindparam("ids", expanding=True)
+                    ),
+                    {"ids": [row.id for row in rows]},
                 )
                 return len(rows)
             result = await conn.execute(

@@ -1,11 +1,16 @@
 """The log store's tables, on the metrics service's SQL database (prefix ``metrics_``).
 
-- ``metrics_logs``: one row per line, keyed by its time-ordered id (``codec``); indexes
-  by (level, id) for level filters and per-level retention, and by (label set, id).
+- ``metrics_logs``: one row per line, keyed by its time-ordered id (``codec``).
 - ``metrics_logs_sets``: each distinct (service, labels) once; a line refers to it.
-- SQLite: ``metrics_logs_fts``, a contentless FTS5 index of the messages (the rows keep
-  the compressed text; the index keeps only tokens and positions) whose rowid is the
-  line's id. PostgreSQL: a ``tsvector`` column with a GIN index.
+- SQLite: ``metrics_logs_fts``, a contentless FTS5 index (the rows keep the compressed
+  text; the index keeps only tokens and positions) whose rowid is the line's id. Its
+  ``message`` column indexes the text; its ``meta`` column two tokens per line, ``l<level>``
+  and ``s<label set>``, which answer level and label filters and per-level retention.
+  FTS5 keeps a token's lines as delta-coded rowids, a byte or two a line, where a B-tree
+  index on (level, id) took ~27 bytes a line and one on (label set, id) ~29.
+- PostgreSQL: a ``tsvector`` column with a GIN index, and B-tree indexes on (level, id)
+  and (label set, id).
+- ``metrics_logs_dicts``: the compression dictionaries lines were coded with (``dictionary``).
 - ``metrics_checkpoints``: the ``logs-store`` consumer's last applied stream sequence.
 """
 
@@ -30,6 +35,7 @@ from shared.db import checkpoint_table
 SERVICE = "metrics"
 ENTRIES = "metrics_logs"
 SETS = "metrics_logs_sets"
+DICTS = "metrics_logs_dicts"
 FTS = "metrics_logs_fts"
 
 # SQLite makes a column declared exactly INTEGER PRIMARY KEY the rowid itself (no second
@@ -37,13 +43,17 @@ FTS = "metrics_logs_fts"
 RowId = BigInteger().with_variant(Integer(), "sqlite")
 
 FTS_DDL = (
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS} USING fts5(message, content='', "
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS} USING fts5(message, meta, content='', "
     "columnsize=0, tokenize='unicode61 remove_diacritics 0')"
 )
 
 
+def meta_tokens(level: int, labelset: int) -> str:
+    return f"l{level} s{labelset}"
+
+
 def log_tables(postgres: bool) -> tuple[MetaData, Table, Table, Table]:
-    """(metadata, lines, label sets, checkpoints) for one backend."""
+    """(metadata, lines, label sets, dictionaries) for one backend, with the checkpoints."""
     metadata = MetaData()
     columns: list[Column[object]] = [
         Column("id", RowId, primary_key=True, autoincrement=False),
@@ -55,13 +65,14 @@ def log_tables(postgres: bool) -> tuple[MetaData, Table, Table, Table]:
         Column("trace_id", LargeBinary),
         Column("span_id", LargeBinary),
     ]
-    indexes = [
-        Index(f"{ENTRIES}_level", "level", "id"),
-        Index(f"{ENTRIES}_labelset", "labelset", "id"),
-    ]
+    indexes = []
     if postgres:
         columns.append(Column("tsv", TSVECTOR, nullable=False))
-        indexes.append(Index(f"{ENTRIES}_tsv", "tsv", postgresql_using="gin"))
+        indexes = [
+            Index(f"{ENTRIES}_level", "level", "id"),
+            Index(f"{ENTRIES}_labelset", "labelset", "id"),
+            Index(f"{ENTRIES}_tsv", "tsv", postgresql_using="gin"),
+        ]
     entries = Table(ENTRIES, metadata, *columns, *indexes)
     sets = Table(
         SETS,
@@ -71,4 +82,11 @@ def log_tables(postgres: bool) -> tuple[MetaData, Table, Table, Table]:
         Column("service", Text, nullable=False),
         Column("labels", Text, nullable=False),
     )
-    return metadata, entries, sets, checkpoint_table(metadata, SERVICE)
+    dicts = Table(
+        DICTS,
+        metadata,
+        Column("id", SmallInteger, primary_key=True, autoincrement=False),
+        Column("data", LargeBinary, nullable=False),
+    )
+    checkpoint_table(metadata, SERVICE)
+    return metadata, entries, sets, dicts
