@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 
 from services.metrics.logs import codec, reads
@@ -227,3 +228,56 @@ async def test_late_lines_in_a_busy_millisecond_get_their_own_ids(log_store: Log
         ids = (await conn.execute(text(f"SELECT id FROM {ENTRIES} ORDER BY id"))).scalars().all()
     assert {i >> codec.ID_SHIFT for i in ids[:3]} == {codec.split_time(stamp)[0]}
     assert [i & (codec.PER_MS - 1) for i in ids[:3]] == [0, 1, 2]
+
+
+async def test_lines_coded_with_the_learned_dictionary_read_back_after_a_restart(
+    log_store: LogStore,
+) -> None:
+    now = time.time()
+    entries = [
+        {
+            "message": f"GET /api/v1/orders/{n} 200 {n % 97}ms",
+            "fields": {"request_id": f"{n:032x}", "route": "/api/v1/orders"},
+        }
+        for n in range(2500)
+    ]
+    # 500 lines give 1,000 texts (messages and fields): too few to learn from; the next
+    # write brings enough, and is coded with what they taught
+    await log_store.store_sequenced([(1, batch(entries[:500], now))])
+    assert log_store.coder.dictionaries.current is None
+    await log_store.store_sequenced([(2, batch(entries[500:], now))])
+    assert log_store.coder.dictionaries.current == 1
+    async with log_store.engine.connect() as conn:
+        stored = (
+            await conn.execute(text(f"SELECT message, fields FROM {ENTRIES} ORDER BY id"))
+        ).all()
+    assert stored[0].message == entries[0]["message"].encode()  # before the dictionary
+    coded = stored[-1]
+    assert coded.message[:2] == b"\x02\x01"
+    assert len(coded.message) < len(entries[-1]["message"]) * 0.6
+    assert len(coded.fields) < len(orjson.dumps(entries[-1]["fields"])) * 0.6
+
+    again = LogStore(create_engine(str(log_store.engine.url)), Settings())
+    await again.open()
+    try:
+        lines = (await reads.search(again, SearchLogs(limit=1000, q="orders")))["entries"]
+        everything_back = await everything(again)
+    finally:
+        await again.close()
+    assert len(lines) == 1000
+    back = {e["message"]: e["fields"] for e in everything_back}
+    for entry in entries[-1000:]:
+        assert back[entry["message"]] == entry["fields"]
+
+
+async def test_a_label_filter_matching_many_sets_checks_each_line(log_store: LogStore) -> None:
+    entries = [
+        {"message": f"request {n}", "service": "api", "labels": {"pod": f"api-{n}"}}
+        for n in range(reads.MAX_MATCHED_SETS + 50)
+    ]
+    entries.append({"message": "request elsewhere", "service": "web"})
+    await log_store.store_sequenced([(1, batch(entries))])
+    found = await everything(log_store, services=["api"], q="request")
+    assert len(found) == reads.MAX_MATCHED_SETS + 50
+    assert {e["service"] for e in found} == {"api"}
+    assert len(await everything(log_store, services=["web", "api"])) == len(entries)
