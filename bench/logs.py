@@ -34,13 +34,12 @@ from auth import add_key_argument, auth_headers
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.metrics.logs import reads  # noqa: E402
-from services.metrics.logs.store import LogStore  # noqa: E402
-from shared.commands import LogHistogram, SearchLogs  # noqa: E402
-from shared.db import create_engine  # noqa: E402
-from shared.events import LogsIngested  # noqa: E402
-from shared.events.logs import LogEntry  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from services.metrics.logs import reads
+from services.metrics.logs.store import LogStore
+from shared.commands import LogHistogram, SearchLogs
+from shared.db import create_engine
+from shared.events import LogsIngested
+from shared.settings import Settings
 
 LOGS_PATH = "/api/monitoring/logs"
 SERVICES = ("api", "web", "payments", "orders", "auth", "search", "mailer", "worker")
@@ -296,9 +295,19 @@ async def sqlite_size(store: LogStore, path: Path) -> tuple[int, dict[str, int]]
                 parts[name] = int(size)
         except Exception as exc:  # dbstat is a compile-time option
             print(f"(no per-table sizes: {exc})")
-    size = path.stat().st_size
+    return file_size(path), parts
+
+
+def file_size(path: Path) -> int:
     wal = path.with_name(path.name + "-wal")
-    return size + (wal.stat().st_size if wal.exists() else 0), parts
+    return path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def sqlite_url(path: Path, fresh: bool) -> str:
+    if fresh:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+    return f"sqlite+aiosqlite:///{path.resolve()}"
 
 
 async def postgres_size(store: LogStore) -> int:
@@ -311,14 +320,7 @@ async def postgres_size(store: LogStore) -> int:
 
 
 async def store_bench(args: argparse.Namespace) -> None:
-    if args.database_url:
-        url = args.database_url
-    else:
-        path = Path(args.path)
-        if args.fresh:
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(path) + suffix).unlink(missing_ok=True)
-        url = f"sqlite+aiosqlite:///{path.resolve()}"
+    url = args.database_url or sqlite_url(Path(args.path), args.fresh)
     store = LogStore(create_engine(url), Settings())
     await store.open()
     try:

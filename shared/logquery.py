@@ -182,8 +182,3 @@ def parse_query(q: str) -> Node | None:
     if not lexemes:
         return None
     return _Parser(lexemes).parse()
-
-
-def is_negative(node: Node) -> bool:
-    """Whether the node matches lines by what they lack (a NOT with nothing positive)."""
-    return isinstance(node, Not)

@@ -111,7 +111,8 @@ async def rebuild(settings: Settings, metrics_settings: MetricsSettings | None =
     replayed sample is skipped when its block was compacted after its batch was stored.
     Without a store file at all, whatever the stream still holds is stored again. Run it
     with the service stopped; batches are grouped into large transactions, each advancing
-    the checkpoint, so an interrupted rebuild can simply be run again.
+    the checkpoint, so an interrupted rebuild can simply be run again. The log store is
+    then replayed from LOGS the same way (``rebuild_logs``).
     """
     tuning = metrics_settings if metrics_settings is not None else MetricsSettings()
     store = open_store(settings, tuning)

@@ -219,6 +219,7 @@ async def test_system_health_shows_a_service_up_then_down(
     streams = {s["name"]: s for s in health["streams"]}
     assert set(streams) == {
         "METRICS",
+        "LOGS",
         "PAGING",
         "SILENCES",
         "ALERTS",

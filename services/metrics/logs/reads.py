@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from sqlalchemy import bindparam, text
 from sqlalchemy.sql.elements import TextClause
 
@@ -232,7 +231,3 @@ async def histogram(store: LogStore, query: LogHistogram) -> dict[str, Any]:
             for index, per_level in enumerate(counts)
         ],
     }
-
-
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value)
