@@ -36,6 +36,9 @@ class LabelSets:
     def __init__(self) -> None:
         self.by_key: dict[str, int] = {}
         self.by_id: dict[int, LabelSet] = {}
+        # (service, *label items) as they came, in their order: a line's set found
+        # without hashing its canonical form
+        self.by_items: dict[tuple[str, ...], int] = {}
 
     def add(self, key: str, found: LabelSet) -> None:
         self.by_key[key] = found.id

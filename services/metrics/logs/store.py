@@ -69,19 +69,21 @@ class LogStore:
             return False
         added: list[tuple[str, LabelSet]] = []
         learned: list[tuple[int, bytes]] = []
+        fresh_items: dict[tuple[str, ...], int] = {}
         newest = [0]
 
         async def change(conn: AsyncConnection, last: int) -> None:
             fresh = [(seq, batch) for seq, batch in batches if seq > last]
             lines = [(entry, batch.received_at) for _seq, batch in fresh for entry in batch.entries]
             if lines:
-                newest[0] = await self._insert(conn, lines, added, learned)
+                newest[0] = await self._insert(conn, lines, added, learned, fresh_items)
 
         applied = await self.projections.apply_through(
             STORE_PROJECTION, max(seq for seq, _ in batches), change
         )
         if applied:
             self.labelsets.add_all(added)
+            self.labelsets.by_items.update(fresh_items)
             for dict_id, data in learned:
                 self.coder.dictionaries.add(dict_id, data)
             self.max_id = max(self.max_id, newest[0])
@@ -93,6 +95,7 @@ class LogStore:
         lines: list[tuple[LogEntry, float]],
         added: list[tuple[str, LabelSet]],
         learned: list[tuple[int, bytes]],
+        fresh_items: dict[tuple[str, ...], int],
     ) -> int:
         dict_id = await self._dictionary(conn, lines, learned)
         stamps = [
@@ -101,6 +104,8 @@ class LogStore:
         ]
         next_n = await self._next_numbers(conn, {ms for ms, _ in stamps})
         pending: dict[str, int] = {}
+        seen: dict[tuple[str, ...], int] = {}
+        by_items = self.labelsets.by_items
         rows: list[tuple[Any, ...]] = []
         words: list[str] = []
         newest = 0
@@ -111,7 +116,14 @@ class LogStore:
             next_n[ms] = n + 1
             row_id = codec.first_id(ms) | n
             newest = max(newest, row_id)
-            labelset = await self._labelset(conn, entry["service"], entry["labels"], pending, added)
+            # label names hold no "=": the pairs joined cannot be mistaken for others
+            items = (entry["service"], *(f"{k}={v}" for k, v in entry["labels"].items()))
+            labelset = by_items.get(items) or seen.get(items)
+            if labelset is None:
+                labelset = await self._labelset(
+                    conn, entry["service"], entry["labels"], pending, added
+                )
+                seen[items] = labelset
             message = entry["message"]
             rows.append(
                 (
@@ -144,6 +156,7 @@ class LogStore:
                 "(%s, %s, %s, %s, %s, %s, %s, %s, to_tsvector('simple', %s))",
                 [(*row, text_) for row, text_ in zip(rows, words, strict=True)],
             )
+        fresh_items.update(seen)
         return newest
 
     async def _dictionary(
