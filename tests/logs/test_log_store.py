@@ -281,3 +281,24 @@ async def test_a_label_filter_matching_many_sets_checks_each_line(log_store: Log
     assert len(found) == reads.MAX_MATCHED_SETS + 50
     assert {e["service"] for e in found} == {"api"}
     assert len(await everything(log_store, services=["web", "api"])) == len(entries)
+
+
+async def test_a_full_millisecond_spills_into_the_next_without_clashing(
+    log_store: LogStore,
+) -> None:
+    now = time.time()
+    stamp = round(now) - 30.0
+    ms = codec.split_time(stamp)[0]
+    # a line already in the next millisecond, stored first
+    await log_store.store_sequenced([(1, batch(lines("next", timestamp=stamp + 0.001), now))])
+    crowd = [{"message": f"crowd {n}", "timestamp": stamp} for n in range(codec.PER_MS + 5)]
+    for start, seq in ((0, 2), (10_000, 3)):
+        chunk = crowd[start : start + 10_000]
+        if chunk:
+            await log_store.store_sequenced([(seq, batch(chunk, now))])
+    assert await log_store.count() == codec.PER_MS + 6
+    async with log_store.engine.connect() as conn:
+        ids = (await conn.execute(text(f"SELECT id FROM {ENTRIES} ORDER BY id"))).scalars().all()
+    assert len(set(ids)) == len(ids)
+    assert sum(1 for i in ids if i >> codec.ID_SHIFT == ms) == codec.PER_MS
+    assert sum(1 for i in ids if i >> codec.ID_SHIFT == ms + 1) == 6

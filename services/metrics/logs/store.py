@@ -111,8 +111,11 @@ class LogStore:
         newest = 0
         for (entry, _received), (ms, us) in zip(lines, stamps, strict=True):
             n = next_n.get(ms, 0)
-            while n >= codec.PER_MS:  # over a million lines in one millisecond: the next
-                ms, n = ms + 1, next_n.get(ms + 1, 0)
+            while n >= codec.PER_MS:  # a millisecond is full: the line goes to the next one
+                ms += 1
+                if ms not in next_n:
+                    next_n.update(await self._next_numbers(conn, {ms}))
+                n = next_n.get(ms, 0)
             next_n[ms] = n + 1
             row_id = codec.first_id(ms) | n
             newest = max(newest, row_id)
