@@ -314,7 +314,7 @@ async def postgres_size(store: LogStore) -> int:
     async with store.engine.connect() as conn:
         result = await conn.exec_driver_sql(
             "SELECT sum(pg_total_relation_size(oid)) FROM pg_class "
-            "WHERE relname LIKE 'metrics_logs%' AND relkind = 'r'"
+            "WHERE relname LIKE 'metrics_logs%%' AND relkind = 'r'"
         )
         return int(result.scalar_one() or 0)
 
