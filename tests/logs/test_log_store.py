@@ -322,3 +322,39 @@ async def test_a_full_millisecond_spills_into_the_next_without_clashing(
     assert len(set(ids)) == len(ids)
     assert sum(1 for i in ids if i >> codec.ID_SHIFT == ms) == codec.PER_MS
     assert sum(1 for i in ids if i >> codec.ID_SHIFT == ms + 1) == 6
+
+
+async def test_a_new_dictionary_is_learned_when_the_lines_change(log_store: LogStore) -> None:
+    log_store.coder.dictionaries.relearn_after = 3000
+    now = time.time()
+    before = [{"message": f"GET /api/v1/orders/{n} 200 {n % 97}ms"} for n in range(2500)]
+    after = [
+        {"message": f"worker {n % 8} finished job {n} of queue invoices after {n % 13} retries"}
+        for n in range(4000)
+    ]
+    await log_store.store_sequenced([(1, batch(before, now))])
+    assert log_store.coder.dictionaries.current == 1
+    await log_store.store_sequenced([(2, batch(after[:2000], now))])
+    assert log_store.coder.dictionaries.current == 1  # 2,000 lines since: not yet
+    await log_store.store_sequenced([(3, batch(after[2000:], now))])
+    assert log_store.coder.dictionaries.current == 2
+    async with log_store.engine.connect() as conn:
+        newest = (
+            await conn.execute(text(f"SELECT message FROM {ENTRIES} ORDER BY id DESC LIMIT 1"))
+        ).scalar_one()
+    assert newest[:2] == b"\x02\x02"
+    assert len(newest) < 20
+    # every line, coded with either dictionary, reads back after a restart
+    again = LogStore(create_engine(str(log_store.engine.url)), Settings())
+    await again.open()
+    try:
+        found = set()
+        cursor = None
+        while True:
+            page = await reads.search(again, SearchLogs(limit=1000, cursor=cursor))
+            found |= {e["message"] for e in page["entries"]}
+            if (cursor := page["next_cursor"]) is None:
+                break
+    finally:
+        await again.close()
+    assert found == {e["message"] for e in before + after}

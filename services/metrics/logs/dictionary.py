@@ -5,7 +5,9 @@ their templates ("GET /api/v1/orders/… 200 …ms"). zlib takes a preset dictio
 KB of earlier lines, against which each line is coded as back-references, so a
 50-byte line takes ~15. The store learns one from the first lines it sees, keeps it
 in its database (a line names the dictionary it was coded with, so the file can always
-be read) and codes every later line against it.
+be read) and codes later lines against it. Every ``RELEARN_AFTER`` lines it learns
+another from the lines of the moment, and keeps it if it codes them a tenth better:
+what a system logs changes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from collections.abc import Iterable
 DICT_BYTES = 4096  # larger dictionaries code a little better and cost more per line
 LEARN_FROM = 2000  # lines seen before the dictionary is made
 MIN_DICT_INPUT = 24  # shorter texts are stored as they are
+RELEARN_AFTER = 1_000_000  # lines coded with one dictionary before a newer one is tried
+MAX_DICTS = 255  # a dictionary's id is one byte
+COMPARE_SAMPLES = 500  # texts coded with both dictionaries to compare them
 DIGITS = re.compile(rb"[0-9a-f]{6,}|[0-9]+")
 
 WITH_DICT = b"\x02"  # first byte of a text coded against a dictionary; then its id
@@ -46,10 +51,19 @@ def learn(samples: Iterable[bytes], size: int = DICT_BYTES) -> bytes:
 class Dictionaries:
     """The store's dictionaries by id; the newest codes new lines."""
 
-    def __init__(self) -> None:
+    def __init__(self, relearn_after: int = RELEARN_AFTER) -> None:
         self.by_id: dict[int, bytes] = {}
         self.current: int | None = None
         self.samples: list[bytes] = []
+        self.relearn_after = relearn_after
+        self.coded_since = 0  # lines since the current dictionary was made or tried
+
+    def due(self, lines: int) -> bool:
+        """Whether the next write should bring samples to learn from."""
+        if self.current is None:
+            return True
+        self.coded_since += lines
+        return self.coded_since >= self.relearn_after and self.current < MAX_DICTS
 
     def add(self, dict_id: int, data: bytes) -> None:
         self.by_id[dict_id] = data
@@ -57,16 +71,27 @@ class Dictionaries:
             self.current = dict_id
 
     def observe(self, texts: Iterable[bytes]) -> tuple[int, bytes] | None:
-        """Collect lines until enough to learn from; then the new dictionary (id, data),
+        """Collect lines until enough to learn from; then a new dictionary (id, data),
         which the caller stores with the lines and ``add``s once committed."""
-        if self.current is not None:
+        if self.current is None:
+            self.samples.extend(t for t in texts if len(t) >= MIN_DICT_INPUT)
+            if len(self.samples) < LEARN_FROM:
+                return None
+            data = learn(self.samples)
+            self.samples = []
+            return (1, data) if data else None
+        self.coded_since = 0
+        recent = [t for t in texts if len(t) >= MIN_DICT_INPUT]
+        data = learn(recent)
+        sample = recent[:: max(1, len(recent) // COMPARE_SAMPLES)]
+        if not data or self.coded_size(sample, data) > 0.9 * self.coded_size(
+            sample, self.by_id[self.current]
+        ):
             return None
-        self.samples.extend(t for t in texts if len(t) >= MIN_DICT_INPUT)
-        if len(self.samples) < LEARN_FROM:
-            return None
-        data = learn(self.samples)
-        self.samples = []
-        return (1, data) if data else None
+        return (self.current + 1, data)
+
+    def coded_size(self, texts: list[bytes], zdict: bytes) -> int:
+        return sum(len(self.encode(t, 0, zdict) or t) for t in texts)
 
     def encode(self, data: bytes, dict_id: int | None, zdict: bytes | None) -> bytes | None:
         """``data`` coded against the dictionary, or None when that saves nothing."""

@@ -170,16 +170,16 @@ class LogStore:
         lines: list[tuple[LogEntry, float]],
         learned: list[tuple[int, bytes]],
     ) -> int | None:
-        """The dictionary new lines are coded with; the first one is learned from the
-        first lines and stored in the same transaction."""
+        """The dictionary new lines are coded with; one learned from these lines (the
+        first ones, or later a better one) is stored in the same transaction."""
         dictionaries = self.coder.dictionaries
-        if dictionaries.current is not None:
+        if not dictionaries.due(len(lines)):
             return dictionaries.current
         texts = [entry["message"].encode() for entry, _ in lines[:LEARN_SAMPLE]]
         texts += [orjson.dumps(e["fields"]) for e, _ in lines[:LEARN_SAMPLE] if e["fields"]]
         new = dictionaries.observe(texts)
         if new is None:
-            return None
+            return dictionaries.current
         dict_id, data = new
         await conn.execute(self.dicts.insert().values(id=dict_id, data=data))
         learned.append(new)
