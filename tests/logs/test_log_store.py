@@ -358,3 +358,16 @@ async def test_a_new_dictionary_is_learned_when_the_lines_change(log_store: LogS
     finally:
         await again.close()
     assert found == {e["message"] for e in before + after}
+
+
+async def test_words_in_a_message_never_pass_for_its_level_or_labels(log_store: LogStore) -> None:
+    await log_store.store_sequenced(
+        [(1, batch([{"message": "l4 s1 meta l0", "level": "info", "service": "a"}]))]
+    )
+    await log_store.store_sequenced(
+        [(2, batch([{"message": "plain", "level": "error", "service": "b"}]))]
+    )
+    assert [e["message"] for e in await everything(log_store, levels=["error"])] == ["plain"]
+    assert [e["message"] for e in await everything(log_store, q="l4")] == ["l4 s1 meta l0"]
+    assert [e["message"] for e in await everything(log_store, q="meta")] == ["l4 s1 meta l0"]
+    assert await everything(log_store, q="l4", levels=["error"]) == []
