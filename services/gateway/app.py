@@ -199,7 +199,11 @@ def build_gateway(settings: Settings, config: VigilConfig | None = None) -> Gate
     async def watch_ingest_backlog() -> None:
         await state.ingest.watch(state.bus_of)
 
+    async def watch_log_backlog() -> None:
+        await state.log_ingest.watch(state.bus_of)
+
     runtime.background(watch_ingest_backlog)
+    runtime.background(watch_log_backlog)
 
     async def watch_health() -> None:
         await state.health.watch(state.bus)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from nats.js.api import AckPolicy, ConsumerConfig
 
 from services.gateway.app import Gateway
 from services.metrics.app import build as build_metrics
@@ -22,8 +23,9 @@ from shared.consumer import consume_batches_forever
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
+from tests.gateway.backlog import gateway_behind, metrics_running
 from tests.gateway.conftest import detail
-from tests.gateway.identities import headers_for
+from tests.gateway.identities import ADMIN, headers_for
 from tests.waiting import caught_up, eventually
 
 URL = "/api/monitoring/logs"
@@ -275,3 +277,36 @@ async def test_redelivered_messages_and_a_restart_store_each_line_once(
     lines = (await page(client, limit=100))["entries"]
     assert len(lines) == 16
     assert lines[0]["message"] == "after the restart"
+
+
+async def test_ingest_waits_while_the_running_log_store_is_far_behind(
+    settings: Settings, bus: EventBus, start_service: RuntimeFactory
+) -> None:
+    gateway = await gateway_behind(settings, start_service, max_backlog=3)
+    transport = httpx.ASGITransport(app=gateway.app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://localhost", headers=ADMIN
+    ) as http:
+        await bus.js.add_consumer(
+            "LOGS",
+            ConsumerConfig(
+                durable_name=STORE_PROJECTION,
+                ack_policy=AckPolicy.EXPLICIT,
+                filter_subject="logs.entries.>",
+            ),
+        )
+        for n in range(4):
+            assert (await http.post(URL, json={"message": f"m{n}"})).status_code == 202
+        backlog = gateway.state.log_ingest
+        await eventually(lambda: backlog.backlog.get(STORE_PROJECTION) == 4, what="backlog")
+        # its owner is not running: the lines wait in LOGS, ingest goes on
+        assert (await http.post(URL, json={"message": "still taken"})).status_code == 202
+        await metrics_running(bus, gateway)
+        refused = await http.post(URL, json={"message": "wait"})
+        assert refused.status_code == 429
+        assert refused.headers["Retry-After"] == "1"
+        assert detail(refused).startswith("logs-store is ")
+        assert "batches behind (limit 3)" in detail(refused)
+        # sample ingest does not wait for the log store
+        samples = await http.post("/api/monitoring/metrics", json=[{"name": "x", "value": 1}])
+        assert samples.status_code == 202

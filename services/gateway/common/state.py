@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.gateway.health.liveness import ServiceLiveness
 from services.gateway.health.monitor import HealthMonitor
 from services.gateway.live.stream import KEEPALIVE_S, LiveStream
+from services.gateway.logs.backpressure import LogBackpressure
 from services.gateway.metrics.backpressure import IngestBackpressure
 from shared.bus import EventBus
 from shared.db import ProjectionStore
@@ -69,6 +70,7 @@ class GatewayState:
     liveness: ServiceLiveness = field(init=False)
     progress: ProjectionProgress = field(init=False)
     ingest: IngestBackpressure = field(init=False)
+    log_ingest: IngestBackpressure = field(init=False)
     health: HealthMonitor = field(init=False)
     keepalive_s: float = KEEPALIVE_S
     consistency_wait_s: float = CONSISTENCY_WAIT_S
@@ -79,6 +81,7 @@ class GatewayState:
         self.liveness = ServiceLiveness(self.settings.heartbeat_interval_s)
         self.progress = ProjectionProgress(self.store)
         self.ingest = IngestBackpressure(self.settings.ingest_max_backlog, self.liveness)
+        self.log_ingest = LogBackpressure(self.settings.ingest_max_backlog, self.liveness)
         self.health = HealthMonitor(self.settings, self.liveness, lambda: self.connected)
 
     def bus(self) -> EventBus:

@@ -99,7 +99,14 @@ async def read_body(request: Request) -> bytes:
 @router.post(
     "/logs",
     status_code=202,
-    responses=problems(*AUTHENTICATED, 400, 413, 415, 422, 503),
+    responses={
+        **problems(*AUTHENTICATED, 400, 413, 415, 422, 503),
+        429: {
+            **problems(429)[429],
+            "description": "The log store is too far behind; retry after the Retry-After "
+            "header's seconds",
+        },
+    },
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": BATCH_SCHEMA}}}
     },
@@ -120,6 +127,7 @@ async def ingest_logs(
 ) -> LogBatchPublic:
     """Store log lines: one entry or an array, whole or not at all."""
     state.health.refuse_writes()
+    state.log_ingest.check()
     body = await read_body(request)
     received_at = time.time()
     entries = parse_log_batch(body, received_at, state.settings.longest_log_retention_s)
