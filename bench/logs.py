@@ -108,8 +108,8 @@ def entry(rng: random.Random, stamp: float | None) -> dict[str, Any]:
 
 async def send_until(
     session: aiohttp.ClientSession, url: str, bodies: list[bytes], size: int, stop_at: float
-) -> tuple[int, int]:
-    accepted = failures = 0
+) -> tuple[int, int, int]:
+    accepted = failures = throttled = 0
     n = 0
     while time.monotonic() < stop_at:
         body = bodies[n % len(bodies)]
@@ -120,11 +120,14 @@ async def send_until(
             await response.read()
             if response.status == 202:
                 accepted += size
+            elif response.status == 429:  # the store is behind: wait as asked
+                throttled += 1
+                await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
             else:
                 failures += 1
                 if failures < 3:
                     print(f"POST answered {response.status}: {(await response.text())[:200]}")
-    return accepted, failures
+    return accepted, failures, throttled
 
 
 async def ingest(args: argparse.Namespace) -> None:
@@ -156,12 +159,13 @@ async def ingest(args: argparse.Namespace) -> None:
                 break
             await asyncio.sleep(0.05)
         stored_after = time.monotonic() - began
-    accepted = sum(a for a, _ in results)
-    failures = sum(f for _, f in results)
+    accepted = sum(a for a, _, _ in results)
+    failures = sum(f for _, f, _ in results)
+    throttled = sum(t for _, _, t in results)
     print(
         f"senders {args.senders}, {args.batch} lines a batch, {raw:.0f} bytes of JSON a line\n"
         f"accepted {accepted} lines in {sent_for:.1f} s: {accepted / sent_for:,.0f} lines/s "
-        f"({failures} failed POSTs)\n"
+        f"({failures} failed POSTs, {throttled} answered 429)\n"
         f"stored (found by search) after {stored_after:.1f} s: "
         f"{accepted / stored_after:,.0f} lines/s end to end"
     )
