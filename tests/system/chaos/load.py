@@ -1,5 +1,8 @@
 """A careful client: each batch has its own Idempotency-Key and is retried with that key
-on 429 (after its Retry-After), 5xx and connection errors until it is accepted."""
+on 429 (after its Retry-After), 5xx and connection errors until it is accepted.
+
+Every other bulk batch goes as Prometheus remote write instead (a SampleBlock on the
+stream), retried with the same bytes as Prometheus does: its id is derived from them."""
 
 from __future__ import annotations
 
@@ -14,10 +17,12 @@ from dataclasses import dataclass, field
 import aiohttp
 import orjson
 
+from shared.promwire import REMOTE_WRITE_HEADERS, snappy, write_request
 from tests.conftest import ADMIN_HEADERS
 from tests.system.chaos.scenario import BULK_VALUE, CRITICAL_VALUE, METRIC, Scenario
 
 METRICS_PATH = "/api/monitoring/metrics"
+REMOTE_WRITE_PATH = "/api/v1/write"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
@@ -31,6 +36,7 @@ class Batch:
     attempts: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     rejected: str | None = None  # an answer no retry can change (a 4xx other than 429)
+    remote_write: bool = False
 
 
 class LoadGenerator:
@@ -52,6 +58,7 @@ class LoadGenerator:
             ]
         )
         self.bulk_size = per_batch
+        self.started_ms = int(time.time() * 1000)
         self.session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> LoadGenerator:
@@ -97,7 +104,18 @@ class LoadGenerator:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
     def _bulk(self, n: int) -> None:
-        self._send(f"{self.run_id}-b{n}", self.bulk_body, self.bulk_size, None)
+        if n % 2:
+            # a stamp of its own makes each body unique: equal bodies are one batch
+            stamp = self.started_ms + n
+            body = snappy(
+                write_request(
+                    ({"__name__": METRIC, "host": f"bulk-{h}", "via": "rw"}, [(BULK_VALUE, stamp)])
+                    for h in range(self.bulk_size)
+                )
+            )
+            self._send(f"{self.run_id}-r{n}", body, self.bulk_size, None, remote_write=True)
+        else:
+            self._send(f"{self.run_id}-b{n}", self.bulk_body, self.bulk_size, None)
 
     def _critical(self, n: int) -> None:
         series = f"{self.run_id}-c{n}"
@@ -106,8 +124,10 @@ class LoadGenerator:
         )
         self._send(f"{self.run_id}-k{n}", body, 1, series)
 
-    def _send(self, key: str, body: bytes, samples: int, series: str | None) -> None:
-        batch = Batch(key, samples, series, time.monotonic())
+    def _send(
+        self, key: str, body: bytes, samples: int, series: str | None, remote_write: bool = False
+    ) -> None:
+        batch = Batch(key, samples, series, time.monotonic(), remote_write=remote_write)
         self.batches[key] = batch
         task = asyncio.create_task(self._post_until_accepted(batch, body))
         self.tasks.add(task)
@@ -115,18 +135,21 @@ class LoadGenerator:
 
     async def _post_until_accepted(self, batch: Batch, body: bytes) -> None:
         assert self.session is not None
-        headers = {"Idempotency-Key": batch.key}
+        if batch.remote_write:
+            path, headers, accepted = REMOTE_WRITE_PATH, REMOTE_WRITE_HEADERS, 204
+        else:
+            path, headers, accepted = METRICS_PATH, {"Idempotency-Key": batch.key}, 202
         backoff = 0.1
         while time.monotonic() < self.retry_until:
             batch.attempts += 1
             delay = backoff
             try:
                 async with self.session.post(
-                    self.url() + METRICS_PATH, data=body, headers=headers
+                    self.url() + path, data=body, headers=headers
                 ) as response:
                     await response.read()
                     batch.statuses[str(response.status)] += 1
-                    if response.status == 202:
+                    if response.status == accepted:
                         batch.accepted_at = time.monotonic()
                         return
                     if response.status not in RETRY_STATUSES:
