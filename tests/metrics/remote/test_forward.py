@@ -4,6 +4,7 @@ and past a batch the store refuses for good."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -22,8 +23,8 @@ from services.metrics.remote.forward import (
 )
 from shared import subjects
 from shared.bus import EventBus
-from shared.events import Sample, SamplesIngested
-from shared.natsserver import free_port
+from shared.events import Sample, SampleBlock, SamplesIngested
+from shared.natsserver import EmbeddedNats, free_port
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from shared.streams import METRICS
@@ -62,10 +63,12 @@ def samples_of(name: str, series: int, per_series: int, start_s: float) -> list[
     ]
 
 
-def expected(batches: list[SamplesIngested]) -> set[StoredSample]:
+def expected(
+    batches: list[SamplesIngested] | list[SamplesIngested | SampleBlock],
+) -> set[StoredSample]:
     found: set[StoredSample] = set()
     for batch in batches:
-        for sample in batch.samples:
+        for sample in batch.all_samples():
             labels = tuple(sorted({"__name__": sample["name"], **sample["labels"]}.items()))
             ts = sample.get("timestamp")
             seconds = batch.received_at if ts is None else ts
@@ -146,9 +149,11 @@ class Relay:
     unavailable: int = 0
     refused: int = 0
     answered: list[int] = field(default_factory=list)
+    delay_s: float = 0.0
 
     async def write(self, request: web.Request) -> web.Response:
         body = await request.read()
+        await asyncio.sleep(self.delay_s)
         if self.unavailable > 0:
             self.unavailable -= 1
             self.answered.append(503)
@@ -209,6 +214,49 @@ async def test_a_refused_batch_is_dropped_and_counted_and_the_rest_goes_on(
     assert FORWARDED_SAMPLES.value(outcome="dropped") - dropped_before == 3
     assert forwarder.status()["remote_write"]["last_drop"] == "HTTP 400: out of bounds"
     assert await victoria.samples('{__name__="fwd_ok"}') == expected([good, after])
+
+
+async def test_a_broker_killed_mid_forward_loses_and_doubles_nothing_blocks_included(
+    bus: EventBus,
+    nats_server: EmbeddedNats,
+    settings: Settings,
+    start_service: RuntimeFactory,
+    victoria: VictoriaMetrics,
+    relay: tuple[Relay, str],
+) -> None:
+    """Requests are on their way to the store when nats-server is SIGKILLed: what the
+    forwarder could not acknowledge comes again after the restart, and the store (which
+    keeps one of identical samples) ends with every sample once."""
+    state, url = relay
+    state.delay_s = 0.3  # each request is in flight a while: the kill lands during one
+    start = time.time() - 600
+    sent: list[SamplesIngested | SampleBlock] = []
+    for n in range(4):
+        samples = samples_of("fwd_kill", 20, 20, start + 20 * n)
+        if n % 2:
+            block = SampleBlock.of_samples(samples, time.time(), aggregate_id="api")
+            await bus.publish(subjects.samples("api"), block)
+            sent.append(block)
+        else:
+            sent.append(await publish(bus, samples, time.time()))
+    await start_forwarder(forwarding_to(settings, url), start_service)
+    await eventually(lambda: len(state.answered) >= 1, what="a request forwarded")
+    nats_server.kill()
+    await asyncio.sleep(1.0)
+    nats_server.start()
+    late = SamplesIngested(
+        aggregate_id="api", samples=samples_of("fwd_kill", 20, 5, start + 100), received_at=0
+    )
+    for _ in range(100):  # the bus reconnects to the restarted server
+        try:
+            await bus.publish(subjects.samples("api"), late)
+            break
+        except Exception:
+            await asyncio.sleep(0.2)
+    sent.append(late)
+    await caught_up(bus, FORWARD_CONSUMER.durable, METRICS.name)
+    assert await victoria.samples('{__name__="fwd_kill"}') == expected(sent)
+    assert set(state.answered) == {204}
 
 
 async def test_the_metrics_service_forwards_when_a_url_is_set(
