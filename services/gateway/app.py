@@ -25,6 +25,7 @@ from services.gateway.health.liveness import heartbeat_listener
 from services.gateway.http_limits import BoundedConfig, HttpLimits
 from services.gateway.live.router import EVENTS_PATH
 from services.gateway.live.stream import LiveStream
+from services.gateway.metrics import rwscan
 from services.gateway.sections import PROJECTIONS
 from shared import subjects
 from shared.bus import EventBus, Recorded, log_session
@@ -169,6 +170,12 @@ def build_gateway(settings: Settings, config: VigilConfig | None = None) -> Gate
     subscriptions: list[Subscription] = []
 
     async def prepare() -> None:
+        if not rwscan.COMPILED:
+            log.warning(
+                "the remote-write reader runs in pure Python (no C compiler when Vigil was "
+                "installed): remote write is about a hundred times slower; install gcc and "
+                "reinstall to build it"
+            )
         await store.create_all()
         for projection in PROJECTIONS:
             state.progress.advance(projection.name, await store.last_seq(projection.name))

@@ -3,6 +3,7 @@ or refused with a 4xx that names the problem (Prometheus drops what it got 4xx f
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import struct
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from services.gateway.app import Gateway, build_gateway
+from services.gateway.metrics import rwscan
 from services.gateway.metrics.remote_write import MAX_DECODED_BYTES, decode_write_request
 from shared import subjects
 from shared.bus import EventBus
@@ -218,3 +220,18 @@ def test_any_cut_or_flipped_body_is_read_or_refused_never_crashes() -> None:
         except MalformedBody:
             refused += 1
     assert refused > len(valid) // 2
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+async def test_a_gateway_without_the_compiled_reader_says_so_at_start(
+    gateway_settings: Settings,
+    start_service: RuntimeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    compiled: bool,
+) -> None:
+    monkeypatch.setattr(rwscan, "COMPILED", compiled)
+    with caplog.at_level(logging.WARNING, logger="services.gateway.app"):
+        await start_service(build_gateway(gateway_settings).runtime)
+    warned = any("pure Python" in r.getMessage() for r in caplog.records)
+    assert warned is not compiled
