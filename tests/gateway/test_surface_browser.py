@@ -144,7 +144,9 @@ async def test_redoc_renders_offline_under_its_policy(
 ) -> None:
     browser_context, watch = context
     page = await open_page(browser_context, watch, f"{served.url}/redoc")
-    await expect(page.locator("h1").first).to_contain_text("Vigil")
+    # Redoc lays out the whole API document before its first heading: seconds on a busy
+    # two-core machine
+    await expect(page.locator("h1").first).to_contain_text("Vigil", timeout=30_000)
     await expect(page.get_by_role("menuitem").first).to_be_visible()
     # its injected styles took (they carry the page's nonce): the menu is laid out beside
     # the content, which unstyled markup would not be
