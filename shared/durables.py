@@ -31,6 +31,7 @@ DURABLES: tuple[Durable, ...] = (
     Durable("metrics-remote-write", "METRICS", "metrics", "metrics.samples.>", False, "forwarding"),
     Durable("logs-store", "LOGS", "metrics", "logs.entries.>", True, "ingest"),
     Durable("alerts-evaluator", "METRICS", "alerts", "metrics.samples.>", True, "evaluation"),
+    Durable("alerts-logs", "LOGS", "alerts", "logs.entries.>", True, "evaluation"),
     Durable("incidents-from-alerts", "ALERTS", "incidents", "alerts.events.>", True, "incidents"),
     Durable("notifier-alerts", "ALERTS", "notifier", "alerts.events.>", False, "delivery"),
     Durable("notifier-incidents", "INCIDENTS", "notifier", "incidents.events.>", False, "delivery"),

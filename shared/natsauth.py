@@ -181,8 +181,8 @@ GRANTS: tuple[Grant, ...] = (
             _commands(subjects.MAINTENANCE_COMMANDS),
             _commands(subjects.ALERT_QUERY),
         ),
-        reads=("METRICS", "ALERTS", "SILENCES", CONFIG),
-        durables=("alerts-evaluator",),
+        reads=("METRICS", "LOGS", "ALERTS", "SILENCES", CONFIG),
+        durables=("alerts-evaluator", "alerts-logs"),
     ),
     Grant(
         "incidents",

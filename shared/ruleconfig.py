@@ -2,9 +2,10 @@
 sample, a window function, a ratio of two counters, or their absence), the thresholds (per
 label set too), and what the alert carries (annotations, static labels).
 
-A rule watches one of three things, and the fields of the others are refused:
+A rule watches one of four things, and the fields of the others are refused:
 thresholds on a value (``warning``/``critical``, optionally over a ``function`` and
-``window`` or a ``ratio``), or the series' absence (``absent_for``). Every problem names
+``window`` or a ``ratio``), the series' absence (``absent_for``), or the count of
+matching log lines over a ``window`` (``logs``). Every problem names
 its field (``window``, ``overrides[1].critical``, ``annotations.summary``), so the file and
 the API say ``rules[2].window: ...`` and ``window: ...``.
 """
@@ -17,7 +18,9 @@ from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from shared.configtypes import Duration, Name, Strict, Threshold, compiles
+from shared.errors import InvalidInput
 from shared.labels import LABEL_NAME_PATTERN, MAX_LABEL_NAME_CHARS, MAX_LABEL_VALUE_CHARS
+from shared.logquery import parse_query
 from shared.matchers import parse_matcher
 from shared.suppressionconfig import FlappingConfig
 
@@ -41,6 +44,9 @@ MAX_WINDOW_S = 86400.0
 MAX_ABSENT_FOR_S = 7 * 86400.0
 # labels routing, silences and inhibition give every alert: a rule cannot set them
 RESERVED_LABELS = frozenset({"alertname", "rule", "severity", "metric", "kind"})
+# the ``metric`` of a log rule's alerts: what routes and silences can match them by
+LOG_RULE_METRIC = "log_lines"
+MAX_LOG_QUERY_CHARS = 2000
 
 
 def _matcher(text: str) -> str:
@@ -56,6 +62,18 @@ LabelValue = Annotated[str, Field(max_length=MAX_LABEL_VALUE_CHARS)]
 AnnotationName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z_]\w*$")]
 Template = Annotated[str, Field(max_length=4000), AfterValidator(compiles)]
 MetricName = Annotated[str, Field(min_length=1, max_length=200)]
+LogLevel = Literal["trace", "debug", "info", "warn", "error", "fatal"]
+
+
+def _log_query(text: str) -> str:
+    try:
+        parse_query(text)
+    except InvalidInput as exc:  # its message names q already; pydantic names the field
+        raise ValueError(exc.message.removeprefix("q: ")) from None
+    return text
+
+
+LogQueryText = Annotated[str, Field(max_length=MAX_LOG_QUERY_CHARS), AfterValidator(_log_query)]
 
 
 def field_error(
@@ -133,6 +151,28 @@ class RatioConfig(Strict):
         return self
 
 
+class LogSelector(Strict):
+    """Which log lines a log rule counts: every field given must hold for a line."""
+
+    level: list[LogLevel] = Field(
+        default_factory=list, max_length=6, description="Any of these levels; empty: all"
+    )
+    service: LabelValue = Field(default="", description="Only this service's lines")
+    labels: dict[LabelName, LabelValue] = Field(
+        default_factory=dict, max_length=64, description="Exact label matches, all of them"
+    )
+    q: LogQueryText = Field(
+        default="",
+        description='Text as in a log search: words, "phrases", AND, OR, NOT, -word',
+    )
+    by: list[LabelName] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Count each value of these labels apart (one alert per host: [host]); "
+        "service and level name the line's own",
+    )
+
+
 class RuleConfig(Strict):
     name: Name
     metric: str = Field(
@@ -207,6 +247,11 @@ class RuleConfig(Strict):
         max_length=20,
         description="Static labels added to the alert's (team, owner) for routing",
     )
+    logs: LogSelector | None = Field(
+        default=None,
+        description="Count the log lines this selects over `window` and judge the count "
+        "by warning/critical",
+    )
     flapping: FlappingConfig | None = Field(
         default=None,
         description="This rule's flapping limit in place of the top-level one: "
@@ -217,7 +262,10 @@ class RuleConfig(Strict):
     @model_validator(mode="before")
     @classmethod
     def _ratio_metric(cls, data: Any) -> Any:
-        """A ratio rule watches its numerator: that is its ``metric`` unless one is given."""
+        """A ratio rule watches its numerator: that is its ``metric`` unless one is given;
+        a log rule's is ``log_lines``."""
+        if isinstance(data, dict) and not data.get("metric") and data.get("logs") is not None:
+            return {**data, "metric": LOG_RULE_METRIC}
         if isinstance(data, dict) and not data.get("metric"):
             ratio = data.get("ratio")
             numerator = ratio.get("numerator") if isinstance(ratio, dict) else None
@@ -239,7 +287,9 @@ class RuleConfig(Strict):
                 f"{reserved[0]} is given to every alert and cannot be set",
                 self.set_labels[reserved[0]],
             )
-        if self.absent_for is not None:
+        if self.logs is not None:
+            self._logs_only()
+        elif self.absent_for is not None:
             self._absence_only()
         else:
             self._thresholds()
@@ -261,6 +311,28 @@ class RuleConfig(Strict):
             self._refuse("overrides", "an absence rule (absent_for) has no thresholds")
         if self.for_s:
             self._refuse("for", "an absence rule waits absent_for, not for")
+
+    def _logs_only(self) -> None:
+        """A log rule counts lines over its window: the fields about samples mean nothing."""
+        if self.metric != LOG_RULE_METRIC:
+            self._refuse("metric", "a log rule counts log lines; leave metric out")
+        for field in ("function", "ratio", "absent_for", "absent_by", "severity"):
+            if getattr(self, field) is not None:
+                self._refuse(field, f"a log rule (logs) has no {field}")
+        if self.labels:
+            self._refuse("labels", "a log rule selects lines by logs.labels")
+        if self.matchers:
+            self._refuse("matchers", "a log rule selects lines by logs.labels, logs.service")
+        if self.direction != "above":
+            self._refuse("direction", "a log rule fires on too many lines: direction above")
+        if self.window is None:
+            self._refuse("window", "a log rule counts lines over a window, like 5m")
+        if self.warning is None and self.critical is None:
+            self._refuse("warning", "a log rule needs a warning or a critical count")
+        for name, value in (("warning", self.warning), ("critical", self.critical)):
+            if value is not None and value < 1:
+                self._refuse(name, "a count of lines must be 1 or more")
+        _ordered("RuleConfig", self.direction, self.warning, self.critical)
 
     def _thresholds(self) -> None:
         if self.warning is None and self.critical is None:
@@ -290,6 +362,10 @@ class RuleConfig(Strict):
                 override.critical if override.critical is not None else self.critical,
                 ("overrides", index),
             )
+
+    @property
+    def is_logs(self) -> bool:
+        return self.logs is not None
 
     @property
     def is_absence(self) -> bool:

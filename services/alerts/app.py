@@ -10,6 +10,7 @@ from datetime import datetime
 from services.alerts.api import AlertCommands
 from services.alerts.explain import ExplainQueries
 from services.alerts.handlers import EVALUATOR, SampleEvaluator
+from services.alerts.logrules import LOG_EVALUATOR, LogEvaluator
 from services.alerts.maintenance import MaintenanceCalendar
 from services.alerts.rules import RuleCommands
 from services.alerts.silences import SilenceBook
@@ -36,6 +37,7 @@ class AlertsService:
     suppressor: Suppressor
     silences: SilenceBook
     maintenance: MaintenanceCalendar
+    logs: LogEvaluator
 
 
 def attach(
@@ -54,6 +56,8 @@ def attach(
     maintenance = MaintenanceCalendar(lambda: runtime.bus, config.maintenance, config_file)
     watchdog = WatchdogRelay(lambda: runtime.bus)
     evaluator = SampleEvaluator(writer, config.rules, watchdog)
+    logs = LogEvaluator(evaluator, config.rules, lambda: clock().timestamp())
+    evaluator.listeners.append(logs.use)
 
     def rule_flapping(name: str) -> FlappingConfig | None:
         check = evaluator.engine.rules.get(name)
@@ -69,7 +73,7 @@ def attach(
     writer.stamper = suppressor
     rules = RuleCommands(evaluator, lambda: runtime.bus, config.rules, config_file)
     service = AlertsService(
-        writer, evaluator, AlertCommands(writer), rules, suppressor, silences, maintenance
+        writer, evaluator, AlertCommands(writer), rules, suppressor, silences, maintenance, logs
     )
     runtime.report_status(watchdog.status)
     runtime.figures.gauge(
@@ -88,13 +92,19 @@ def attach(
     async def restore_holds() -> None:
         await service.evaluator.restore_holds(runtime.bus)
 
+    async def restore_counts() -> None:
+        await logs.restore(runtime.bus)
+
     runtime.on_start(restore_holds)
+    runtime.on_start(restore_counts)
     runtime.background(service.evaluator.absence_timer)
     runtime.background(suppressor.run)  # open alerts follow silences, windows, inhibition
+    runtime.background(logs.timer)  # windows move, and alerts resolve, without new lines
     runtime.consume(EVALUATOR, service.evaluator.handle)
+    runtime.consume(LOG_EVALUATOR, logs.handle)
     runtime.respond(ACKNOWLEDGE_ALERT, service.commands.acknowledge)
     runtime.respond(RESOLVE_ALERT, service.commands.resolve)
-    runtime.respond(EXPLAIN_LABELS, ExplainQueries(evaluator, suppressor).explain)
+    runtime.respond(EXPLAIN_LABELS, ExplainQueries(evaluator, suppressor, logs).explain)
     return service
 
 

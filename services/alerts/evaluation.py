@@ -353,6 +353,8 @@ class RuleEngine:
         )
 
     def _watchers(self, check: CompiledRule) -> list[tuple[str, Watcher]]:
+        if check.kind == "logs":
+            return []  # counted from LOGS (logrules.py), not from samples
         if check.kind == "ratio":
             groups: dict[LabelKey, RatioGroup] = {}
             numerator, denominator = check.metrics
@@ -368,7 +370,10 @@ class RuleEngine:
 
     @property
     def longest_lookback_s(self) -> float:
-        return max((c.rule.lookback_s for c in self.rules.values()), default=0.0)
+        """How far back samples still matter (log rules restore from LOGS instead)."""
+        return max(
+            (c.rule.lookback_s for c in self.rules.values() if c.kind != "logs"), default=0.0
+        )
 
     def read(
         self,

@@ -8,6 +8,7 @@ from typing import Any
 
 from services.alerts.domain import fingerprint
 from services.alerts.handlers import SampleEvaluator
+from services.alerts.logrules import LogEvaluator
 from services.alerts.rulecompile import CompiledRule
 from services.alerts.suppression import Suppressor
 from shared.commands import ExplainLabels, parse_command
@@ -16,9 +17,12 @@ from shared.events import Severity
 
 
 class ExplainQueries:
-    def __init__(self, evaluator: SampleEvaluator, suppressor: Suppressor):
+    def __init__(
+        self, evaluator: SampleEvaluator, suppressor: Suppressor, logs: LogEvaluator | None = None
+    ):
         self.evaluator = evaluator
         self.suppressor = suppressor
+        self.logs = logs
 
     async def explain(self, body: dict[str, Any]) -> dict[str, Any]:
         query = parse_command(ExplainLabels, body)
@@ -28,7 +32,13 @@ class ExplainQueries:
         rule = check.rule
         labels = dict(query.labels)
         matches = check.matches(labels)
-        if matches:
+        counted = self.logs.explain(rule.name, labels) if self.logs is not None else None
+        if counted is not None:
+            why = (
+                f"{rule.name} counts log lines: {counted['count']} in the last "
+                f"{counted['window_s']:g} s"
+            )
+        elif matches:
             why = f"{rule.name} watches {rule.metric} on these labels"
         else:
             wanted = [f"{k}={v}" for k, v in sorted(rule.labels.items())] + list(rule.matchers)
@@ -48,6 +58,7 @@ class ExplainQueries:
             "suppressed_by": [r.model_dump(mode="json") for r in refs],
             "flapping": self.suppressor.flaps.is_flapping(fp),
             "at": self.suppressor.clock().isoformat(),
+            "logs": counted,
         }
 
 

@@ -99,11 +99,15 @@ class SampleEvaluator:
         self.watchdog = watchdog
         self.clock = clock
         self._wake = asyncio.Event()
+        # told of every change of rules, under the lock (the log rules' counter)
+        self.listeners: list[Callable[[list[RuleConfig]], None]] = []
 
     async def use_rules(self, rules: list[RuleConfig]) -> None:
         """Judge samples by ``rules`` from the next batch on (a batch sees one rule set)."""
         async with self.writer.lock:
             self.engine.use(rules)
+            for listener in self.listeners:
+                listener(rules)
         self._wake.set()  # an absent_for may have changed
         log.info("rules in use", extra={"rules": len(rules)})
 

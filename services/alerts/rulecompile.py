@@ -20,7 +20,7 @@ from shared.ruleconfig import RuleConfig
 HYSTERESIS_RATIO = 0.05
 HYSTERESIS_FLOOR = 1e-6  # a threshold of 0 still needs a gap to stop flapping
 
-RuleKind = Literal["threshold", "window", "ratio", "absence"]
+RuleKind = Literal["threshold", "window", "ratio", "absence", "logs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +101,8 @@ class Thresholds:
 
 
 def _kind(rule: RuleConfig) -> RuleKind:
+    if rule.logs is not None:
+        return "logs"
     if rule.absent_for is not None:
         return "absence"
     if rule.ratio is not None:
@@ -157,7 +159,9 @@ class CompiledRule:
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        """The sample names this rule reads."""
+        """The sample names this rule reads (none: a log rule reads log lines)."""
+        if self.kind == "logs":
+            return ()
         if self.rule.ratio is not None:
             return (self.rule.ratio.numerator, self.rule.ratio.denominator)
         return (self.rule.metric,)
@@ -187,7 +191,8 @@ class CompiledRule:
             return {}
         context = {
             "labels": dict(labels),
-            "value": value,
+            # a count of log lines reads as one: "12 errors", not "12.0 errors"
+            "value": int(value) if self.kind == "logs" and value.is_integer() else value,
             "threshold": threshold,
             "severity": severity,
             "rule": self.rule.name,

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.gateway.common.errors import COMMAND, READ, READ_ONE
-from services.gateway.common.owners import ACCEPTED, send_command, updated_view
+from services.gateway.common.errors import AUTHENTICATED, COMMAND, READ, READ_ONE, problems
+from services.gateway.common.owners import ACCEPTED, request_owner, send_command, updated_view
 from services.gateway.common.pagination import Page, PageParams
 from services.gateway.common.paths import PREFIX, resource_path
 from services.gateway.common.routes import Responder, Viewer
 from services.gateway.common.state import EngineDep, GatewayState, StateDep
 from services.gateway.incidents import queries
+from services.gateway.incidents.logs import (
+    IncidentLogsPublic,
+    incident_log_filter,
+    parse_before,
+)
 from services.gateway.incidents.schemas import (
     IncidentAssigneeUpdate,
     IncidentCreate,
@@ -25,7 +30,7 @@ from services.gateway.incidents.schemas import (
     IncidentStatusUpdate,
 )
 from shared import commands
-from shared.commands import parse_command
+from shared.commands import MAX_LOG_PAGE, parse_command
 from shared.errors import NotFound
 from shared.events import IncidentSeverity, IncidentStatus
 
@@ -72,6 +77,43 @@ async def get_incident(_: Viewer, engine: EngineDep, incident_id: str) -> Incide
     if incident is None:
         raise NotFound(f"incident_id: no incident {incident_id!r}", field="incident_id")
     return incident
+
+
+LOG_QUERY_TIMEOUT_S = 30.0
+
+
+@router.get("/{incident_id}/logs", responses=problems(*AUTHENTICATED, 404, 422, 502, 503))
+async def incident_logs(
+    _: Viewer,
+    state: StateDep,
+    engine: EngineDep,
+    incident_id: str,
+    before: Annotated[
+        str | None,
+        Query(max_length=20, description="How long before it opened: 15m (default), 1h, 90s"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LOG_PAGE)] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="next_cursor of the previous page")
+    ] = None,
+) -> IncidentLogsPublic:
+    """The log lines around the incident, newest first: its alert's service, host and
+    instance, from ``before`` it opened until it resolved (or now)."""
+    selected = await incident_log_filter(engine, incident_id, parse_before(before))
+    query = parse_command(commands.SearchLogs, {**selected, "limit": limit, "cursor": cursor})
+    reply = await request_owner(state, commands.SEARCH_LOGS, query, timeout=LOG_QUERY_TIMEOUT_S)
+    services = selected["services"]
+    return IncidentLogsPublic.model_validate(
+        {
+            **reply,
+            "filter": {
+                "start": selected["start"],
+                "end": selected["end"],
+                "service": services[0] if services else None,
+                "labels": selected["labels"],
+            },
+        }
+    )
 
 
 async def incident_command(
