@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.events import SuppressionRef
+from shared.ruleconfig import LOG_RULE_METRIC
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC"
 
@@ -55,6 +56,11 @@ def _fired(event: Mapping[str, Any]) -> str:
     value, threshold = _number(event.get("value")), _number(event.get("threshold"))
     if event.get("reason") == "absent":
         what = f"no data from {event['metric']} for {value}s"
+    elif event["metric"] == LOG_RULE_METRIC and not event.get("source_seq"):
+        return (
+            f"rule {event['rule']} fired {event['severity']}: {value} matching log lines in "
+            f"its window (threshold {threshold}); counted from LOGS"
+        )
     else:
         what = f"{event['metric']} = {value} (threshold {threshold})"
     return (

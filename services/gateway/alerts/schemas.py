@@ -83,7 +83,9 @@ class FiredByPublic(Public):
     reason: str = Field(description="threshold, or absent (no data)")
     value: float
     threshold: float
-    source_seq: int = Field(description="METRICS stream sequence of the sample's batch")
+    source_seq: int = Field(
+        description="METRICS stream sequence of the sample's batch (0: a log rule's count)"
+    )
     source_index: int = Field(description="The sample's position in its batch")
     at: UtcDateTime
 
@@ -110,6 +112,18 @@ class RuleMatchPublic(Public):
     why: str
 
 
+class LogCountPublic(Public):
+    """A log rule's count for the series now: what its thresholds are judged against."""
+
+    count: int = Field(description="Matching lines in the window now")
+    window_s: float
+    since: float = Field(description="Unix seconds: where the window starts")
+    until: float = Field(description="Unix seconds: now")
+    warning: float | None
+    critical: float | None
+    by: list[str] = Field(description="The labels that split the rule's series")
+
+
 class LabelsExplanationPublic(Public):
     """What a rule would do with a label set now: whether it watches it, what would keep
     its alert quiet, and (when there is one) its latest alert explained."""
@@ -123,4 +137,7 @@ class LabelsExplanationPublic(Public):
     verdict: str
     alert: AlertExplanationPublic | None = Field(
         description="The series' latest alert, explained, if it has one"
+    )
+    logs: LogCountPublic | None = Field(
+        default=None, description="A log rule's count and window for the series now"
     )
