@@ -1,8 +1,10 @@
-"""Log ingest backpressure: 429 while the running log store is too far behind LOGS.
+"""Log ingest backpressure: 429 while the running log store or log rules' evaluator
+(``logs-store``, ``alerts-logs``: every durable on LOGS) is too far behind.
 
 The same rule as for samples (``VIGIL_INGEST_MAX_BACKLOG`` batches, only a running owner
 counts), read from the LOGS stream's consumers: a store that cannot keep up would
-otherwise fall behind until LOGS drops lines it never stored.
+otherwise fall behind until LOGS drops lines it never stored, and an evaluator behind
+would page late.
 """
 
 from __future__ import annotations
