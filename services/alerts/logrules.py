@@ -221,7 +221,8 @@ class LogEvaluator:
             event, pending = evaluate_sample(
                 book, check, fp, series.labels, value, now, origin, series.limits
             )
-            return _off_metrics(event, fp, origin), pending
+            ended = book.changed_by_command_at.get(fp, 0.0)
+            return _off_metrics(event, fp, origin, ended), pending
 
         await self.evaluator._append(decide, fp, None)
 
@@ -323,14 +324,18 @@ class LogEvaluator:
         return restored
 
 
-def _off_metrics(event: AlertEvent | None, fp: str, origin: SampleOrigin) -> AlertEvent | None:
+def _off_metrics(
+    event: AlertEvent | None, fp: str, origin: SampleOrigin, ended: float
+) -> AlertEvent | None:
     """The event as a log rule's: no METRICS position, and a fired alert's id derived from
-    the LOGS position of its line (never one a sample could derive)."""
+    the LOGS position of its newest line (never one a sample could derive) and from when
+    the series' last alert ended (``ended``, as the log has it): the timer may fire again
+    on the same lines after an alert was resolved by hand, and that is another alert."""
     if event is None:
         return None
     update: dict[str, Any] = {"source_seq": 0, "source_index": 0}
     if isinstance(event, AlertFired):
-        alert_id = derived_id("log-alert", fp, origin.seq, origin.index)
+        alert_id = derived_id("log-alert", fp, origin.seq, origin.index, ended)
         update.update(aggregate_id=alert_id, id=event_id_for(alert_id, 1, "fired"))
     return event.model_copy(update=update)
 

@@ -14,7 +14,7 @@ from services.alerts.app import AlertsService, build
 from services.alerts.logcount import LineSelector, WindowCount
 from shared import subjects
 from shared.bus import EventBus
-from shared.commands import CREATE_RULE, CREATE_SILENCE, EXPLAIN_LABELS
+from shared.commands import CREATE_RULE, CREATE_SILENCE, EXPLAIN_LABELS, RESOLVE_ALERT
 from shared.config import ConfigError, VigilConfig, parse_config
 from shared.consumer import Delivery
 from shared.errors import InvalidInput
@@ -310,3 +310,20 @@ def test_every_log_rule_field_reads_back_as_written() -> None:
     exported = rule.model_dump(mode="json", by_alias=True, exclude_defaults=True)
     assert "metric" not in exported or exported["metric"] == "log_lines"
     assert RuleConfig.model_validate(exported) == rule
+
+
+async def test_an_alert_resolved_by_hand_while_the_count_stays_up_fires_again_as_another(
+    rig: Rig,
+) -> None:
+    await rig.start(config(API_ERRORS))
+    await send(rig.bus, batch(rig.clock.now(), *errors(5)))
+    [fired] = await rig.until(1)
+    await rig.bus.request(RESOLVE_ALERT, {"alert_id": fired.aggregate_id, "by": "ann"})
+    # the lines are still in the window: the timer fires a new alert on them, once
+    events = await rig.until(3)
+    again = events[2]
+    assert isinstance(events[1], AlertResolved) and events[1].reason == "manual"
+    assert isinstance(again, AlertFired) and again.aggregate_id != fired.aggregate_id
+    rig.clock.advance(0.5)
+    await caught_up(rig.bus, "alerts-logs", "LOGS")
+    assert len(await rig.events()) == 3
