@@ -181,3 +181,23 @@ async def test_log_ingest_waits_while_the_running_log_rules_are_far_behind(
         refused = await http.post(f"{API}/logs", json={"message": "wait"})
         assert refused.status_code == 429, refused.text
         assert detail(refused).startswith("alerts-logs is ")
+
+
+async def test_a_log_rule_through_the_rules_api_reads_back_and_a_bad_one_names_its_field(
+    client: httpx.AsyncClient, owners: None
+) -> None:
+    rules = f"{API}/alerts/rules"
+    body = {**RULE, "name": "WebErrors", "logs": {**RULE["logs"], "q": "timeout OR refused"}}
+    created = await client.post(rules, json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["logs"]["q"] == "timeout OR refused"
+    assert created.json()["metric"] == "log_lines"
+    for bad, field in (
+        ({**body, "logs": {"q": "(open"}}, "logs.q"),
+        ({**body, "logs": {"level": ["loud"]}}, "logs.level.0"),
+        ({**body, "window": None}, "window"),
+        ({**body, "metric": "cpu"}, "metric"),
+    ):
+        answer = await client.post(rules, json={k: v for k, v in bad.items() if v is not None})
+        assert answer.status_code == 422, (bad, answer.text)
+        assert detail(answer).startswith(f"{field}: "), answer.json()
