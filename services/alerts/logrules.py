@@ -6,7 +6,7 @@ silences, maintenance windows, inhibition, flapping and routing treat them as an
 alert. Counting is exactly once: the consumer is ordered and remembers the last LOGS
 sequence it counted, so a redelivered batch is judged again but never counted twice; a
 restart counts again, from the stream, the lines the windows still hold up to the last
-batch acknowledged (the rest come again live).
+batch acknowledged (the rest come again live), and the ``for:`` holds they were under.
 
 Alert events carry ``source_seq`` 0 (that field places samples on METRICS, which these
 are not); the batch that caused one is its ``causation_id``, and a fired alert's id
@@ -33,6 +33,7 @@ from services.alerts.domain import (
     evaluate_sample,
     event_id_for,
     fingerprint,
+    held_since,
 )
 from services.alerts.handlers import SampleEvaluator
 from services.alerts.logcount import LineSelector, WindowCount
@@ -316,12 +317,25 @@ class LogEvaluator:
                 LOGS.name, LOG_EVALUATOR.filter_subject, start_time=since, end_seq=end
             ):
                 if isinstance(recorded.event, LogsIngested) and recorded.seq > self.counted_seq:
-                    self._count(recorded.event, recorded.seq)
+                    touched = self._count(recorded.event, recorded.seq)
                     self.counted_seq = recorded.seq
+                    for _rule, series in touched:
+                        self._hold(series, recorded.event.received_at)
         restored = sum(len(r.series) for r in self.rules.values())
-        log.info("log rule counts restored", extra={"series": restored, "through_seq": end})
         self._wake.set()
+        log.info("log rule counts restored", extra={"series": restored, "through_seq": end})
         return restored
+
+    def _hold(self, series: LogSeries, at: float) -> None:
+        """Carry a ``for:`` hold on by the count as a past batch left it, unless the
+        series' alert ended after that batch (its hold ended with it)."""
+        book = self.writer.book
+        fp = series.fingerprint
+        if not series.limits.for_s or at <= book.changed_by_command_at.get(fp, 0.0):
+            return
+        value = float(series.window.count(at))
+        pending = held_since(series.limits, book.open.get(fp), book.pending.get(fp), value, at)
+        book.set_pending(fp, pending)
 
 
 def _off_metrics(

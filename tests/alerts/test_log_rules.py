@@ -327,3 +327,16 @@ async def test_an_alert_resolved_by_hand_while_the_count_stays_up_fires_again_as
     rig.clock.advance(0.5)
     await caught_up(rig.bus, "alerts-logs", "LOGS")
     assert len(await rig.events()) == 3
+
+
+async def test_a_restart_keeps_a_for_hold_under_way(rig: Rig) -> None:
+    rule = {**API_ERRORS, "warning": 3, "critical": None, "for": "30s"}
+    await rig.start(config(rule))
+    await send(rig.bus, batch(rig.clock.now(), *errors(3)))
+    await caught_up(rig.bus, "alerts-logs", "LOGS")
+    await rig.stop_all()
+
+    rig.clock.advance(31)  # the hold began before the restart and is over now
+    await rig.start(config(rule))
+    [fired] = await rig.until(1)
+    assert isinstance(fired, AlertFired) and fired.value == 3
