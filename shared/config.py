@@ -38,6 +38,7 @@ from shared.pagingconfig import ContactConfig, EscalationPolicyConfig, ScheduleC
 from shared.routingconfig import RouteConfig
 from shared.ruleconfig import RuleConfig
 from shared.scrapeconfig import ScrapeConfig
+from shared.sloconfig import BURN_ALERT_METRIC, MAX_SLOS, SloConfig, burn_rules
 from shared.suppressionconfig import FlappingConfig, InhibitRuleConfig
 
 _Strict = Strict
@@ -282,6 +283,11 @@ class VigilConfig(_Strict):
         max_length=200,
         description="Prometheus/OpenMetrics text endpoints scraped on an interval",
     )
+    slos: list[SloConfig] = Field(
+        default_factory=list,
+        max_length=MAX_SLOS,
+        description="Service level objectives: error budgets, burn-rate alerts, SLA reports",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -297,9 +303,29 @@ class VigilConfig(_Strict):
             data = {**data, "rules": [*rules, *added]}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _slo_burn_rules(cls, data: Any) -> Any:
+        """SLOs page and ticket through rules of their own, added like the built-in ones
+        unless a rule already watches the burn-alert samples."""
+        slos = data.get("slos") if isinstance(data, dict) else None
+        if not isinstance(slos, list) or not any(
+            isinstance(s, dict) and s.get("alerts", True) is not False for s in slos
+        ):
+            return data
+        rules = data.get("rules")
+        if rules is None:
+            rules = [r.model_dump(by_alias=True) for r in DEFAULT_RULES]
+        if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+            return data
+        if any(r.get("metric") == BURN_ALERT_METRIC for r in rules):
+            return data
+        added = [r.model_dump(by_alias=True) for r in burn_rules()]
+        return {**data, "rules": [*rules, *added]}
+
     @model_validator(mode="after")
     def _unique_names(self) -> VigilConfig:
-        for section in NAMED_SECTIONS:
+        for section in (*NAMED_SECTIONS, "slos"):
             seen: set[str] = set()
             for index, item in enumerate(getattr(self, section)):
                 if item.name in seen:

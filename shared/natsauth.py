@@ -160,6 +160,7 @@ GRANTS: tuple[Grant, ...] = (
     ),
     Grant(
         "metrics",
+        events=(subjects.samples("slo"),),  # SLO burn rates, for the burn-rate alerts
         answers=(_commands(subjects.METRICS_QUERY), _commands(subjects.LOGS_QUERY)),
         reads=("METRICS", "LOGS"),
         durables=("metrics-store", "metrics-remote-write", "logs-store"),
@@ -233,6 +234,7 @@ GRANTS: tuple[Grant, ...] = (
             subjects.samples("api"),
             subjects.samples("vigil"),
             subjects.samples("synthetic"),
+            subjects.samples("slo"),
         ),
         beats=False,
         declares_streams=False,

@@ -15,10 +15,11 @@ from services.metrics.probe import MetricsStoreProbe
 from services.metrics.query_api import prom_queries
 from services.metrics.remote.forward import forward_samples
 from services.metrics.settings import MetricsSettings
+from services.metrics.slo.wiring import add_slos
 from services.metrics.store import FILE_NAME, SERVICE, MetricsStore
 from shared.bus import EventBus, log_session
 from shared.commands import QUERY_METRICS_STATS, QUERY_SAMPLES
-from shared.config import VigilConfig
+from shared.config import VigilConfig, load_config
 from shared.events import SampleBatch, SampleBlock, SamplesIngested
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
@@ -41,7 +42,8 @@ def build(
     config: VigilConfig | None = None,
     metrics_settings: MetricsSettings | None = None,
 ) -> ServiceRuntime:
-    """The metrics service. It reads no section of the YAML config, so ``config`` is not loaded."""
+    """The metrics service. Of the YAML config it reads the SLOs and the maintenance
+    windows they may leave out."""
     tuning = metrics_settings if metrics_settings is not None else MetricsSettings()
     runtime = ServiceRuntime(SERVICE, settings)
     store = open_store(settings, tuning)
@@ -63,6 +65,7 @@ def build(
     runtime.on_stop(promql.close)
     forward_samples(runtime, settings)  # to a remote-write store, when one is configured
     add_log_store(runtime, settings)  # log lines, on the service's SQL database
+    add_slos(runtime, store, config if config is not None else load_config(settings.config))
 
     async def compaction() -> None:
         await every(tuning.compaction_interval_s, "compaction", lambda: compact(store))
