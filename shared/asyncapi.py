@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from shared import commands, events, subjects
+from shared import commands, events, slocommands, subjects
 from shared.streams import ALL_STREAMS
 
 EventChannel = tuple[str, str, str, list[type[BaseModel]]]
@@ -234,6 +234,8 @@ REQUEST_CHANNELS: list[tuple[str, type[BaseModel]]] = [
     (commands.PROM_LABEL_VALUES, commands.PromLabelValuesQuery),
     (commands.SEARCH_LOGS, commands.SearchLogs),
     (commands.LOG_HISTOGRAM, commands.LogHistogram),
+    (slocommands.QUERY_SLO, slocommands.SloQuery),
+    (slocommands.QUERY_SLA_REPORT, slocommands.SlaReportQuery),
 ]
 
 
