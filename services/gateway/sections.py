@@ -39,6 +39,7 @@ from services.gateway.selfmetrics import router as selfmetrics_router
 from services.gateway.silences import PROJECTIONS as SILENCES
 from services.gateway.silences import alertmanager as alertmanager_router
 from services.gateway.silences import router as silences_router
+from services.gateway.sla.router import router as sla_router
 from services.gateway.synthetic.projector import PROJECTIONS as SYNTHETIC
 from services.gateway.synthetic.router import router as synthetic_router
 
@@ -48,6 +49,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     otlp_router,
     prom_api_router,
     logs_router,
+    sla_router,
     rules_router,  # before alerts: /alerts/{alert_id} would take /alerts/rules
     alerts_router,
     silences_router,

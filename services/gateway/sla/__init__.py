@@ -1,0 +1,1 @@
+"""SLA figures and monthly reports; the metrics service computes, the gateway renders."""
