@@ -162,7 +162,7 @@ GRANTS: tuple[Grant, ...] = (
         "metrics",
         events=(subjects.samples("slo"),),  # SLO burn rates, for the burn-rate alerts
         answers=(_commands(subjects.METRICS_QUERY), _commands(subjects.LOGS_QUERY)),
-        reads=("METRICS", "LOGS"),
+        reads=("METRICS", "LOGS", CONFIG),  # CONFIG: maintenance windows for SLOs
         durables=("metrics-store", "metrics-remote-write", "logs-store"),
     ),
     Grant(

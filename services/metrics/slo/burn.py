@@ -66,7 +66,9 @@ class BurnEvaluator:
         publish: Callable[[str, SamplesIngested], Awaitable[object]],
         clock: Callable[[], float] = time.time,
         interval_s: float = INTERVAL_S,
+        before: Callable[[], Awaitable[None]] | None = None,
     ):
+        self.before = before
         self.book = book
         self.publish = publish
         self.clock = clock
@@ -74,6 +76,8 @@ class BurnEvaluator:
 
     async def tick(self) -> list[Sample]:
         """One evaluation at the clock's time: the samples it sent."""
+        if self.before is not None:
+            await self.before()
         now = self.clock()
         samples = burn_samples(await self.book.burn(now), self.book, now)
         if samples:

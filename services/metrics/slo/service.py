@@ -54,8 +54,15 @@ class SloBook:
     ):
         self.slos = {slo.name: slo for slo in slos}
         self.reader = reader
-        self.maintenance = [(w.compiled_matchers(), WindowSchedule(w)) for w in maintenance]
+        self.set_maintenance(maintenance)
         self.clock = clock
+
+    def set_maintenance(self, windows: Sequence[MaintenanceWindowConfig]) -> None:
+        self.maintenance = [(w.compiled_matchers(), WindowSchedule(w)) for w in windows]
+
+    @property
+    def excludes_maintenance(self) -> bool:
+        return any(slo.exclude_maintenance for slo in self.slos.values())
 
     def excluded(self, slo: SloConfig, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
         """The maintenance stretches an SLO leaves out of ``[start, end)``."""
