@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.gateway.app import Gateway
 from services.metrics.app import build as build_metrics
 from services.metrics.store import STORE_PROJECTION
 from shared.bus import EventBus
@@ -22,6 +23,7 @@ from shared.maintenanceconfig import MaintenanceWindowConfig
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
 from tests.conftest import RuntimeFactory
+from tests.gateway.identities import headers_for
 from tests.waiting import caught_up
 
 URL = "/api/monitoring/sla"
@@ -218,6 +220,9 @@ async def test_monthly_report_as_csv_and_printable_html(
     assert page.headers["content-type"].startswith("text/html")
     assert "@media print" in page.text and "home-up" in page.text
     assert "http://" not in page.text and "https://" not in page.text  # no outside assets
+    if 30 in in_month:  # the outage of runs 30-39 is in this month: a row for it
+        outage = datetime.fromtimestamp(BASE + 1800, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        assert f"<td>{outage}</td>" in page.text and "10m 00s" in page.text
     policy = page.headers["content-security-policy"]
     assert policy.startswith("default-src 'none'; style-src 'sha256-")
 
@@ -230,3 +235,22 @@ async def test_monthly_report_as_csv_and_printable_html(
         refused = await client.get(f"{URL}/report", params=params)
         assert refused.status_code == status, (params, refused.text)
         assert field in refused.json()["detail"]
+
+
+async def test_viewers_read_and_ingest_keys_do_not(
+    gateway: Gateway, client: httpx.AsyncClient, metrics: ServiceRuntime
+) -> None:
+    ingest = await headers_for(gateway.app, client, "ingest")
+    viewer = await headers_for(gateway.app, client, "viewer")
+    month = month_of(time.time())
+    for path, params in (("metrics", {}), ("report", {"slo": "home-up", "month": month})):
+        assert (await client.get(f"{URL}/{path}", params=params, headers=ingest)).status_code == 403
+        assert (await client.get(f"{URL}/{path}", params=params, headers=viewer)).status_code == 200
+        anonymous = await client.get(f"{URL}/{path}", params=params, headers={"Authorization": ""})
+        assert anonymous.status_code == 401
+
+
+async def test_an_answer_waits_for_no_metrics_service(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"{URL}/metrics")
+    assert response.status_code == 503
+    assert "vigil.query.metrics.slo" in response.json()["detail"]

@@ -215,14 +215,14 @@ class SloBook:
         for slo in self.slos.values():
             if not slo.alerts:
                 continue
-            timeline, _ = await self.timeline(slo, end_ms - LONGEST_BURN_MS, end_ms)
+            start, _ = window_bounds(slo.window, now)
+            start_ms = int(start * 1000)
+            timeline, _ = await self.timeline(slo, min(start_ms, end_ms - LONGEST_BURN_MS), end_ms)
             rates = {
                 name: burn_rate(timeline, end_ms, seconds * 1000, slo.objective)
                 for name, seconds in BURN_WINDOWS_S.items()
             }
-            start, _ = window_bounds(slo.window, now)
-            whole, _ = await self.timeline(slo, int(start * 1000), end_ms)
-            remaining = window_figures(whole, int(start * 1000), end_ms, slo.objective)
+            remaining = window_figures(timeline, start_ms, end_ms, slo.objective)
             found[slo.name] = {
                 "rates": rates,
                 "alerts": burn_alerts(rates, BURN_ALERTS),
