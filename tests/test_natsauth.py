@@ -141,6 +141,7 @@ async def test_each_service_appends_its_own_events(sessions: dict[str, Session])
         "alerts": subjects.alert("a1"),
         "incidents": subjects.incident("i1"),
         "synthetic": subjects.samples("synthetic"),
+        "metrics": subjects.samples("slo"),  # SLO burn rates
         "notifier": subjects.notification("d1"),
         "agent": subjects.samples("agent-host1"),
     }
@@ -157,6 +158,8 @@ async def test_a_service_cannot_forge_a_sample_batch(sessions: dict[str, Session
     await refused_publish(sessions["alerts"], subjects.samples("vigil"), batch("vigil"))
     # the agent speaks for hosts, never for the gateway, the watchdog or the prober
     await refused_publish(sessions["agent"], subjects.samples("vigil"), batch("vigil"))
+    await refused_publish(sessions["agent"], subjects.samples("slo"), batch("slo"))
+    await refused_publish(sessions["metrics"], subjects.samples("api"), batch("api"))
     assert await stored(sessions["cli"], "METRICS") == before
 
 
