@@ -201,14 +201,16 @@ def report_html(report: dict[str, Any]) -> str:
                 for m in report["maintenance_excluded"]
             ],
         )
-    service = f"service {escape(report['service'])}, " if report["service"] else ""
+    parts = [f"Service {escape(report['service'])}" if report["service"] else ""]
+    parts.append(escape(report["description"]))
+    about = " · ".join(part for part in parts if part)
     partial = "" if report["complete"] else " (month in progress)"
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{title}</title><style>{STYLE}</style></head><body>"
         f"<h1>{title}</h1>"
-        f'<p class="meta">{service}{escape(report["description"])} '
-        f"{_when(report['start'])} to {_when(report['end'])} UTC{partial}; "
+        f'<p class="meta">{about + "<br>" if about else ""}'
+        f"From {_when(report['start'])} to {_when(report['end'])} UTC{partial}; "
         f"violations judged in {report['step_s']:g} s steps</p>"
         f"{summary}<h2>Violations</h2>{violations}{maintenance}<h2>Each day</h2>{days}"
         "</body></html>"
