@@ -21,6 +21,7 @@ from services.gateway.incidents.router import router as incidents_router
 from services.gateway.ledgers.projector import PROJECTIONS as LEDGERS
 from services.gateway.ledgers.router import router as ledgers_router
 from services.gateway.live.router import router as live_router
+from services.gateway.logs.otlp_router import router as otlp_logs_router
 from services.gateway.logs.router import router as logs_router
 from services.gateway.maintenance import PROJECTIONS as MAINTENANCE
 from services.gateway.maintenance import router as maintenance_router
@@ -48,6 +49,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     remote_write_router,
     otlp_router,
     prom_api_router,
+    otlp_logs_router,
     logs_router,
     sla_router,
     rules_router,  # before alerts: /alerts/{alert_id} would take /alerts/rules

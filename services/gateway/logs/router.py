@@ -137,14 +137,18 @@ async def ingest_logs(
 
 
 async def publish_logs(
-    state: GatewayState, entries: list[LogEntry], event_id: str, received_at: float
+    state: GatewayState,
+    entries: list[LogEntry],
+    event_id: str,
+    received_at: float,
+    source: str = INGEST_SOURCE,
 ) -> int:
     event = LogsIngested.of_validated(
-        entries, id=event_id, aggregate_id=INGEST_SOURCE, received_at=received_at
+        entries, id=event_id, aggregate_id=source, received_at=received_at
     )
     try:
         return await state.bus().publish(
-            subjects.log_entries(INGEST_SOURCE), event, timeout=INGEST_PUBLISH_TIMEOUT_S
+            subjects.log_entries(source), event, timeout=INGEST_PUBLISH_TIMEOUT_S
         )
     except (TimeoutError, nats.errors.Error) as exc:
         reason = str(exc) or f"no answer within {INGEST_PUBLISH_TIMEOUT_S:g} s"

@@ -1,0 +1,119 @@
+"""OTLP/HTTP logs receiver at ``POST /v1/logs`` (an exporter's default path under its
+endpoint) and ``POST /api/v1/otlp/v1/logs``.
+
+As the metrics receiver: authenticated with an ingest key, the request mapped whole
+(``services/gateway/logs/otlp.py``) and published as one LogsIngested event; 200 with an
+ExportLogsServiceResponse in the request's encoding (``partial_success`` counts the
+records not stored), errors as a ``google.rpc.Status``. Exporters retry 429, 502, 503 and
+504 with the very same bytes, so the event id is derived from them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response
+
+from services.gateway.common.errors import AUTHENTICATED, PROTOCOL_ERROR_CONTENT, problems
+from services.gateway.common.routes import Ingest
+from services.gateway.common.state import StateDep
+from services.gateway.logs.otlp import export_response, parse_log_export
+from services.gateway.logs.router import publish_logs, read_body
+from services.gateway.metrics.otlp import JSON, PROTOBUF
+from services.gateway.metrics.otlp_router import UnsupportedEncoding, _status_response
+from services.gateway.surface.content_types import media_type
+from shared.errors import VigilError
+from shared.events import derived_id
+from shared.events.logs import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES
+
+PATHS = ("/v1/logs", "/api/v1/otlp/v1/logs")
+OTLP_SOURCE = "otlp"
+
+router = APIRouter(tags=["logs"])
+
+
+async def otlp_logs(
+    _: Ingest,
+    request: Request,
+    state: StateDep,
+    content_encoding: Annotated[str | None, Header()] = None,
+) -> Response:
+    """OTLP/HTTP logs export: 200 once every mappable record in the request is stored."""
+    media = media_type(request.headers.get("content-type", "")) or PROTOBUF
+    try:
+        encoding = (content_encoding or "identity").strip().lower()
+        if encoding not in ("identity", "gzip"):
+            raise UnsupportedEncoding(
+                f"Content-Encoding: {encoding[:20]} is not accepted; send gzip or none",
+                field="Content-Encoding",
+            )
+        state.health.refuse_writes()
+        state.log_ingest.check()
+        body = await read_body(request)
+        received_at = time.time()
+        export = await asyncio.to_thread(
+            parse_log_export,
+            body,
+            media,
+            encoding == "gzip",
+            received_at,
+            state.settings.longest_log_retention_s,
+        )
+        if export.entries:
+            event_id = derived_id("otlp-logs", media, hashlib.sha256(body).hexdigest())
+            await publish_logs(state, export.entries, event_id, received_at, OTLP_SOURCE)
+    except VigilError as exc:
+        return _status_response(exc, media)
+    return Response(export_response(export, media), media_type=media)
+
+
+_DESCRIPTION = (
+    "An OTLP ExportLogsServiceRequest, protobuf or OTLP JSON, optionally gzip "
+    f"(Content-Encoding), of at most {MAX_BATCH_BYTES} bytes and {MAX_BATCH_ENTRIES} "
+    "log records. Body → message, severity → level, resource service.name → service, "
+    "string attributes → labels, other attributes → fields; the answer's partial_success "
+    "counts the records not stored (neither body nor event name)."
+)
+_BODY = {"type": "string", "format": "binary"}
+_STATUS = {
+    "type": "object",
+    "description": "google.rpc.Status: code (google.rpc.Code) and message",
+    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+    "required": ["code", "message"],
+}
+_STATUS_CONTENT = {PROTOCOL_ERROR_CONTENT: {PROTOBUF: {"schema": _BODY}, JSON: {"schema": _STATUS}}}
+
+
+def _responses() -> dict[int | str, dict[str, Any]]:
+    responses = problems(*AUTHENTICATED, 400, 413, 415, 422, 503)
+    responses[429] = {**responses[429], "description": "The log store is too far behind"}
+    for status in (400, 413, 415, 422, 429, 503):
+        responses[status].update(_STATUS_CONTENT)
+    responses[200] = {
+        "description": "ExportLogsServiceResponse in the request's encoding",
+        "content": {PROTOBUF: {"schema": _BODY}, JSON: {"schema": {"type": "object"}}},
+    }
+    return responses
+
+
+for _path in PATHS:
+    router.add_api_route(
+        _path,
+        otlp_logs,
+        methods=["POST"],
+        status_code=200,
+        response_class=Response,
+        summary="OTLP/HTTP logs export",
+        responses=_responses(),
+        openapi_extra={
+            "requestBody": {
+                "required": False,
+                "description": _DESCRIPTION,
+                "content": {PROTOBUF: {"schema": _BODY}, JSON: {"schema": {"type": "object"}}},
+            }
+        },
+        operation_id=f"otlp_logs_{'prometheus' if _path.startswith('/api') else 'default'}",
+    )
