@@ -25,6 +25,7 @@ from services.gateway.health.liveness import heartbeat_listener
 from services.gateway.http_limits import BoundedConfig, HttpLimits
 from services.gateway.live.router import EVENTS_PATH
 from services.gateway.live.stream import LiveStream
+from services.gateway.logs.tail import LogTails
 from services.gateway.metrics import rwscan
 from services.gateway.sections import PROJECTIONS
 from shared import subjects
@@ -75,8 +76,11 @@ class HttpServer:
     which is first raised to its hard maximum.
     """
 
-    def __init__(self, app: FastAPI, settings: Settings, live: LiveStream):
+    def __init__(
+        self, app: FastAPI, settings: Settings, live: LiveStream, tails: LogTails | None = None
+    ):
         self.live = live
+        self.tails = tails
         self.limits = HttpLimits.of(settings, raise_file_limit())
         config = BoundedConfig(
             app,
@@ -128,6 +132,8 @@ class HttpServer:
         except asyncio.CancelledError:
             # end live streams first, or open SSE responses would hold the server up
             self.live.close()
+            if self.tails is not None:
+                self.tails.close()
             self.server.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(serving, HTTP_SHUTDOWN_S + 1)
@@ -166,7 +172,7 @@ def build_gateway(settings: Settings, config: VigilConfig | None = None) -> Gate
     store = projection_store(settings)
     state = GatewayState(settings=settings, store=store, bus_of=lambda: runtime.bus)
     app = create_app(state)
-    http = HttpServer(app, settings, state.live)
+    http = HttpServer(app, settings, state.live, state.log_tails)
     subscriptions: list[Subscription] = []
 
     async def prepare() -> None:

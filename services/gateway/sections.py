@@ -23,6 +23,7 @@ from services.gateway.ledgers.router import router as ledgers_router
 from services.gateway.live.router import router as live_router
 from services.gateway.logs.otlp_router import router as otlp_logs_router
 from services.gateway.logs.router import router as logs_router
+from services.gateway.logs.tail_router import router as log_tail_router
 from services.gateway.maintenance import PROJECTIONS as MAINTENANCE
 from services.gateway.maintenance import router as maintenance_router
 from services.gateway.metrics.otlp_router import router as otlp_router
@@ -50,6 +51,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     otlp_router,
     prom_api_router,
     otlp_logs_router,
+    log_tail_router,
     logs_router,
     sla_router,
     rules_router,  # before alerts: /alerts/{alert_id} would take /alerts/rules

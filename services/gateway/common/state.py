@@ -15,6 +15,7 @@ from services.gateway.health.liveness import ServiceLiveness
 from services.gateway.health.monitor import HealthMonitor
 from services.gateway.live.stream import KEEPALIVE_S, LiveStream
 from services.gateway.logs.backpressure import LogBackpressure
+from services.gateway.logs.tail import LogTails
 from services.gateway.metrics.backpressure import IngestBackpressure
 from shared.bus import EventBus
 from shared.db import ProjectionStore
@@ -67,6 +68,7 @@ class GatewayState:
     store: ProjectionStore
     bus_of: Callable[[], EventBus]
     live: LiveStream = field(default_factory=LiveStream)
+    log_tails: LogTails = field(default_factory=LogTails)
     liveness: ServiceLiveness = field(init=False)
     progress: ProjectionProgress = field(init=False)
     ingest: IngestBackpressure = field(init=False)
