@@ -34,7 +34,9 @@ class VigilClient:
     ``url`` is Vigil's base URL (``http://vigil:8080``) and ``ingest_key`` an API key with
     the ``ingest`` role; both default to ``VIGIL_URL`` and ``VIGIL_INGEST_KEY``. Every
     sample carries ``labels`` and an ``instance`` label (``host:pid`` unless given; ``""``
-    leaves it out), so several worker processes do not mix their counters.
+    leaves it out), so several worker processes do not mix their counters. ``service``
+    (default ``VIGIL_SERVICE``) names the application on the lines ``VigilLogHandler``
+    sends.
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class VigilClient:
         flush_interval_s: float = 10.0,
         labels: Mapping[str, str] | None = None,
         instance: str | None = None,
+        service: str | None = None,
         max_routes: int = 100,
         max_names: int = 100,
         max_buffered_samples: int = 20_000,
@@ -69,6 +72,9 @@ class VigilClient:
             raise ValueError("response_time_quantile: must be in (0, 1]")
         self.static_labels = _checked_labels(labels or {})
         self.instance = None if instance is None else printable(instance)
+        self.service = printable(
+            service if service is not None else os.environ.get("VIGIL_SERVICE", "")
+        )
         self.recorder = Recorder(max_routes=max_routes, max_names=max_names)
         self.folder = SampleFolder(self._labels(), response_time_quantile)
         self.pusher = Pusher(
