@@ -16,7 +16,7 @@ from faststream.nats import NatsBroker
 from faststream.nats.security import NatsUserPassword
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared import subjects
+from shared import selflogs, subjects
 from shared.bus import EventBus, settle
 from shared.consumer import (
     BatchHandler,
@@ -185,8 +185,13 @@ class ServiceRuntime:
         self._background.append(task)
 
     async def start(self) -> None:
+        # tasks and threads started from here on are this service's (its own log lines)
+        selflogs.CURRENT_SERVICE.set(self.name)
         nc = await self.broker.connect()
         self._bus = EventBus(nc)
+        if self.settings.self_logs:
+            queue = selflogs.install(self.name)
+            self._tasks.append(asyncio.create_task(selflogs.ship_forever(queue, self._publish)))
         await ensure_streams(self._bus.js, self.settings)
         for hook in self._start_hooks:
             await hook()
@@ -218,6 +223,9 @@ class ServiceRuntime:
         gc.set_threshold(*GC_THRESHOLDS)
         self.ready.set()
         log.info("service ready", extra={"service": self.name})
+
+    async def _publish(self, subject: str, event: Any) -> int:
+        return await self.bus.publish(subject, event, timeout=selflogs.PUBLISH_TIMEOUT_S)
 
     async def _self_metrics(self, _: dict[str, Any]) -> dict[str, str]:
         return {"text": exposition(self.name, REGISTRY, self.figures)}
@@ -288,6 +296,8 @@ class ServiceRuntime:
                 extra={"service": self.name, "tasks": stuck},
             )
         self._tasks.clear()
+        if self.settings.self_logs:
+            selflogs.uninstall(self.name)
         nc = self._bus.nc if self._bus is not None else None
         if not await self._bounded("broker stop", self.broker.stop()) and nc is not None:
             await self._bounded("connection close", nc.close())

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     heartbeat_interval_s: float = 2.0
     stream_replicas: int = 1
     log_level: str = "INFO"
+    self_logs: bool = Field(
+        default=False,
+        description="Every service also stores its own log records (INFO and up) in the "
+        "log store, as service <its name>, source self",
+    )
     ingest_max_backlog: int = Field(
         default=200,
         description="Sample batches the metrics store or the alerts evaluator may be behind "
