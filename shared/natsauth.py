@@ -116,6 +116,7 @@ GRANTS: tuple[Grant, ...] = (
             subjects.samples("api"),  # POST /api/monitoring/metrics
             subjects.samples("vigil"),  # the watchdog and Vigil's own figures
             subjects.log_entries("api"),  # POST /api/monitoring/logs
+            subjects.log_entries("otlp"),  # POST /v1/logs
             subjects.write_probe("gateway"),
             f"{IDENTITY_EVENTS}.>",
             f"{AUDIT_EVENTS}.>",
@@ -134,6 +135,7 @@ GRANTS: tuple[Grant, ...] = (
             _commands(subjects.ALERT_QUERY),
             _commands(subjects.SELF_METRICS),  # GET /metrics/<service>
             f"{subjects.DEAD_LETTER_COMMANDS}.*.retry",  # to the consumer's owner
+            "$JS.FC.LOGS.>",  # flow control of the live tail's ordered consumer
         ),
         reads=(
             "ALERTS",
@@ -143,6 +145,7 @@ GRANTS: tuple[Grant, ...] = (
             "PAGING",
             "SILENCES",
             "DEADLETTERS",
+            "LOGS",  # the live tail
             IDENTITY,
             AUDIT,
             CONFIG,
@@ -339,6 +342,7 @@ def permissions(grant: Grant) -> Permissions:
     if grant.beats:  # a service: it also answers for its own figures (/metrics)
         answers.append(subjects.self_metrics(grant.user))
         add(publish, [subjects.heartbeat(grant.user)])
+        add(publish, [subjects.log_entries("self")])  # its own log lines (VIGIL_SELF_LOGS)
         add(subscribe, [subjects.heartbeat(grant.user)])  # the container health check
     add(subscribe, answers)
     add(subscribe, grant.listens)
