@@ -10,8 +10,8 @@ on ``logs.entries.self``, ``service`` the service's name.
 Bounded and never recursive: at most ``RATE_PER_S`` lines a second (bursts of
 ``BURST``) and ``MAX_QUEUED`` waiting, the rest counted and reported in one line when
 shipping resumes; records made while publishing (the NATS client's own complaints
-included) and this module's own are never queued, and a failed publish is counted, not
-logged.
+included) and this module's own are never queued, and a failed publish is counted (its
+lines reported as dropped), not logged.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class SelfLogQueue:
     instance: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     lines: deque[dict[str, Any]] = field(default_factory=deque)
     suppressed: int = 0  # over the rate
-    dropped: int = 0  # queue full, or the line did not validate
+    dropped: int = 0  # queue full, not published, or the line did not validate
     failed_publishes: int = 0
     shipped: int = 0
     tokens: float = BURST
@@ -150,7 +150,8 @@ class SelfLogQueue:
         if missed or dropped:
             summary = {
                 "message": f"{missed + dropped} log lines of {self.service} were not shipped "
-                f"({missed} over {RATE_PER_S:g} a second, {dropped} with the queue full)",
+                f"({missed} over {RATE_PER_S:g} a second, {dropped} dropped: the queue was full "
+                "or the event log did not take them)",
                 "timestamp": time.time(),
                 "level": "warn",
                 "service": self.service,
@@ -159,6 +160,11 @@ class SelfLogQueue:
             }
             entries.append(_ENTRY.validate_python(summary))
         return entries
+
+    def lose(self, lines: int) -> None:
+        with self.lock:
+            self.failed_publishes += 1
+            self.dropped += lines
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -233,7 +239,9 @@ async def ship(queue: SelfLogQueue, publish: Callable[[str, LogsIngested], Any])
                     publish(subjects.log_entries(SOURCE), event), PUBLISH_TIMEOUT_S
                 )
             except Exception:
-                queue.failed_publishes += 1  # never logged: it would only queue more
+                # never logged (it would only queue more): counted, and reported with
+                # the next batch that gets through
+                queue.lose(sum(1 for e in entries if e["fields"].get("suppressed") is None))
                 return sent
             sent += len(entries)
             queue.shipped += len(entries)

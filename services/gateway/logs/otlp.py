@@ -55,7 +55,12 @@ from shared.events.logs import (
     MAX_MESSAGE_BYTES,
 )
 from shared.events.metrics import MAX_FUTURE_S
-from shared.labels import MAX_LABEL_VALUE_CHARS, MAX_LABELS, first_unprintable
+from shared.labels import (
+    MAX_LABEL_NAME_CHARS,
+    MAX_LABEL_VALUE_CHARS,
+    MAX_LABELS,
+    first_unprintable,
+)
 
 # severity_number ranges of the log data model, four numbers a level
 SEVERITY_LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
@@ -167,6 +172,7 @@ class _Attributes:
                     and text
                     and len(text) <= MAX_LABEL_VALUE_CHARS
                     and first_unprintable(text) is None
+                    and len(name) <= MAX_LABEL_NAME_CHARS
                     and not name.startswith("__")
                 ):
                     self.labels[name] = text

@@ -16,12 +16,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import nats.errors
 import orjson
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import DeliverPolicy
 
 from shared.bus import EventBus
+from shared.errors import Unavailable
 from shared.logmatch import LineFilter
 from shared.streams import LOGS
 from shared.subjects import LOG_ENTRIES
@@ -131,14 +133,19 @@ class LogTails:
             return client
         async with self.lock:
             if self.subscription is None:
-                self.subscription = await bus.js.subscribe(
-                    f"{LOG_ENTRIES}.>",
-                    stream=LOGS.name,
-                    ordered_consumer=True,
-                    deliver_policy=DeliverPolicy.NEW,
-                    cb=self._deliver,
-                    pending_bytes_limit=PENDING_BYTES,
-                )
+                try:
+                    self.subscription = await bus.js.subscribe(
+                        f"{LOG_ENTRIES}.>",
+                        stream=LOGS.name,
+                        ordered_consumer=True,
+                        deliver_policy=DeliverPolicy.NEW,
+                        cb=self._deliver,
+                        pending_bytes_limit=PENDING_BYTES,
+                    )
+                except (TimeoutError, nats.errors.Error) as exc:
+                    raise Unavailable(
+                        f"the log stream cannot be read: {exc or 'no answer'}; retry later"
+                    ) from exc
             self.clients.add(client)
         return client
 
