@@ -1,5 +1,5 @@
 """A log search evaluated in Python against one line, for streams that never reach the
-store (live tail).
+store: the live tail and log alert rules.
 
 It answers as the store does: the text query's tree (``shared/logquery.py``) is matched
 against the message's tokens from the same tokenizer, so a phrase is its tokens in a
@@ -62,7 +62,9 @@ class LineFilter:
     ) -> LineFilter:
         return cls(frozenset(levels), frozenset(services), dict(labels or {}), parse_query(q))
 
-    def admits(self, entry: Mapping[str, Any]) -> bool:
+    def admits(self, entry: Mapping[str, Any], words: Sequence[str] | None = None) -> bool:
+        """Whether the line passes every filter; ``words`` are its message's tokens when the
+        caller has them already (several filters judging one line)."""
         if self.levels and entry.get("level", "info") not in self.levels:
             return False
         if self.services and entry.get("service", "") not in self.services:
@@ -72,5 +74,6 @@ class LineFilter:
             if any(labels.get(k) != v for k, v in self.labels.items()):
                 return False
         if self.query is not None:
-            return evaluate(self.query, tokens(str(entry.get("message", ""))))
+            line = tokens(str(entry.get("message", ""))) if words is None else words
+            return evaluate(self.query, line)
         return True

@@ -15,33 +15,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from shared.logquery import And, Node, Not, Or, Term, parse_query, tokens
+from shared.logmatch import LineFilter
 from shared.ruleconfig import LogSelector
 
 BUCKETS_PER_WINDOW = 1000
 MIN_BUCKET_S = 0.001
-
-
-def _contains(words: list[str], phrase: tuple[str, ...]) -> bool:
-    if len(phrase) == 1:
-        return phrase[0] in words
-    first, width = phrase[0], len(phrase)
-    return any(
-        word == first and tuple(words[i : i + width]) == phrase for i, word in enumerate(words)
-    )
-
-
-def text_matches(node: Node, words: list[str]) -> bool:
-    """Whether a message of these tokens meets the query: as the log store's search does,
-    words and phrases are whole tokens, case-insensitive."""
-    if isinstance(node, Term):
-        return _contains(words, node.tokens)
-    if isinstance(node, And):
-        return all(text_matches(child, words) for child in node.children)
-    if isinstance(node, Or):
-        return any(text_matches(child, words) for child in node.children)
-    assert isinstance(node, Not)
-    return not text_matches(node.child, words)
 
 
 class LineSelector:
@@ -49,24 +27,18 @@ class LineSelector:
     text last (only a line that passes the rest is tokenized)."""
 
     def __init__(self, selector: LogSelector):
-        self.levels = frozenset(selector.level)
         self.service = selector.service
-        self.labels = tuple(sorted(selector.labels.items()))
-        self.query = parse_query(selector.q)
         self.by = tuple(selector.by)
+        self.filter = LineFilter.of(
+            selector.level,
+            [selector.service] if selector.service else [],
+            selector.labels,
+            selector.q,
+        )
+        self.query = self.filter.query
 
     def matches(self, entry: Mapping[str, Any], words: list[str] | None = None) -> bool:
-        if self.levels and entry.get("level", "info") not in self.levels:
-            return False
-        if self.service and entry.get("service", "") != self.service:
-            return False
-        if self.labels:
-            labels = entry.get("labels") or {}
-            if any(labels.get(name) != value for name, value in self.labels):
-                return False
-        if self.query is None:
-            return True
-        return text_matches(self.query, words if words is not None else tokens(entry["message"]))
+        return self.filter.admits(entry, words)
 
     def series_labels(self, entry: Mapping[str, Any]) -> dict[str, str]:
         """The alert labels of the line's series: its ``by`` values (``service`` and
