@@ -5,16 +5,12 @@ each sample, so their figures reach back only as far as the raw samples do."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable
 
-import duckdb
 import numpy as np
 
-from services.metrics import layout, reads
-from services.metrics.columnar import ColumnStore, Tables
+from services.metrics import reads
 from services.metrics.layout import BY_NAME
 from services.metrics.promql.source import Want
 from services.metrics.query_api import PromFailure, matcher_groups
@@ -26,6 +22,7 @@ from services.metrics.slo.arithmetic import (
     runs_timeline,
     samples_timeline,
 )
+from services.metrics.slo.blocks import BlockCache, cached_raw_arrays
 from services.metrics.store import MetricsStore
 from shared.errors import InvalidInput
 from shared.sloconfig import Events
@@ -33,85 +30,6 @@ from shared.sloconfig import Events
 # a counter's first sample in a window needs the one before it: read this much earlier
 BASELINE_MS = 3_600_000
 ROLLUP = BY_NAME["1m"]
-BLOCK_CACHE_BYTES = 64 * 1024 * 1024
-
-
-class BlockCache:
-    """An SLO's samples of each compacted block, kept between evaluations: a compacted
-    block never changes under its key (late samples rewrite it under a new
-    ``through_seq``), and the burn-rate evaluation asks for the same days every 30 s.
-    Least recently used blocks go first once ``max_bytes`` is reached."""
-
-    def __init__(self, max_bytes: int = BLOCK_CACHE_BYTES):
-        self.max_bytes = max_bytes
-        self.used = 0
-        self._entries: OrderedDict[Hashable, reads.Columns] = OrderedDict()
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def size(piece: reads.Columns) -> int:
-        return int(piece.series_id.nbytes + piece.ts.nbytes + piece.value.nbytes)
-
-    def get(self, key: Hashable) -> reads.Columns | None:
-        with self._lock:
-            piece = self._entries.get(key)
-            if piece is not None:
-                self._entries.move_to_end(key)
-            return piece
-
-    def put(self, key: Hashable, piece: reads.Columns) -> None:
-        size = self.size(piece)
-        if size > self.max_bytes:
-            return
-        with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self.used -= self.size(old)
-            self._entries[key] = piece
-            self.used += size
-            while self.used > self.max_bytes:
-                _, evicted = self._entries.popitem(last=False)
-                self.used -= self.size(evicted)
-
-
-def cached_raw_arrays(
-    store: ColumnStore, cache: BlockCache, ids: Sequence[int], start_ms: int, end_ms: int
-) -> dict[int, Series]:
-    """Raw samples per series in ``[start_ms, end_ms]``: compacted blocks from the cache
-    when it has them, the hot blocks always from the store."""
-    key_ids = tuple(ids)
-
-    def read(cursor: duckdb.DuckDBPyConnection, tables: Tables) -> list[reads.Columns]:
-        pieces: list[reads.Columns] = []
-        for start in layout.overlapping(list(tables.raw), store.block_ms, start_ms, end_ms):
-            key = (start, tables.raw[start], key_ids)
-            piece = cache.get(key)
-            if piece is None:
-                found = reads.sample_pieces(
-                    cursor,
-                    _only(tables, start),
-                    store.block_ms,
-                    start,
-                    start + store.block_ms,
-                    ids,
-                )
-                piece = found[0] if found else reads.EMPTY
-                cache.put(key, piece)
-            if len(piece) and (piece.ts[0] < start_ms or piece.ts.max() > end_ms):
-                piece = piece.where((piece.ts >= start_ms) & (piece.ts <= end_ms))
-            if len(piece):
-                pieces.append(piece)
-        hot = reads.sample_pieces(
-            cursor, tables, store.block_ms, start_ms, end_ms, ids, compacted=False
-        )
-        return pieces + hot
-
-    return reads.split_pieces(reads.retrying(store, read))
-
-
-def _only(tables: Tables, start: int) -> Tables:
-    """The table list with one compacted block and nothing hot."""
-    return Tables(set(), {start: tables.raw[start]}, {})
 
 
 class SloReader:

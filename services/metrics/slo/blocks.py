@@ -1,0 +1,219 @@
+"""An SLO's raw samples from compacted blocks, kept in memory between evaluations.
+
+A compacted block never changes under its key (late samples rewrite it under a new
+``through_seq``), and the burn-rate evaluation asks for the same days every 30 s. So the
+samples of each block are cached, the blocks missing from the cache are read together
+(a query per block costs more in DuckDB's planning than in its scan), and the blocks of
+a window are also kept joined per series, so that a warm read only slices arrays.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+
+from services.metrics import layout, reads
+from services.metrics.columnar import ColumnStore, Tables
+from services.metrics.slo.arithmetic import Ints, Series
+
+BLOCK_CACHE_BYTES = 64 * 1024 * 1024
+BLOCKS_PER_QUERY = 32
+"""Compacted blocks read in one UNION ALL: DuckDB plans a long union in time growing
+faster than its length (720 blocks in one query took 3x as long as in 32-block parts)."""
+JOINED_PER_SERIES_SET = 2  # joined windows kept: the burn evaluation's and one other
+LITERAL_IDS = 1000  # up to this many series ids are written into the SQL as a list
+
+
+class BlockCache:
+    """Samples of compacted blocks, and blocks joined per series, least recently used
+    going first once ``max_bytes`` is reached."""
+
+    def __init__(self, max_bytes: int = BLOCK_CACHE_BYTES):
+        self.max_bytes = max_bytes
+        self.used = 0
+        self._entries: OrderedDict[Hashable, reads.Columns] = OrderedDict()
+        self._lock = threading.Lock()
+        self._windows: dict[tuple[int, ...], list[Hashable]] = {}
+
+    @staticmethod
+    def size(piece: reads.Columns) -> int:
+        return int(piece.series_id.nbytes + piece.ts.nbytes + piece.value.nbytes)
+
+    def get(self, key: Hashable) -> reads.Columns | None:
+        with self._lock:
+            piece = self._entries.get(key)
+            if piece is not None:
+                self._entries.move_to_end(key)
+            return piece
+
+    def put(self, key: Hashable, piece: reads.Columns) -> None:
+        size = self.size(piece)
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.used -= self.size(old)
+            self._entries[key] = piece
+            self.used += size
+            while self.used > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self.used -= self.size(evicted)
+
+    def remember_window(self, key_ids: tuple[int, ...], key: Hashable) -> None:
+        """Note a joined window of these series, dropping the oldest beyond
+        ``JOINED_PER_SERIES_SET``: an older one is stale once a new block joins, and kept
+        it would push the blocks themselves out of the cache."""
+        with self._lock:
+            recent = [k for k in self._windows.get(key_ids, []) if k != key] + [key]
+            self._windows[key_ids] = recent[-JOINED_PER_SERIES_SET:]
+            for old in recent[:-JOINED_PER_SERIES_SET]:
+                piece = self._entries.pop(old, None)
+                if piece is not None:
+                    self.used -= self.size(piece)
+
+
+def read_blocks(
+    cursor: duckdb.DuckDBPyConnection, starts: Sequence[int], ids: Sequence[int]
+) -> dict[int, reads.Columns]:
+    """The samples of ``ids`` in each compacted block of ``starts``, a few queries for
+    them all; each block's rows grouped by series and in time order, as stored."""
+    found: dict[int, reads.Columns] = {start: reads.EMPTY for start in starts}
+    if len(ids) <= LITERAL_IDS:
+        where, params = f"series_id IN ({', '.join(str(int(i)) for i in ids)})", {}
+    else:
+        where, params = "series_id IN (SELECT unnest($ids::UINTEGER[]))", {"ids": list(ids)}
+    for first in range(0, len(starts), BLOCKS_PER_QUERY):
+        part = starts[first : first + BLOCKS_PER_QUERY]
+        sql = " UNION ALL ".join(
+            f"SELECT {n} AS block, rowid AS row, series_id, dt, value "
+            f"FROM {layout.raw_table(start)} WHERE {where}"
+            for n, start in enumerate(part)
+        )
+        rows = cursor.execute(sql, params).fetchnumpy()
+        block = np.asarray(rows["block"], dtype=np.int64)
+        if len(block) == 0:
+            continue
+        row = np.asarray(rows["row"], dtype=np.int64)
+        # a block's timestamps are sums of distances in stored order: keep that order
+        same = block[1:] == block[:-1]
+        if not bool(np.all((block[1:] > block[:-1]) | (same & (row[1:] > row[:-1])))):
+            order = np.lexsort((row, block))
+            block, rows = block[order], {k: np.asarray(v)[order] for k, v in rows.items()}
+        ids_found = np.asarray(rows["series_id"], dtype=np.uint32)
+        dt = np.asarray(rows["dt"], dtype=np.int64)
+        value = np.asarray(rows["value"], dtype=np.float64)
+        ts = decoded_ts(np.asarray(part, dtype=np.int64)[block], block, ids_found, dt)
+        edges = np.flatnonzero(np.r_[True, block[1:] != block[:-1], True])
+        for a, b in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
+            found[part[int(block[a])]] = reads.Columns(ids_found[a:b], ts[a:b], value[a:b])
+    return found
+
+
+def decoded_ts(origin: Ints, block: Ints, ids: npt.NDArray[np.uint32], dt: Ints) -> Ints:
+    """Absolute timestamps of rows of several blocks: each series' distances summed from
+    its block's start (``origin``, per row)."""
+    total = np.cumsum(dt)
+    firsts = np.flatnonzero(np.r_[True, (ids[1:] != ids[:-1]) | (block[1:] != block[:-1])])
+    before = total[firsts] - dt[firsts]
+    lengths = np.diff(np.r_[firsts, len(ids)])
+    return origin + total - np.repeat(before, lengths)
+
+
+def cached_raw_arrays(
+    store: ColumnStore, cache: BlockCache, ids: Sequence[int], start_ms: int, end_ms: int
+) -> dict[int, Series]:
+    """Raw samples per series in ``[start_ms, end_ms]``: compacted blocks from the cache
+    when it has them, the hot blocks always from the store."""
+    key_ids = tuple(ids)
+
+    def read(
+        cursor: duckdb.DuckDBPyConnection, tables: Tables
+    ) -> tuple[reads.Columns, list[reads.Columns]]:
+        blocks = tuple(
+            (start, tables.raw[start])
+            for start in layout.overlapping(list(tables.raw), store.block_ms, start_ms, end_ms)
+        )
+        compacted = joined_blocks(cursor, cache, key_ids, blocks)
+        hot = reads.sample_pieces(
+            cursor, tables, store.block_ms, start_ms, end_ms, ids, compacted=False
+        )
+        return compacted, hot
+
+    compacted, hot = reads.retrying(store, read)
+    found: dict[int, Series] = {}
+    for series_id, (ts, values) in by_series(compacted):
+        low = int(np.searchsorted(ts, start_ms, side="left"))
+        high = int(np.searchsorted(ts, end_ms, side="right"))
+        if high > low:
+            found[series_id] = (ts[low:high], values[low:high])
+    for series_id, (ts, values) in reads.split_pieces(hot).items():
+        older = found.get(series_id)
+        if older is None:
+            found[series_id] = (ts, values)
+        elif len(ts) and ts[0] > older[0][-1]:
+            found[series_id] = (np.concatenate([older[0], ts]), np.concatenate([older[1], values]))
+        else:  # late samples not compacted yet: in time order, the later stored kept
+            both = np.concatenate([older[0], ts])
+            ids_of = np.full(len(both), series_id, dtype=np.uint32)
+            joined = reads.Columns(ids_of, both, np.concatenate([older[1], values]))
+            found[series_id] = joined.split()[series_id]
+    return found
+
+
+def joined_blocks(
+    cursor: duckdb.DuckDBPyConnection,
+    cache: BlockCache,
+    key_ids: tuple[int, ...],
+    blocks: tuple[tuple[int, int], ...],
+) -> reads.Columns:
+    """The samples of these compacted blocks (start, through_seq) grouped by series, in
+    time order within each; from the cache, or joined from the blocks' cached samples
+    and those read now."""
+    key = ("joined", key_ids, blocks)
+    joined = cache.get(key)
+    if joined is not None:
+        return joined
+    pieces: dict[int, reads.Columns] = {}
+    missing: list[int] = []
+    for start, seq in blocks:
+        piece = cache.get((start, seq, key_ids))
+        if piece is None:
+            missing.append(start)
+        else:
+            pieces[start] = piece
+    if missing:
+        through = dict(blocks)
+        for start, piece in read_blocks(cursor, missing, key_ids).items():
+            cache.put((start, through[start], key_ids), piece)
+            pieces[start] = piece
+    split = reads.split_pieces([pieces[start] for start, _ in blocks if len(pieces[start])])
+    joined = reads.EMPTY
+    if split:
+        order = sorted(split)
+        joined = reads.Columns(
+            np.concatenate([np.full(len(split[i][0]), i, dtype=np.uint32) for i in order]),
+            np.concatenate([split[i][0] for i in order]),
+            np.concatenate([split[i][1] for i in order]),
+        )
+    cache.put(key, joined)
+    cache.remember_window(key_ids, key)
+    return joined
+
+
+def by_series(columns: reads.Columns) -> list[tuple[int, Series]]:
+    """Each series' arrays of columns grouped by series (views, not copies)."""
+    ids = columns.series_id
+    if len(ids) == 0:
+        return []
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    ends = np.r_[starts[1:], len(ids)]
+    return [
+        (int(ids[a]), (columns.ts[a:b], columns.value[a:b]))
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+    ]
