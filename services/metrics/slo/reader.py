@@ -6,7 +6,7 @@ each sample, so their figures reach back only as far as the raw samples do."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -45,8 +45,9 @@ class SloReader:
 
     async def timeline(self, events: Events, start_ms: int, end_ms: int) -> Timeline:
         if events.kind == "counters":
-            good = await self._series(events.good, start_ms - BASELINE_MS, end_ms, Want.LAST)
-            total = await self._series(events.total, start_ms - BASELINE_MS, end_ms, Want.LAST)
+            good, total = await self._series(
+                (events.good, events.total), start_ms - BASELINE_MS, end_ms, Want.LAST
+            )
             return counters_timeline(good, total, bad=events.bad_counter)
         if events.kind == "runs":
             raw_from = self._raw_from(start_ms)
@@ -78,7 +79,9 @@ class SloReader:
         return list((await self._raw_by_id(selector, start_ms, end_ms)).values())
 
     async def _raw_by_id(self, selector: str, start_ms: int, end_ms: int) -> dict[int, Series]:
-        ids = self._ids(selector, start_ms, end_ms)
+        return await self._raw_of(self._ids(selector, start_ms, end_ms), start_ms, end_ms)
+
+    async def _raw_of(self, ids: list[int], start_ms: int, end_ms: int) -> dict[int, Series]:
         if not ids or end_ms <= start_ms:
             return {}
         core = self.store.core
@@ -89,12 +92,12 @@ class SloReader:
         return {i: found[i] for i in sorted(found) if len(found[i][0])}
 
     async def _rollup(self, selector: str, start_ms: int, end_ms: int, want: Want) -> list[Series]:
-        return list((await self._rollup_by_id(selector, start_ms, end_ms, want)).values())
-
-    async def _rollup_by_id(
-        self, selector: str, start_ms: int, end_ms: int, want: Want
-    ) -> dict[int, Series]:
         ids = self._ids(selector, start_ms, end_ms)
+        return list((await self._rollup_of(ids, start_ms, end_ms, want)).values())
+
+    async def _rollup_of(
+        self, ids: list[int], start_ms: int, end_ms: int, want: Want
+    ) -> dict[int, Series]:
         if not ids or end_ms <= start_ms:
             return {}
         core = self.store.core
@@ -103,20 +106,31 @@ class SloReader:
         )
         return {i: found[i] for i in sorted(found) if len(found[i][0])}
 
-    async def _series(self, selector: str, start_ms: int, end_ms: int, want: Want) -> list[Series]:
-        """Per series, the rollup's points before the raw samples, then the samples."""
+    async def _series(
+        self, selectors: Sequence[str], start_ms: int, end_ms: int, want: Want
+    ) -> list[list[Series]]:
+        """Per selector, per series, the rollup's points before the raw samples, then the
+        samples. The selectors' series are read together: one pass over the blocks."""
         raw_from = self._raw_from(start_ms)
-        newer = await self._raw_by_id(selector, raw_from, end_ms)
-        if raw_from <= start_ms:
-            return list(newer.values())
-        older = await self._rollup_by_id(selector, start_ms, raw_from, want)
-        joined_series: list[Series] = []
-        for series_id in sorted(set(older) | set(newer)):
-            parts = [p for p in (older.get(series_id), newer.get(series_id)) if p is not None]
-            joined_series.append(
-                (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-            )
-        return joined_series
+        wanted = [set(self._ids(selector, raw_from, end_ms)) for selector in selectors]
+        newer = await self._raw_of(sorted(set().union(*wanted)), raw_from, end_ms)
+        older: dict[int, Series] = {}
+        if raw_from > start_ms:
+            earlier = [set(self._ids(selector, start_ms, raw_from)) for selector in selectors]
+            older = await self._rollup_of(sorted(set().union(*earlier)), start_ms, raw_from, want)
+            wanted = [a | b for a, b in zip(wanted, earlier, strict=True)]
+        found: list[list[Series]] = []
+        for ids in wanted:
+            joined_series: list[Series] = []
+            for series_id in sorted(ids & (set(older) | set(newer))):
+                parts = [p for p in (older.get(series_id), newer.get(series_id)) if p is not None]
+                joined_series.append(
+                    (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+                    if len(parts) > 1
+                    else parts[0]
+                )
+            found.append(joined_series)
+        return found
 
 
 def joined(older: Timeline, newer: Timeline) -> Timeline:
