@@ -33,14 +33,11 @@ class Timeline:
 
     @classmethod
     def of(cls, ts: Ints, good: Floats, total: Floats, values: Floats | None = None) -> Timeline:
-        order = np.argsort(ts, kind="stable")
-        zero = np.zeros(1)
-        return cls(
-            ts[order],
-            np.concatenate([zero, np.cumsum(good[order])]),
-            np.concatenate([zero, np.cumsum(total[order])]),
-            None if values is None else values[order],
-        )
+        if len(ts) > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
+            order = np.argsort(ts, kind="stable")
+            ts, good, total = ts[order], good[order], total[order]
+            values = None if values is None else values[order]
+        return cls(ts, running_sum(good), running_sum(total), values)
 
     def index(self, at_ms: int | Ints) -> npt.NDArray[np.intp]:
         return np.searchsorted(self.ts, at_ms, side="left")
@@ -51,6 +48,14 @@ class Timeline:
         good = float(self.good_sum[high] - self.good_sum[low])
         total = float(self.total_sum[high] - self.total_sum[low])
         return max(0.0, min(good, total)), total
+
+
+def running_sum(events: Floats) -> Floats:
+    """0, then the sum of events before each index."""
+    sums = np.empty(len(events) + 1)
+    sums[0] = 0.0
+    np.cumsum(events, out=sums[1:])
+    return sums
 
 
 EMPTY = Timeline(np.zeros(0, np.int64), np.zeros(1), np.zeros(1))
@@ -80,6 +85,10 @@ def counters_timeline(
     """Good (or, with ``bad``, bad) events against all events, from counters."""
     g_ts, g_inc = merged_increases(good)
     t_ts, t_inc = merged_increases(total)
+    if np.array_equal(g_ts, t_ts):
+        # both counters sampled at the same times (one scrape): one event list, and no
+        # merging; sums between timestamps are the same as with the two lists merged
+        return Timeline.of(t_ts, t_inc - g_inc if bad else g_inc, t_inc)
     ts = np.concatenate([t_ts, g_ts])
     total_events = np.concatenate([t_inc, np.zeros(len(g_ts))])
     if bad:  # good = total - bad
