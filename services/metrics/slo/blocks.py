@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
 import numpy as np
@@ -82,37 +83,61 @@ def read_blocks(
     cursor: duckdb.DuckDBPyConnection, starts: Sequence[int], ids: Sequence[int]
 ) -> dict[int, reads.Columns]:
     """The samples of ``ids`` in each compacted block of ``starts``, a few queries for
-    them all; each block's rows grouped by series and in time order, as stored."""
-    found: dict[int, reads.Columns] = {start: reads.EMPTY for start in starts}
+    them all (on two cursors at once: a block first touched costs DuckDB a load it does
+    partly outside the GIL); each block's rows grouped by series and in time order."""
+    params: dict[str, object] = {}
     if len(ids) <= LITERAL_IDS:
-        where, params = f"series_id IN ({', '.join(str(int(i)) for i in ids)})", {}
+        where = f"series_id IN ({', '.join(str(int(i)) for i in ids)})"
     else:
         where, params = "series_id IN (SELECT unnest($ids::UINTEGER[]))", {"ids": list(ids)}
-    for first in range(0, len(starts), BLOCKS_PER_QUERY):
-        part = starts[first : first + BLOCKS_PER_QUERY]
-        sql = " UNION ALL ".join(
-            f"SELECT {n} AS block, rowid AS row, series_id, dt, value "
-            f"FROM {layout.raw_table(start)} WHERE {where}"
-            for n, start in enumerate(part)
-        )
-        rows = cursor.execute(sql, params).fetchnumpy()
-        block = np.asarray(rows["block"], dtype=np.int64)
-        if len(block) == 0:
-            continue
-        row = np.asarray(rows["row"], dtype=np.int64)
-        # a block's timestamps are sums of distances in stored order: keep that order
-        same = block[1:] == block[:-1]
-        if not bool(np.all((block[1:] > block[:-1]) | (same & (row[1:] > row[:-1])))):
-            order = np.lexsort((row, block))
-            block, rows = block[order], {k: np.asarray(v)[order] for k, v in rows.items()}
-        ids_found = np.asarray(rows["series_id"], dtype=np.uint32)
-        dt = np.asarray(rows["dt"], dtype=np.int64)
-        value = np.asarray(rows["value"], dtype=np.float64)
-        ts = decoded_ts(np.asarray(part, dtype=np.int64)[block], block, ids_found, dt)
-        edges = np.flatnonzero(np.r_[True, block[1:] != block[:-1], True])
-        for a, b in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True):
-            found[part[int(block[a])]] = reads.Columns(ids_found[a:b], ts[a:b], value[a:b])
+    parts = [starts[i : i + BLOCKS_PER_QUERY] for i in range(0, len(starts), BLOCKS_PER_QUERY)]
+
+    def read(part: Sequence[int]) -> dict[int, reads.Columns]:
+        own = cursor.cursor()
+        try:
+            return _read_part(own, part, where, params)
+        finally:
+            own.close()
+
+    found: dict[int, reads.Columns] = {start: reads.EMPTY for start in starts}
+    if len(parts) == 1:
+        found.update(_read_part(cursor, parts[0], where, params))
+    else:
+        for each in _POOL.map(read, parts):
+            found.update(each)
     return found
+
+
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="slo-blocks")
+
+
+def _read_part(
+    cursor: duckdb.DuckDBPyConnection, part: Sequence[int], where: str, params: dict[str, object]
+) -> dict[int, reads.Columns]:
+    sql = " UNION ALL ".join(
+        f"SELECT {n} AS block, rowid AS row, series_id, dt, value "
+        f"FROM {layout.raw_table(start)} WHERE {where}"
+        for n, start in enumerate(part)
+    )
+    rows = cursor.execute(sql, params).fetchnumpy()
+    block = np.asarray(rows["block"], dtype=np.int64)
+    if len(block) == 0:
+        return {}
+    row = np.asarray(rows["row"], dtype=np.int64)
+    # a block's timestamps are sums of distances in stored order: keep that order
+    same = block[1:] == block[:-1]
+    if not bool(np.all((block[1:] > block[:-1]) | (same & (row[1:] > row[:-1])))):
+        order = np.lexsort((row, block))
+        block, rows = block[order], {k: np.asarray(v)[order] for k, v in rows.items()}
+    ids_found = np.asarray(rows["series_id"], dtype=np.uint32)
+    dt = np.asarray(rows["dt"], dtype=np.int64)
+    value = np.asarray(rows["value"], dtype=np.float64)
+    ts = decoded_ts(np.asarray(part, dtype=np.int64)[block], block, ids_found, dt)
+    edges = np.flatnonzero(np.r_[True, block[1:] != block[:-1], True])
+    return {
+        part[int(block[a])]: reads.Columns(ids_found[a:b], ts[a:b], value[a:b])
+        for a, b in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True)
+    }
 
 
 def decoded_ts(origin: Ints, block: Ints, ids: npt.NDArray[np.uint32], dt: Ints) -> Ints:
@@ -192,18 +217,30 @@ def joined_blocks(
         for start, piece in read_blocks(cursor, missing, key_ids).items():
             cache.put((start, through[start], key_ids), piece)
             pieces[start] = piece
-    split = reads.split_pieces([pieces[start] for start, _ in blocks if len(pieces[start])])
-    joined = reads.EMPTY
-    if split:
-        order = sorted(split)
-        joined = reads.Columns(
-            np.concatenate([np.full(len(split[i][0]), i, dtype=np.uint32) for i in order]),
-            np.concatenate([split[i][0] for i in order]),
-            np.concatenate([split[i][1] for i in order]),
-        )
+    joined = grouped([pieces[start] for start, _ in blocks if len(pieces[start])])
     cache.put(key, joined)
     cache.remember_window(key_ids, key)
     return joined
+
+
+def grouped(pieces: list[reads.Columns]) -> reads.Columns:
+    """Pieces of consecutive blocks as one, grouped by series and in time order within
+    each; of equal timestamps (a block may hold a late duplicate) the later kept."""
+    joined = reads.concat(pieces)
+    ids, ts = joined.series_id, joined.ts
+    if len(ids) > 1 and not bool(np.all(ids[1:] >= ids[:-1])):
+        order = np.argsort(ids, kind="stable")  # blocks are in time order: stays so
+        joined = reads.Columns(ids[order], ts[order], joined.value[order])
+        ids, ts = joined.series_id, joined.ts
+    if bool(np.all((ids[1:] != ids[:-1]) | (ts[1:] > ts[:-1]))):
+        return joined
+    split = reads.split_pieces(pieces)
+    order_ids = sorted(split)
+    return reads.Columns(
+        np.concatenate([np.full(len(split[i][0]), i, dtype=np.uint32) for i in order_ids]),
+        np.concatenate([split[i][0] for i in order_ids]),
+        np.concatenate([split[i][1] for i in order_ids]),
+    )
 
 
 def by_series(columns: reads.Columns) -> list[tuple[int, Series]]:
