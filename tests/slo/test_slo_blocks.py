@@ -63,11 +63,25 @@ async def test_many_blocks_read_in_parts_and_then_from_the_cache(
             # the third hour (minutes 120 to 179) holds the errors at 130 and 131
             assert timeline.counts(start_ms + 2 * hour, start_ms + 3 * hour) == (598.0, 600.0)
             assert timeline.counts(start_ms + 2 * hour, start_ms + 3 * hour + 1) == (608.0, 610.0)
-        # two selections of two series: each one's 600 samples in blocks, and joined
+        # two selections of two series: each one's 600 samples joined
         samples = reads.Columns(
             np.zeros(600, np.uint32), np.zeros(600, np.int64), np.zeros(600, np.float64)
         )
-        assert cache.used == 4 * BlockCache.size(samples)
+        assert cache.used == 2 * BlockCache.size(samples)
+        # an hour later: a sixth block, the window an hour on (the first block left out)
+        sixth_hour = counters(H0, 360, errors_at={7, 130, 131, 299, 330})[3 * 300 :]
+        await store.store(2, [batch(sixth_hour)])
+        later = now + HOUR
+        await store.compact(later)
+        assert len(store.core.tables().raw) == 6
+        reader.clock = lambda: later
+        start_ms, end_ms = int((H0 + HOUR) * 1000), int(later * 1000)
+        for events in (COUNTERS, BAD):
+            timeline = await reader.timeline(events, start_ms, end_ms)
+            # minutes 60 to 359: 300 increases, errors at 130, 131, 299 and 330
+            assert timeline.counts(start_ms, end_ms) == (2996.0, 3000.0)
+            hour = int(HOUR * 1000)
+            assert timeline.counts(start_ms + 3 * hour, end_ms) == (1198.0, 1200.0)
     finally:
         await store.close()
 
@@ -142,13 +156,13 @@ async def test_a_late_duplicate_timestamp_keeps_the_later_value(tmp_path: Path) 
 def test_a_new_window_of_the_same_series_drops_the_oldest() -> None:
     cache = BlockCache()
     piece = reads.Columns(np.zeros(10, np.uint32), np.arange(10, dtype=np.int64), np.zeros(10))
-    for n in range(3):
-        cache.put(("joined", (1,), n), piece)
-        cache.remember_window((1,), ("joined", (1,), n))
-    cache.put(("joined", (2,), 0), piece)
-    cache.remember_window((2,), ("joined", (2,), 0))
-    assert cache.get(("joined", (1,), 0)) is None
-    assert cache.get(("joined", (1,), 1)) is not None
-    assert cache.get(("joined", (1,), 2)) is not None
-    assert cache.get(("joined", (2,), 0)) is not None
+    windows = [((0, 1), (n, 1)) for n in range(3)]
+    for window in windows:
+        cache.put(((1,), window), piece)
+    cache.put(((2,), windows[0]), piece)
+    assert cache.get(((1,), windows[0])) is None
+    assert cache.get(((1,), windows[1])) is not None
+    assert cache.get(((1,), windows[2])) is not None
+    assert [window for window, _ in cache.windows((1,))] == windows[1:]
+    assert cache.get(((2,), windows[0])) is not None
     assert cache.used == 3 * BlockCache.size(piece)

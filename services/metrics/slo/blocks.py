@@ -2,16 +2,17 @@
 
 A compacted block never changes under its key (late samples rewrite it under a new
 ``through_seq``), and the burn-rate evaluation asks for the same days every 30 s. So the
-samples of each block are cached, the blocks missing from the cache are read together
-(a query per block costs more in DuckDB's planning than in its scan), and the blocks of
-a window are also kept joined per series, so that a warm read only slices arrays.
+blocks of a window are kept joined per series, and a warm read only slices arrays; when
+a block joins or is rewritten, the next window takes the blocks it shares with the last
+one from it and reads the others, together (a query per block costs more in DuckDB's
+planning than in its scan).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
@@ -30,53 +31,63 @@ JOINED_PER_SERIES_SET = 2  # joined windows kept: the burn evaluation's and one 
 LITERAL_IDS = 1000  # up to this many series ids are written into the SQL as a list
 
 
+Blocks = tuple[tuple[int, int], ...]  # compacted blocks: (start, through_seq), in order
+Window = tuple[tuple[int, ...], Blocks]  # series ids and blocks
+
+
 class BlockCache:
-    """Samples of compacted blocks, and blocks joined per series, least recently used
-    going first once ``max_bytes`` is reached."""
+    """Samples of compacted blocks joined per series, by set of series and blocks (a
+    window), least recently used going first once ``max_bytes`` is reached. A set of
+    series keeps its ``JOINED_PER_SERIES_SET`` newest windows: an older one is stale
+    once a new block joins, and the next window is built from the newest."""
 
     def __init__(self, max_bytes: int = BLOCK_CACHE_BYTES):
         self.max_bytes = max_bytes
         self.used = 0
-        self._entries: OrderedDict[Hashable, reads.Columns] = OrderedDict()
+        self._entries: OrderedDict[Window, reads.Columns] = OrderedDict()
         self._lock = threading.Lock()
-        self._windows: dict[tuple[int, ...], list[Hashable]] = {}
+        self._windows: dict[tuple[int, ...], list[Blocks]] = {}
 
     @staticmethod
     def size(piece: reads.Columns) -> int:
         return int(piece.series_id.nbytes + piece.ts.nbytes + piece.value.nbytes)
 
-    def get(self, key: Hashable) -> reads.Columns | None:
+    def get(self, key: Window) -> reads.Columns | None:
         with self._lock:
             piece = self._entries.get(key)
             if piece is not None:
                 self._entries.move_to_end(key)
             return piece
 
-    def put(self, key: Hashable, piece: reads.Columns) -> None:
-        size = self.size(piece)
-        if size > self.max_bytes:
-            return
+    def windows(self, ids: tuple[int, ...]) -> list[tuple[Blocks, reads.Columns]]:
+        """The windows of these series still held."""
         with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self.used -= self.size(old)
+            held = [
+                (blocks, self._entries.get((ids, blocks))) for blocks in self._windows.get(ids, [])
+            ]
+            return [(blocks, piece) for blocks, piece in held if piece is not None]
+
+    def put(self, key: Window, piece: reads.Columns) -> None:
+        size = self.size(piece)
+        with self._lock:
+            ids, blocks = key
+            recent = [b for b in self._windows.get(ids, []) if b != blocks] + [blocks]
+            self._windows[ids] = recent[-JOINED_PER_SERIES_SET:]
+            for old in recent[:-JOINED_PER_SERIES_SET]:
+                self._drop((ids, old))
+            self._drop(key)
+            if size > self.max_bytes:
+                return
             self._entries[key] = piece
             self.used += size
             while self.used > self.max_bytes:
                 _, evicted = self._entries.popitem(last=False)
                 self.used -= self.size(evicted)
 
-    def remember_window(self, key_ids: tuple[int, ...], key: Hashable) -> None:
-        """Note a joined window of these series, dropping the oldest beyond
-        ``JOINED_PER_SERIES_SET``: an older one is stale once a new block joins, and kept
-        it would push the blocks themselves out of the cache."""
-        with self._lock:
-            recent = [k for k in self._windows.get(key_ids, []) if k != key] + [key]
-            self._windows[key_ids] = recent[-JOINED_PER_SERIES_SET:]
-            for old in recent[:-JOINED_PER_SERIES_SET]:
-                piece = self._entries.pop(old, None)
-                if piece is not None:
-                    self.used -= self.size(piece)
+    def _drop(self, key: Window) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self.used -= self.size(old)
 
 
 def read_blocks(
@@ -164,7 +175,7 @@ def cached_raw_arrays(
             (start, tables.raw[start])
             for start in layout.overlapping(list(tables.raw), store.block_ms, start_ms, end_ms)
         )
-        compacted = joined_blocks(cursor, cache, key_ids, blocks)
+        compacted = joined_blocks(cursor, cache, key_ids, blocks, store.block_ms)
         hot = reads.sample_pieces(
             cursor, tables, store.block_ms, start_ms, end_ms, ids, compacted=False
         )
@@ -194,32 +205,48 @@ def cached_raw_arrays(
 def joined_blocks(
     cursor: duckdb.DuckDBPyConnection,
     cache: BlockCache,
-    key_ids: tuple[int, ...],
-    blocks: tuple[tuple[int, int], ...],
+    ids: tuple[int, ...],
+    blocks: Blocks,
+    block_ms: int,
 ) -> reads.Columns:
-    """The samples of these compacted blocks (start, through_seq) grouped by series, in
-    time order within each; from the cache, or joined from the blocks' cached samples
-    and those read now."""
-    key = ("joined", key_ids, blocks)
-    joined = cache.get(key)
+    """The samples of these compacted blocks grouped by series, in time order within
+    each: from the cache, or the blocks a held window of these series has (the same
+    start and checkpoint: the same samples) taken from it and the others read."""
+    joined = cache.get((ids, blocks))
     if joined is not None:
         return joined
-    pieces: dict[int, reads.Columns] = {}
-    missing: list[int] = []
+    wanted = set(blocks)
+    base_blocks: set[tuple[int, int]] = set()
+    base = reads.EMPTY
+    for held_blocks, held in cache.windows(ids):
+        if len(wanted.intersection(held_blocks)) > len(base_blocks):
+            base_blocks, base = wanted.intersection(held_blocks), held
+    read = read_blocks(
+        cursor, [start for start, seq in blocks if (start, seq) not in base_blocks], ids
+    )
+    pieces: list[reads.Columns] = []
+    run: list[int] = []  # adjacent blocks taken from ``base``: one cut for them all
+
+    def cut() -> None:
+        if run:
+            ts = base.ts
+            piece = base.where((ts >= run[0]) & (ts < run[-1] + block_ms))
+            if len(piece):
+                pieces.append(piece)
+            run.clear()
+
     for start, seq in blocks:
-        piece = cache.get((start, seq, key_ids))
-        if piece is None:
-            missing.append(start)
-        else:
-            pieces[start] = piece
-    if missing:
-        through = dict(blocks)
-        for start, piece in read_blocks(cursor, missing, key_ids).items():
-            cache.put((start, through[start], key_ids), piece)
-            pieces[start] = piece
-    joined = grouped([pieces[start] for start, _ in blocks if len(pieces[start])])
-    cache.put(key, joined)
-    cache.remember_window(key_ids, key)
+        if (start, seq) in base_blocks:
+            if run and run[-1] + block_ms != start:
+                cut()
+            run.append(start)
+            continue
+        cut()
+        if len(read[start]):
+            pieces.append(read[start])
+    cut()
+    joined = grouped(pieces)
+    cache.put((ids, blocks), joined)
     return joined
 
 
