@@ -41,10 +41,12 @@ def batch(samples: list[Sample]) -> SamplesIngested:
     return SamplesIngested(aggregate_id="t", samples=samples, received_at=H0)
 
 
+@pytest.mark.parametrize("literal_ids", [1000, 0])  # ids in the SQL, or as a parameter
 async def test_many_blocks_read_in_parts_and_then_from_the_cache(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, literal_ids: int
 ) -> None:
     monkeypatch.setattr(blocks, "BLOCKS_PER_QUERY", 2)  # five blocks: three queries
+    monkeypatch.setattr(blocks, "LITERAL_IDS", literal_ids)
     store = MetricsStore(tmp_path / "m.duckdb", MetricsSettings(), 1e12)
     await store.open()
     try:
