@@ -344,14 +344,17 @@ Aggregation = Literal["avg", "min", "max", "sum", "count", "last", "p50", "p90",
 MAX_GROUP_BY = 16  # labels a dashboard chart may group by
 
 
+MAX_UNIX_S = 253402300799.0  # 9999-12-31T23:59:59Z: any later time is a mistake
+
+
 class AggregateSamples(Command):
     """One value per ``step`` and group of series: what a chart over hours or days draws."""
 
     name: str = Field(min_length=1, max_length=200)
     labels: dict[str, str] = Field(default_factory=dict, description="Exact label matches")
-    start: float = Field(ge=0, description="Unix seconds, inclusive")
-    end: float = Field(ge=0, description="Unix seconds, inclusive")
-    step: float = Field(gt=0, description="Seconds per bucket")
+    start: float = Field(ge=0, le=MAX_UNIX_S, description="Unix seconds, inclusive")
+    end: float = Field(ge=0, le=MAX_UNIX_S, description="Unix seconds, inclusive")
+    step: float = Field(gt=0, le=MAX_UNIX_S, description="Seconds per bucket")
     aggregation: Aggregation = "avg"
     by: list[str] = Field(default_factory=list, max_length=MAX_GROUP_BY)
 

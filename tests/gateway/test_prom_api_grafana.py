@@ -251,6 +251,9 @@ async def test_dashboard_chart_aggregates_per_step(served: httpx.AsyncClient, sa
         ({"step": "60", "start": "100", "end": "50"}, "end"),
         ({"step": "0.001", "start": "0", "end": "100000"}, "step"),
         ({"by": "code"}, "name"),
+        ({"step": "1.6e308", "end": "86400", "aggregation": "p50"}, "step"),
+        ({"step": "60", "start": "0", "end": "1e300"}, "end"),
+        ({"step": "60", "start": "1e300", "end": "86400"}, "start"),
     ],
 )
 async def test_a_bad_chart_parameter_is_4xx_naming_it(
