@@ -254,3 +254,32 @@ async def test_an_answer_waits_for_no_metrics_service(client: httpx.AsyncClient)
     response = await client.get(f"{URL}/metrics")
     assert response.status_code == 503
     assert "vigil.query.metrics.slo" in response.json()["detail"]
+
+
+async def test_a_service_report_holds_each_of_its_slos(
+    client: httpx.AsyncClient, bus: EventBus, metrics: ServiceRuntime
+) -> None:
+    await post_runs(client, bus)
+    month = month_of(BASE + 3 * HOUR - 60)
+    response = await client.get(f"{URL}/report", params={"service": "web", "month": month})
+    assert response.status_code == 200, response.text
+    assert f"sla-web-{month}.csv" in response.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(response.text)))
+    summaries = [rows[i + 1][0] for i, row in enumerate(rows) if row[:2] == ["slo", "service"]]
+    assert sorted(summaries) == ["home-fast", "home-up", "home-up-planned"]
+
+    page = await client.get(
+        f"{URL}/report", params={"service": "web", "month": month, "format": "html"}
+    )
+    assert page.status_code == 200
+    assert f"<h1>SLA report web — {month}</h1>" in page.text
+    assert all(f"<h2>SLA report {name} — {month}</h2>" in page.text for name in summaries)
+
+    for params, status, field in [
+        ({"month": month}, 422, "slo"),
+        ({"slo": "home-up", "service": "web", "month": month}, 422, "slo"),
+        ({"service": "nobody", "month": month}, 404, "service"),
+    ]:
+        refused = await client.get(f"{URL}/report", params=params)
+        assert refused.status_code == status, (params, refused.text)
+        assert field in refused.json()["detail"]

@@ -133,7 +133,20 @@ def _table(head: list[str], cells: list[list[str]]) -> str:
     return f"<table><thead><tr>{header}</tr></thead><tbody>{_rows(cells)}</tbody></table>"
 
 
-def report_html(report: dict[str, Any]) -> str:
+def report_html(reports: list[dict[str, Any]], title: str) -> str:
+    """One page: a report, or a service's reports one after another."""
+    if len(reports) == 1:
+        body = _section(reports[0], 1)
+    else:
+        body = f"<h1>{escape(title)}</h1>" + "".join(_section(r, 2) for r in reports)
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>{body}</body></html>"
+    )
+
+
+def _section(report: dict[str, Any], level: int) -> str:
+    """One SLO's month, its heading at ``level`` and its parts one below."""
     met = _met(report)
     verdict = (
         "no events"
@@ -205,13 +218,13 @@ def report_html(report: dict[str, Any]) -> str:
     parts.append(escape(report["description"]))
     about = " · ".join(part for part in parts if part)
     partial = "" if report["complete"] else " (month in progress)"
+    top, sub = f"h{level}", f"h{level + 1}"
+    maintenance = maintenance.replace("<h2>", f"<{sub}>").replace("</h2>", f"</{sub}>")
     return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{title}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{title}</h1>"
+        f"<{top}>{title}</{top}>"
         f'<p class="meta">{about + "<br>" if about else ""}'
         f"From {_when(report['start'])} to {_when(report['end'])} UTC{partial}; "
         f"violations judged in {report['step_s']:g} s steps</p>"
-        f"{summary}<h2>Violations</h2>{violations}{maintenance}<h2>Each day</h2>{days}"
-        "</body></html>"
+        f"{summary}<{sub}>Violations</{sub}>{violations}{maintenance}"
+        f"<{sub}>Each day</{sub}>{days}"
     )

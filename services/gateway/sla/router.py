@@ -16,6 +16,7 @@ from services.gateway.common.state import StateDep
 from services.gateway.logs.router import parse_time
 from services.gateway.sla.report import HTML_POLICY, report_csv, report_html
 from shared.commands import parse_command
+from shared.errors import InvalidInput, NotFound
 from shared.slocommands import QUERY_SLA_REPORT, QUERY_SLO, SlaReportQuery, SloQuery
 
 QUERY_TIMEOUT_S = 30.0
@@ -75,23 +76,48 @@ _MONTH = re.compile(r"^\d{4}-\d{2}$")
 async def sla_report(
     _: Viewer,
     state: StateDep,
-    slo: Annotated[str, Query(description="The SLO")],
     month: Annotated[str, Query(description="YYYY-MM, UTC")],
+    slo: Annotated[str | None, Query(description="One SLO")] = None,
+    service: Annotated[
+        str | None, Query(description="Instead of slo: every SLO of this service")
+    ] = None,
     format: Annotated[Literal["csv", "html"], Query(description="csv or html")] = "csv",
 ) -> Response:
-    """One SLO over one calendar month: the month, each day, violations (5-minute steps)
-    and the maintenance left out, as CSV or a printable HTML page."""
-    query = parse_command(SlaReportQuery, {"slo": slo, "month": month.strip()})
-    report = await request_owner(state, QUERY_SLA_REPORT, query, timeout=QUERY_TIMEOUT_S)
-    name = re.sub(r"[^A-Za-z0-9_.-]", "_", query.slo)
+    """One SLO (or each SLO of a service) over one calendar month: the month, each day,
+    violations (5-minute steps) and the maintenance left out, as CSV or a printable HTML
+    page."""
+    if (slo is None) == (service is None):
+        raise InvalidInput(
+            "slo: give slo (one SLO) or service (each SLO of a service), not both or neither",
+            field="slo",
+        )
+    if service is not None:
+        listing = await request_owner(
+            state,
+            QUERY_SLO,
+            parse_command(SloQuery, {"service": service, "window": "1d"}),
+            timeout=QUERY_TIMEOUT_S,
+        )
+        names = [item["slo"] for item in listing["slos"]]
+        if not names:
+            raise NotFound(f"service: no SLO names the service {service!r}", field="service")
+    else:
+        names = [str(slo)]
+    reports = []
+    for each in names:
+        query = parse_command(SlaReportQuery, {"slo": each, "month": month.strip()})
+        reports.append(await request_owner(state, QUERY_SLA_REPORT, query, timeout=QUERY_TIMEOUT_S))
+    subject = str(slo if slo is not None else service)
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", subject)
     if format == "html":
+        title = f"SLA report {subject} — {query.month}"
         return Response(
-            report_html(report),
+            report_html(reports, title),
             media_type="text/html; charset=utf-8",
             headers={"Content-Security-Policy": HTML_POLICY},
         )
     return Response(
-        report_csv(report),
+        "\n".join(report_csv(report) for report in reports),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="sla-{name}-{query.month}.csv"'},
     )
