@@ -12,11 +12,10 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from services.gateway.metrics.batch import MalformedBody, PayloadTooLarge
+from services.gateway.metrics.batch import MalformedBody, check_batch_size
 from shared.errors import InvalidInput
 from shared.events.logs import (
     LEVELS,
-    MAX_BATCH_BYTES,
     MAX_BATCH_ENTRIES,
     MAX_FIELDS,
     MAX_FIELDS_BYTES,
@@ -68,14 +67,6 @@ def normalise_level(value: str, field: str) -> str:
     return canonical
 
 
-def check_body_size(size: int) -> None:
-    if size > MAX_BATCH_BYTES:
-        raise PayloadTooLarge(
-            f"body: {size} bytes is over the {MAX_BATCH_BYTES} byte limit; split the batch",
-            field="body",
-        )
-
-
 def parse_log_batch(
     body: bytes, now: float | None = None, max_age_s: float = DEFAULT_LOGS_RETENTION_S
 ) -> list[LogEntry]:
@@ -84,7 +75,7 @@ def parse_log_batch(
     A timestamp must lie between ``max_age_s`` (the longest log retention) before ``now``
     and ``MAX_FUTURE_S`` after it, as for samples.
     """
-    check_body_size(len(body))
+    check_batch_size(len(body))
     try:
         raw: Any = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

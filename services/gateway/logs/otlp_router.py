@@ -21,9 +21,10 @@ from services.gateway.common.errors import AUTHENTICATED, PROTOCOL_ERROR_CONTENT
 from services.gateway.common.routes import Ingest
 from services.gateway.common.state import StateDep
 from services.gateway.logs.otlp import export_response, parse_log_export
-from services.gateway.logs.router import publish_logs, read_body
+from services.gateway.logs.router import publish_logs
 from services.gateway.metrics.otlp import JSON, PROTOBUF
 from services.gateway.metrics.otlp_router import UnsupportedEncoding, _status_response
+from services.gateway.metrics.router import read_limited_body
 from services.gateway.surface.content_types import media_type
 from shared.errors import VigilError
 from shared.events import derived_id
@@ -52,7 +53,7 @@ async def otlp_logs(
             )
         state.health.refuse_writes()
         state.log_ingest.check()
-        body = await read_body(request)
+        body = await read_limited_body(request)
         received_at = time.time()
         export = await asyncio.to_thread(
             parse_log_export,

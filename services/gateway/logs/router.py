@@ -18,13 +18,13 @@ from services.gateway.common.routes import Ingest, Viewer
 from services.gateway.common.state import GatewayState, StateDep
 from services.gateway.logs.batch import (
     LEVEL_ALIASES,
-    check_body_size,
     parse_levels,
     parse_log_batch,
     parse_names,
 )
 from services.gateway.logs.schemas import LogBatchPublic, LogHistogramPublic, LogPagePublic
 from services.gateway.metrics.batch import parse_label_filter
+from services.gateway.metrics.router import read_limited_body
 from shared import commands, subjects
 from shared.commands import MAX_LOG_PAGE, parse_command
 from shared.errors import InvalidInput, Unavailable
@@ -83,19 +83,6 @@ Q_HELP = (
 )
 
 
-async def read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit():
-        check_body_size(int(declared))
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        check_body_size(size)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @router.post(
     "/logs",
     status_code=202,
@@ -128,7 +115,7 @@ async def ingest_logs(
     """Store log lines: one entry or an array, whole or not at all."""
     state.health.refuse_writes()
     state.log_ingest.check()
-    body = await read_body(request)
+    body = await read_limited_body(request)
     received_at = time.time()
     entries = parse_log_batch(body, received_at, state.settings.longest_log_retention_s)
     event_id = idempotency_key or new_id()
