@@ -13,17 +13,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
 
-from services.gateway.common.errors import AUTHENTICATED, PROTOCOL_ERROR_CONTENT, problems
 from services.gateway.common.routes import Ingest
 from services.gateway.common.state import StateDep
 from services.gateway.logs.otlp import export_response, parse_log_export
 from services.gateway.logs.router import publish_logs
-from services.gateway.metrics.otlp import JSON, PROTOBUF
-from services.gateway.metrics.otlp_router import UnsupportedEncoding, _status_response
+from services.gateway.metrics.otlp import PROTOBUF
+from services.gateway.metrics.otlp_http import (
+    REQUEST_CONTENT,
+    gzipped,
+    otlp_responses,
+    status_response,
+)
 from services.gateway.metrics.router import read_limited_body
 from services.gateway.surface.content_types import media_type
 from shared.errors import VigilError
@@ -45,12 +49,7 @@ async def otlp_logs(
     """OTLP/HTTP logs export: 200 once every mappable record in the request is stored."""
     media = media_type(request.headers.get("content-type", "")) or PROTOBUF
     try:
-        encoding = (content_encoding or "identity").strip().lower()
-        if encoding not in ("identity", "gzip"):
-            raise UnsupportedEncoding(
-                f"Content-Encoding: {encoding[:20]} is not accepted; send gzip or none",
-                field="Content-Encoding",
-            )
+        gzip = gzipped(content_encoding)
         state.health.refuse_writes()
         state.log_ingest.check()
         body = await read_limited_body(request)
@@ -59,7 +58,7 @@ async def otlp_logs(
             parse_log_export,
             body,
             media,
-            encoding == "gzip",
+            gzip,
             received_at,
             state.settings.longest_log_retention_s,
         )
@@ -67,7 +66,7 @@ async def otlp_logs(
             event_id = derived_id("otlp-logs", media, hashlib.sha256(body).hexdigest())
             await publish_logs(state, export.entries, event_id, received_at, OTLP_SOURCE)
     except VigilError as exc:
-        return _status_response(exc, media)
+        return status_response(exc, media)
     return Response(export_response(export, media), media_type=media)
 
 
@@ -78,28 +77,6 @@ _DESCRIPTION = (
     "string attributes → labels, other attributes → fields; the answer's partial_success "
     "counts the records not stored (neither body nor event name)."
 )
-_BODY = {"type": "string", "format": "binary"}
-_STATUS = {
-    "type": "object",
-    "description": "google.rpc.Status: code (google.rpc.Code) and message",
-    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
-    "required": ["code", "message"],
-}
-_STATUS_CONTENT = {PROTOCOL_ERROR_CONTENT: {PROTOBUF: {"schema": _BODY}, JSON: {"schema": _STATUS}}}
-
-
-def _responses() -> dict[int | str, dict[str, Any]]:
-    responses = problems(*AUTHENTICATED, 400, 413, 415, 422, 503)
-    responses[429] = {**responses[429], "description": "The log store is too far behind"}
-    for status in (400, 413, 415, 422, 429, 503):
-        responses[status].update(_STATUS_CONTENT)
-    responses[200] = {
-        "description": "ExportLogsServiceResponse in the request's encoding",
-        "content": {PROTOBUF: {"schema": _BODY}, JSON: {"schema": {"type": "object"}}},
-    }
-    return responses
-
-
 for _path in PATHS:
     router.add_api_route(
         _path,
@@ -108,12 +85,12 @@ for _path in PATHS:
         status_code=200,
         response_class=Response,
         summary="OTLP/HTTP logs export",
-        responses=_responses(),
+        responses=otlp_responses("The log store is too far behind", "ExportLogsServiceResponse"),
         openapi_extra={
             "requestBody": {
                 "required": False,
                 "description": _DESCRIPTION,
-                "content": {PROTOBUF: {"schema": _BODY}, JSON: {"schema": {"type": "object"}}},
+                "content": REQUEST_CONTENT,
             }
         },
         operation_id=f"otlp_logs_{'prometheus' if _path.startswith('/api') else 'default'}",

@@ -18,19 +18,14 @@ from services.gateway.common.errors import AUTHENTICATED, problems
 from services.gateway.common.routes import Ingest
 from services.gateway.common.state import StateDep
 from services.gateway.metrics.batch import MalformedBody
+from services.gateway.metrics.otlp_http import UnsupportedEncoding
 from services.gateway.metrics.remote_write import parse_remote_write
 from services.gateway.metrics.router import INGEST_SOURCE, publish_batch, read_limited_body
-from shared.errors import VigilError
 from shared.events import MAX_BATCH_BYTES, MAX_BATCH_SAMPLES, SampleBlock, derived_id
 
 PROTOBUF = "application/x-protobuf"
 
 router = APIRouter(prefix="/api/v1", tags=["metrics"])
-
-
-class UnsupportedEncoding(VigilError):
-    kind = "unsupported_media_type"
-    http_status = 415
 
 
 @router.post(
