@@ -31,7 +31,8 @@ from tests.system.conftest import VigilProcess
 # the identity section authenticates the bootstrap admin key; without it nothing is served
 pytest.importorskip("services.gateway.identity")
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+# every operation (about 150 of them) fuzzed in turn: minutes on two busy cores
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 # Prometheus remote write's body is bytes (snappy over protobuf): sent as raw bytes
 schemathesis.serializer.alias("application/x-protobuf", "application/octet-stream")
