@@ -49,11 +49,22 @@ def sample(host: str, value: float = 10.0) -> dict[str, Any]:
     return {"name": "checkout_latency_ms", "value": value, "labels": {"host": host}}
 
 
-async def post_batches(client: httpx.AsyncClient, count: int, tag: str) -> int:
+async def post_batches(
+    client: httpx.AsyncClient, count: int, tag: str, retry_s: float = 0.0
+) -> int:
+    """Post ``count`` batches, each 202. Within ``retry_s`` a 503 is sent again with the
+    same Idempotency-Key, as the answer says to: just after space returns the broker may
+    still be restarting (the supervisor restarts a JetStream that refused writes)."""
     accepted = 0
     for i in range(count):
         batch = [sample(f"{tag}-{i}-{j}") for j in range(20)]
-        response = await client.post("/api/monitoring/metrics", json=batch)
+        headers = {"Idempotency-Key": f"{tag}-{i}"}
+        deadline = time.monotonic() + retry_s
+        while True:
+            response = await client.post("/api/monitoring/metrics", json=batch, headers=headers)
+            if response.status_code != 503 or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.2)
         assert response.status_code == 202, response.text
         accepted += len(batch)
     return accepted
@@ -153,7 +164,7 @@ async def test_a_full_disk_is_said_loudly_refused_at_once_and_survived(
         full.unlink()
         nearly.unlink()
         print(f"writes accepted again {await accepted_again(client):.1f}s after space returned")
-        accepted += 1 + await post_batches(client, 10, "after")
+        accepted += 1 + await post_batches(client, 10, "after", retry_s=30)
         await all_stored(client, accepted)
         await ready_again(client)
         await webhook_receiver.wait_for(
@@ -185,5 +196,5 @@ async def test_a_read_only_data_dir_is_said_loudly_and_survived(
         finally:
             await asyncio.to_thread(subprocess.run, ["umount", str(small_disk)], check=True)
         await accepted_again(client)
-        accepted += 1 + await post_batches(client, 5, "after")
+        accepted += 1 + await post_batches(client, 5, "after", retry_s=30)
         await all_stored(client, accepted)
